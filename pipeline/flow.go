@@ -1,0 +1,222 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Flow is one source, zero or more stages and one or more sinks. Flow files
+// (package pipeline/flowfile) and Go programs build the same value.
+type Flow struct {
+	// Name identifies the flow's state on the bus; it must stay the same across
+	// restarts for a run to resume. Letters, digits, "-" and "_".
+	Name   string
+	Source Component
+	Stages []Component
+	Sinks  []SinkSpec
+	Bus    BusSpec
+	// Pos is where the flow was declared; zero for flows built in Go.
+	Pos Pos
+}
+
+// Component is a source, stage or sink: either a registered connector (Type
+// and Config) or, from Go, a ready value (Instance, a Source, Stage or Sink).
+type Component struct {
+	Type     string
+	Config   map[string]any
+	Instance any
+	Pos      Pos
+}
+
+// SinkSpec is one sink of a flow with its delivery settings.
+type SinkSpec struct {
+	// Name is unique in the flow and names the sink's deliveries in status
+	// output. It defaults to the connector type, then type-2, type-3...
+	Name string
+	Component
+	Retry Retry
+	// Parallelism is how many parts of one file are written at once, unless
+	// the sink's part plan says otherwise. Default 4.
+	Parallelism int
+	// Files is how many files are delivered to this sink at once. Default 4.
+	Files int
+}
+
+// Retry is a sink's retry budget with exponential backoff.
+type Retry struct {
+	// Attempts is how many times a delivery is tried before it is marked
+	// failed. Default 5.
+	Attempts int
+	// Initial is the first backoff (default 1s); each retry doubles it up to
+	// Max (default 1m).
+	Initial, Max time.Duration
+}
+
+// BusSpec tunes how files travel through JetStream.
+type BusSpec struct {
+	// ChunkSize is the size of one bus message's payload. Default 1 MiB; it may
+	// not exceed the server's max_payload.
+	ChunkSize int64
+	// Compression of bus chunks: "s2" (default; chunks that do not shrink are
+	// sent as they are), "zstd" or "none".
+	Compression string
+	// Files is how many files are read from the source at once. Default 4.
+	Files int
+	// Readers is how many chunks of one file are read at once when the source
+	// supports range reads and no stage changes the content. Default 4.
+	Readers int
+	// Retention keeps a file's chunks this long after every sink committed it,
+	// for replay. 0 removes them at once. Chunks of a failed delivery are kept.
+	Retention time.Duration
+}
+
+// Pos is a place in a flow file.
+type Pos struct {
+	File         string
+	Line, Column int
+}
+
+func (p Pos) String() string {
+	if p.File == "" && p.Line == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Column)
+}
+
+// Defaults used when a flow leaves a setting at zero.
+const (
+	DefaultChunkSize   = 1 << 20
+	DefaultCompression = "s2"
+	DefaultParallelism = 4
+	DefaultFiles       = 4
+	DefaultReaders     = 4
+	DefaultAttempts    = 5
+	DefaultBackoff     = time.Second
+	DefaultMaxBackoff  = time.Minute
+)
+
+// Compressions lists the accepted BusSpec.Compression values.
+var Compressions = []string{"s2", "zstd", "none"}
+
+// SourceOf wraps a ready Source for a Flow built in Go.
+func SourceOf(s Source) Component { return Component{Type: fmt.Sprintf("%T", s), Instance: s} }
+
+// StageOf wraps a ready Stage (a StageFunc, say) for a Flow built in Go.
+func StageOf(s Stage) Component { return Component{Type: fmt.Sprintf("%T", s), Instance: s} }
+
+// SinkOf wraps a ready Sink, under the given sink name, for a Flow built in Go.
+func SinkOf(name string, s Sink) SinkSpec {
+	return SinkSpec{Name: name, Component: Component{Type: fmt.Sprintf("%T", s), Instance: s}}
+}
+
+// Use names a registered connector and its config for a Flow built in Go.
+func Use(connector string, config map[string]any) Component {
+	return Component{Type: connector, Config: config}
+}
+
+var flowName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// WithDefaults returns a copy of f with every zero setting replaced by its
+// default and sink names filled in.
+func (f Flow) WithDefaults() Flow {
+	b := &f.Bus
+	if b.ChunkSize == 0 {
+		b.ChunkSize = DefaultChunkSize
+	}
+	if b.Compression == "" {
+		b.Compression = DefaultCompression
+	}
+	if b.Files == 0 {
+		b.Files = DefaultFiles
+	}
+	if b.Readers == 0 {
+		b.Readers = DefaultReaders
+	}
+	sinks := make([]SinkSpec, len(f.Sinks))
+	used := map[string]int{}
+	for _, s := range f.Sinks {
+		if s.Name != "" {
+			used[s.Name]++
+		}
+	}
+	for i, s := range f.Sinks {
+		if s.Name == "" {
+			base := s.Type
+			s.Name = base
+			for n := 2; used[s.Name] > 0; n++ {
+				s.Name = fmt.Sprintf("%s-%d", base, n)
+			}
+			used[s.Name]++
+		}
+		if s.Parallelism == 0 {
+			s.Parallelism = DefaultParallelism
+		}
+		if s.Files == 0 {
+			s.Files = DefaultFiles
+		}
+		if s.Retry.Attempts == 0 {
+			s.Retry.Attempts = DefaultAttempts
+		}
+		if s.Retry.Initial == 0 {
+			s.Retry.Initial = DefaultBackoff
+		}
+		if s.Retry.Max == 0 {
+			s.Retry.Max = DefaultMaxBackoff
+		}
+		sinks[i] = s
+	}
+	f.Sinks = sinks
+	return f
+}
+
+// Check validates the flow's own settings (not connector configs): names,
+// sink count, bus settings. It reports every problem, each prefixed with its
+// position when known.
+func (f Flow) Check() error {
+	var errs []error
+	at := func(p Pos, format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		if s := p.String(); s != "" {
+			msg = s + ": " + msg
+		}
+		errs = append(errs, errors.New(msg))
+	}
+	if !flowName.MatchString(f.Name) {
+		at(f.Pos, "flow name %q: use 1 to 64 letters, digits, '-' or '_'", f.Name)
+	}
+	if f.Source.Type == "" && f.Source.Instance == nil {
+		at(f.Pos, "flow %q has no source", f.Name)
+	}
+	if len(f.Sinks) == 0 {
+		at(f.Pos, "flow %q has no sinks: add at least one under sinks", f.Name)
+	}
+	seen := map[string]bool{}
+	for _, s := range f.Sinks {
+		if s.Name == "" {
+			continue
+		}
+		if !flowName.MatchString(s.Name) {
+			at(s.Pos, "sink name %q: use 1 to 64 letters, digits, '-' or '_'", s.Name)
+		}
+		if seen[s.Name] {
+			at(s.Pos, "sink name %q is used twice: give each sink its own name", s.Name)
+		}
+		seen[s.Name] = true
+		if s.Parallelism < 0 || s.Files < 0 || s.Retry.Attempts < 0 {
+			at(s.Pos, "sink %q: parallelism, files and retry attempts must not be negative", s.Name)
+		}
+	}
+	b := f.Bus
+	if b.ChunkSize < 0 || (b.ChunkSize > 0 && b.ChunkSize < 4096) {
+		at(f.Pos, "bus chunk_size %d: must be at least 4KiB", b.ChunkSize)
+	}
+	if b.Compression != "" && !contains(Compressions, b.Compression) {
+		at(f.Pos, "bus compression %q: want one of s2, zstd, none", b.Compression)
+	}
+	if b.Files < 0 || b.Readers < 0 || b.Retention < 0 {
+		at(f.Pos, "bus files, readers and retention must not be negative")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,64 @@
+package pipeline
+
+import (
+	"context"
+	"io"
+)
+
+// Sink receives files.
+type Sink interface {
+	// Open starts (or, with resume state from an earlier Upload.State, resumes)
+	// writing one file. f.Size and f.SHA256 may be unknown (-1, "") while the
+	// engine is still reading the file unless the sink implements ManifestFirst.
+	// Open may return an error wrapping ErrSkip to skip the file for this sink
+	// (for example an overwrite policy of "skip"); that counts as delivered.
+	Open(ctx context.Context, f File, resume []byte) (Upload, error)
+	// Close releases the sink's resources after every Upload is finished.
+	Close() error
+}
+
+// PartPlan is how a sink wants a file cut into parts.
+type PartPlan struct {
+	// PartSize is the preferred part size in bytes. The engine rounds it up to
+	// a whole number of bus chunks; 0 means one bus chunk per part.
+	PartSize int64
+	// Concurrency is how many WritePart calls may run at once; 0 means the
+	// flow's default for the sink.
+	Concurrency int
+}
+
+// Part locates one part of a file. Every part but the last is exactly the
+// plan's part size (after rounding), so Offset is Number × part size.
+type Part struct {
+	Number int // 0-based
+	Offset int64
+	Size   int64
+	Last   bool
+}
+
+// Upload is one file being written to a sink.
+type Upload interface {
+	// Plan returns the part plan. It is called once, right after Open.
+	Plan() PartPlan
+	// WritePart writes one part. It is safe for concurrent use with other parts
+	// and idempotent: writing a part again replaces it. r yields exactly p.Size
+	// bytes.
+	WritePart(ctx context.Context, p Part, r io.Reader) error
+	// Commit makes the file visible once every part is written. f carries the
+	// final Size and SHA256. After a successful Commit, State and WritePart are
+	// no longer called.
+	Commit(ctx context.Context, f File) error
+	// Abort discards what was written. cause says why (nil: cancelled).
+	Abort(ctx context.Context, cause error) error
+	// State returns an opaque token from which Sink.Open can resume this upload
+	// after a crash (a temp file name, an upload id). The engine stores it after
+	// parts complete. Safe for concurrent use with WritePart.
+	State() []byte
+}
+
+// ManifestFirst is an optional Sink ability: a sink that needs the file's final
+// size and sha256 at Open (to announce them before any content) returns true,
+// and the engine opens it only after the whole file is on the bus.
+type ManifestFirst interface {
+	ManifestFirst() bool
+}

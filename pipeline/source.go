@@ -1,0 +1,39 @@
+package pipeline
+
+import (
+	"context"
+	"io"
+)
+
+// Source yields the files of a flow.
+type Source interface {
+	// Next blocks until a file is ready and returns it. It returns io.EOF when a
+	// finite source has nothing more to offer, and ctx.Err() when ctx ends.
+	// Next is called from one goroutine at a time. A file that was returned but
+	// never acked (the runner stopped) must be offered again by a new Source.
+	Next(ctx context.Context) (Item, error)
+	// Close releases the source's resources. Items already returned remain
+	// valid for Ack until Close returns.
+	Close() error
+}
+
+// Item is one file offered by a Source.
+type Item interface {
+	// File returns the file's metadata. Name and Key must be set.
+	File() File
+	// Open returns the file's content from the start. It may be called more
+	// than once (a resumed read opens the file again).
+	Open(ctx context.Context) (io.ReadCloser, error)
+	// Ack is called once every sink is done with the file, with the outcome.
+	// It may be called again for the same file after a restart, so it must be
+	// idempotent. Sources apply after-delivery actions (delete, move) only for
+	// Passed.
+	Ack(ctx context.Context, o Outcome) error
+}
+
+// RangeOpener is an optional Item ability: reading a byte range, which lets
+// the engine read several chunks of one file at once and resume a read in the
+// middle. OpenRange must be safe for concurrent use.
+type RangeOpener interface {
+	OpenRange(ctx context.Context, offset, length int64) (io.ReadCloser, error)
+}
