@@ -1,0 +1,117 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"strconv"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
+	"github.com/nats-io/nats.go"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Chunk is one piece of a file on the bus.
+type Chunk struct {
+	Index int
+	Data  []byte // raw, uncompressed
+	Last  bool
+}
+
+// ErrCorrupt is returned by Decode for a chunk whose checksum or length does
+// not match its headers.
+var ErrCorrupt = errors.New("corrupt chunk")
+
+// Codec encodes chunks as messages and back. It is safe for concurrent use.
+type Codec struct {
+	compression string
+	zenc        *zstd.Encoder
+	zdec        *zstd.Decoder
+}
+
+// NewCodec returns a codec that compresses with "s2", "zstd" or "none".
+// Whatever it encodes with, it decodes all three.
+func NewCodec(compression string) (*Codec, error) {
+	c := &Codec{compression: compression}
+	var err error
+	switch compression {
+	case "s2", "none", "":
+	case "zstd":
+		c.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("bus compression %q: want s2, zstd or none", compression)
+	}
+	c.zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(64<<20))
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Encode builds the message for chunk ch of the file whose chunks go to
+// subject. Compressed data is used only when it saves at least 1/16.
+func (c *Codec) Encode(subject string, ch Chunk) *nats.Msg {
+	m := nats.NewMsg(subject)
+	m.Header.Set(HeaderIndex, strconv.Itoa(ch.Index))
+	m.Header.Set(HeaderLen, strconv.Itoa(len(ch.Data)))
+	m.Header.Set(HeaderSum, fmt.Sprintf("%08x", crc32.Checksum(ch.Data, castagnoli)))
+	if ch.Last {
+		m.Header.Set(HeaderLast, "1")
+	}
+	m.Data = ch.Data
+	if len(ch.Data) < 512 {
+		return m
+	}
+	var packed []byte
+	switch c.compression {
+	case "s2":
+		packed = s2.Encode(nil, ch.Data)
+	case "zstd":
+		packed = c.zenc.EncodeAll(ch.Data, nil)
+	}
+	if packed != nil && len(packed) < len(ch.Data)-len(ch.Data)/16 {
+		m.Header.Set(HeaderEnc, c.compression)
+		m.Data = packed
+	}
+	return m
+}
+
+// Decode returns the chunk in a message, checking its length and checksum.
+func (c *Codec) Decode(h nats.Header, data []byte) (Chunk, error) {
+	idx, err := strconv.Atoi(h.Get(HeaderIndex))
+	if err != nil || idx < 0 {
+		return Chunk{}, fmt.Errorf("%w: bad %s header %q", ErrCorrupt, HeaderIndex, h.Get(HeaderIndex))
+	}
+	n, err := strconv.Atoi(h.Get(HeaderLen))
+	if err != nil || n < 0 {
+		return Chunk{}, fmt.Errorf("%w: chunk %d: bad %s header", ErrCorrupt, idx, HeaderLen)
+	}
+	raw := data
+	switch enc := h.Get(HeaderEnc); enc {
+	case "":
+	case "s2":
+		if l, err := s2.DecodedLen(data); err != nil || l != n {
+			return Chunk{}, fmt.Errorf("%w: chunk %d: s2 length", ErrCorrupt, idx)
+		}
+		raw, err = s2.Decode(make([]byte, n), data)
+	case "zstd":
+		raw, err = c.zdec.DecodeAll(data, make([]byte, 0, n))
+	default:
+		return Chunk{}, fmt.Errorf("%w: chunk %d: unknown encoding %q", ErrCorrupt, idx, enc)
+	}
+	if err != nil {
+		return Chunk{}, fmt.Errorf("%w: chunk %d: %v", ErrCorrupt, idx, err)
+	}
+	if len(raw) != n {
+		return Chunk{}, fmt.Errorf("%w: chunk %d: %d bytes, header says %d", ErrCorrupt, idx, len(raw), n)
+	}
+	if sum := fmt.Sprintf("%08x", crc32.Checksum(raw, castagnoli)); sum != h.Get(HeaderSum) {
+		return Chunk{}, fmt.Errorf("%w: chunk %d: checksum %s, header says %s", ErrCorrupt, idx, sum, h.Get(HeaderSum))
+	}
+	return Chunk{Index: idx, Data: raw, Last: h.Get(HeaderLast) == "1"}, nil
+}

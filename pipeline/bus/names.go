@@ -1,0 +1,63 @@
+package bus
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
+// Names are the JetStream names used by one flow. Flow and sink names are
+// restricted to letters, digits, '-' and '_' (pipeline.Flow.Check), which are
+// valid in stream, subject and bucket names.
+type Names struct{ Flow string }
+
+func (n Names) ChunkStream() string { return "MFT_" + n.Flow + "_CHUNKS" }
+func (n Names) TaskStream() string  { return "MFT_" + n.Flow + "_TASKS" }
+func (n Names) Bucket() string      { return BucketPrefix + n.Flow }
+
+// ChunkSubject is where the chunks of file id are published.
+func (n Names) ChunkSubject(id string) string { return "mft." + n.Flow + ".chunk." + id }
+
+// TaskSubject is where delivery tasks for sink are published.
+func (n Names) TaskSubject(sink string) string { return "mft." + n.Flow + ".task." + sink }
+
+// Consumer is the durable work-queue consumer of sink's tasks.
+func (n Names) Consumer(sink string) string { return "sink_" + sink }
+
+// BucketPrefix starts the name of every flow's KV bucket; the status command
+// finds flows by it.
+const BucketPrefix = "mft_"
+
+// FlowOfBucket returns the flow name of a KV bucket, or "" if it is not one.
+func FlowOfBucket(bucket string) string {
+	f, ok := strings.CutPrefix(bucket, BucketPrefix)
+	if !ok {
+		return ""
+	}
+	return f
+}
+
+// FileID derives a file's id from its flow and source key: the same file
+// offered again after a restart gets the same id.
+func FileID(flow, key string) string {
+	h := sha256.Sum256([]byte(flow + "\x00" + key))
+	return hex.EncodeToString(h[:16])
+}
+
+// KV keys.
+func ManifestKey(id string) string       { return "file." + id }
+func DeliveryKey(id, sink string) string { return "dlv." + id + "." + sink }
+func DeliveryKeys(id string) string      { return "dlv." + id + ".*" }
+
+// Header names of chunk messages.
+const (
+	HeaderIndex = "Mft-Index" // 0-based chunk index
+	HeaderLen   = "Mft-Len"   // length of the raw (uncompressed) data
+	HeaderSum   = "Mft-Sum"   // CRC-32C of the raw data, 8 hex digits
+	HeaderEnc   = "Mft-Enc"   // "s2" or "zstd"; absent when not compressed
+	HeaderLast  = "Mft-Last"  // "1" on the file's last chunk
+)
+
+// HeaderRoom is what chunk headers may add to a message beyond the payload;
+// a chunk size plus HeaderRoom must fit in the server's max_payload.
+const HeaderRoom = 1024

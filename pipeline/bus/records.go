@@ -1,0 +1,174 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Manifest states.
+const (
+	FileIngesting = "ingesting" // chunks are being published
+	FileReady     = "ready"     // every chunk is on the bus; Size, Chunks and SHA256 are final
+	FileDone      = "done"      // every sink is final and the source was acked
+	FileSkipped   = "skipped"   // a stage dropped the file
+	FileFailed    = "failed"    // the file could not be read (Error says why)
+)
+
+// Manifest is a file's record in KV, under ManifestKey(id).
+type Manifest struct {
+	ID        string            `json:"id"`
+	Key       string            `json:"key"`
+	Name      string            `json:"name"`
+	Size      int64             `json:"size"` // -1 until ready
+	SHA256    string            `json:"sha256,omitempty"`
+	ModTime   time.Time         `json:"mod_time"`
+	Attrs     map[string]string `json:"attrs,omitempty"`
+	ChunkSize int64             `json:"chunk_size"`
+	Chunks    int               `json:"chunks"` // final count once ready
+	Sinks     []string          `json:"sinks"`
+	State     string            `json:"state"`
+	// TasksPublished is set once a delivery task was queued for every sink.
+	TasksPublished bool `json:"tasks_published,omitempty"`
+	// Checkpoint is the last point up to which every chunk is known to be on
+	// the bus; an interrupted read resumes there.
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
+	Outcome    string      `json:"outcome,omitempty"` // pipeline.Status name, once done
+	Error      string      `json:"error,omitempty"`
+	Created    time.Time   `json:"created"`
+	Updated    time.Time   `json:"updated"`
+	Finished   time.Time   `json:"finished,omitzero"`
+}
+
+// Checkpoint records how much of a file is safely on the bus.
+type Checkpoint struct {
+	Chunks int    `json:"chunks"`
+	Bytes  int64  `json:"bytes"`
+	Hash   []byte `json:"hash"` // marshalled sha256 state after Bytes bytes
+}
+
+// Delivery states.
+const (
+	DeliveryPending   = "pending"
+	DeliveryActive    = "active"
+	DeliveryCommitted = "committed"
+	DeliverySkipped   = "skipped" // the sink declined the file (overwrite: skip)
+	DeliveryFailed    = "failed"
+)
+
+// Final reports whether a delivery state is final.
+func Final(state string) bool {
+	return state == DeliveryCommitted || state == DeliverySkipped || state == DeliveryFailed
+}
+
+// Delivery is one (file, sink) delivery's record in KV, under DeliveryKey.
+type Delivery struct {
+	File     string `json:"file"`
+	Sink     string `json:"sink"`
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	PartSize int64  `json:"part_size,omitempty"`
+	// Done has bit n set when part n is written.
+	Done   Bitmap `json:"done,omitempty"`
+	Resume []byte `json:"resume,omitempty"` // the sink's Upload.State
+	// Writes counts successful WritePart calls over all attempts; Resumed
+	// counts parts an attempt did not write because an earlier one had.
+	Writes   int       `json:"writes"`
+	Resumed  int       `json:"resumed"`
+	Attempts int       `json:"attempts"`
+	Bytes    int64     `json:"bytes"` // bytes committed
+	Error    string    `json:"error,omitempty"`
+	Owner    string    `json:"owner,omitempty"` // run id of the last runner to work on it
+	Updated  time.Time `json:"updated"`
+}
+
+// Bitmap is a set of part numbers.
+type Bitmap []byte
+
+func (b Bitmap) Has(n int) bool { return n/8 < len(b) && b[n/8]&(1<<(n%8)) != 0 }
+
+// Set returns b with n added.
+func (b Bitmap) Set(n int) Bitmap {
+	for len(b) <= n/8 {
+		b = append(b, 0)
+	}
+	b[n/8] |= 1 << (n % 8)
+	return b
+}
+
+// Count returns how many parts are set.
+func (b Bitmap) Count() int {
+	c := 0
+	for _, x := range b {
+		for ; x != 0; x &= x - 1 {
+			c++
+		}
+	}
+	return c
+}
+
+// Store reads and writes a flow's records with compare-and-swap.
+type Store struct{ KV jetstream.KeyValue }
+
+// Get reads the record under key into v and returns its revision; a missing
+// key returns revision 0 and no error.
+func (s Store) Get(ctx context.Context, key string, v any) (uint64, error) {
+	e, err := s.KV.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading %s: %w", key, err)
+	}
+	if err := json.Unmarshal(e.Value(), v); err != nil {
+		return 0, fmt.Errorf("decoding %s: %w", key, err)
+	}
+	return e.Revision(), nil
+}
+
+// ErrUnchanged may be returned by an Update function to skip the write.
+var ErrUnchanged = errors.New("record unchanged")
+
+// Update applies fn to the record under key (the zero value if missing) and
+// writes it back with compare-and-swap, retrying on conflicts. It returns the
+// record as written.
+func Update[T any](ctx context.Context, s Store, key string, fn func(v *T, exists bool) error) (T, error) {
+	for attempt := 0; ; attempt++ {
+		var v T
+		rev, err := s.Get(ctx, key, &v)
+		if err != nil {
+			return v, err
+		}
+		if err := fn(&v, rev != 0); err != nil {
+			if errors.Is(err, ErrUnchanged) {
+				return v, nil
+			}
+			return v, err
+		}
+		data, err := json.Marshal(v)
+		if err != nil {
+			return v, err
+		}
+		if rev == 0 {
+			_, err = s.KV.Create(ctx, key, data)
+		} else {
+			_, err = s.KV.Update(ctx, key, data, rev)
+		}
+		if err == nil {
+			return v, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongSequence(err) || attempt > 100 {
+			return v, fmt.Errorf("writing %s: %w", key, err)
+		}
+	}
+}
+
+func isWrongSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}

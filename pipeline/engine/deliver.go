@@ -1,0 +1,359 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/pipeline/bus"
+)
+
+// Part writes are retried this often within one delivery attempt before the
+// attempt fails (and the delivery's own retry budget takes over).
+const partAttempts = 3
+
+// deliveryWorker takes the sink's delivery tasks one at a time.
+func (r *Run) deliveryWorker(s *sinkRun) {
+	defer r.workers.Done()
+	for r.idle.Err() == nil {
+		ctx, cancel := context.WithTimeout(r.idle, 5*time.Second)
+		batch, err := s.consumer.Fetch(1, jetstream.FetchContext(ctx))
+		if err != nil {
+			cancel()
+			if r.idle.Err() == nil {
+				r.log.Warn("fetching delivery tasks", "sink", s.spec.Name, "err", err)
+				sleep(r.idle, time.Second)
+			}
+			continue
+		}
+		for msg := range batch.Messages() {
+			r.handleTask(s, msg)
+		}
+		cancel()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+	}
+}
+
+// retryLater asks for the task to be redelivered after a delay.
+type retryLater struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryLater) Error() string { return e.err.Error() }
+func (e *retryLater) Unwrap() error { return e.err }
+
+func (r *Run) handleTask(s *sinkRun, msg jetstream.Msg) {
+	id := string(msg.Data())
+	log := r.log.With("sink", s.spec.Name, "id", id)
+	s.stats.active.Add(1)
+	defer s.stats.active.Add(-1)
+
+	// Keep the task while working on it, however long that takes.
+	alive, stopAlive := context.WithCancel(context.Background())
+	go func() {
+		t := time.NewTicker(r.e.opts.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				msg.InProgress()
+			case <-alive.Done():
+				return
+			}
+		}
+	}()
+	err := r.deliver(r.hard, s, id, log)
+	stopAlive()
+
+	var later *retryLater
+	switch {
+	case err == nil:
+		msg.Ack()
+	case errors.Is(err, errStopped) || r.stopping.Err() != nil:
+		msg.Nak() // the next run takes it at once
+	case errors.As(err, &later):
+		s.stats.retries.Add(1)
+		log.Warn("delivery attempt failed; retrying", "in", later.after, "err", later.err)
+		msg.NakWithDelay(later.after)
+	default:
+		log.Error("delivery task failed", "err", err)
+		msg.NakWithDelay(r.e.opts.AckWait)
+	}
+}
+
+// deliver makes one attempt at delivering file id to sink s. It returns nil
+// once the delivery is final (committed, skipped or failed for good),
+// errStopped when the run is stopping, and *retryLater for a failed attempt
+// with budget left.
+func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, log interface {
+	Info(string, ...any)
+	Warn(string, ...any)
+	Error(string, ...any)
+}) error {
+	key := bus.DeliveryKey(id, s.spec.Name)
+	var m bus.Manifest
+	rev, err := r.fb.Store.Get(ctx, bus.ManifestKey(id), &m)
+	if err != nil {
+		return err
+	}
+	if rev == 0 {
+		log.Warn("delivery task for an unknown file; dropping it")
+		return nil
+	}
+	rec, err := bus.Update(ctx, r.fb.Store, key, func(d *bus.Delivery, exists bool) error {
+		if exists && bus.Final(d.State) {
+			return bus.ErrUnchanged
+		}
+		d.File, d.Sink, d.Name = id, s.spec.Name, m.Name
+		d.State, d.Owner, d.Updated = bus.DeliveryActive, r.e.opts.RunID, time.Now().UTC()
+		d.Attempts++
+		return nil
+	})
+	if err != nil {
+		return r.stopped(err)
+	}
+	if bus.Final(rec.State) {
+		return nil
+	}
+	s.stats.active.Add(0)
+
+	// Watch the manifest: a read that fails for good ends the delivery.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	mw, err := newManifestWatch(ctx, r.fb.Store, id, func(m bus.Manifest) {
+		if m.State == bus.FileFailed || m.State == bus.FileSkipped {
+			cancel(pipeline.Permanent(fmt.Errorf("reading %s from the source failed: %s", m.Name, m.Error)))
+		}
+	})
+	if err != nil {
+		return r.stopped(err)
+	}
+	defer mw.stop()
+
+	var up pipeline.Upload
+	fail := func(err error) error {
+		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil && r.hard.Err() == nil {
+			err = cause
+		}
+		if r.stopping.Err() != nil && !pipeline.IsPermanent(err) {
+			return errStopped
+		}
+		final := pipeline.IsPermanent(err) || rec.Attempts >= s.spec.Retry.Attempts
+		if final && up != nil {
+			if aerr := up.Abort(r.hard, err); aerr != nil {
+				log.Warn("aborting upload", "err", aerr)
+			}
+		}
+		_, uerr := bus.Update(r.hard, r.fb.Store, key, func(d *bus.Delivery, exists bool) error {
+			d.Error, d.Updated = err.Error(), time.Now().UTC()
+			if final {
+				d.State, d.Resume, d.Done = bus.DeliveryFailed, nil, nil
+			}
+			return nil
+		})
+		if uerr != nil {
+			return uerr
+		}
+		if final {
+			s.stats.failed.Add(1)
+			log.Error("delivery failed", "attempts", rec.Attempts, "err", err)
+			r.finisher.poke(id)
+			return nil
+		}
+		return &retryLater{err: err, after: retryDelay(s.spec.Retry, rec.Attempts)}
+	}
+
+	if s.manifestFirst && m.State == bus.FileIngesting {
+		if m, err = mw.await(ctx, func(m bus.Manifest) bool { return m.State != bus.FileIngesting }); err != nil {
+			return fail(err)
+		}
+	}
+	if m.State == bus.FileFailed || m.State == bus.FileSkipped {
+		return fail(pipeline.Permanent(fmt.Errorf("reading %s from the source failed: %s", m.Name, m.Error)))
+	}
+	file := fileOf(m)
+	up, err = s.sink.Open(ctx, file, rec.Resume)
+	if errors.Is(err, pipeline.ErrSkip) {
+		log.Info("sink skipped the file", "reason", err)
+		s.stats.skipped.Add(1)
+		return r.finish(key, id, bus.DeliverySkipped, 0)
+	}
+	if err != nil {
+		return fail(fmt.Errorf("opening %s on sink %s: %w", m.Name, s.spec.Name, err))
+	}
+	plan := up.Plan()
+	chunk := m.ChunkSize
+	partSize := max(chunk, (plan.PartSize+chunk-1)/chunk*chunk)
+	if rec.PartSize != 0 && rec.PartSize != partSize {
+		log.Warn("sink part size changed; writing every part again", "was", rec.PartSize, "now", partSize)
+		rec.Done = nil
+	}
+	conc := plan.Concurrency
+	if conc <= 0 {
+		conc = s.spec.Parallelism
+	}
+	sum, size, err := r.writeParts(ctx, s, up, &m, rec, partSize, conc)
+	if err != nil {
+		return fail(err)
+	}
+	if m.State == bus.FileIngesting {
+		if m, err = mw.await(ctx, func(m bus.Manifest) bool { return m.State != bus.FileIngesting }); err != nil {
+			return fail(err)
+		}
+	}
+	if m.SHA256 != sum || m.Size != size {
+		return fail(pipeline.Permanent(fmt.Errorf("%s: the bus holds %d bytes with sha256 %s, the manifest says %d bytes with sha256 %s", m.Name, size, sum, m.Size, m.SHA256)))
+	}
+	// Another owner may have finished while this one worked (a task
+	// redelivered after a stall): never commit twice.
+	var cur bus.Delivery
+	if _, err := r.fb.Store.Get(ctx, key, &cur); err != nil {
+		return fail(err)
+	}
+	if bus.Final(cur.State) {
+		return nil
+	}
+	if err := up.Commit(ctx, fileOf(m)); err != nil {
+		return fail(fmt.Errorf("committing %s on sink %s: %w", m.Name, s.spec.Name, err))
+	}
+	s.stats.committed.Add(1)
+	log.Info("delivered", "file", m.Name, "bytes", m.Size)
+	return r.finish(key, id, bus.DeliveryCommitted, m.Size)
+}
+
+func (r *Run) finish(key, id, state string, size int64) error {
+	_, err := bus.Update(r.hard, r.fb.Store, key, func(d *bus.Delivery, exists bool) error {
+		d.State, d.Bytes, d.Error, d.Resume, d.Updated = state, size, "", nil, time.Now().UTC()
+		return nil
+	})
+	r.finisher.poke(id)
+	return err
+}
+
+func fileOf(m bus.Manifest) pipeline.File {
+	return pipeline.File{ID: m.ID, Key: m.Key, Name: m.Name, Size: m.Size, SHA256: m.SHA256, ModTime: m.ModTime, Attrs: m.Attrs}
+}
+
+// writeParts reads the file's chunks from the bus in order, verifies them,
+// groups them into parts and writes the parts not yet done, conc at a time.
+// It returns the sha256 and size of everything read.
+func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m *bus.Manifest, rec bus.Delivery, partSize int64, conc int) (string, int64, error) {
+	cons, err := r.fb.Chunks.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{r.fb.ChunkSubject(m.ID)},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return "", 0, fmt.Errorf("reading chunks of %s: %w", m.Name, err)
+	}
+	msgs, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(32, int(min(2*partSize, 16<<20))))
+	if err != nil {
+		return "", 0, fmt.Errorf("reading chunks of %s: %w", m.Name, err)
+	}
+	defer msgs.Stop()
+
+	rec.PartSize = partSize
+	recorder := newPartRecorder(r, s, up, bus.DeliveryKey(m.ID, s.spec.Name), rec)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(conc)
+	hash := sha256.New()
+	perPart := int(partSize / m.ChunkSize)
+	var (
+		part     net.Buffers
+		partLen  int64
+		partNo   int
+		expect   int
+		size     int64
+		readErr  error
+		finished bool
+	)
+	for !finished {
+		if r.stopping.Err() != nil {
+			readErr = errStopped
+			break
+		}
+		if gctx.Err() != nil {
+			break // a writer failed; g.Wait reports it
+		}
+		msg, err := msgs.Next(jetstream.NextContext(gctx))
+		if err != nil {
+			readErr = fmt.Errorf("reading chunk %d of %s: %w", expect, m.Name, err)
+			break
+		}
+		ch, err := r.codec.Decode(msg.Headers(), msg.Data())
+		if err != nil {
+			readErr = pipeline.Permanent(fmt.Errorf("%s: %w", m.Name, err))
+			break
+		}
+		if ch.Index < expect {
+			continue // published again after a crash; already seen
+		}
+		if ch.Index > expect {
+			readErr = pipeline.Permanent(fmt.Errorf("%s: chunk %d is missing from the bus (next is %d); were the chunks purged?", m.Name, expect, ch.Index))
+			break
+		}
+		expect++
+		hash.Write(ch.Data)
+		size += int64(len(ch.Data))
+		part = append(part, ch.Data)
+		partLen += int64(len(ch.Data))
+		if len(part) < perPart && !ch.Last {
+			continue
+		}
+		finished = ch.Last
+		p := pipeline.Part{Number: partNo, Offset: int64(partNo) * partSize, Size: partLen, Last: ch.Last}
+		data := part
+		part, partLen = nil, 0
+		partNo++
+		if rec.Done.Has(p.Number) {
+			recorder.resumed(1)
+			continue
+		}
+		g.Go(func() error {
+			if err := writePart(gctx, up, p, data); err != nil {
+				return fmt.Errorf("writing part %d of %s to sink %s: %w", p.Number, m.Name, s.spec.Name, err)
+			}
+			s.stats.bytes.Add(p.Size)
+			recorder.done(p.Number)
+			return nil
+		})
+	}
+	werr := g.Wait()
+	rerr := recorder.close(r.hard)
+	if err := errors.Join(werr, readErr, rerr); err != nil {
+		if werr == nil && errors.Is(readErr, errStopped) {
+			return "", 0, errStopped
+		}
+		return "", 0, err
+	}
+	return hex.EncodeToString(hash.Sum(nil)), size, nil
+}
+
+// writePart writes one part, retrying a few times before giving up.
+func writePart(ctx context.Context, up pipeline.Upload, p pipeline.Part, data net.Buffers) error {
+	b := newBackoff(200*time.Millisecond, 2*time.Second)
+	var err error
+	for attempt := 1; attempt <= partAttempts; attempt++ {
+		body := append(net.Buffers(nil), data...) // Read consumes the slice
+		err = up.WritePart(ctx, p, &body)
+		if err == nil || pipeline.IsPermanent(err) || ctx.Err() != nil || attempt == partAttempts {
+			break
+		}
+		sleep(ctx, b.next())
+	}
+	return err
+}

@@ -1,0 +1,362 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/pipeline/bus"
+)
+
+// Options configure an Engine.
+type Options struct {
+	// Registry builds components given by connector name; it may be nil when
+	// every component of a flow is a ready Instance.
+	Registry *pipeline.Registry
+	Logger   *slog.Logger
+	// RunID identifies this runner in delivery records and outcomes; default random.
+	RunID string
+	// AckWait is how long a delivery task stays owned without a sign of life
+	// from its owner; owners send in-progress acks at a third of it. Default 10s.
+	AckWait time.Duration
+	// Grace is how long Stop waits for in-flight parts before cancelling them.
+	// Default 30s.
+	Grace time.Duration
+	// Replicas of the flow's streams and KV bucket; default 1.
+	Replicas int
+}
+
+// Engine runs flows over one NATS connection. It is safe for concurrent use.
+type Engine struct {
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	opts Options
+}
+
+// New returns an engine that uses nc, which must stay open while runs are going.
+func New(nc *nats.Conn, o Options) (*Engine, error) {
+	if nc == nil {
+		return nil, errors.New("engine: nil NATS connection")
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.RunID == "" {
+		b := make([]byte, 6)
+		rand.Read(b)
+		o.RunID = hex.EncodeToString(b)
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = 10 * time.Second
+	}
+	if o.Grace <= 0 {
+		o.Grace = 30 * time.Second
+	}
+	return &Engine{nc: nc, js: js, opts: o}, nil
+}
+
+// Run is one flow being run by an Engine.
+type Run struct {
+	e     *Engine
+	flow  pipeline.Flow
+	fb    *bus.FlowBus
+	codec *bus.Codec
+	log   *slog.Logger
+
+	source pipeline.Source
+	stages []pipeline.Stage
+	sinks  []*sinkRun
+
+	// stopping ends when Stop is called: take no new files or parts.
+	stopping context.Context
+	stop     context.CancelFunc
+	// hard ends when in-flight work must be abandoned (grace expired).
+	hard context.Context
+	kill context.CancelFunc
+	// idle ends when the delivery workers should stop fetching tasks.
+	idle    context.Context
+	setIdle context.CancelFunc
+
+	ingestSlots chan struct{}
+	files       sync.WaitGroup
+	workers     sync.WaitGroup
+	finisher    *finisher
+
+	done    chan struct{}
+	errOnce sync.Once
+	err     error
+
+	stats stats
+}
+
+type sinkRun struct {
+	spec          pipeline.SinkSpec
+	sink          pipeline.Sink
+	manifestFirst bool
+	consumer      jetstream.Consumer
+	stats         *sinkStats
+}
+
+// Start checks f, builds its components, creates its streams and starts it.
+// ctx bounds only the start; use Stop to end the run.
+func (e *Engine) Start(ctx context.Context, f pipeline.Flow) (*Run, error) {
+	chunkSet := f.Bus.ChunkSize != 0
+	f = f.WithDefaults()
+	if err := f.Check(); err != nil {
+		return nil, err
+	}
+	maxPayload := e.nc.MaxPayload()
+	if f.Bus.ChunkSize+bus.HeaderRoom > maxPayload {
+		if chunkSet {
+			return nil, fmt.Errorf("flow %s: bus chunk_size %s (%d bytes) plus %d bytes of headers exceeds the NATS server's max_payload of %d bytes: lower bus.chunk_size or raise max_payload on the server",
+				f.Name, pipeline.FormatSize(f.Bus.ChunkSize), f.Bus.ChunkSize, bus.HeaderRoom, maxPayload)
+		}
+		f.Bus.ChunkSize = (maxPayload - bus.HeaderRoom) / 4096 * 4096
+		e.opts.Logger.Info("bus chunk size lowered to fit the server's max_payload", "flow", f.Name, "chunk_size", f.Bus.ChunkSize, "max_payload", maxPayload)
+	}
+	codec, err := bus.NewCodec(f.Bus.Compression)
+	if err != nil {
+		return nil, err
+	}
+	r := &Run{e: e, flow: f, codec: codec, log: e.opts.Logger.With("flow", f.Name), done: make(chan struct{})}
+	r.stopping, r.stop = context.WithCancel(context.Background())
+	r.hard, r.kill = context.WithCancel(context.Background())
+	r.idle, r.setIdle = context.WithCancel(r.stopping)
+	r.ingestSlots = make(chan struct{}, f.Bus.Files)
+	r.stats.started = time.Now()
+
+	if err := r.build(ctx); err != nil {
+		r.closeComponents()
+		return nil, err
+	}
+	names := make([]string, len(r.sinks))
+	maxFiles := 1
+	for i, s := range r.sinks {
+		names[i] = s.spec.Name
+		maxFiles = max(maxFiles, s.spec.Files)
+	}
+	r.fb, err = bus.Ensure(ctx, e.js, bus.Setup{
+		Flow: f.Name, Sinks: names, Replicas: e.opts.Replicas,
+		AckWait: e.opts.AckWait, MaxAckPending: 4 * maxFiles,
+	})
+	if err != nil {
+		r.closeComponents()
+		return nil, fmt.Errorf("flow %s: %w", f.Name, err)
+	}
+	for _, s := range r.sinks {
+		s.consumer = r.fb.Consumers[s.spec.Name]
+	}
+	r.finisher, err = newFinisher(r)
+	if err != nil {
+		r.closeComponents()
+		return nil, fmt.Errorf("flow %s: watching deliveries: %w", f.Name, err)
+	}
+	for _, s := range r.sinks {
+		for range s.spec.Files {
+			r.workers.Add(1)
+			go r.deliveryWorker(s)
+		}
+	}
+	go r.intake()
+	return r, nil
+}
+
+func (r *Run) build(ctx context.Context) error {
+	reg := r.e.opts.Registry
+	need := func(c pipeline.Component) error {
+		if c.Instance == nil && reg == nil {
+			return fmt.Errorf("flow %s: component %q needs a registry (engine.Options.Registry)", r.flow.Name, c.Type)
+		}
+		return nil
+	}
+	where := func(c pipeline.Component, kind string) string {
+		if p := c.Pos.String(); p != "" {
+			return fmt.Sprintf("%s: %s %q", p, kind, c.Type)
+		}
+		return fmt.Sprintf("flow %s: %s %q", r.flow.Name, kind, c.Type)
+	}
+	src := r.flow.Source
+	if err := need(src); err != nil {
+		return err
+	}
+	if s, ok := src.Instance.(pipeline.Source); ok {
+		r.source = s
+	} else if src.Instance != nil {
+		return fmt.Errorf("%s: instance %T is not a pipeline.Source", where(src, "source"), src.Instance)
+	} else {
+		s, err := reg.NewSource(ctx, src.Type, src.Config)
+		if err != nil {
+			return fmt.Errorf("%s: %w", where(src, "source"), err)
+		}
+		r.source = s
+	}
+	for _, c := range r.flow.Stages {
+		if err := need(c); err != nil {
+			return err
+		}
+		if st, ok := c.Instance.(pipeline.Stage); ok {
+			r.stages = append(r.stages, st)
+			continue
+		} else if c.Instance != nil {
+			return fmt.Errorf("%s: instance %T is not a pipeline.Stage", where(c, "stage"), c.Instance)
+		}
+		st, err := reg.NewStage(ctx, c.Type, c.Config)
+		if err != nil {
+			return fmt.Errorf("%s: %w", where(c, "stage"), err)
+		}
+		r.stages = append(r.stages, st)
+	}
+	for _, spec := range r.flow.Sinks {
+		if err := need(spec.Component); err != nil {
+			return err
+		}
+		sk, ok := spec.Instance.(pipeline.Sink)
+		if !ok && spec.Instance != nil {
+			return fmt.Errorf("%s: instance %T is not a pipeline.Sink", where(spec.Component, "sink"), spec.Instance)
+		}
+		if !ok {
+			var err error
+			if sk, err = reg.NewSink(ctx, spec.Type, spec.Config); err != nil {
+				return fmt.Errorf("%s: %w", where(spec.Component, "sink"), err)
+			}
+		}
+		mf, _ := sk.(pipeline.ManifestFirst)
+		r.sinks = append(r.sinks, &sinkRun{spec: spec, sink: sk, manifestFirst: mf != nil && mf.ManifestFirst(), stats: r.stats.sink(spec.Name)})
+	}
+	return nil
+}
+
+func (r *Run) closeComponents() {
+	if r.source != nil {
+		if err := r.source.Close(); err != nil {
+			r.log.Warn("closing source", "err", err)
+		}
+	}
+	for _, s := range r.sinks {
+		if err := s.sink.Close(); err != nil {
+			r.log.Warn("closing sink", "sink", s.spec.Name, "err", err)
+		}
+	}
+}
+
+// Flow returns the flow with its defaults applied.
+func (r *Run) Flow() pipeline.Flow { return r.flow }
+
+// Wait blocks until the run ends: a finite source is exhausted and every
+// file it offered is final, or Stop has finished. It returns nil unless the
+// run could not go on (the source failed for good).
+func (r *Run) Wait() error {
+	<-r.done
+	return r.err
+}
+
+// Stop ends the run gracefully: no new files are taken, reads in progress stop
+// at a chunk boundary and record a checkpoint, deliveries finish the parts
+// they are writing and record them; everything else resumes on the next run.
+// If ctx ends first (or the engine's Grace passes), in-flight work is
+// cancelled. Stop returns when the run has ended.
+func (r *Run) Stop(ctx context.Context) error {
+	r.stop()
+	grace := time.NewTimer(r.e.opts.Grace)
+	defer grace.Stop()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+	case <-grace.C:
+	}
+	r.log.Warn("grace period over: cancelling in-flight work")
+	r.kill()
+	<-r.done
+	return r.err
+}
+
+func (r *Run) fail(err error) {
+	r.errOnce.Do(func() { r.err = err })
+}
+
+// intake takes files from the source until it is exhausted or the run stops,
+// then waits for them and ends the run.
+func (r *Run) intake() {
+	defer func() {
+		r.files.Wait()
+		r.setIdle()
+		r.workers.Wait()
+		r.finisher.close()
+		r.closeComponents()
+		r.kill()
+		close(r.done)
+	}()
+	backoff := newBackoff(time.Second, 30*time.Second)
+	for {
+		select {
+		case r.ingestSlots <- struct{}{}:
+		case <-r.stopping.Done():
+			return
+		}
+		item, err := r.source.Next(r.stopping)
+		switch {
+		case err == nil:
+			backoff.reset()
+			r.files.Add(1)
+			go r.handleFile(item)
+			continue
+		case r.stopping.Err() != nil:
+		case errors.Is(err, io.EOF):
+			r.log.Debug("source exhausted")
+		case pipeline.IsPermanent(err):
+			r.log.Error("source failed", "err", err)
+			r.fail(fmt.Errorf("flow %s: source: %w", r.flow.Name, err))
+		default:
+			<-r.ingestSlots
+			d := backoff.next()
+			r.log.Warn("source error; retrying", "err", err, "in", d)
+			select {
+			case <-time.After(d):
+				continue
+			case <-r.stopping.Done():
+			}
+		}
+		<-r.ingestSlots
+		return
+	}
+}
+
+// backoff doubles a delay from initial up to max.
+type backoff struct{ initial, max, cur time.Duration }
+
+func newBackoff(initial, max time.Duration) *backoff { return &backoff{initial: initial, max: max} }
+
+func (b *backoff) reset() { b.cur = 0 }
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.initial
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	return b.cur
+}
+
+// retryDelay is the backoff before attempt n+1 (n ≥ 1) under policy p.
+func retryDelay(p pipeline.Retry, n int) time.Duration {
+	d := p.Initial
+	for i := 1; i < n && d < p.Max; i++ {
+		d *= 2
+	}
+	return min(d, p.Max)
+}

@@ -1,0 +1,507 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/pipeline/bus"
+)
+
+// Ingest tuning: how many chunk publishes may await their ack, and how often
+// (in chunks) the manifest records a checkpoint.
+const (
+	publishWindow   = 8
+	checkpointEvery = 32
+	ingestAttempts  = 5
+)
+
+var errStopped = errors.New("run stopping")
+
+// handleFile takes one item from the source to its final outcome and acks it.
+func (r *Run) handleFile(item pipeline.Item) {
+	defer r.files.Done()
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			<-r.ingestSlots
+		}
+	}
+	defer release()
+	f := item.File()
+	log := r.log.With("file", f.Name)
+	r.stats.seen.Add(1)
+	r.stats.inFlight.Add(1)
+	defer r.stats.inFlight.Add(-1)
+
+	id := bus.FileID(r.flow.Name, f.Key)
+	log = log.With("id", id)
+	name, err := pipeline.CleanName(f.Name)
+	if err == nil && f.Key == "" {
+		err = pipeline.Permanent(fmt.Errorf("file %q: the source gave no key", f.Name))
+	}
+	if err != nil {
+		log.Error("file rejected", "err", err)
+		r.recordRejected(id, f, err)
+		r.stats.failed.Add(1)
+		r.ack(item, pipeline.Outcome{Status: pipeline.Failed, Message: err.Error(), RunID: r.e.opts.RunID}, log)
+		return
+	}
+	f.Name = name
+	if f.Size >= 0 {
+		r.stats.bytesKnown.Add(f.Size)
+	}
+
+	var m bus.Manifest
+	if _, err := r.fb.Store.Get(r.hard, bus.ManifestKey(id), &m); err != nil {
+		log.Error("reading manifest", "err", err)
+		return
+	}
+	switch m.State {
+	case bus.FileDone, bus.FileSkipped:
+		// Finished before; ack again in case the previous run stopped before
+		// its source ack took effect.
+		r.countOutcome(statusOf(m.Outcome))
+		r.ack(item, pipeline.Outcome{Status: statusOf(m.Outcome), Message: m.Error, RunID: r.e.opts.RunID}, log)
+		return
+	case bus.FileReady:
+	case bus.FileFailed:
+		if err := r.resetFile(id); err != nil {
+			log.Error("resetting failed file", "err", err)
+			return
+		}
+		fallthrough
+	default:
+		if err := r.ingestWithRetry(item, f, id, log); err != nil {
+			if errors.Is(err, errStopped) {
+				return
+			}
+			if errors.Is(err, pipeline.ErrSkip) {
+				log.Info("file skipped", "reason", err)
+				r.stats.skipped.Add(1)
+				r.ack(item, pipeline.Outcome{Status: pipeline.Skipped, Message: err.Error(), RunID: r.e.opts.RunID}, log)
+				return
+			}
+			// The deliveries see the failed manifest and fail too; the
+			// outcome below gathers them.
+			log.Error("reading file failed", "err", err)
+		}
+	}
+	release()
+
+	out, err := r.finisher.wait(r.stopping, id, r.sinkNames())
+	if err != nil {
+		return // stopping: the next run resumes
+	}
+	r.countOutcome(out.Status)
+	out.RunID = r.e.opts.RunID
+	_, err = bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+		if !exists {
+			return bus.ErrUnchanged
+		}
+		m.State = bus.FileDone
+		m.Outcome = out.Status.String()
+		if out.Message != "" {
+			m.Error = out.Message
+		}
+		m.Finished = time.Now().UTC()
+		m.Updated = m.Finished
+		return nil
+	})
+	if err != nil {
+		log.Error("recording outcome", "err", err)
+		return
+	}
+	r.ack(item, out, log)
+	if out.Status == pipeline.Passed && r.flow.Bus.Retention == 0 {
+		if err := r.fb.Chunks.Purge(r.hard, jetstream.WithPurgeSubject(r.fb.ChunkSubject(id))); err != nil {
+			log.Warn("removing delivered chunks", "err", err)
+		}
+	}
+}
+
+func (r *Run) ack(item pipeline.Item, out pipeline.Outcome, log interface {
+	Info(string, ...any)
+	Error(string, ...any)
+}) {
+	if err := item.Ack(r.hard, out); err != nil {
+		log.Error("source ack failed", "outcome", out.Status.String(), "err", err)
+		return
+	}
+	log.Info("file finished", "outcome", out.Status.String())
+}
+
+func (r *Run) countOutcome(s pipeline.Status) {
+	switch s {
+	case pipeline.Passed:
+		r.stats.passed.Add(1)
+	case pipeline.Mixed:
+		r.stats.mixed.Add(1)
+	case pipeline.Skipped:
+		r.stats.skipped.Add(1)
+	default:
+		r.stats.failed.Add(1)
+	}
+}
+
+func statusOf(name string) pipeline.Status {
+	for _, s := range []pipeline.Status{pipeline.Passed, pipeline.Failed, pipeline.Mixed, pipeline.Skipped} {
+		if s.String() == name {
+			return s
+		}
+	}
+	return pipeline.Failed
+}
+
+func (r *Run) sinkNames() []string {
+	names := make([]string, len(r.sinks))
+	for i, s := range r.sinks {
+		names[i] = s.spec.Name
+	}
+	return names
+}
+
+// recordRejected keeps a manifest for a file that could not be taken, so
+// status shows it.
+func (r *Run) recordRejected(id string, f pipeline.File, cause error) {
+	now := time.Now().UTC()
+	bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+		*m = bus.Manifest{ID: id, Key: f.Key, Name: f.Name, Size: f.Size, State: bus.FileDone,
+			Outcome: pipeline.Failed.String(), Error: cause.Error(), Created: now, Updated: now, Finished: now}
+		return nil
+	})
+}
+
+// resetFile forgets a file whose earlier read failed so it is read afresh.
+func (r *Run) resetFile(id string) error {
+	if err := r.fb.Chunks.Purge(r.hard, jetstream.WithPurgeSubject(r.fb.ChunkSubject(id))); err != nil {
+		return err
+	}
+	for _, s := range r.sinks {
+		if err := r.fb.Store.KV.Delete(r.hard, bus.DeliveryKey(id, s.spec.Name)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return err
+		}
+	}
+	return r.fb.Store.KV.Delete(r.hard, bus.ManifestKey(id))
+}
+
+// ingestWithRetry reads the file onto the bus, retrying read errors; when it
+// gives up the manifest is marked failed.
+func (r *Run) ingestWithRetry(item pipeline.Item, f pipeline.File, id string, log interface {
+	Warn(string, ...any)
+}) error {
+	b := newBackoff(time.Second, 30*time.Second)
+	var err error
+	for attempt := 1; attempt <= ingestAttempts; attempt++ {
+		err = r.ingest(item, f, id)
+		if err == nil || errors.Is(err, errStopped) || errors.Is(err, pipeline.ErrSkip) || pipeline.IsPermanent(err) {
+			break
+		}
+		if attempt == ingestAttempts {
+			break
+		}
+		d := b.next()
+		log.Warn("reading file failed; retrying", "attempt", attempt, "in", d, "err", err)
+		select {
+		case <-time.After(d):
+		case <-r.stopping.Done():
+			return errStopped
+		}
+	}
+	if err == nil || errors.Is(err, errStopped) {
+		return err
+	}
+	state := bus.FileFailed
+	if errors.Is(err, pipeline.ErrSkip) {
+		state = bus.FileSkipped
+	}
+	_, uerr := bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+		if !exists {
+			*m = bus.Manifest{ID: id, Key: f.Key, Name: f.Name, Size: f.Size, Created: time.Now().UTC()}
+		}
+		m.State = state
+		m.Error = err.Error()
+		m.Updated = time.Now().UTC()
+		if state == bus.FileSkipped {
+			m.Outcome = pipeline.Skipped.String()
+			m.Finished = m.Updated
+		}
+		return nil
+	})
+	return errors.Join(err, uerr)
+}
+
+// ingest puts one file on the bus, resuming from the manifest's checkpoint.
+func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string) error {
+	ctx, cancel := context.WithCancel(r.hard)
+	defer cancel()
+	stopWatch := context.AfterFunc(r.stopping, cancel)
+	defer stopWatch()
+
+	// Stages run before anything is recorded so a skipped file leaves no
+	// deliveries behind; they run again on resume (they are deterministic).
+	var cp *bus.Checkpoint
+	var existing bus.Manifest
+	if _, err := r.fb.Store.Get(ctx, bus.ManifestKey(id), &existing); err != nil {
+		return err
+	}
+	if existing.State == bus.FileIngesting {
+		cp = existing.Checkpoint
+	}
+	chunkSize := r.flow.Bus.ChunkSize
+	if existing.ChunkSize > 0 {
+		chunkSize = existing.ChunkSize // a resumed file keeps its chunk size
+	}
+
+	out, next, closeSrc, err := r.openContent(ctx, item, f, cp, chunkSize)
+	if err != nil {
+		return r.stopped(err)
+	}
+	defer closeSrc()
+	out.Name, err = pipeline.CleanName(out.Name)
+	if err != nil {
+		return err
+	}
+
+	m, err := bus.Update(ctx, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+		if exists && m.State == bus.FileIngesting && m.TasksPublished {
+			return bus.ErrUnchanged
+		}
+		now := time.Now().UTC()
+		if !exists || m.State != bus.FileIngesting {
+			*m = bus.Manifest{ID: id, Key: f.Key, Size: -1, ChunkSize: chunkSize, Created: now}
+		}
+		m.Name, m.ModTime, m.Attrs, m.Sinks = out.Name, out.ModTime, out.Attrs, r.sinkNames()
+		m.State, m.Updated = bus.FileIngesting, now
+		return nil
+	})
+	if err != nil {
+		return r.stopped(err)
+	}
+	if !m.TasksPublished {
+		for _, s := range r.sinks {
+			_, err := r.fb.JS.Publish(ctx, r.fb.TaskSubject(s.spec.Name), []byte(id), jetstream.WithMsgID(id+"."+s.spec.Name))
+			if err != nil {
+				return r.stopped(fmt.Errorf("queueing delivery to %s: %w", s.spec.Name, err))
+			}
+		}
+		m, err = bus.Update(ctx, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+			m.TasksPublished = true
+			return nil
+		})
+		if err != nil {
+			return r.stopped(err)
+		}
+	}
+
+	p := &publisher{r: r, ctx: ctx, id: id, subject: r.fb.ChunkSubject(id), hash: sha256.New()}
+	if cp != nil {
+		if err := p.hash.(encoding.BinaryUnmarshaler).UnmarshalBinary(cp.Hash); err != nil {
+			return fmt.Errorf("resuming %s: bad checkpoint: %w", f.Name, err)
+		}
+		p.index, p.bytes = cp.Chunks, cp.Bytes
+	}
+	cur, err := next()
+	if err != nil && err != io.EOF {
+		return r.stopped(err)
+	}
+	for {
+		if r.stopping.Err() != nil {
+			if err := p.checkpoint(r.hard); err != nil {
+				return err
+			}
+			return errStopped
+		}
+		following, err := next()
+		if err != nil && err != io.EOF {
+			if cerr := p.checkpoint(r.hard); cerr != nil {
+				return errors.Join(err, cerr)
+			}
+			return r.stopped(err)
+		}
+		last := err == io.EOF
+		if err := p.publish(cur, last); err != nil {
+			return r.stopped(err)
+		}
+		if last {
+			break
+		}
+		cur = following
+		if p.index%checkpointEvery == 0 {
+			if err := p.checkpoint(ctx); err != nil {
+				return r.stopped(err)
+			}
+		}
+	}
+	if err := p.drain(); err != nil {
+		return r.stopped(err)
+	}
+	sum := hex.EncodeToString(p.hash.Sum(nil))
+	_, err = bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+		m.Size, m.Chunks, m.SHA256 = p.bytes, p.index, sum
+		m.State, m.Checkpoint, m.Updated = bus.FileReady, nil, time.Now().UTC()
+		return nil
+	})
+	return err
+}
+
+// stopped turns an error caused by the run stopping into errStopped.
+func (r *Run) stopped(err error) error {
+	if err != nil && r.stopping.Err() != nil {
+		return errStopped
+	}
+	return err
+}
+
+// openContent returns the file's metadata after the stages and a function
+// yielding its content in chunks, starting after the checkpoint.
+func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.File, cp *bus.Checkpoint, chunkSize int64) (pipeline.File, func() ([]byte, error), func(), error) {
+	var skip int64
+	if cp != nil {
+		skip = cp.Bytes
+	}
+	if ro, ok := item.(pipeline.RangeOpener); ok && len(r.stages) == 0 && f.Size >= 0 {
+		rr := newRangeReader(ctx, ro, f.Size, skip, chunkSize, r.flow.Bus.Readers)
+		return f, rr.next, rr.close, nil
+	}
+	rc, err := item.Open(ctx)
+	if err != nil {
+		return f, nil, nil, fmt.Errorf("opening %s: %w", f.Name, err)
+	}
+	closers := []io.Closer{rc}
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i].Close()
+		}
+	}
+	var content io.Reader = rc
+	for i, st := range r.stages {
+		f, content, err = st.Process(ctx, f, content)
+		if err != nil {
+			closeAll()
+			if errors.Is(err, pipeline.ErrSkip) {
+				return f, nil, nil, err
+			}
+			return f, nil, nil, fmt.Errorf("stage %d (%s): %w", i+1, r.flow.Stages[i].Type, err)
+		}
+		if c, ok := content.(io.Closer); ok {
+			closers = append(closers, c)
+		}
+	}
+	if skip > 0 {
+		if _, err := io.CopyN(io.Discard, content, skip); err != nil {
+			closeAll()
+			return f, nil, nil, fmt.Errorf("resuming %s at byte %d: %w", f.Name, skip, err)
+		}
+	}
+	next := func() ([]byte, error) {
+		buf := make([]byte, chunkSize)
+		n, err := io.ReadFull(content, buf)
+		switch {
+		case err == io.ErrUnexpectedEOF:
+			return buf[:n], nil
+		case err == io.EOF:
+			return nil, io.EOF
+		case err != nil:
+			return nil, fmt.Errorf("reading %s: %w", f.Name, err)
+		}
+		return buf, nil
+	}
+	return f, next, closeAll, nil
+}
+
+// publisher puts one file's chunks on the bus with a bounded number of
+// publishes awaiting their ack.
+type publisher struct {
+	r       *Run
+	ctx     context.Context
+	id      string
+	subject string
+	hash    hash.Hash
+	index   int   // next chunk index
+	bytes   int64 // bytes published so far
+	pending []jetstream.PubAckFuture
+}
+
+func (p *publisher) publish(data []byte, last bool) error {
+	msg := p.r.codec.Encode(p.subject, bus.Chunk{Index: p.index, Data: data, Last: last})
+	fut, err := p.r.fb.JS.PublishMsgAsync(msg, jetstream.WithMsgID(p.id+"."+strconv.Itoa(p.index)), jetstream.WithExpectStream(p.r.fb.ChunkStream()))
+	if err != nil {
+		return fmt.Errorf("publishing chunk %d: %w", p.index, err)
+	}
+	p.hash.Write(data)
+	p.index++
+	p.bytes += int64(len(data))
+	p.r.stats.bytesRead.Add(int64(len(data)))
+	p.pending = append(p.pending, fut)
+	for len(p.pending) >= publishWindow {
+		if err := p.awaitOldest(p.ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *publisher) awaitOldest(ctx context.Context) error {
+	fut := p.pending[0]
+	p.pending = p.pending[1:]
+	select {
+	case <-fut.Ok():
+		return nil
+	case err := <-fut.Err():
+		// Publish again synchronously; the message id deduplicates it if the
+		// first one did land.
+		msg := fut.Msg()
+		for attempt := 0; attempt < 3; attempt++ {
+			_, err = p.r.fb.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(msg.Header.Get("Nats-Msg-Id")))
+			if err == nil {
+				return nil
+			}
+		}
+		return fmt.Errorf("publishing chunk %s: %w", msg.Header.Get(bus.HeaderIndex), err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *publisher) drain() error {
+	for len(p.pending) > 0 {
+		if err := p.awaitOldest(p.ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkpoint waits for every publish and records how far the file got.
+func (p *publisher) checkpoint(ctx context.Context) error {
+	for len(p.pending) > 0 {
+		if err := p.awaitOldest(ctx); err != nil {
+			return err
+		}
+	}
+	state, err := p.hash.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return err
+	}
+	_, err = bus.Update(ctx, p.r.fb.Store, bus.ManifestKey(p.id), func(m *bus.Manifest, exists bool) error {
+		if m.State != bus.FileIngesting {
+			return bus.ErrUnchanged
+		}
+		m.Checkpoint = &bus.Checkpoint{Chunks: p.index, Bytes: p.bytes, Hash: state}
+		m.Updated = time.Now().UTC()
+		return nil
+	})
+	return err
+}

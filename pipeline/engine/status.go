@@ -1,0 +1,135 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mftflow/mftflow/pipeline/bus"
+)
+
+// FlowStatus is what the KV state says of one flow.
+type FlowStatus struct {
+	Flow  string
+	Files []FileStatus
+	Sinks []SinkCounts
+}
+
+// FileStatus is one file's manifest with its deliveries.
+type FileStatus struct {
+	Manifest   bus.Manifest
+	Deliveries []bus.Delivery
+}
+
+// SinkCounts counts one sink's deliveries by state.
+type SinkCounts struct {
+	Sink                                 string
+	InFlight, Committed, Failed, Skipped int
+}
+
+// ReadStatus reads the state of the named flows (every flow when none is
+// named) from their KV buckets. It works while runners are running.
+func ReadStatus(ctx context.Context, js jetstream.JetStream, flows ...string) ([]FlowStatus, error) {
+	if len(flows) == 0 {
+		names := js.KeyValueStoreNames(ctx)
+		for n := range names.Name() {
+			if f := bus.FlowOfBucket(n); f != "" {
+				flows = append(flows, f)
+			}
+		}
+		if err := names.Error(); err != nil {
+			return nil, fmt.Errorf("listing flows: %w", err)
+		}
+		sort.Strings(flows)
+	}
+	var out []FlowStatus
+	for _, f := range flows {
+		fs, err := readFlow(ctx, js, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, fs)
+	}
+	return out, nil
+}
+
+func readFlow(ctx context.Context, js jetstream.JetStream, flow string) (FlowStatus, error) {
+	fs := FlowStatus{Flow: flow}
+	kv, err := js.KeyValue(ctx, bus.Names{Flow: flow}.Bucket())
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return fs, fmt.Errorf("flow %q has no state on this server", flow)
+	}
+	if err != nil {
+		return fs, fmt.Errorf("flow %s: %w", flow, err)
+	}
+	st := bus.Store{KV: kv}
+	keys, err := kv.ListKeys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return fs, nil
+	}
+	if err != nil {
+		return fs, fmt.Errorf("flow %s: listing keys: %w", flow, err)
+	}
+	files := map[string]*FileStatus{}
+	get := func(id string) *FileStatus {
+		if files[id] == nil {
+			files[id] = &FileStatus{Manifest: bus.Manifest{ID: id}}
+		}
+		return files[id]
+	}
+	for key := range keys.Keys() {
+		parts := strings.SplitN(key, ".", 3)
+		switch {
+		case parts[0] == "file" && len(parts) == 2:
+			f := get(parts[1])
+			if _, err := st.Get(ctx, key, &f.Manifest); err != nil {
+				return fs, err
+			}
+		case parts[0] == "dlv" && len(parts) == 3:
+			var d bus.Delivery
+			if _, err := st.Get(ctx, key, &d); err != nil {
+				return fs, err
+			}
+			f := get(parts[1])
+			f.Deliveries = append(f.Deliveries, d)
+		}
+	}
+	counts := map[string]*SinkCounts{}
+	for _, f := range files {
+		sort.Slice(f.Deliveries, func(i, j int) bool { return f.Deliveries[i].Sink < f.Deliveries[j].Sink })
+		for _, d := range f.Deliveries {
+			c := counts[d.Sink]
+			if c == nil {
+				c = &SinkCounts{Sink: d.Sink}
+				counts[d.Sink] = c
+			}
+			switch d.State {
+			case bus.DeliveryCommitted:
+				c.Committed++
+			case bus.DeliveryFailed:
+				c.Failed++
+			case bus.DeliverySkipped:
+				c.Skipped++
+			default:
+				c.InFlight++
+			}
+		}
+		fs.Files = append(fs.Files, *f)
+	}
+	sort.Slice(fs.Files, func(i, j int) bool {
+		a, b := fs.Files[i].Manifest, fs.Files[j].Manifest
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		return a.ID < b.ID
+	})
+	for _, c := range counts {
+		fs.Sinks = append(fs.Sinks, *c)
+	}
+	sort.Slice(fs.Sinks, func(i, j int) bool { return fs.Sinks[i].Sink < fs.Sinks[j].Sink })
+	return fs, nil
+}

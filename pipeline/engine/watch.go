@@ -1,0 +1,180 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/pipeline/bus"
+)
+
+// manifestWatch follows one file's manifest.
+type manifestWatch struct {
+	w      jetstream.KeyWatcher
+	mu     sync.Mutex
+	latest bus.Manifest
+	change chan struct{}
+}
+
+func newManifestWatch(ctx context.Context, st bus.Store, id string, onChange func(bus.Manifest)) (*manifestWatch, error) {
+	w, err := st.KV.Watch(ctx, bus.ManifestKey(id))
+	if err != nil {
+		return nil, fmt.Errorf("watching manifest: %w", err)
+	}
+	mw := &manifestWatch{w: w, change: make(chan struct{})}
+	go func() {
+		for e := range w.Updates() {
+			if e == nil || e.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			var m bus.Manifest
+			if json.Unmarshal(e.Value(), &m) != nil {
+				continue
+			}
+			mw.mu.Lock()
+			mw.latest = m
+			close(mw.change)
+			mw.change = make(chan struct{})
+			mw.mu.Unlock()
+			onChange(m)
+		}
+	}()
+	return mw, nil
+}
+
+// await blocks until the manifest satisfies ok.
+func (mw *manifestWatch) await(ctx context.Context, ok func(bus.Manifest) bool) (bus.Manifest, error) {
+	for {
+		mw.mu.Lock()
+		m, ch := mw.latest, mw.change
+		mw.mu.Unlock()
+		if m.ID != "" && ok(m) {
+			return m, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			if cause := context.Cause(ctx); cause != nil {
+				return m, cause
+			}
+			return m, ctx.Err()
+		}
+	}
+}
+
+func (mw *manifestWatch) stop() { mw.w.Stop() }
+
+// finisher tells a file's ingesting goroutine when every delivery is final.
+// One watch on the flow's delivery records serves every waiting file.
+type finisher struct {
+	r       *Run
+	w       jetstream.KeyWatcher
+	mu      sync.Mutex
+	waiting map[string]chan struct{}
+}
+
+func newFinisher(r *Run) (*finisher, error) {
+	w, err := r.fb.Store.KV.Watch(r.hard, "dlv.>", jetstream.UpdatesOnly())
+	if err != nil {
+		return nil, err
+	}
+	f := &finisher{r: r, w: w, waiting: map[string]chan struct{}{}}
+	go func() {
+		for e := range w.Updates() {
+			if e == nil {
+				continue
+			}
+			parts := strings.SplitN(e.Key(), ".", 3)
+			if len(parts) == 3 {
+				f.poke(parts[1])
+			}
+		}
+	}()
+	return f, nil
+}
+
+// poke wakes the goroutine waiting for file id, if any.
+func (f *finisher) poke(id string) {
+	f.mu.Lock()
+	ch := f.waiting[id]
+	f.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// wait blocks until every sink's delivery of file id is final and returns
+// the outcome.
+func (f *finisher) wait(ctx context.Context, id string, sinks []string) (pipeline.Outcome, error) {
+	ch := make(chan struct{}, 1)
+	f.mu.Lock()
+	f.waiting[id] = ch
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		delete(f.waiting, id)
+		f.mu.Unlock()
+	}()
+	for {
+		out, final, err := f.outcome(ctx, id, sinks)
+		if err != nil && ctx.Err() != nil {
+			return out, ctx.Err()
+		}
+		if err == nil && final {
+			return out, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return out, ctx.Err()
+		}
+	}
+}
+
+func (f *finisher) outcome(ctx context.Context, id string, sinks []string) (pipeline.Outcome, bool, error) {
+	out := pipeline.Outcome{Sinks: map[string]pipeline.SinkResult{}}
+	var good, bad int
+	var msgs []string
+	for _, s := range sinks {
+		var d bus.Delivery
+		if _, err := f.r.fb.Store.Get(ctx, bus.DeliveryKey(id, s), &d); err != nil {
+			return out, false, err
+		}
+		if !bus.Final(d.State) {
+			return out, false, nil
+		}
+		ok := d.State != bus.DeliveryFailed
+		out.Sinks[s] = pipeline.SinkResult{Committed: ok, Error: d.Error}
+		if ok {
+			good++
+		} else {
+			bad++
+			msgs = append(msgs, s+": "+d.Error)
+		}
+	}
+	switch {
+	case bad == 0:
+		out.Status = pipeline.Passed
+	case good == 0:
+		out.Status = pipeline.Failed
+	default:
+		out.Status = pipeline.Mixed
+	}
+	out.Message = strings.Join(msgs, "; ")
+	return out, true, nil
+}
+
+func (f *finisher) close() {
+	if err := f.w.Stop(); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		f.r.log.Debug("stopping delivery watch", "err", err)
+	}
+}
