@@ -63,7 +63,9 @@ func JoinInside(dir, name string) (string, error) {
 //	{date}  now as 2006-01-02; {time} as 150405; {id} the file's ID
 //	{attr.KEY} the file attribute KEY ("" if absent)
 //
-// An unknown placeholder or an unclosed brace is an error.
+// Empty placeholders leave no stray slashes: "{dir}/{base}" of a file at the
+// top is just its base name. An unknown placeholder or an unclosed brace is
+// an error.
 func ExpandName(tmpl string, f File, now time.Time) (string, error) {
 	var b strings.Builder
 	rest := tmpl
@@ -86,7 +88,14 @@ func ExpandName(tmpl string, f File, now time.Time) (string, error) {
 		b.WriteString(v)
 		rest = rest[i+j+1:]
 	}
-	return b.String(), nil
+	out := b.String()
+	for strings.Contains(out, "//") {
+		out = strings.ReplaceAll(out, "//", "/")
+	}
+	if !strings.HasPrefix(tmpl, "/") {
+		out = strings.TrimPrefix(out, "/")
+	}
+	return out, nil
 }
 
 // CheckTemplate reports a template error without a file, for config validation.

@@ -53,11 +53,12 @@ type Checkpoint struct {
 
 // Delivery states.
 const (
-	DeliveryPending   = "pending"
-	DeliveryActive    = "active"
-	DeliveryCommitted = "committed"
-	DeliverySkipped   = "skipped" // the sink declined the file (overwrite: skip)
-	DeliveryFailed    = "failed"
+	DeliveryPending    = "pending"
+	DeliveryActive     = "active"
+	DeliveryCommitting = "committing" // the owner is committing; a new owner commits again
+	DeliveryCommitted  = "committed"
+	DeliverySkipped    = "skipped" // the sink declined the file (overwrite: skip)
+	DeliveryFailed     = "failed"
 )
 
 // Final reports whether a delivery state is final.

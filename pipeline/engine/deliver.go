@@ -48,6 +48,10 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
+// errSuperseded ends an attempt whose task was redelivered to another owner
+// (its in-progress acks did not arrive in time); the new owner carries on.
+var errSuperseded = errors.New("delivery taken over by another owner")
+
 // retryLater asks for the task to be redelivered after a delay.
 type retryLater struct {
 	err   error
@@ -84,6 +88,9 @@ func (r *Run) handleTask(s *sinkRun, msg jetstream.Msg) {
 	switch {
 	case err == nil:
 		msg.Ack()
+	case errors.Is(err, errSuperseded):
+		// The task was redelivered to another owner, who now holds it.
+		log.Warn("delivery taken over by another owner; leaving it to them")
 	case errors.Is(err, errStopped) || r.stopping.Err() != nil:
 		msg.Nak() // the next run takes it at once
 	case errors.As(err, &later):
@@ -120,8 +127,8 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, log interface 
 			return bus.ErrUnchanged
 		}
 		d.File, d.Sink, d.Name = id, s.spec.Name, m.Name
-		d.State, d.Owner, d.Updated = bus.DeliveryActive, r.e.opts.RunID, time.Now().UTC()
 		d.Attempts++
+		d.State, d.Owner, d.Updated = bus.DeliveryActive, fmt.Sprintf("%s/%d", r.e.opts.RunID, d.Attempts), time.Now().UTC()
 		return nil
 	})
 	if err != nil {
@@ -130,7 +137,7 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, log interface 
 	if bus.Final(rec.State) {
 		return nil
 	}
-	s.stats.active.Add(0)
+	owner := rec.Owner
 
 	// Watch the manifest: a read that fails for good ends the delivery.
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -147,6 +154,9 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, log interface 
 
 	var up pipeline.Upload
 	fail := func(err error) error {
+		if errors.Is(err, errSuperseded) {
+			return err
+		}
 		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil && r.hard.Err() == nil {
 			err = cause
 		}
@@ -160,6 +170,9 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, log interface 
 			}
 		}
 		_, uerr := bus.Update(r.hard, r.fb.Store, key, func(d *bus.Delivery, exists bool) error {
+			if d.Owner != owner {
+				return errSuperseded
+			}
 			d.Error, d.Updated = err.Error(), time.Now().UTC()
 			if final {
 				d.State, d.Resume, d.Done = bus.DeliveryFailed, nil, nil
@@ -167,7 +180,7 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, log interface 
 			return nil
 		})
 		if uerr != nil {
-			return uerr
+			return r.stopped(uerr)
 		}
 		if final {
 			s.stats.failed.Add(1)
@@ -219,14 +232,16 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, log interface 
 	if m.SHA256 != sum || m.Size != size {
 		return fail(pipeline.Permanent(fmt.Errorf("%s: the bus holds %d bytes with sha256 %s, the manifest says %d bytes with sha256 %s", m.Name, size, sum, m.Size, m.SHA256)))
 	}
-	// Another owner may have finished while this one worked (a task
-	// redelivered after a stall): never commit twice.
-	var cur bus.Delivery
-	if _, err := r.fb.Store.Get(ctx, key, &cur); err != nil {
-		return fail(err)
-	}
-	if bus.Final(cur.State) {
+	// Claim the commit: only the latest owner of the delivery may commit, so
+	// a task redelivered after a stall is never committed twice.
+	if _, err := bus.Update(ctx, r.fb.Store, key, func(d *bus.Delivery, exists bool) error {
+		if d.Owner != owner {
+			return errSuperseded
+		}
+		d.State, d.Updated = bus.DeliveryCommitting, time.Now().UTC()
 		return nil
+	}); err != nil {
+		return fail(err)
 	}
 	if err := up.Commit(ctx, fileOf(m)); err != nil {
 		return fail(fmt.Errorf("committing %s on sink %s: %w", m.Name, s.spec.Name, err))

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -79,6 +80,9 @@ func (pr *partRecorder) flush(ctx context.Context) {
 		if bus.Final(d.State) {
 			return bus.ErrUnchanged
 		}
+		if d.Owner != pr.base.Owner {
+			return errSuperseded
+		}
 		if d.PartSize != pr.base.PartSize {
 			d.PartSize, d.Done = pr.base.PartSize, nil
 		}
@@ -91,6 +95,12 @@ func (pr *partRecorder) flush(ctx context.Context) {
 		d.Updated = time.Now().UTC()
 		return nil
 	})
+	if errors.Is(err, errSuperseded) {
+		pr.mu.Lock()
+		pr.pending, pr.err = nil, err
+		pr.mu.Unlock()
+		return
+	}
 	if err != nil {
 		pr.mu.Lock()
 		// Keep the parts for the next flush; an unrecorded part is only
@@ -110,7 +120,7 @@ func (pr *partRecorder) close(ctx context.Context) error {
 	<-pr.ended
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
-	if len(pr.pending) == 0 {
+	if len(pr.pending) == 0 && !errors.Is(pr.err, errSuperseded) {
 		return nil // a later flush succeeded
 	}
 	return pr.err

@@ -61,6 +61,25 @@ func TestRename(t *testing.T) {
 	}
 }
 
+func TestRenameAtTheTop(t *testing.T) {
+	f := pipeline.File{Name: "x.csv", Attrs: map[string]string{"abs": "/etc/passwd", "empty": ""}}
+	for _, tt := range []struct{ tmpl, want string }{
+		{"{dir}/{base}", "x.csv"},          // {dir} is empty at the top
+		{"{attr.empty}/{dir}/{stem}", "x"}, // so are missing attributes
+		{"{attr.abs}", "etc/passwd"},       // a template not starting with / gives a relative name
+		{"in/{attr.abs}/{base}", "in/etc/passwd/x.csv"},
+	} {
+		s, err := stages.NewRename(stages.RenameConfig{Name: tt.tmpl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := s.Process(t.Context(), f, bytes.NewReader(nil))
+		if err != nil || out.Name != tt.want {
+			t.Errorf("%s: got %q, %v; want %q", tt.tmpl, out.Name, err, tt.want)
+		}
+	}
+}
+
 func TestRenameWithoutModTimeUsesNow(t *testing.T) {
 	s, err := stages.NewRename(stages.RenameConfig{Name: "{date}/{base}"})
 	if err != nil {
@@ -104,11 +123,9 @@ func TestRenameUnsafeNames(t *testing.T) {
 		want string
 	}{
 		{"{attr.up}", `rename "x.csv" with template "{attr.up}": file name "../evil": contains ".." and would escape the target directory: unsafe file name`},
-		{"{attr.abs}", `rename "x.csv" with template "{attr.abs}": file name "/etc/passwd": absolute path: unsafe file name`},
+		{"/out/{base}", `rename "x.csv" with template "/out/{base}": file name "/out/x.csv": absolute path: unsafe file name`},
 		{"{attr.nul}", `rename "x.csv" with template "{attr.nul}": file name "a\x00b": contains a NUL byte: unsafe file name`},
 		{"{attr.none}", `rename "x.csv" with template "{attr.none}": file name "": empty name: unsafe file name`},
-		// {dir} is empty for a file at the top, so this gives an absolute name.
-		{"{dir}/{base}", `rename "x.csv" with template "{dir}/{base}": file name "/x.csv": absolute path: unsafe file name`},
 		{"a/../../{base}", `rename "x.csv" with template "a/../../{base}": file name "a/../../x.csv": contains ".." and would escape the target directory: unsafe file name`},
 		{"./", `rename "x.csv" with template "./": file name "./": names no file: unsafe file name`},
 	} {

@@ -1,0 +1,28 @@
+// Command runner runs mftflow flows and inspects their state.
+//
+//	runner run FLOW.yaml...         run flows until their sources are exhausted (or forever, for watching sources)
+//	runner validate FLOW.yaml...    check flow files without side effects
+//	runner connectors [--json]      list every source, stage and sink with its config fields
+//	runner status [--failed]        show per-flow, per-sink delivery state from JetStream
+//	runner version                  print the version
+//
+// By default the runner starts an embedded NATS server with JetStream whose
+// store lives in the data directory (--data, default ./.mftflow). One runner
+// at a time may use a data directory: it holds runner.lock (an flock, so a
+// killed runner never leaves a stale lock behind) and publishes its server's
+// address in nats.url so that "runner status" can read a running runner's
+// state. With --nats-url the runner joins an existing NATS server or cluster
+// instead, and several runners may share the same flows.
+//
+// Exit codes: 0 when every file passed or was skipped, including after a
+// graceful stop on SIGINT or SIGTERM; 3 when some deliveries failed (after a
+// stop too); 1 for any other error (a bad flow file, NATS unreachable, a run
+// that could not continue). A second SIGINT or SIGTERM, a second or more
+// after the first, exits 1 at once; files in flight then resume on the next
+// run. (A repeat within the second is taken as the same request: timeout(1)
+// signals both its child and the child's process group.)
+//
+// Output follows rclone: progress (bars on a terminal, else a line per flow
+// every --stats) and the final summary go to stdout; logs and errors go to
+// stderr, errors as "runner: message".
+package main

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(execute(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// exitError ends the runner with an exit code. An empty msg means the
+// problem was already reported.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string {
+	if e.msg == "" {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.msg
+}
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitErr    = 1 // bad input, NATS unreachable, a run that could not continue
+	exitFailed = 3 // some deliveries failed
+)
+
+// execute runs the command line args and returns the process exit code.
+// Errors are printed to stderr as "runner: <message>".
+func execute(args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.msg != "" {
+			fmt.Fprintf(stderr, "runner: %s\n", ee.msg)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "runner: %v\n", err)
+	return exitErr
+}

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mftflow/mftflow/connectors/all"
+	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/pipeline/engine"
+	"github.com/mftflow/mftflow/pipeline/flowfile"
+)
+
+type runOptions struct {
+	progress *choice
+	stats    time.Duration
+	grace    time.Duration
+}
+
+func newRunCmd(g *globalOptions) *cobra.Command {
+	o := &runOptions{progress: newChoice(progressAuto, progressAuto, progressBar, progressPlain, progressNone)}
+	cmd := &cobra.Command{
+		Use:   "run FLOW.yaml...",
+		Short: "Run flows until their sources are exhausted, or until stopped",
+		Long: `Run loads every flow file, then runs all the flows at once.
+
+A flow whose source is finite ends when every file has reached every sink (or
+failed to); a watching source runs until the runner is stopped. SIGINT or
+SIGTERM stops gracefully: no new files are taken, parts in flight are finished
+or checkpointed within --grace, and the next run resumes the rest. A second
+signal exits at once; nothing is lost, but more is redone.
+
+Exit status: 0 when every file passed or was skipped, 3 when some deliveries
+failed (see "runner status --failed"), 1 on any other error.`,
+		Example: `  runner run flows/quickstart.yaml
+  runner run --progress plain --stats 30s flows/*.yaml
+  runner run --nats-url nats://n1:4222,nats://n2:4222 --nats-creds ops.creds flows/orders.yaml`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return &exitError{exitErr, "run needs at least one flow file: runner run FLOW.yaml..."}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.stats < 0 {
+				return &exitError{exitErr, fmt.Sprintf("--stats %s: must not be negative (0 turns the lines off)", o.stats)}
+			}
+			if o.grace <= 0 {
+				return &exitError{exitErr, fmt.Sprintf("--grace %s: must be more than 0", o.grace)}
+			}
+			return runFlows(g, o, args)
+		},
+	}
+	f := cmd.Flags()
+	f.Var(o.progress, "progress", "progress display: auto (bar on a terminal, else plain), bar, plain or none")
+	f.DurationVar(&o.stats, "stats", 10*time.Second, "interval between plain progress lines (0 for none)")
+	f.DurationVar(&o.grace, "grace", 30*time.Second, "on SIGINT or SIGTERM, how long to let parts in flight finish")
+	return cmd
+}
+
+// loadResult is one flow file after loading.
+type loadResult struct {
+	path string
+	flow *pipeline.Flow
+	err  error
+}
+
+// loadFlows loads every flow file, and rejects two files declaring the same
+// flow name: their state on the bus would be mixed up.
+func loadFlows(reg *pipeline.Registry, paths []string) []loadResult {
+	results := make([]loadResult, len(paths))
+	byName := map[string]string{}
+	for i, p := range paths {
+		f, err := flowfile.Load(p, reg)
+		results[i] = loadResult{path: p, flow: f, err: err}
+		if err != nil || f == nil {
+			continue
+		}
+		if other, dup := byName[f.Name]; dup {
+			where := f.Pos.String()
+			if where == "" {
+				where = p
+			}
+			results[i].err = fmt.Errorf("%s: flow name %q is also used by %s: give each flow its own name", where, f.Name, other)
+			results[i].flow = nil
+			continue
+		}
+		byName[f.Name] = p
+	}
+	return results
+}
+
+func runFlows(g *globalOptions, o *runOptions, paths []string) error {
+	log := g.logger
+	reg, err := all.Registry()
+	if err != nil {
+		return &exitError{exitErr, err.Error()}
+	}
+	var flows []*pipeline.Flow
+	bad := 0
+	for _, r := range loadFlows(reg, paths) {
+		if r.err != nil {
+			fmt.Fprintln(g.stderr, strings.TrimRight(r.err.Error(), "\n"))
+			bad++
+			continue
+		}
+		flows = append(flows, r.flow)
+	}
+	if bad > 0 {
+		what := "flow file is"
+		if bad > 1 {
+			what = "flow files are"
+		}
+		return &exitError{exitErr, fmt.Sprintf("%d %s invalid; nothing was started", bad, what)}
+	}
+
+	// Signals: the first stops gracefully, the second exits at once.
+	var conn *natsConn
+	var connMu sync.Mutex
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	stopping := make(chan struct{})
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-sigs:
+		case <-finished:
+			return
+		}
+		log.Info("stopping: finishing in-flight parts (press Ctrl-C again to force)")
+		close(stopping)
+		// A repeat within a moment of the first is the same request sent
+		// twice (timeout(1) signals both the child and its process group),
+		// not a person asking to force.
+		first := time.Now()
+		for {
+			select {
+			case <-sigs:
+			case <-finished:
+				return
+			}
+			if time.Since(first) >= time.Second {
+				break
+			}
+		}
+		connMu.Lock()
+		conn.removeURLFile()
+		connMu.Unlock()
+		fmt.Fprintln(g.stderr, "runner: forced exit; files in flight resume on the next run")
+		os.Exit(exitErr)
+	}()
+
+	c, err := connectForRun(g)
+	if err != nil {
+		return &exitError{exitErr, err.Error()}
+	}
+	connMu.Lock()
+	conn = c
+	connMu.Unlock()
+	defer c.Close()
+
+	eng, err := engine.New(c.nc, engine.Options{Registry: reg, Logger: log, Grace: o.grace})
+	if err != nil {
+		return &exitError{exitErr, fmt.Sprintf("starting the engine: %v", err)}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var runs []*engine.Run
+	for _, f := range flows {
+		if closed(stopping) {
+			break
+		}
+		r, err := eng.Start(ctx, *f)
+		if err != nil {
+			stopRuns(runs, make([]bool, len(runs)), o.grace, log)
+			return &exitError{exitErr, fmt.Sprintf("starting flow %s: %v", f.Name, err)}
+		}
+		log.Info("flow started", "flow", f.Name, "nats", c.where)
+		runs = append(runs, r)
+	}
+
+	statsers := make([]statser, len(runs))
+	for i, r := range runs {
+		statsers[i] = r
+	}
+	mode := resolveProgressMode(o.progress.value, g.stdout)
+	progress := startProgress(mode, g.stdout, g.logOut, statsers, o.stats)
+	defer progress.stop()
+
+	type waitResult struct {
+		i   int
+		err error
+	}
+	results := make(chan waitResult, len(runs))
+	for i, r := range runs {
+		go func() { results <- waitResult{i, r.Wait()} }()
+	}
+	ended := make([]bool, len(runs))
+	var fatal []string
+	stopCh := stopping
+	var stopDeadline <-chan time.Time
+	for remaining := len(runs); remaining > 0; {
+		select {
+		case <-stopCh:
+			stopCh = nil
+			stopRuns(runs, ended, o.grace, log)
+			stopDeadline = time.After(10 * time.Second)
+		case res := <-results:
+			remaining--
+			ended[res.i] = true
+			if res.err != nil {
+				name := runs[res.i].Flow().Name
+				log.Error("flow could not continue", "flow", name, "err", res.err)
+				fatal = append(fatal, fmt.Sprintf("flow %s: %v", name, res.err))
+				if stopCh != nil {
+					stopCh = nil
+					stopRuns(runs, ended, o.grace, log)
+					stopDeadline = time.After(10 * time.Second)
+				}
+			}
+		case <-stopDeadline:
+			progress.stop()
+			return &exitError{exitErr, fmt.Sprintf("%d of %d flows did not stop within --grace %s", remaining, len(runs), o.grace)}
+		}
+	}
+	progress.stop()
+
+	var failed int64
+	for _, r := range runs {
+		s := r.Stats()
+		fmt.Fprintln(g.stdout, formatSummary(s, time.Since(s.Started)))
+		failed += filesFailed(s)
+	}
+	switch {
+	case len(fatal) == 1:
+		return &exitError{exitErr, fatal[0]}
+	case len(fatal) > 1:
+		return &exitError{exitErr, fmt.Sprintf("%d flows could not continue: %s", len(fatal), strings.Join(fatal, "; "))}
+	case failed > 0:
+		return &exitError{exitFailed, fmt.Sprintf("%s failed or partly failed; see %q", plural(failed, "file", "files"), statusCommand(g, "--failed"))}
+	}
+	return nil
+}
+
+// stopRuns stops every run that has not ended, at once, and waits at most
+// grace for them. Parts still in flight then are checkpointed by the engine
+// and resume on the next run.
+func stopRuns(runs []*engine.Run, ended []bool, grace time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, r := range runs {
+		if ended[i] {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.Stop(ctx); err != nil {
+				log.Warn("flow did not stop cleanly; the next run resumes it", "flow", r.Flow().Name, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// closed reports whether ch is closed.
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// statusCommand is the status command line that reads the state this runner
+// wrote, for hints.
+func statusCommand(g *globalOptions, args ...string) string {
+	cmd := append([]string{"runner", "status"}, args...)
+	switch {
+	case g.nats.url != "":
+		cmd = append(cmd, "--nats-url", redactURLs(g.nats.url))
+	case g.data != defaultData:
+		cmd = append(cmd, "--data", g.data)
+	}
+	return strings.Join(cmd, " ")
+}

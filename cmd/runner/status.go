@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/mftflow/mftflow/pipeline/bus"
+	"github.com/mftflow/mftflow/pipeline/engine"
+)
+
+type statusOptions struct {
+	asJSON bool
+	failed bool
+	flows  []string
+}
+
+func newStatusCmd(g *globalOptions) *cobra.Command {
+	o := &statusOptions{}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the delivery state of flows",
+		Long: `Status reads the flows' state from JetStream: for each flow and sink, how many
+deliveries are in flight, committed, failed and skipped. --failed lists every
+failed delivery with its error.
+
+It reads from --nats-url when given; else from the runner using the data
+directory, if one is running; else it opens the data directory's store itself.`,
+		Example: `  runner status
+  runner status --failed --flow orders
+  runner status --json --nats-url nats://n1:4222`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return showStatus(g, o)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.asJSON, "json", false, "print the state as JSON")
+	f.BoolVar(&o.failed, "failed", false, "list failed deliveries (and files that could not be read)")
+	f.StringSliceVar(&o.flows, "flow", nil, "show only this flow (repeat or separate with commas)")
+	return cmd
+}
+
+func showStatus(g *globalOptions, o *statusOptions) error {
+	c, err := connectForStatus(g)
+	if err != nil {
+		var none *errNoState
+		if errors.As(err, &none) {
+			return &exitError{exitErr, none.Error()}
+		}
+		return &exitError{exitErr, err.Error()}
+	}
+	defer c.Close()
+	js, err := jetstream.New(c.nc)
+	if err != nil {
+		return &exitError{exitErr, fmt.Sprintf("opening JetStream on %s: %v", c.where, err)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	flows, err := engine.ReadStatus(ctx, js, o.flows...)
+	if err != nil {
+		return &exitError{exitErr, fmt.Sprintf("reading state from %s: %v", c.where, err)}
+	}
+	var missing []string
+	for _, name := range o.flows {
+		found := false
+		for _, fs := range flows {
+			found = found || fs.Flow == name
+		}
+		if !found {
+			missing = append(missing, fmt.Sprintf("%q", name))
+		}
+	}
+	if len(missing) > 0 {
+		return &exitError{exitErr, fmt.Sprintf("no state for flow %s in %s", strings.Join(missing, ", "), c.where)}
+	}
+	if o.failed {
+		for i := range flows {
+			flows[i].Files = failedFiles(flows[i].Files)
+		}
+	}
+	if o.asJSON {
+		if flows == nil {
+			flows = []engine.FlowStatus{}
+		}
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(flows)
+	}
+	if len(flows) == 0 {
+		fmt.Fprintf(g.stdout, "no flows in %s\n", c.where)
+		return nil
+	}
+	return writeStatus(g.stdout, flows, o.failed)
+}
+
+// failedFiles keeps the files with a failed delivery or that could not be read.
+func failedFiles(files []engine.FileStatus) []engine.FileStatus {
+	var out []engine.FileStatus
+	for _, f := range files {
+		keep := f.Manifest.State == bus.FileFailed
+		for _, d := range f.Deliveries {
+			keep = keep || d.State == bus.DeliveryFailed
+		}
+		if keep {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// writeStatus prints, per flow, a line counting its files, a table of its
+// sinks and, when listFailed is set, its failed deliveries.
+func writeStatus(w io.Writer, flows []engine.FlowStatus, listFailed bool) error {
+	for i, fs := range flows {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		if !listFailed {
+			fmt.Fprintf(w, "flow %s: %s\n", fs.Flow, fileCounts(fs.Files))
+		} else {
+			fmt.Fprintf(w, "flow %s\n", fs.Flow)
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  SINK\tIN FLIGHT\tCOMMITTED\tFAILED\tSKIPPED")
+		failed := 0
+		for _, s := range fs.Sinks {
+			fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\n", s.Sink, s.InFlight, s.Committed, s.Failed, s.Skipped)
+			failed += s.Failed
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if !listFailed {
+			if failed > 0 {
+				fmt.Fprintf(w, "  %s; list with \"runner status --failed --flow %s\"\n", plural(int64(failed), "failed delivery", "failed deliveries"), fs.Flow)
+			}
+			continue
+		}
+		rows := failedRows(fs.Files)
+		if len(rows) == 0 {
+			fmt.Fprintln(w, "  no failed deliveries")
+			continue
+		}
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  FILE\tSINK\tATTEMPTS\tERROR")
+		for _, r := range rows {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", r.file, r.sink, r.attempts, r.err)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fileCounts summarises files by manifest state: "12 files (10 done, 2 in progress)".
+func fileCounts(files []engine.FileStatus) string {
+	var done, skipped, unreadable, active int64
+	for _, f := range files {
+		switch f.Manifest.State {
+		case bus.FileDone:
+			done++
+		case bus.FileSkipped:
+			skipped++
+		case bus.FileFailed:
+			unreadable++
+		default:
+			active++
+		}
+	}
+	var parts []string
+	for _, p := range []struct {
+		n    int64
+		what string
+	}{{done, "done"}, {active, "in progress"}, {skipped, "skipped"}, {unreadable, "unreadable"}} {
+		if p.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", p.n, p.what))
+		}
+	}
+	s := plural(int64(len(files)), "file", "files")
+	if len(parts) > 0 {
+		s += " (" + strings.Join(parts, ", ") + ")"
+	}
+	return s
+}
+
+type failedRow struct{ file, sink, attempts, err string }
+
+// failedRows lists failed deliveries, and files that could not be read
+// (sink "-"), sorted by file name and sink.
+func failedRows(files []engine.FileStatus) []failedRow {
+	var rows []failedRow
+	for _, f := range files {
+		name := f.Manifest.Name
+		if f.Manifest.State == bus.FileFailed {
+			rows = append(rows, failedRow{name, "-", "-", oneLine(f.Manifest.Error)})
+		}
+		for _, d := range f.Deliveries {
+			if d.State != bus.DeliveryFailed {
+				continue
+			}
+			n := name
+			if n == "" {
+				n = d.Name
+			}
+			rows = append(rows, failedRow{n, d.Sink, fmt.Sprint(d.Attempts), oneLine(d.Error)})
+		}
+	}
+	sort.SliceStable(rows, func(i, j int) bool {
+		if rows[i].file != rows[j].file {
+			return rows[i].file < rows[j].file
+		}
+		return rows[i].sink < rows[j].sink
+	})
+	return rows
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/mftflow/mftflow/pipeline/bus"
+	"github.com/mftflow/mftflow/pipeline/engine"
+)
+
+func statusFixture() []engine.FlowStatus {
+	return []engine.FlowStatus{{
+		Flow: "orders",
+		Files: []engine.FileStatus{
+			{Manifest: bus.Manifest{Name: "a.csv", State: bus.FileDone}, Deliveries: []bus.Delivery{
+				{Sink: "archive", State: bus.DeliveryCommitted, Attempts: 1},
+				{Sink: "s3", State: bus.DeliveryFailed, Attempts: 5, Error: "writing part 3:\n  503 Slow Down"},
+			}},
+			{Manifest: bus.Manifest{Name: "b.csv", State: bus.FileReady}, Deliveries: []bus.Delivery{
+				{Sink: "archive", State: bus.DeliveryActive, Attempts: 1},
+				{Sink: "s3", State: bus.DeliveryPending},
+			}},
+			{Manifest: bus.Manifest{Name: "c.csv", State: bus.FileFailed, Error: "reading: permission denied"}},
+		},
+		Sinks: []engine.SinkCounts{
+			{Sink: "archive", InFlight: 1, Committed: 1},
+			{Sink: "s3", InFlight: 1, Failed: 1},
+		},
+	}}
+}
+
+func TestWriteStatus(t *testing.T) {
+	var b bytes.Buffer
+	if err := writeStatus(&b, statusFixture(), false); err != nil {
+		t.Fatal(err)
+	}
+	want := `flow orders: 3 files (1 done, 1 in progress, 1 unreadable)
+  SINK     IN FLIGHT  COMMITTED  FAILED  SKIPPED
+  archive  1          1          0       0
+  s3       1          0          1       0
+  1 failed delivery; list with "runner status --failed --flow orders"
+`
+	if b.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+func TestWriteStatusFailed(t *testing.T) {
+	flows := statusFixture()
+	flows[0].Files = failedFiles(flows[0].Files)
+	if len(flows[0].Files) != 2 {
+		t.Fatalf("failedFiles kept %d files, want a.csv and c.csv", len(flows[0].Files))
+	}
+	var b bytes.Buffer
+	if err := writeStatus(&b, flows, true); err != nil {
+		t.Fatal(err)
+	}
+	want := `flow orders
+  SINK     IN FLIGHT  COMMITTED  FAILED  SKIPPED
+  archive  1          1          0       0
+  s3       1          0          1       0
+
+  FILE   SINK  ATTEMPTS  ERROR
+  a.csv  s3    5         writing part 3: 503 Slow Down
+  c.csv  -     -         reading: permission denied
+`
+	if b.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+}

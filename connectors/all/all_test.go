@@ -1,0 +1,42 @@
+package all_test
+
+import (
+	"testing"
+
+	"github.com/mftflow/mftflow/connectors/all"
+	"github.com/mftflow/mftflow/pipeline"
+)
+
+func TestRegistry(t *testing.T) {
+	r, err := all.Registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		kind pipeline.Kind
+		name string
+	}{
+		{pipeline.KindSource, "local"},
+		{pipeline.KindSink, "local"},
+		{pipeline.KindStage, "match"},
+		{pipeline.KindStage, "rename"},
+		{pipeline.KindStage, "compress"},
+		{pipeline.KindStage, "decompress"},
+	} {
+		if _, ok := r.Lookup(c.kind, c.name); !ok {
+			t.Errorf("no %s %q (have %v)", c.kind, c.name, r.Names(c.kind))
+		}
+	}
+	// Each call gives a fresh registry: adding to one leaves the next alone.
+	extra := pipeline.Spec{Name: "extra", Summary: "test"}
+	if err := r.RegisterStage(extra, nil); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := all.Registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r2.Lookup(pipeline.KindStage, "extra"); ok {
+		t.Error("a stage added to one registry shows up in the next")
+	}
+}

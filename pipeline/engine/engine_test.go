@@ -1,0 +1,365 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/pipeline/bus"
+	"github.com/mftflow/mftflow/pipeline/engine"
+	"github.com/mftflow/mftflow/testkit"
+)
+
+// env is one embedded NATS server and a connection to it.
+type env struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+}
+
+func newEnv(t *testing.T) env {
+	t.Helper()
+	nc := testkit.ConnectNATS(t, testkit.StartNATS(t))
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env{nc: nc, js: js}
+}
+
+func (e env) engine(t *testing.T, o engine.Options) *engine.Engine {
+	t.Helper()
+	if o.AckWait == 0 {
+		o.AckWait = 5 * time.Second
+	}
+	eng, err := engine.New(e.nc, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng
+}
+
+// runToEnd starts f and waits for it to end by itself.
+func runToEnd(t *testing.T, eng *engine.Engine, f pipeline.Flow) *engine.Run {
+	t.Helper()
+	run, err := eng.Start(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, run, time.Minute)
+	return run
+}
+
+func waitRun(t *testing.T, run *engine.Run, d time.Duration) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- run.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(d):
+		run.Stop(context.Background())
+		t.Fatalf("run did not finish within %v: %+v", d, run.Stats())
+	}
+}
+
+func fastRetry(s pipeline.SinkSpec, attempts int) pipeline.SinkSpec {
+	s.Retry = pipeline.Retry{Attempts: attempts, Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond}
+	return s
+}
+
+// sizes exercise the chunk edges for 64 KiB chunks: empty, one byte, exact
+// multiples, one over, and several parts.
+func sampleFiles() map[string][]byte {
+	files := map[string][]byte{}
+	for i, n := range []int{0, 1, 64 << 10, 64<<10 + 1, 3 << 20, 5<<20 + 17} {
+		files[fmt.Sprintf("dir/f%d.bin", i)] = testkit.RandomContent(int64(i), n)
+	}
+	files["text.csv"] = []byte(strings.Repeat("order,customer,amount\n", 50000))
+	return files
+}
+
+func checkDelivered(t *testing.T, want map[string][]byte, got map[string][]byte) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("sink holds %d files, want %d", len(got), len(want))
+	}
+	for name, data := range want {
+		if g, ok := got[name]; !ok {
+			t.Errorf("%s: not delivered", name)
+		} else if testkit.SHA256Hex(g) != testkit.SHA256Hex(data) {
+			t.Errorf("%s: sha256 %s, want %s (%d bytes, want %d)", name, testkit.SHA256Hex(g), testkit.SHA256Hex(data), len(g), len(data))
+		}
+	}
+}
+
+func TestDeliversEveryFileByteIdentical(t *testing.T) {
+	e := newEnv(t)
+	for _, comp := range []string{"none", "s2", "zstd"} {
+		t.Run(comp, func(t *testing.T) {
+			files := sampleFiles()
+			src := testkit.NewMemorySource(files, true)
+			a, b := testkit.NewMemorySink(), testkit.NewMemorySink()
+			b.SetPlan(pipeline.PartPlan{PartSize: 1 << 20, Concurrency: 3})
+			run := runToEnd(t, e.engine(t, engine.Options{}), pipeline.Flow{
+				Name:   "every-" + comp,
+				Source: pipeline.SourceOf(src),
+				Sinks:  []pipeline.SinkSpec{pipeline.SinkOf("a", a), pipeline.SinkOf("b", b)},
+				Bus:    pipeline.BusSpec{ChunkSize: 64 << 10, Compression: comp},
+			})
+			checkDelivered(t, files, a.Files())
+			checkDelivered(t, files, b.Files())
+			if a.Commits() != len(files) || b.Commits() != len(files) {
+				t.Errorf("commits a=%d b=%d, want %d each", a.Commits(), b.Commits(), len(files))
+			}
+			for name, o := range src.Acked() {
+				if o.Status != pipeline.Passed {
+					t.Errorf("%s acked %v (%s), want passed", name, o.Status, o.Message)
+				}
+			}
+			if s := run.Stats(); s.FilesPassed != int64(len(files)) || s.FilesInFlight != 0 {
+				t.Errorf("stats: %+v", s)
+			}
+		})
+	}
+}
+
+func TestStagesTransformRenameAndSkip(t *testing.T) {
+	e := newEnv(t)
+	files := map[string][]byte{"keep.txt": []byte("hello\n"), "drop.log": []byte("noise\n")}
+	src := testkit.NewMemorySource(files, true)
+	sink := testkit.NewMemorySink()
+	upper := pipeline.StageFunc(func(ctx context.Context, f pipeline.File, r io.Reader) (pipeline.File, io.Reader, error) {
+		if strings.HasSuffix(f.Name, ".log") {
+			return f, nil, fmt.Errorf("logs stay home: %w", pipeline.ErrSkip)
+		}
+		b, err := io.ReadAll(r)
+		f.Name = "upper/" + f.Name
+		f.Size = -1
+		return f, strings.NewReader(strings.ToUpper(string(b))), err
+	})
+	run := runToEnd(t, e.engine(t, engine.Options{}), pipeline.Flow{
+		Name:   "stages",
+		Source: pipeline.SourceOf(src),
+		Stages: []pipeline.Component{pipeline.StageOf(upper)},
+		Sinks:  []pipeline.SinkSpec{pipeline.SinkOf("mem", sink)},
+	})
+	if diff := cmp.Diff(map[string][]byte{"upper/keep.txt": []byte("HELLO\n")}, sink.Files()); diff != "" {
+		t.Errorf("sink files (-want +got):\n%s", diff)
+	}
+	acked := src.Acked()
+	if acked["drop.log"].Status != pipeline.Skipped || acked["drop.log"].Message != "logs stay home: file skipped" {
+		t.Errorf("drop.log acked %+v, want skipped with the stage's reason", acked["drop.log"])
+	}
+	if acked["keep.txt"].Status != pipeline.Passed {
+		t.Errorf("keep.txt acked %+v", acked["keep.txt"])
+	}
+	if s := run.Stats(); s.FilesSkipped != 1 || s.FilesPassed != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+func TestOneSinkFailingNeverBlocksTheOther(t *testing.T) {
+	e := newEnv(t)
+	files := sampleFiles()
+	src := testkit.NewMemorySource(files, true)
+	good := testkit.NewMemorySink()
+	bad := testkit.FailAlways(testkit.NewMemorySink(), pipeline.Permanent(errors.New("disk on fire")))
+	flaky := testkit.FailEveryNth(testkit.NewMemorySink(), 1, nil) // retryable, every part
+	eng := e.engine(t, engine.Options{})
+	run := runToEnd(t, eng, pipeline.Flow{
+		Name:   "fanout",
+		Source: pipeline.SourceOf(src),
+		Sinks: []pipeline.SinkSpec{
+			pipeline.SinkOf("good", good),
+			fastRetry(pipeline.SinkOf("bad", bad), 5),
+			fastRetry(pipeline.SinkOf("flaky", flaky), 2),
+		},
+		Bus: pipeline.BusSpec{ChunkSize: 64 << 10},
+	})
+	checkDelivered(t, files, good.Files())
+	for name, o := range src.Acked() {
+		if o.Status != pipeline.Mixed || o.Sinks["good"].Committed != true || o.Sinks["bad"].Committed {
+			t.Errorf("%s acked %+v, want mixed with good committed", name, o)
+		}
+	}
+	st, err := engine.ReadStatus(context.Background(), e.js, "fanout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCounts := []engine.SinkCounts{
+		{Sink: "bad", Failed: len(files)},
+		{Sink: "flaky", Failed: len(files)},
+		{Sink: "good", Committed: len(files)},
+	}
+	if diff := cmp.Diff(wantCounts, st[0].Sinks); diff != "" {
+		t.Errorf("status counts (-want +got):\n%s", diff)
+	}
+	for _, f := range st[0].Files {
+		for _, d := range f.Deliveries {
+			switch d.Sink {
+			case "bad":
+				want := fmt.Sprintf("opening %s on sink bad: opening %q: disk on fire", f.Manifest.Name, f.Manifest.Name)
+				if d.Error != want || d.Attempts != 1 {
+					t.Errorf("bad delivery of %s: attempts %d error %q, want 1 attempt (permanent) and %q", f.Manifest.Name, d.Attempts, d.Error, want)
+				}
+			case "flaky":
+				if d.Attempts != 2 || !strings.Contains(d.Error, "injected") {
+					t.Errorf("flaky delivery of %s: attempts %d error %q, want 2 attempts, injected error", f.Manifest.Name, d.Attempts, d.Error)
+				}
+			}
+		}
+	}
+	if s := run.Stats(); s.FilesMixed != int64(len(files)) {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+func TestRetriesRecoverFromTransientFailures(t *testing.T) {
+	e := newEnv(t)
+	files := sampleFiles()
+	src := testkit.NewMemorySource(files, true)
+	mem := testkit.NewMemorySink()
+	mem.SetPlan(pipeline.PartPlan{PartSize: 128 << 10})
+	sink := testkit.FailEveryNth(mem, 3, nil)
+	runToEnd(t, e.engine(t, engine.Options{}), pipeline.Flow{
+		Name:   "retry",
+		Source: pipeline.SourceOf(src),
+		Sinks:  []pipeline.SinkSpec{fastRetry(pipeline.SinkOf("mem", sink), 5)},
+		Bus:    pipeline.BusSpec{ChunkSize: 64 << 10},
+	})
+	checkDelivered(t, files, mem.Files())
+	if mem.Commits() != len(files) {
+		t.Errorf("commits %d, want %d", mem.Commits(), len(files))
+	}
+}
+
+func TestHostileNamesAreRejected(t *testing.T) {
+	e := newEnv(t)
+	files := map[string][]byte{"../escape.txt": []byte("x"), "ok.txt": []byte("fine"), "a/../../b": []byte("y")}
+	src := testkit.NewMemorySource(files, true)
+	sink := testkit.NewMemorySink()
+	runToEnd(t, e.engine(t, engine.Options{}), pipeline.Flow{
+		Name: "hostile", Source: pipeline.SourceOf(src), Sinks: []pipeline.SinkSpec{pipeline.SinkOf("mem", sink)},
+	})
+	if diff := cmp.Diff(map[string][]byte{"ok.txt": []byte("fine")}, sink.Files()); diff != "" {
+		t.Errorf("sink files (-want +got):\n%s", diff)
+	}
+	got := map[string]string{}
+	for name, o := range src.Acked() {
+		got[name] = o.Status.String() + ": " + o.Message
+	}
+	want := map[string]string{
+		"../escape.txt": `failed: file name "../escape.txt": contains ".." and would escape the target directory: unsafe file name`,
+		"a/../../b":     `failed: file name "a/../../b": contains ".." and would escape the target directory: unsafe file name`,
+		"ok.txt":        "passed: ",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("outcomes (-want +got):\n%s", diff)
+	}
+}
+
+func TestRestartDoesNotDeliverAgain(t *testing.T) {
+	e := newEnv(t)
+	files := sampleFiles()
+	src := testkit.NewMemorySource(files, true)
+	sink := testkit.NewMemorySink()
+	flow := func(s pipeline.Source) pipeline.Flow {
+		return pipeline.Flow{Name: "again", Source: pipeline.SourceOf(s), Sinks: []pipeline.SinkSpec{pipeline.SinkOf("mem", sink)}, Bus: pipeline.BusSpec{ChunkSize: 64 << 10}}
+	}
+	runToEnd(t, e.engine(t, engine.Options{}), flow(src))
+	writes := sink.PartWrites()
+	run := runToEnd(t, e.engine(t, engine.Options{}), flow(src.Reopen()))
+	if sink.Commits() != len(files) || sink.PartWrites() != writes {
+		t.Errorf("after a second run: %d commits, %d part writes; want %d and %d (nothing sent again)", sink.Commits(), sink.PartWrites(), len(files), writes)
+	}
+	if s := run.Stats(); s.FilesPassed != int64(len(files)) || s.BytesRead != 0 {
+		t.Errorf("second run stats %+v: want every file passed and nothing read", s)
+	}
+}
+
+func TestStopThenResume(t *testing.T) {
+	e := newEnv(t)
+	files := map[string][]byte{"big.bin": testkit.RandomContent(7, 24<<20)}
+	src := testkit.NewMemorySource(files, true)
+	mem := testkit.NewMemorySink()
+	mem.SetPlan(pipeline.PartPlan{PartSize: 1 << 20, Concurrency: 2})
+	flow := func(s pipeline.Source, k pipeline.Sink) pipeline.Flow {
+		return pipeline.Flow{Name: "resume", Source: pipeline.SourceOf(s), Sinks: []pipeline.SinkSpec{pipeline.SinkOf("mem", k)}, Bus: pipeline.BusSpec{ChunkSize: 256 << 10}}
+	}
+	// A slow sink: stop after a few parts are written.
+	run, err := e.engine(t, engine.Options{}).Start(context.Background(), flow(src, testkit.Stall(mem, 50*time.Millisecond)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for mem.PartWrites() < 4 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := run.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if mem.Commits() != 0 || len(src.Acked()) != 0 {
+		t.Fatalf("stopped run committed %d files and acked %v; want nothing final yet", mem.Commits(), src.Acked())
+	}
+	st, err := engine.ReadStatus(context.Background(), e.js, "resume")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doneBefore := st[0].Files[0].Deliveries[0].Done.Count()
+	if doneBefore == 0 {
+		t.Fatal("no part recorded as done after a graceful stop")
+	}
+
+	runToEnd(t, e.engine(t, engine.Options{}), flow(src.Reopen(), mem))
+	checkDelivered(t, files, mem.Files())
+	st, err = engine.ReadStatus(context.Background(), e.js, "resume")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := st[0].Files[0].Deliveries[0]
+	if d.State != bus.DeliveryCommitted || d.Resumed < doneBefore || d.Writes != 24 || mem.Commits() != 1 {
+		t.Errorf("delivery %+v, commits %d: want committed, ≥%d parts resumed, 24 part writes in all, one commit", d, mem.Commits(), doneBefore)
+	}
+}
+
+func TestChunkSizeAboveMaxPayloadIsRefused(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.engine(t, engine.Options{}).Start(context.Background(), pipeline.Flow{
+		Name:   "huge",
+		Source: pipeline.SourceOf(testkit.NewMemorySource(nil, true)),
+		Sinks:  []pipeline.SinkSpec{pipeline.SinkOf("mem", testkit.NewMemorySink())},
+		Bus:    pipeline.BusSpec{ChunkSize: 16 << 20},
+	})
+	want := "flow huge: bus chunk_size 16.0 MiB (16777216 bytes) plus 1024 bytes of headers exceeds the NATS server's max_payload of 8388608 bytes: lower bus.chunk_size or raise max_payload on the server"
+	if err == nil || err.Error() != want {
+		t.Errorf("got error %v\nwant %s", err, want)
+	}
+}
+
+func TestUnknownConnectorNamesTheKnownOnes(t *testing.T) {
+	e := newEnv(t)
+	reg := pipeline.NewRegistry()
+	if err := testkit.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.engine(t, engine.Options{Registry: reg}).Start(context.Background(), pipeline.Flow{
+		Name:   "unknown",
+		Source: pipeline.Use("memory", nil),
+		Sinks:  []pipeline.SinkSpec{{Component: pipeline.Use("ftp", nil)}},
+	})
+	want := `flow unknown: sink "ftp": unknown sink connector "ftp" (known: memory)`
+	if err == nil || err.Error() != want {
+		t.Errorf("got error %v\nwant %s", err, want)
+	}
+}

@@ -1,0 +1,84 @@
+// Package flowfile reads flow files: YAML files that describe one
+// pipeline.Flow each. Load reads a file from disk; Parse reads bytes.
+//
+// # Format
+//
+// A flow file holds one flow:
+//
+//	name: quickstart            # required: 1 to 64 letters, digits, '-' or '_'
+//	source:                     # required: exactly one connector
+//	  local:                    # the connector's name ...
+//	    path: ./examples/inbox  # ... and its config (may be empty)
+//	    after: leave
+//	stages:                     # optional, applied in order
+//	  - match:                  # each item: one stage name and its config
+//	      include: ["*.csv"]
+//	  - compress: {format: gzip}
+//	sinks:                      # required: at least one
+//	  - name: archive           # optional; defaults to the connector's name
+//	    local:                  # exactly one connector
+//	      path: ./out
+//	    parallelism: 4          # parts of one file written at once
+//	    files: 4                # files delivered to this sink at once
+//	    retry:
+//	      attempts: 5           # tries before a delivery is marked failed
+//	      initial: 1s           # first backoff, doubled on each retry ...
+//	      max: 1m               # ... up to this
+//	bus:                        # optional tuning of the JetStream transport
+//	  chunk_size: 1MiB          # payload of one bus message, at least 4KiB
+//	  compression: s2           # s2, zstd or none
+//	  files: 4                  # files read from the source at once
+//	  readers: 4                # chunks of one file read at once
+//	  retention: 0s             # keep chunks this long after every sink committed
+//
+// Settings left out are zero in the parsed Flow and take their defaults from
+// pipeline.Flow.WithDefaults. Counts accept 0 (the default) and up; sizes are
+// a number of bytes or a number with a unit (512KiB, 8MiB, 1GB; see
+// pipeline.ParseSize); durations use Go's syntax (500ms, 10s, 1m30s).
+//
+// A connector's config is checked against its pipeline.Spec from the
+// registry: unknown fields, missing required fields and values of the wrong
+// type are errors. Component.Config holds the fields the file sets, each
+// converted by pipeline.Field.Parse to its Go type (string, int, bool,
+// time.Duration, int64 for sizes, []string, map[string]string); defaults are
+// left to pipeline.ParseConfig. A strings field also takes a single string,
+// and a quoted number or boolean ("5", "true") is accepted where one is
+// expected. A field with an empty value (path: or path: ~) counts as not set.
+//
+// # Environment variables
+//
+// In every value (never in keys), ${VAR} is replaced by the environment
+// variable VAR, and ${VAR:default} by VAR or, if VAR is not set, by default
+// (which may be empty: ${VAR:}; it ends at the first "}"). A variable that
+// is set to the empty string counts as set. "$$" stands for a single "$", so
+// "$${VAR}" is the literal text ${VAR}; a "$" followed by anything else is
+// kept as it is. A variable that is not set and has no default is an error.
+// Substitution happens after YAML parsing, on the value of each scalar, so
+// positions in errors stay those of the file and a variable's value is never
+// parsed as YAML: it is a string, converted to the field's type like a
+// quoted value. In YAML flow style ({...} and [...]) a value holding ${...}
+// must be quoted. Values of Secret fields are never shown in errors.
+//
+// # YAML features
+//
+// Anchors, aliases and merge keys ("<<: *defaults") work as in YAML 1.1;
+// keys written in a mapping win over merged ones. Duplicate keys are an
+// error. A file may hold one YAML document (a trailing empty one is
+// ignored). To bound the cost of hostile input, a file larger than
+// MaxFileSize, with more than MaxNodes nodes, or whose aliases expand to
+// more than MaxNodes further nodes is refused.
+//
+// # Errors
+//
+// Parse reports every problem it finds, not just the first, as Errors: one
+// *Error per problem, sorted by position, each printed as
+// "FILE:LINE:COLUMN: message" with the position of the offending key or
+// value:
+//
+//	flow.yaml:3:5: unknown sink connector "lcoal" (known: local, memory, s3)
+//	flow.yaml:7:14: local sink: field "fsync": want true or false, got string maybe
+//	flow.yaml:9:3: unknown key "sinkz" (known: name, source, stages, sinks, bus)
+//
+// The YAML parser gives lines but no columns for syntax errors; those are
+// reported at column 1, or at the start of the line for a mis-indented line.
+package flowfile

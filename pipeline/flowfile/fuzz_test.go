@@ -1,0 +1,57 @@
+package flowfile
+
+import (
+	"errors"
+	"os"
+	"testing"
+)
+
+// FuzzParse checks that Parse never panics, that a nil error comes with a
+// flow that passes Check and whose configs its connectors accept, and that
+// errors are well formed: each with a position, sorted, the same on a
+// second run.
+func FuzzParse(f *testing.F) {
+	full, err := os.ReadFile("testdata/full.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(string(full))
+	for _, tt := range errorCases {
+		f.Add(tt.in)
+	}
+	f.Add(lines("name: x", "source: {local: {path: ${IN:./in}}}", "sinks: [{local: {path: '${OUT}', part_size: ${SIZE}}, retry: {attempts: ${N}}}]"))
+	f.Add(lines("name: x", "source: {local: &l {path: a}}", "sinks:", "  - local: {<<: *l, fsync: true}", "  - local: *l", "    name: b"))
+	f.Add(lines("name: x", "source: {s3: {bucket: b, secret_key: k}}", "stages: [match: {include: a}, compress: ~]", "sinks: [memory: {}]", "bus: {chunk_size: 4KiB, compression: none, retention: 1s}"))
+
+	reg := testRegistry(f)
+	lookup := env(map[string]string{"IN": "/in", "OUT": "/out", "SIZE": "5MiB", "N": "3", "SECRET": "hunter2"})
+	f.Fuzz(func(t *testing.T, in string) {
+		flow, err := Parse("fuzz.yaml", []byte(in), reg, lookup)
+		if err == nil {
+			checkParsed(t, reg, flow)
+			return
+		}
+		if flow != nil {
+			t.Errorf("Parse returned a flow with its error")
+		}
+		var all Errors
+		if !errors.As(err, &all) || len(all) == 0 {
+			t.Fatalf("error is not a non-empty Errors: %#v", err)
+		}
+		for i, e := range all {
+			if e.Pos.File != "fuzz.yaml" || e.Pos.Line < 1 || e.Pos.Column < 1 || e.Msg == "" {
+				t.Errorf("malformed error %#v", e)
+			}
+			if i > 0 {
+				prev := all[i-1].Pos
+				if e.Pos.Line < prev.Line || (e.Pos.Line == prev.Line && e.Pos.Column < prev.Column) {
+					t.Errorf("errors not sorted: %v before %v", prev, e.Pos)
+				}
+			}
+		}
+		_, again := Parse("fuzz.yaml", []byte(in), reg, lookup)
+		if again == nil || again.Error() != err.Error() {
+			t.Errorf("second Parse differs:\n%v\nthen:\n%v", err, again)
+		}
+	})
+}
