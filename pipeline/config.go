@@ -86,6 +86,9 @@ func (f Field) Parse(v any) (any, error) {
 			return nil, fmt.Errorf("want a string, got %s", got())
 		}
 		if len(f.Enum) > 0 && !contains(f.Enum, s) {
+			if f.Secret {
+				return nil, fmt.Errorf("want one of %s", strings.Join(f.Enum, ", "))
+			}
 			return nil, fmt.Errorf("want one of %s, got %q", strings.Join(f.Enum, ", "), s)
 		}
 		return s, nil
@@ -241,8 +244,9 @@ func (e *FieldError) Error() string {
 
 func (e *FieldError) Unwrap() error { return e.Err }
 
-// ParseConfig checks raw against spec: unknown fields, missing required
-// fields and type errors are reported together, sorted by field name.
+// ParseConfig checks raw against spec: unknown fields (sorted by name), then
+// missing required fields and type errors in the spec's field order, all
+// reported together.
 func ParseConfig(spec Spec, raw map[string]any) (Config, error) {
 	c := Config{spec: spec, values: map[string]any{}}
 	var errs []error
@@ -310,8 +314,18 @@ func (c Config) Spec() Spec { return c.spec }
 
 // Has reports whether the field was given a non-zero value (by the user or a default).
 func (c Config) Has(name string) bool {
+	f := c.mustField(name)
 	v, ok := c.values[name]
-	return ok && v != zero(c.mustField(name).Type)
+	if !ok {
+		return false
+	}
+	switch x := v.(type) {
+	case []string:
+		return len(x) > 0
+	case map[string]string:
+		return len(x) > 0
+	}
+	return v != zero(f.Type)
 }
 
 func (c Config) mustField(name string) Field {

@@ -193,7 +193,17 @@ func (f Flow) Check() error {
 		at(f.Pos, "flow %q has no sinks: add at least one under sinks", f.Name)
 	}
 	seen := map[string]bool{}
-	for _, s := range f.Sinks {
+	for i, s := range f.Sinks {
+		label := fmt.Sprintf("%q", s.Name)
+		if s.Name == "" {
+			label = fmt.Sprintf("#%d", i+1)
+		}
+		if s.Type == "" && s.Instance == nil {
+			at(s.Pos, "sink %s has no connector", label)
+		}
+		if s.Parallelism < 0 || s.Files < 0 || s.Retry.Attempts < 0 || s.Retry.Initial < 0 || s.Retry.Max < 0 {
+			at(s.Pos, "sink %s: parallelism, files and retry settings must not be negative", label)
+		}
 		if s.Name == "" {
 			continue
 		}
@@ -204,9 +214,6 @@ func (f Flow) Check() error {
 			at(s.Pos, "sink name %q is used twice: give each sink its own name", s.Name)
 		}
 		seen[s.Name] = true
-		if s.Parallelism < 0 || s.Files < 0 || s.Retry.Attempts < 0 {
-			at(s.Pos, "sink %q: parallelism, files and retry attempts must not be negative", s.Name)
-		}
 	}
 	b := f.Bus
 	if b.ChunkSize < 0 || (b.ChunkSize > 0 && b.ChunkSize < 4096) {

@@ -23,7 +23,7 @@ func CleanName(name string) (string, error) {
 		return bad("contains a NUL byte")
 	case strings.ContainsRune(name, '\\'):
 		return bad("contains a backslash")
-	case strings.HasPrefix(name, "/") || filepath.IsAbs(name) || (len(name) > 1 && name[1] == ':'):
+	case strings.HasPrefix(name, "/") || filepath.IsAbs(name) || hasDrive(name):
 		return bad("absolute path")
 	}
 	for _, el := range strings.Split(name, "/") {
@@ -35,7 +35,16 @@ func CleanName(name string) (string, error) {
 	if clean == "." {
 		return bad("names no file")
 	}
+	if hasDrive(clean) {
+		return bad("absolute path")
+	}
 	return clean, nil
+}
+
+// hasDrive reports a Windows drive prefix ("C:"), refused so that names
+// stay safe wherever a sink writes them.
+func hasDrive(name string) bool {
+	return len(name) >= 2 && name[1] == ':' && (name[0]|0x20 >= 'a' && name[0]|0x20 <= 'z')
 }
 
 // JoinInside joins dir and a name checked with CleanName, and fails if the

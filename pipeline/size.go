@@ -29,6 +29,12 @@ func ParseSize(s string) (int64, error) {
 	if !ok || num == "" {
 		return 0, fmt.Errorf("invalid size %q: want a number of bytes or a number with a unit (KiB, MiB, GiB, KB, MB, GB)", s)
 	}
+	if n, err := strconv.ParseInt(num, 10, 64); err == nil && mult == math.Trunc(mult) {
+		if n > (math.MaxInt64-1)/int64(mult) {
+			return 0, fmt.Errorf("invalid size %q: want a number of bytes or a number with a unit (KiB, MiB, GiB, KB, MB, GB)", s)
+		}
+		return n * int64(mult), nil
+	}
 	f, err := strconv.ParseFloat(num, 64)
 	if err != nil || f < 0 || f*mult >= math.MaxInt64 {
 		return 0, fmt.Errorf("invalid size %q: want a number of bytes or a number with a unit (KiB, MiB, GiB, KB, MB, GB)", s)

@@ -14,21 +14,24 @@ import (
 
 // FlowStatus is what the KV state says of one flow.
 type FlowStatus struct {
-	Flow  string
-	Files []FileStatus
-	Sinks []SinkCounts
+	Flow  string       `json:"flow"`
+	Files []FileStatus `json:"files"`
+	Sinks []SinkCounts `json:"sinks"`
 }
 
 // FileStatus is one file's manifest with its deliveries.
 type FileStatus struct {
-	Manifest   bus.Manifest
-	Deliveries []bus.Delivery
+	Manifest   bus.Manifest   `json:"manifest"`
+	Deliveries []bus.Delivery `json:"deliveries"`
 }
 
 // SinkCounts counts one sink's deliveries by state.
 type SinkCounts struct {
-	Sink                                 string
-	InFlight, Committed, Failed, Skipped int
+	Sink      string `json:"sink"`
+	InFlight  int    `json:"in_flight"`
+	Committed int    `json:"committed"`
+	Failed    int    `json:"failed"`
+	Skipped   int    `json:"skipped"`
 }
 
 // ReadStatus reads the state of the named flows (every flow when none is

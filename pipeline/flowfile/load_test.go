@@ -135,7 +135,7 @@ func TestCheckErrors(t *testing.T) {
 	})
 	want := lines(
 		`f.yaml:1:1: bus compression "lz4": want one of s2, zstd, none`,
-		`f.yaml:5:5: sink "a": parallelism, files and retry attempts must not be negative`,
+		`f.yaml:5:5: sink "a": parallelism, files and retry settings must not be negative`,
 	)
 	if diff := cmp.Diff(strings.TrimSuffix(want, "\n"), p.sorted().Error()); diff != "" {
 		t.Errorf("mismatch (-want +got):\n%s", diff)
