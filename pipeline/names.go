@@ -77,14 +77,25 @@ func JoinInside(dir, name string) (string, error) {
 // an error.
 func ExpandName(tmpl string, f File, now time.Time) (string, error) {
 	var b strings.Builder
+	// afterEmpty is set when the last placeholder expanded to nothing: a
+	// slash right after it would be stray ("{dir}/x" at the top). Slashes
+	// inside values are kept, so "{name}" of "/etc/passwd" stays absolute and
+	// is refused by CleanName.
+	afterEmpty := false
+	literal := func(s string) {
+		if afterEmpty && (b.Len() == 0 || strings.HasSuffix(b.String(), "/")) {
+			s = strings.TrimPrefix(s, "/")
+		}
+		b.WriteString(s)
+	}
 	rest := tmpl
 	for {
 		i := strings.IndexByte(rest, '{')
 		if i < 0 {
-			b.WriteString(rest)
+			literal(rest)
 			break
 		}
-		b.WriteString(rest[:i])
+		literal(rest[:i])
 		j := strings.IndexByte(rest[i:], '}')
 		if j < 0 {
 			return "", fmt.Errorf("name template %q: unclosed {", tmpl)
@@ -95,16 +106,10 @@ func ExpandName(tmpl string, f File, now time.Time) (string, error) {
 			return "", fmt.Errorf("name template %q: %v", tmpl, err)
 		}
 		b.WriteString(v)
+		afterEmpty = v == ""
 		rest = rest[i+j+1:]
 	}
-	out := b.String()
-	for strings.Contains(out, "//") {
-		out = strings.ReplaceAll(out, "//", "/")
-	}
-	if !strings.HasPrefix(tmpl, "/") {
-		out = strings.TrimPrefix(out, "/")
-	}
-	return out, nil
+	return b.String(), nil
 }
 
 // CheckTemplate reports a template error without a file, for config validation.

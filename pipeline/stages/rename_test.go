@@ -66,7 +66,6 @@ func TestRenameAtTheTop(t *testing.T) {
 	for _, tt := range []struct{ tmpl, want string }{
 		{"{dir}/{base}", "x.csv"},          // {dir} is empty at the top
 		{"{attr.empty}/{dir}/{stem}", "x"}, // so are missing attributes
-		{"{attr.abs}", "etc/passwd"},       // a template not starting with / gives a relative name
 		{"in/{attr.abs}/{base}", "in/etc/passwd/x.csv"},
 	} {
 		s, err := stages.NewRename(stages.RenameConfig{Name: tt.tmpl})
@@ -77,6 +76,20 @@ func TestRenameAtTheTop(t *testing.T) {
 		if err != nil || out.Name != tt.want {
 			t.Errorf("%s: got %q, %v; want %q", tt.tmpl, out.Name, err, tt.want)
 		}
+	}
+}
+
+// A value that is an absolute path stays one and is refused.
+func TestRenameRefusesAbsoluteValue(t *testing.T) {
+	f := pipeline.File{Name: "x.csv", Attrs: map[string]string{"abs": "/etc/passwd"}}
+	s, err := stages.NewRename(stages.RenameConfig{Name: "{attr.abs}"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = s.Process(t.Context(), f, bytes.NewReader(nil))
+	want := `rename "x.csv" with template "{attr.abs}": file name "/etc/passwd": absolute path: unsafe file name`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
 	}
 }
 

@@ -1,0 +1,71 @@
+package local
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/testkit"
+)
+
+func TestSourceConformance(t *testing.T) {
+	var dir string
+	var cfg SourceConfig
+	testkit.RunSourceTests(t, testkit.SourceHarness{
+		New: func(t *testing.T, files map[string][]byte) pipeline.Source {
+			asText := make(map[string]string, len(files))
+			for name, b := range files {
+				asText[name] = string(b)
+			}
+			var src *Source
+			src, dir = newTestSource(t, asText, func(c *SourceConfig) {
+				c.Ignore = nil
+				cfg = *c
+			})
+			return src
+		},
+		Finite:      true,
+		AfterPassed: testkit.KeepsFile,
+		Exists: func(t *testing.T, name string) bool {
+			_, err := os.Stat(filepath.Join(dir, filepath.FromSlash(name)))
+			return err == nil
+		},
+		Reopen: func(t *testing.T) pipeline.Source {
+			src, err := NewSource(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { src.Close() })
+			return src
+		},
+	})
+}
+
+func TestSinkConformance(t *testing.T) {
+	var dir string
+	testkit.RunSinkTests(t, testkit.SinkHarness{
+		New: func(t *testing.T) pipeline.Sink {
+			dir = t.TempDir()
+			// Small parts keep the suite quick; the part logic is the same.
+			return newTestSink(t, SinkConfig{Path: dir, Name: "{name}", Overwrite: OverwriteReplace, PartSize: 64 << 10})
+		},
+		Read: func(t *testing.T, name string) ([]byte, bool) {
+			b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
+			return b, err == nil
+		},
+		List: func(t *testing.T) []string {
+			var names []string
+			filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					rel, _ := filepath.Rel(dir, p)
+					names = append(names, filepath.ToSlash(rel))
+				}
+				return nil
+			})
+			return names
+		},
+	})
+}
