@@ -3,6 +3,7 @@ package bus
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"strings"
 )
 
@@ -40,7 +41,7 @@ func FlowOfBucket(bucket string) string {
 // FileID derives a file's id from its flow and source key: the same file
 // offered again after a restart gets the same id.
 func FileID(flow, key string) string {
-	h := sha256.Sum256([]byte(flow + "\x00" + key))
+	h := sha256.Sum256([]byte(strconv.Itoa(len(flow)) + ":" + flow + key))
 	return hex.EncodeToString(h[:16])
 }
 
