@@ -67,8 +67,14 @@ type BusSpec struct {
 	// Readers is how many chunks of one file are read at once when the source
 	// supports range reads and no stage changes the content. Default 4.
 	Readers int
+	// Window bounds how far reading a file may run ahead of the slowest sink
+	// that is writing it. Chunks every sink has written are removed from the
+	// bus as delivery goes on, so memory and bus storage stay bounded by the
+	// window whatever the file size. Default 32 MiB.
+	Window int64
 	// Retention keeps a file's chunks this long after every sink committed it,
-	// for replay. 0 removes them at once. Chunks of a failed delivery are kept.
+	// for replay; they are then kept in full during delivery too. 0 removes
+	// them as soon as every sink has them. Chunks of a failed delivery are kept.
 	Retention time.Duration
 }
 
@@ -92,6 +98,7 @@ const (
 	DefaultParallelism = 4
 	DefaultFiles       = 4
 	DefaultReaders     = 4
+	DefaultWindow      = 32 << 20
 	DefaultAttempts    = 5
 	DefaultBackoff     = time.Second
 	DefaultMaxBackoff  = time.Minute
@@ -133,6 +140,9 @@ func (f Flow) WithDefaults() Flow {
 	}
 	if b.Readers == 0 {
 		b.Readers = DefaultReaders
+	}
+	if b.Window == 0 {
+		b.Window = DefaultWindow
 	}
 	sinks := make([]SinkSpec, len(f.Sinks))
 	used := map[string]int{}
@@ -222,8 +232,8 @@ func (f Flow) Check() error {
 	if b.Compression != "" && !contains(Compressions, b.Compression) {
 		at(f.Pos, "bus compression %q: want one of s2, zstd, none", b.Compression)
 	}
-	if b.Files < 0 || b.Readers < 0 || b.Retention < 0 {
-		at(f.Pos, "bus files, readers and retention must not be negative")
+	if b.Files < 0 || b.Readers < 0 || b.Retention < 0 || b.Window < 0 {
+		at(f.Pos, "bus files, readers, window and retention must not be negative")
 	}
 	return errors.Join(errs...)
 }

@@ -62,7 +62,7 @@ func TestFlowWithDefaults(t *testing.T) {
 			Retry:       pipeline.Retry{Attempts: 5, Initial: time.Second, Max: time.Minute},
 			Parallelism: 4, Files: 4,
 		}},
-		Bus: pipeline.BusSpec{ChunkSize: 1 << 20, Compression: "s2", Files: 4, Readers: 4},
+		Bus: pipeline.BusSpec{ChunkSize: 1 << 20, Compression: "s2", Files: 4, Readers: 4, Window: 32 << 20},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("WithDefaults (-want +got):\n%s", diff)
@@ -75,7 +75,7 @@ func TestFlowWithDefaults(t *testing.T) {
 	set := pipeline.Flow{Name: "f", Sinks: []pipeline.SinkSpec{{
 		Name: "x", Component: pipeline.Use("s3", nil), Parallelism: 16, Files: 1,
 		Retry: pipeline.Retry{Attempts: 2, Initial: time.Millisecond, Max: time.Second},
-	}}, Bus: pipeline.BusSpec{ChunkSize: 64 << 10, Compression: "none", Files: 1, Readers: 8, Retention: time.Hour}}
+	}}, Bus: pipeline.BusSpec{ChunkSize: 64 << 10, Compression: "none", Files: 1, Readers: 8, Window: 1 << 20, Retention: time.Hour}}
 	if diff := cmp.Diff(set, set.WithDefaults()); diff != "" {
 		t.Errorf("WithDefaults changed settings that were given (-want +got):\n%s", diff)
 	}
@@ -104,7 +104,7 @@ func TestFlowCheck(t *testing.T) {
 		{"negative chunks", func(f *pipeline.Flow) { f.Bus.ChunkSize = -1 }, []string{`bus chunk_size -1: must be at least 4KiB`}},
 		{"4KiB chunks", func(f *pipeline.Flow) { f.Bus.ChunkSize = 4096 }, nil},
 		{"compression", func(f *pipeline.Flow) { f.Bus.Compression = "lz4" }, []string{`bus compression "lz4": want one of s2, zstd, none`}},
-		{"negative bus", func(f *pipeline.Flow) { f.Bus.Retention = -time.Second }, []string{`bus files, readers and retention must not be negative`}},
+		{"negative bus", func(f *pipeline.Flow) { f.Bus.Retention = -time.Second }, []string{`bus files, readers, window and retention must not be negative`}},
 		{"positions", func(f *pipeline.Flow) {
 			f.Pos = pipeline.Pos{File: "flow.yaml", Line: 1, Column: 1}
 			f.Name = "x y"

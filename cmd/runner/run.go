@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,9 +21,10 @@ import (
 )
 
 type runOptions struct {
-	progress *choice
-	stats    time.Duration
-	grace    time.Duration
+	progress    *choice
+	stats       time.Duration
+	grace       time.Duration
+	memoryLimit string
 }
 
 func newRunCmd(g *globalOptions) *cobra.Command {
@@ -56,6 +58,9 @@ failed (see "runner status --failed"), 1 on any other error.`,
 			if o.grace <= 0 {
 				return &exitError{exitErr, fmt.Sprintf("--grace %s: must be more than 0", o.grace)}
 			}
+			if err := applyMemoryLimit(o.memoryLimit); err != nil {
+				return &exitError{exitErr, err.Error()}
+			}
 			return runFlows(g, o, args)
 		},
 	}
@@ -63,6 +68,7 @@ failed (see "runner status --failed"), 1 on any other error.`,
 	f.Var(o.progress, "progress", "progress display: auto (bar on a terminal, else plain), bar, plain or none")
 	f.DurationVar(&o.stats, "stats", 10*time.Second, "interval between plain progress lines (0 for none)")
 	f.DurationVar(&o.grace, "grace", 30*time.Second, "on SIGINT or SIGTERM, how long to let parts in flight finish")
+	f.StringVar(&o.memoryLimit, "memory-limit", defaultMemoryLimit, "soft memory limit of the Go runtime (GOMEMLIMIT, which wins when set); 0 for none")
 	return cmd
 }
 
@@ -296,4 +302,23 @@ func statusCommand(g *globalOptions, args ...string) string {
 		cmd = append(cmd, "--data", g.data)
 	}
 	return strings.Join(cmd, " ")
+}
+
+// defaultMemoryLimit keeps the garbage collector from letting the heap double
+// while files stream through: live memory is bounded by the bus window and
+// part buffers, so a soft limit a little above it holds peak RSS there.
+const defaultMemoryLimit = "160MiB"
+
+func applyMemoryLimit(limit string) error {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return nil
+	}
+	n, err := pipeline.ParseSize(limit)
+	if err != nil {
+		return fmt.Errorf("--memory-limit %q: want a size such as 192MiB or 1GiB, or 0 for none", limit)
+	}
+	if n > 0 {
+		debug.SetMemoryLimit(n)
+	}
+	return nil
 }

@@ -76,6 +76,8 @@ type Delivery struct {
 	// Done has bit n set when part n is written.
 	Done   Bitmap `json:"done,omitempty"`
 	Resume []byte `json:"resume,omitempty"` // the sink's Upload.State
+	// Prefix is where a new attempt starts: every part before it is written.
+	Prefix *Prefix `json:"prefix,omitempty"`
 	// Writes counts successful WritePart calls over all attempts; Resumed
 	// counts parts an attempt did not write because an earlier one had.
 	Writes   int       `json:"writes"`
@@ -85,6 +87,27 @@ type Delivery struct {
 	Error    string    `json:"error,omitempty"`
 	Owner    string    `json:"owner,omitempty"` // run id of the last runner to work on it
 	Updated  time.Time `json:"updated"`
+}
+
+// Prefix marks the start of a part after which nothing is known to be
+// written: Parts parts, Chunks chunks and Bytes bytes lie before it, the
+// part's first chunk has stream sequence Seq, and Hash is the sha256 state
+// after Bytes bytes. Chunks below Seq are no longer needed by the sink.
+type Prefix struct {
+	Parts  int    `json:"parts"`
+	Chunks int    `json:"chunks"`
+	Bytes  int64  `json:"bytes"`
+	Seq    uint64 `json:"seq"`
+	Hash   []byte `json:"hash"`
+}
+
+// Contiguous returns how many parts from part 0 on are set.
+func (b Bitmap) Contiguous() int {
+	n := 0
+	for b.Has(n) {
+		n++
+	}
+	return n
 }
 
 // Bitmap is a set of part numbers.

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"crypto/sha256"
+	"encoding"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -174,8 +175,11 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, log interface 
 				return errSuperseded
 			}
 			d.Error, d.Updated = err.Error(), time.Now().UTC()
+			d.State = bus.DeliveryPending // not holding reads back while it waits
 			if final {
-				d.State, d.Resume, d.Done = bus.DeliveryFailed, nil, nil
+				// Nothing of the upload is kept, so a replay needs every
+				// chunk: without a prefix none is purged.
+				d.State, d.Resume, d.Done, d.Prefix = bus.DeliveryFailed, nil, nil, nil
 			}
 			return nil
 		})
@@ -214,7 +218,7 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, log interface 
 	partSize := max(chunk, (plan.PartSize+chunk-1)/chunk*chunk)
 	if rec.PartSize != 0 && rec.PartSize != partSize {
 		log.Warn("sink part size changed; writing every part again", "was", rec.PartSize, "now", partSize)
-		rec.Done = nil
+		rec.Done, rec.Prefix = nil, nil
 	}
 	conc := plan.Concurrency
 	if conc <= 0 {
@@ -268,10 +272,22 @@ func fileOf(m bus.Manifest) pipeline.File {
 // groups them into parts and writes the parts not yet done, conc at a time.
 // It returns the sha256 and size of everything read.
 func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m *bus.Manifest, rec bus.Delivery, partSize int64, conc int) (string, int64, error) {
-	cons, err := r.fb.Chunks.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{r.fb.ChunkSubject(m.ID)},
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	})
+	// Resume at the prefix of written parts when there is one: the chunks
+	// before it may already be gone from the bus.
+	hash := sha256.New()
+	var (
+		partNo, expect int
+		size           int64
+	)
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.fb.ChunkSubject(m.ID)}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if p := rec.Prefix; p != nil && rec.PartSize == partSize && p.Seq > 0 {
+		if err := hash.(encoding.BinaryUnmarshaler).UnmarshalBinary(p.Hash); err != nil {
+			return "", 0, pipeline.Permanent(fmt.Errorf("%s: bad resume prefix: %w", m.Name, err))
+		}
+		partNo, expect, size = p.Parts, p.Chunks, p.Bytes
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, p.Seq
+	}
+	cons, err := r.fb.Chunks.OrderedConsumer(ctx, cfg)
 	if err != nil {
 		return "", 0, fmt.Errorf("reading chunks of %s: %w", m.Name, err)
 	}
@@ -283,16 +299,13 @@ func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 
 	rec.PartSize = partSize
 	recorder := newPartRecorder(r, s, up, bus.DeliveryKey(m.ID, s.spec.Name), rec)
+	recorder.resumed(partNo) // every part before the prefix was written by an earlier attempt
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(conc)
-	hash := sha256.New()
 	perPart := int(partSize / m.ChunkSize)
 	var (
 		part     net.Buffers
 		partLen  int64
-		partNo   int
-		expect   int
-		size     int64
 		readErr  error
 		finished bool
 	)
@@ -320,6 +333,14 @@ func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 		if ch.Index > expect {
 			readErr = pipeline.Permanent(fmt.Errorf("%s: chunk %d is missing from the bus (next is %d); were the chunks purged?", m.Name, expect, ch.Index))
 			break
+		}
+		if len(part) == 0 {
+			// A part starts here: a possible resume point.
+			meta, err := msg.Metadata()
+			state, merr := hash.(encoding.BinaryMarshaler).MarshalBinary()
+			if err == nil && merr == nil {
+				recorder.boundary(bus.Prefix{Parts: partNo, Chunks: ch.Index, Bytes: size, Seq: meta.Sequence.Stream, Hash: state})
+			}
 		}
 		expect++
 		hash.Write(ch.Data)

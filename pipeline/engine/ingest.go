@@ -432,9 +432,13 @@ type publisher struct {
 	index   int   // next chunk index
 	bytes   int64 // bytes published so far
 	pending []jetstream.PubAckFuture
+	slowest int // chunk index the slowest active delivery had reached, last we looked
 }
 
 func (p *publisher) publish(data []byte, last bool) error {
+	if err := p.r.awaitWindow(p.ctx, p.id, p.index, &p.slowest); err != nil {
+		return err
+	}
 	msg := p.r.codec.Encode(p.subject, bus.Chunk{Index: p.index, Data: data, Last: last})
 	fut, err := p.r.fb.JS.PublishMsgAsync(msg, jetstream.WithMsgID(p.id+"."+strconv.Itoa(p.index)), jetstream.WithExpectStream(p.r.fb.ChunkStream()))
 	if err != nil {
@@ -504,4 +508,55 @@ func (p *publisher) checkpoint(ctx context.Context) error {
 		return nil
 	})
 	return err
+}
+
+// awaitWindow blocks while chunk index lies more than the flow's window
+// beyond the slowest delivery that is writing file id. Deliveries waiting
+// for a retry, and sinks that wait for the whole file (ManifestFirst), do not
+// hold reading back; their chunks stay on the bus until they need them.
+// slowest caches the last position seen, so the records are read only when
+// the window seems full.
+func (r *Run) awaitWindow(ctx context.Context, id string, index int, slowest *int) error {
+	chunk := r.flow.Bus.ChunkSize
+	for {
+		window := r.flow.Bus.Window
+		if int64(index-*slowest)*chunk < window {
+			return nil
+		}
+		pos, active := -1, false
+		for _, s := range r.sinks {
+			if s.manifestFirst {
+				continue
+			}
+			var d bus.Delivery
+			if _, err := r.fb.Store.Get(ctx, bus.DeliveryKey(id, s.spec.Name), &d); err != nil {
+				return err
+			}
+			if d.State != bus.DeliveryActive && d.State != bus.DeliveryCommitting {
+				continue
+			}
+			at := 0
+			if d.Prefix != nil {
+				at = d.Prefix.Chunks
+			}
+			// A sink must be able to finish its next parts inside the window.
+			window = max(window, 2*d.PartSize)
+			if !active || at < pos {
+				pos, active = at, true
+			}
+		}
+		if !active {
+			*slowest = index
+			return nil
+		}
+		*slowest = pos
+		if int64(index-pos)*chunk < window {
+			return nil
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }

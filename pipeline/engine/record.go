@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/bus"
 )
@@ -21,6 +23,7 @@ type partRecorder struct {
 	mu      sync.Mutex
 	pending []int
 	skipped int
+	bounds  map[int]bus.Prefix // part starts seen by the reader, by part number
 	wake    chan struct{}
 	stop    chan struct{}
 	ended   chan struct{}
@@ -28,7 +31,8 @@ type partRecorder struct {
 }
 
 func newPartRecorder(r *Run, s *sinkRun, up pipeline.Upload, key string, base bus.Delivery) *partRecorder {
-	pr := &partRecorder{r: r, up: up, key: key, base: base, wake: make(chan struct{}, 1), stop: make(chan struct{}), ended: make(chan struct{})}
+	pr := &partRecorder{r: r, up: up, key: key, base: base, bounds: map[int]bus.Prefix{},
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), ended: make(chan struct{})}
 	go pr.loop()
 	// Record the part size at once so a resumed attempt can trust Done.
 	pr.kick()
@@ -48,6 +52,34 @@ func (pr *partRecorder) done(n int) {
 	pr.pending = append(pr.pending, n)
 	pr.mu.Unlock()
 	pr.kick()
+}
+
+// boundary notes where part b.Parts starts, so the prefix can move there
+// once every part before it is written.
+func (pr *partRecorder) boundary(b bus.Prefix) {
+	pr.mu.Lock()
+	pr.bounds[b.Parts] = b
+	pr.mu.Unlock()
+}
+
+// prefixAt returns the furthest part start at or before part n that lies
+// beyond from, if the reader has seen one.
+func (pr *partRecorder) prefixAt(n, from int) (bus.Prefix, bool) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	var best bus.Prefix
+	found := false
+	for k, b := range pr.bounds {
+		if k <= n && k > from && (!found || k > best.Parts) {
+			best, found = b, true
+		}
+	}
+	for k := range pr.bounds {
+		if found && k < best.Parts {
+			delete(pr.bounds, k)
+		}
+	}
+	return best, found
 }
 
 // resumed notes parts not written because an earlier attempt had.
@@ -76,7 +108,8 @@ func (pr *partRecorder) flush(ctx context.Context) {
 	pr.pending, pr.skipped = nil, 0
 	pr.mu.Unlock()
 	state := pr.up.State()
-	_, err := bus.Update(ctx, pr.r.fb.Store, pr.key, func(d *bus.Delivery, exists bool) error {
+	advanced := false
+	d, err := bus.Update(ctx, pr.r.fb.Store, pr.key, func(d *bus.Delivery, exists bool) error {
 		if bus.Final(d.State) {
 			return bus.ErrUnchanged
 		}
@@ -93,8 +126,20 @@ func (pr *partRecorder) flush(ctx context.Context) {
 		d.Resumed += skipped
 		d.Resume = state
 		d.Updated = time.Now().UTC()
+		from := -1
+		if d.Prefix != nil {
+			from = d.Prefix.Parts
+		}
+		b, ok := pr.prefixAt(d.Done.Contiguous(), from)
+		if ok {
+			d.Prefix = &b
+		}
+		advanced = ok
 		return nil
 	})
+	if err == nil && advanced {
+		pr.r.purgeDelivered(ctx, d.File)
+	}
 	if errors.Is(err, errSuperseded) {
 		pr.mu.Lock()
 		pr.pending, pr.err = nil, err
@@ -124,4 +169,37 @@ func (pr *partRecorder) close(ctx context.Context) error {
 		return nil // a later flush succeeded
 	}
 	return pr.err
+}
+
+// purgeDelivered removes from the bus the chunks of file id that no sink
+// needs any more: those below every unfinished delivery's prefix. Emptied
+// store blocks are dropped at once, which keeps the server's memory and
+// disk bounded by the read window rather than the file size. Nothing is
+// purged while a delivery has no prefix (not started, or failed and kept for
+// replay), or when the flow retains chunks.
+func (r *Run) purgeDelivered(ctx context.Context, id string) {
+	if r.flow.Bus.Retention > 0 {
+		return
+	}
+	var below uint64
+	for _, s := range r.sinks {
+		var d bus.Delivery
+		if _, err := r.fb.Store.Get(ctx, bus.DeliveryKey(id, s.spec.Name), &d); err != nil {
+			return
+		}
+		switch {
+		case d.State == bus.DeliveryCommitted || d.State == bus.DeliverySkipped:
+			continue // needs nothing more
+		case d.Prefix == nil:
+			return
+		case below == 0 || d.Prefix.Seq < below:
+			below = d.Prefix.Seq
+		}
+	}
+	if below == 0 {
+		return
+	}
+	if err := r.fb.Chunks.Purge(ctx, jetstream.WithPurgeSubject(r.fb.ChunkSubject(id)), jetstream.WithPurgeSequence(below)); err != nil {
+		r.log.Warn("removing delivered chunks", "id", id, "err", err)
+	}
 }

@@ -29,6 +29,7 @@
 //	  compression: s2           # s2, zstd or none
 //	  files: 4                  # files read from the source at once
 //	  readers: 4                # chunks of one file read at once
+//	  window: 32MiB             # how far reading may run ahead of the slowest sink
 //	  retention: 0s             # keep chunks this long after every sink committed
 //
 // Settings left out are zero in the parsed Flow and take their defaults from

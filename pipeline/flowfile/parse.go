@@ -699,7 +699,7 @@ var (
 	topKeys   = []string{"name", "source", "stages", "sinks", "bus"}
 	sinkKeys  = []string{"name", "parallelism", "files", "retry"}
 	retryKeys = []string{"attempts", "initial", "max"}
-	busKeys   = []string{"chunk_size", "compression", "files", "readers", "retention"}
+	busKeys   = []string{"chunk_size", "compression", "files", "readers", "window", "retention"}
 
 	nameField     = pipeline.Field{Type: pipeline.TypeString}
 	countField    = pipeline.Field{Type: pipeline.TypeInt}
@@ -1223,6 +1223,10 @@ func (p *parser) bus(e pair) pipeline.BusSpec {
 			b.Files = p.count0(be, "bus.files")
 		case "readers":
 			b.Readers = p.count0(be, "bus.readers")
+		case "window":
+			if v, _, ok := p.setting(be, "bus.window", sizeField); ok && v != nil {
+				b.Window = v.(int64)
+			}
 		case "retention":
 			b.Retention = p.duration(be, "bus.retention")
 		default:

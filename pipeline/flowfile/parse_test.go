@@ -263,7 +263,7 @@ var errorCases = []struct {
 			`f.yaml:2:9: source: want a mapping with one connector key, got a string`,
 			`f.yaml:3:9: stages: want a list of stages, got a mapping`,
 			`f.yaml:4:8: sinks: want a list of sinks, got a mapping`,
-			`f.yaml:5:6: bus: want a mapping with chunk_size, compression, files, readers, retention, got a list`,
+			`f.yaml:5:6: bus: want a mapping with chunk_size, compression, files, readers, window, retention, got a list`,
 		),
 	},
 	{
@@ -485,7 +485,7 @@ var errorCases = []struct {
 			`f.yaml:7:10: bus.files: must not be negative, got -2`,
 			`f.yaml:8:12: bus.readers: want an integer, got string x`,
 			`f.yaml:9:14: bus.retention: want a duration such as 500ms, 10s or 1m30s, got string -1s`,
-			`f.yaml:10:3: unknown key "chunksize" (known: chunk_size, compression, files, readers, retention)`,
+			`f.yaml:10:3: unknown key "chunksize" (known: chunk_size, compression, files, readers, window, retention)`,
 		),
 	},
 	{
