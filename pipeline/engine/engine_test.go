@@ -363,3 +363,54 @@ func TestUnknownConnectorNamesTheKnownOnes(t *testing.T) {
 		t.Errorf("got error %v\nwant %s", err, want)
 	}
 }
+
+// While a slow sink writes a large file, the bus holds about a window of it,
+// not the whole file: reading waits for the sink, and chunks every sink has
+// written are removed as delivery goes on.
+func TestBusHoldsAWindowNotTheFile(t *testing.T) {
+	e := newEnv(t)
+	const chunk, size = 64 << 10, 16 << 20
+	files := map[string][]byte{"big.bin": testkit.RandomContent(3, size)}
+	src := testkit.NewMemorySource(files, true)
+	mem := testkit.NewMemorySink()
+	mem.SetPlan(pipeline.PartPlan{PartSize: 256 << 10, Concurrency: 2})
+	run, err := e.engine(t, engine.Options{}).Start(context.Background(), pipeline.Flow{
+		Name:   "window",
+		Source: pipeline.SourceOf(src),
+		Sinks:  []pipeline.SinkSpec{pipeline.SinkOf("mem", testkit.Stall(mem, 10*time.Millisecond))},
+		Bus:    pipeline.BusSpec{ChunkSize: chunk, Compression: "none", Window: 1 << 20},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := e.js.Stream(context.Background(), "MFT_window_CHUNKS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "big.bin|" + testkit.SHA256Hex(files["big.bin"])[:16] // the memory source's key
+	subject := "mft.window.chunk." + bus.FileID("window", key)
+	peak := uint64(0)
+	done := make(chan error, 1)
+	go func() { done <- run.Wait() }()
+	for waiting := true; waiting; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			waiting = false
+		case <-time.After(20 * time.Millisecond):
+			info, err := stream.Info(context.Background(), jetstream.WithSubjectFilter(subject))
+			if err == nil {
+				peak = max(peak, info.State.Subjects[subject])
+			}
+		}
+	}
+	checkDelivered(t, files, mem.Files())
+	// 1 MiB window + parts in flight + publishes awaiting acks, with slack
+	// for purges trailing the prefix: far below the 256 chunks of the file.
+	if peak == 0 || peak > 64 {
+		t.Errorf("the bus held up to %d chunks of the file at once; want between 1 and 64 of its %d", peak, size/chunk)
+	}
+	t.Logf("peak %d chunks on the bus (file: %d chunks)", peak, size/chunk)
+}
