@@ -90,15 +90,14 @@ type Delivery struct {
 }
 
 // Prefix marks the start of a part after which nothing is known to be
-// written: Parts parts, Chunks chunks and Bytes bytes lie before it, the
-// part's first chunk has stream sequence Seq, and Hash is the sha256 state
-// after Bytes bytes. Chunks below Seq are no longer needed by the sink.
+// written: Parts parts, Chunks chunks and Bytes bytes lie before it, and the
+// part's first chunk has stream sequence Seq. Chunks below Seq are no longer
+// needed by the sink.
 type Prefix struct {
 	Parts  int    `json:"parts"`
 	Chunks int    `json:"chunks"`
 	Bytes  int64  `json:"bytes"`
 	Seq    uint64 `json:"seq"`
-	Hash   []byte `json:"hash"`
 }
 
 // Contiguous returns how many parts from part 0 on are set.

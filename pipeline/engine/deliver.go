@@ -2,9 +2,6 @@ package engine
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -224,7 +221,7 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, log interface 
 	if conc <= 0 {
 		conc = s.spec.Parallelism
 	}
-	sum, size, err := r.writeParts(ctx, s, up, &m, rec, partSize, conc)
+	size, err := r.writeParts(ctx, s, up, &m, rec, partSize, conc)
 	if err != nil {
 		return fail(err)
 	}
@@ -233,8 +230,8 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, log interface 
 			return fail(err)
 		}
 	}
-	if m.SHA256 != sum || m.Size != size {
-		return fail(pipeline.Permanent(fmt.Errorf("%s: the bus holds %d bytes with sha256 %s, the manifest says %d bytes with sha256 %s", m.Name, size, sum, m.Size, m.SHA256)))
+	if m.Size != size {
+		return fail(pipeline.Permanent(fmt.Errorf("%s: the bus holds %d bytes, the manifest says %d", m.Name, size, m.Size)))
 	}
 	// Claim the commit: only the latest owner of the delivery may commit, so
 	// a task redelivered after a stall is never committed twice.
@@ -268,32 +265,30 @@ func fileOf(m bus.Manifest) pipeline.File {
 	return pipeline.File{ID: m.ID, Key: m.Key, Name: m.Name, Size: m.Size, SHA256: m.SHA256, ModTime: m.ModTime, Attrs: m.Attrs}
 }
 
-// writeParts reads the file's chunks from the bus in order, verifies them,
-// groups them into parts and writes the parts not yet done, conc at a time.
-// It returns the sha256 and size of everything read.
-func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m *bus.Manifest, rec bus.Delivery, partSize int64, conc int) (string, int64, error) {
+// writeParts reads the file's chunks from the bus in order, verifies them
+// (each chunk's CRC-32C, and that no chunk is missing), groups them into
+// parts and writes the parts not yet done, conc at a time. It returns the
+// size of the file. The whole file's sha256 was computed while reading the
+// source; sinks get it at Commit.
+func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m *bus.Manifest, rec bus.Delivery, partSize int64, conc int) (int64, error) {
 	// Resume at the prefix of written parts when there is one: the chunks
 	// before it may already be gone from the bus.
-	hash := sha256.New()
 	var (
 		partNo, expect int
 		size           int64
 	)
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.fb.ChunkSubject(m.ID)}, DeliverPolicy: jetstream.DeliverAllPolicy}
 	if p := rec.Prefix; p != nil && rec.PartSize == partSize && p.Seq > 0 {
-		if err := hash.(encoding.BinaryUnmarshaler).UnmarshalBinary(p.Hash); err != nil {
-			return "", 0, pipeline.Permanent(fmt.Errorf("%s: bad resume prefix: %w", m.Name, err))
-		}
 		partNo, expect, size = p.Parts, p.Chunks, p.Bytes
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, p.Seq
 	}
 	cons, err := r.fb.Chunks.OrderedConsumer(ctx, cfg)
 	if err != nil {
-		return "", 0, fmt.Errorf("reading chunks of %s: %w", m.Name, err)
+		return 0, fmt.Errorf("reading chunks of %s: %w", m.Name, err)
 	}
 	msgs, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(32, int(min(2*partSize, 16<<20))))
 	if err != nil {
-		return "", 0, fmt.Errorf("reading chunks of %s: %w", m.Name, err)
+		return 0, fmt.Errorf("reading chunks of %s: %w", m.Name, err)
 	}
 	defer msgs.Stop()
 
@@ -336,14 +331,11 @@ func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 		}
 		if len(part) == 0 {
 			// A part starts here: a possible resume point.
-			meta, err := msg.Metadata()
-			state, merr := hash.(encoding.BinaryMarshaler).MarshalBinary()
-			if err == nil && merr == nil {
-				recorder.boundary(bus.Prefix{Parts: partNo, Chunks: ch.Index, Bytes: size, Seq: meta.Sequence.Stream, Hash: state})
+			if meta, err := msg.Metadata(); err == nil {
+				recorder.boundary(bus.Prefix{Parts: partNo, Chunks: ch.Index, Bytes: size, Seq: meta.Sequence.Stream})
 			}
 		}
 		expect++
-		hash.Write(ch.Data)
 		size += int64(len(ch.Data))
 		part = append(part, ch.Data)
 		partLen += int64(len(ch.Data))
@@ -372,11 +364,11 @@ func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 	rerr := recorder.close(r.hard)
 	if err := errors.Join(werr, readErr, rerr); err != nil {
 		if werr == nil && errors.Is(readErr, errStopped) {
-			return "", 0, errStopped
+			return 0, errStopped
 		}
-		return "", 0, err
+		return 0, err
 	}
-	return hex.EncodeToString(hash.Sum(nil)), size, nil
+	return size, nil
 }
 
 // writePart writes one part, retrying a few times before giving up.

@@ -92,6 +92,7 @@ type Run struct {
 	setIdle context.CancelFunc
 
 	ingestSlots chan struct{}
+	chunks      chunkPool
 	files       sync.WaitGroup
 	workers     sync.WaitGroup
 	finisher    *finisher

@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -372,7 +373,7 @@ func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.Fi
 		skip = cp.Bytes
 	}
 	if ro, ok := item.(pipeline.RangeOpener); ok && len(r.stages) == 0 && f.Size >= 0 {
-		rr := newRangeReader(ctx, ro, f.Size, skip, chunkSize, r.flow.Bus.Readers)
+		rr := newRangeReader(ctx, ro, f.Size, skip, chunkSize, r.flow.Bus.Readers, &r.chunks)
 		return f, rr.next, rr.close, nil
 	}
 	rc, err := item.Open(ctx)
@@ -406,7 +407,7 @@ func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.Fi
 		}
 	}
 	next := func() ([]byte, error) {
-		buf := make([]byte, chunkSize)
+		buf := r.chunks.get(chunkSize)
 		n, err := io.ReadFull(content, buf)
 		switch {
 		case err == io.ErrUnexpectedEOF:
@@ -431,7 +432,7 @@ type publisher struct {
 	hash    hash.Hash
 	index   int   // next chunk index
 	bytes   int64 // bytes published so far
-	pending []jetstream.PubAckFuture
+	pending []inFlight
 	slowest int // chunk index the slowest active delivery had reached, last we looked
 }
 
@@ -448,7 +449,7 @@ func (p *publisher) publish(data []byte, last bool) error {
 	p.index++
 	p.bytes += int64(len(data))
 	p.r.stats.bytesRead.Add(int64(len(data)))
-	p.pending = append(p.pending, fut)
+	p.pending = append(p.pending, inFlight{fut, data})
 	for len(p.pending) >= publishWindow {
 		if err := p.awaitOldest(p.ctx); err != nil {
 			return err
@@ -457,11 +458,18 @@ func (p *publisher) publish(data []byte, last bool) error {
 	return nil
 }
 
+// inFlight is a chunk publish awaiting its ack, with the buffer it came from.
+type inFlight struct {
+	fut jetstream.PubAckFuture
+	buf []byte
+}
+
 func (p *publisher) awaitOldest(ctx context.Context) error {
-	fut := p.pending[0]
+	fut, buf := p.pending[0].fut, p.pending[0].buf
 	p.pending = p.pending[1:]
 	select {
 	case <-fut.Ok():
+		p.r.chunks.put(buf)
 		return nil
 	case err := <-fut.Err():
 		// Publish again synchronously; the message id deduplicates it if the
@@ -470,6 +478,7 @@ func (p *publisher) awaitOldest(ctx context.Context) error {
 		for attempt := 0; attempt < 3; attempt++ {
 			_, err = p.r.fb.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(msg.Header.Get("Nats-Msg-Id")))
 			if err == nil {
+				p.r.chunks.put(buf)
 				return nil
 			}
 		}
@@ -558,5 +567,24 @@ func (r *Run) awaitWindow(ctx context.Context, id string, index int, slowest *in
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+}
+
+// chunkPool recycles chunk buffers between reads, sparing the allocation and
+// zeroing of a chunk-sized buffer for every chunk of every file.
+type chunkPool struct{ pool sync.Pool }
+
+// get returns a buffer of length n.
+func (c *chunkPool) get(n int64) []byte {
+	if b, ok := c.pool.Get().(*[]byte); ok && int64(cap(*b)) >= n {
+		return (*b)[:n]
+	}
+	return make([]byte, n)
+}
+
+// put recycles b; b must not be used afterwards.
+func (c *chunkPool) put(b []byte) {
+	if cap(b) > 0 {
+		c.pool.Put(&b)
 	}
 }

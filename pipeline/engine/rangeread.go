@@ -20,7 +20,7 @@ type rangeResult struct {
 	err  error
 }
 
-func newRangeReader(ctx context.Context, ro pipeline.RangeOpener, size, from, chunkSize int64, readers int) *rangeReader {
+func newRangeReader(ctx context.Context, ro pipeline.RangeOpener, size, from, chunkSize int64, readers int, pool *chunkPool) *rangeReader {
 	ctx, cancel := context.WithCancel(ctx)
 	rr := &rangeReader{cancel: cancel, order: make(chan chan rangeResult, readers)}
 	go func() {
@@ -34,20 +34,20 @@ func newRangeReader(ctx context.Context, ro pipeline.RangeOpener, size, from, ch
 				return
 			}
 			go func(off, n int64) {
-				res <- readRange(ctx, ro, off, n)
+				res <- readRange(ctx, ro, off, n, pool)
 			}(off, n)
 		}
 	}()
 	return rr
 }
 
-func readRange(ctx context.Context, ro pipeline.RangeOpener, off, n int64) rangeResult {
+func readRange(ctx context.Context, ro pipeline.RangeOpener, off, n int64, pool *chunkPool) rangeResult {
 	rc, err := ro.OpenRange(ctx, off, n)
 	if err != nil {
 		return rangeResult{err: fmt.Errorf("reading bytes %d-%d: %w", off, off+n-1, err)}
 	}
 	defer rc.Close()
-	buf := make([]byte, n)
+	buf := pool.get(n)
 	if _, err := io.ReadFull(rc, buf); err != nil {
 		return rangeResult{err: fmt.Errorf("reading bytes %d-%d: %w (did the file change?)", off, off+n-1, err)}
 	}
