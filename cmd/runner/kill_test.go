@@ -115,12 +115,13 @@ bus:
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
 	doneAtKill := 0
+	var mAtKill bus.Manifest
 	for time.Now().Before(deadline) {
-		if _, d, ok := delivery(ctx, js); ok && d.Done.Count() >= 3 {
+		if m, d, ok := delivery(ctx, js); ok && d.Done.Count() >= 3 {
 			if bus.Final(d.State) {
 				t.Fatalf("the delivery finished before it could be killed (state %s): the scenario did not happen", d.State)
 			}
-			doneAtKill = d.Done.Count()
+			doneAtKill, mAtKill = d.Done.Count(), m
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -130,6 +131,11 @@ bus:
 	}
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
+	}
+	// Reading is bounded by the bus window (32 MiB), so the kill lands while
+	// the file is still being read, after a checkpoint.
+	if mAtKill.State != bus.FileIngesting || mAtKill.Checkpoint == nil {
+		t.Fatalf("at the kill the file was %s with checkpoint %+v; want it being read, past a checkpoint", mAtKill.State, mAtKill.Checkpoint)
 	}
 	first.Wait()
 	nc.Close()
@@ -173,9 +179,14 @@ bus:
 	if m.State != bus.FileDone || m.Outcome != "passed" || m.SHA256 != want {
 		t.Errorf("manifest: state %s outcome %s sha256 %s; want done, passed, %s", m.State, m.Outcome, m.SHA256, want)
 	}
+	// What the first run had put on the bus (up to its checkpoint) was not
+	// read from the source again: both runs together read the file once.
+	if m.SourceRead != size {
+		t.Errorf("the source was read for %d bytes over both runs; want exactly %d (the second run resumes at the first one's checkpoint, %d bytes in)", m.SourceRead, int64(size), mAtKill.Checkpoint.Bytes)
+	}
 	if d.State != bus.DeliveryCommitted || d.Resumed < doneAtKill || d.Writes != parts {
 		t.Errorf("delivery: state %s, %d parts resumed, %d part writes; want committed, at least %d resumed (recorded before the kill), exactly %d writes (none written twice)",
 			d.State, d.Resumed, d.Writes, doneAtKill, parts)
 	}
-	t.Logf("killed with %d of %d parts recorded; second run resumed %d parts, %d writes in all, %d attempts", doneAtKill, parts, d.Resumed, d.Writes, d.Attempts)
+	t.Logf("killed with %d of %d parts recorded and %d MiB read; second run resumed %d parts, %d writes in all, %d attempts", doneAtKill, parts, mAtKill.Checkpoint.Bytes>>20, d.Resumed, d.Writes, d.Attempts)
 }

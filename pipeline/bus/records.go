@@ -30,6 +30,10 @@ type Manifest struct {
 	Attrs     map[string]string `json:"attrs,omitempty"`
 	ChunkSize int64             `json:"chunk_size"`
 	Chunks    int               `json:"chunks"` // final count once ready
+	// SourceRead counts bytes read from the source (after stages) over every
+	// attempt, as of the last checkpoint: a resumed read adds only what it
+	// had to read again.
+	SourceRead int64 `json:"source_read"`
 	Sinks     []string          `json:"sinks"`
 	State     string            `json:"state"`
 	// TasksPublished is set once a delivery task was queued for every sink.

@@ -265,7 +265,7 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string) error {
 		chunkSize = existing.ChunkSize // a resumed file keeps its chunk size
 	}
 
-	out, next, closeSrc, err := r.openContent(ctx, item, f, cp, chunkSize)
+	out, next, closeSrc, ranged, err := r.openContent(ctx, item, f, cp, chunkSize)
 	if err != nil {
 		return r.stopped(err)
 	}
@@ -306,12 +306,15 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string) error {
 		}
 	}
 
-	p := &publisher{r: r, ctx: ctx, id: id, subject: r.fb.ChunkSubject(id), hash: sha256.New()}
+	p := &publisher{r: r, ctx: ctx, id: id, subject: r.fb.ChunkSubject(id), hash: sha256.New(), readBefore: m.SourceRead}
 	if cp != nil {
 		if err := p.hash.(encoding.BinaryUnmarshaler).UnmarshalBinary(cp.Hash); err != nil {
 			return fmt.Errorf("resuming %s: bad checkpoint: %w", f.Name, err)
 		}
-		p.index, p.bytes = cp.Chunks, cp.Bytes
+		p.index, p.bytes, p.startBytes = cp.Chunks, cp.Bytes, cp.Bytes
+		if !ranged {
+			p.readBefore += cp.Bytes // read again and discarded to reach the checkpoint
+		}
 	}
 	cur, err := next()
 	if err != nil && err != io.EOF {
@@ -351,6 +354,7 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string) error {
 	sum := hex.EncodeToString(p.hash.Sum(nil))
 	_, err = bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
 		m.Size, m.Chunks, m.SHA256 = p.bytes, p.index, sum
+		m.SourceRead = p.read()
 		m.State, m.Checkpoint, m.Updated = bus.FileReady, nil, time.Now().UTC()
 		return nil
 	})
@@ -366,19 +370,21 @@ func (r *Run) stopped(err error) error {
 }
 
 // openContent returns the file's metadata after the stages and a function
-// yielding its content in chunks, starting after the checkpoint.
-func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.File, cp *bus.Checkpoint, chunkSize int64) (pipeline.File, func() ([]byte, error), func(), error) {
+// yielding its content in chunks, starting after the checkpoint; ranged
+// tells whether it reads byte ranges (so the checkpoint's bytes are not read
+// again).
+func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.File, cp *bus.Checkpoint, chunkSize int64) (_ pipeline.File, _ func() ([]byte, error), _ func(), ranged bool, _ error) {
 	var skip int64
 	if cp != nil {
 		skip = cp.Bytes
 	}
 	if ro, ok := item.(pipeline.RangeOpener); ok && len(r.stages) == 0 && f.Size >= 0 {
 		rr := newRangeReader(ctx, ro, f.Size, skip, chunkSize, r.flow.Bus.Readers, &r.chunks)
-		return f, rr.next, rr.close, nil
+		return f, rr.next, rr.close, true, nil
 	}
 	rc, err := item.Open(ctx)
 	if err != nil {
-		return f, nil, nil, fmt.Errorf("opening %s: %w", f.Name, err)
+		return f, nil, nil, false, fmt.Errorf("opening %s: %w", f.Name, err)
 	}
 	closers := []io.Closer{rc}
 	closeAll := func() {
@@ -392,9 +398,9 @@ func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.Fi
 		if err != nil {
 			closeAll()
 			if errors.Is(err, pipeline.ErrSkip) {
-				return f, nil, nil, err
+				return f, nil, nil, false, err
 			}
-			return f, nil, nil, fmt.Errorf("stage %d (%s): %w", i+1, r.flow.Stages[i].Type, err)
+			return f, nil, nil, false, fmt.Errorf("stage %d (%s): %w", i+1, r.flow.Stages[i].Type, err)
 		}
 		if c, ok := content.(io.Closer); ok {
 			closers = append(closers, c)
@@ -403,7 +409,7 @@ func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.Fi
 	if skip > 0 {
 		if _, err := io.CopyN(io.Discard, content, skip); err != nil {
 			closeAll()
-			return f, nil, nil, fmt.Errorf("resuming %s at byte %d: %w", f.Name, skip, err)
+			return f, nil, nil, false, fmt.Errorf("resuming %s at byte %d: %w", f.Name, skip, err)
 		}
 	}
 	next := func() ([]byte, error) {
@@ -419,7 +425,7 @@ func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.Fi
 		}
 		return buf, nil
 	}
-	return f, next, closeAll, nil
+	return f, next, closeAll, false, nil
 }
 
 // publisher puts one file's chunks on the bus with a bounded number of
@@ -433,7 +439,10 @@ type publisher struct {
 	index   int   // next chunk index
 	bytes   int64 // bytes published so far
 	pending []inFlight
-	slowest int // chunk index the slowest active delivery had reached, last we looked
+	slowest int
+	// startBytes is where this attempt started; readBefore counts the
+	// source bytes read by earlier attempts (and to reach startBytes).
+	startBytes, readBefore int64 // chunk index the slowest active delivery had reached, last we looked
 }
 
 func (p *publisher) publish(data []byte, last bool) error {
@@ -457,6 +466,9 @@ func (p *publisher) publish(data []byte, last bool) error {
 	}
 	return nil
 }
+
+// read is the source bytes read over every attempt, up to what is published.
+func (p *publisher) read() int64 { return p.readBefore + p.bytes - p.startBytes }
 
 // inFlight is a chunk publish awaiting its ack, with the buffer it came from.
 type inFlight struct {
@@ -513,6 +525,7 @@ func (p *publisher) checkpoint(ctx context.Context) error {
 			return bus.ErrUnchanged
 		}
 		m.Checkpoint = &bus.Checkpoint{Chunks: p.index, Bytes: p.bytes, Hash: state}
+		m.SourceRead = p.read()
 		m.Updated = time.Now().UTC()
 		return nil
 	})
