@@ -33,19 +33,28 @@ type Manifest struct {
 	// SourceRead counts bytes read from the source (after stages) over every
 	// attempt, as of the last checkpoint: a resumed read adds only what it
 	// had to read again.
-	SourceRead int64 `json:"source_read"`
-	Sinks     []string          `json:"sinks"`
-	State     string            `json:"state"`
+	SourceRead int64    `json:"source_read"`
+	Sinks      []string `json:"sinks"`
+	State      string   `json:"state"`
 	// TasksPublished is set once a delivery task was queued for every sink.
 	TasksPublished bool `json:"tasks_published,omitempty"`
+	// Epoch counts fresh reads of the file after a failed one; it is part of
+	// message ids so that JetStream's duplicate window does not drop the
+	// chunks and tasks of the new read.
+	Epoch int `json:"epoch,omitempty"`
+	// Purged is set once the file's chunks are gone from the bus.
+	Purged bool `json:"purged,omitempty"`
 	// Checkpoint is the last point up to which every chunk is known to be on
 	// the bus; an interrupted read resumes there.
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
 	Outcome    string      `json:"outcome,omitempty"` // pipeline.Status name, once done
 	Error      string      `json:"error,omitempty"`
-	Created    time.Time   `json:"created"`
-	Updated    time.Time   `json:"updated"`
-	Finished   time.Time   `json:"finished,omitzero"`
+	// ReadError is set when the file could not be read from the source; the
+	// next time the source offers it, it is read afresh.
+	ReadError string    `json:"read_error,omitempty"`
+	Created   time.Time `json:"created"`
+	Updated   time.Time `json:"updated"`
+	Finished  time.Time `json:"finished,omitzero"`
 }
 
 // Checkpoint records how much of a file is safely on the bus.

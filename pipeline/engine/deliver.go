@@ -162,11 +162,6 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, log interface 
 			return errStopped
 		}
 		final := pipeline.IsPermanent(err) || rec.Attempts >= s.spec.Retry.Attempts
-		if final && up != nil {
-			if aerr := up.Abort(r.hard, err); aerr != nil {
-				log.Warn("aborting upload", "err", aerr)
-			}
-		}
 		_, uerr := bus.Update(r.hard, r.fb.Store, key, func(d *bus.Delivery, exists bool) error {
 			if d.Owner != owner {
 				return errSuperseded
@@ -183,6 +178,12 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, log interface 
 		if uerr != nil {
 			return r.stopped(uerr)
 		}
+		if final && up != nil {
+			// Only the owner that recorded the failure aborts the upload.
+			if aerr := up.Abort(r.hard, err); aerr != nil {
+				log.Warn("aborting upload", "err", aerr)
+			}
+		}
 		if final {
 			s.stats.failed.Add(1)
 			log.Error("delivery failed", "attempts", rec.Attempts, "err", err)
@@ -192,8 +193,12 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, log interface 
 		return &retryLater{err: err, after: retryDelay(s.spec.Retry, rec.Attempts)}
 	}
 
+	// Waits for the manifest end when the run stops.
+	awaitCtx, cancelAwait := context.WithCancel(ctx)
+	defer cancelAwait()
+	defer context.AfterFunc(r.stopping, cancelAwait)()
 	if s.manifestFirst && m.State == bus.FileIngesting {
-		if m, err = mw.await(ctx, func(m bus.Manifest) bool { return m.State != bus.FileIngesting }); err != nil {
+		if m, err = mw.await(awaitCtx, func(m bus.Manifest) bool { return m.State != bus.FileIngesting }); err != nil {
 			return fail(err)
 		}
 	}
@@ -226,7 +231,7 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, log interface 
 		return fail(err)
 	}
 	if m.State == bus.FileIngesting {
-		if m, err = mw.await(ctx, func(m bus.Manifest) bool { return m.State != bus.FileIngesting }); err != nil {
+		if m, err = mw.await(awaitCtx, func(m bus.Manifest) bool { return m.State != bus.FileIngesting }); err != nil {
 			return fail(err)
 		}
 	}
@@ -312,9 +317,9 @@ func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 		if gctx.Err() != nil {
 			break // a writer failed; g.Wait reports it
 		}
-		msg, err := msgs.Next(jetstream.NextContext(gctx))
+		msg, err := r.nextChunk(gctx, msgs, m, expect)
 		if err != nil {
-			readErr = fmt.Errorf("reading chunk %d of %s: %w", expect, m.Name, err)
+			readErr = err
 			break
 		}
 		ch, err := r.codec.Decode(msg.Headers(), msg.Data())
@@ -384,4 +389,42 @@ func writePart(ctx context.Context, up pipeline.Upload, p pipeline.Part, data ne
 		sleep(ctx, b.next())
 	}
 	return err
+}
+
+// Waiting for a chunk: how often to check that the file is still being
+// read, and how long a read may go without a sign of life.
+const (
+	chunkWait = 15 * time.Second
+	staleRead = 3 // × AckWait
+)
+
+// nextChunk waits for the file's next chunk. It returns errStopped when the
+// run stops, and a retryable error when no runner has been reading the file
+// for a while (it stopped, or the file changed at the source before it was
+// read again), so the delivery does not hold a worker forever.
+func (r *Run) nextChunk(ctx context.Context, msgs jetstream.MessagesContext, m *bus.Manifest, index int) (jetstream.Msg, error) {
+	for {
+		wait, cancel := context.WithTimeout(ctx, chunkWait)
+		stopWait := context.AfterFunc(r.stopping, cancel)
+		msg, err := msgs.Next(jetstream.NextContext(wait))
+		stopWait()
+		cancel()
+		switch {
+		case err == nil:
+			return msg, nil
+		case r.stopping.Err() != nil:
+			return nil, errStopped
+		case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+			var cur bus.Manifest
+			if _, gerr := r.fb.Store.Get(ctx, bus.ManifestKey(m.ID), &cur); gerr != nil {
+				return nil, gerr
+			}
+			if idle := time.Since(cur.Updated); cur.State == bus.FileIngesting && idle > staleRead*r.e.opts.AckWait {
+				return nil, fmt.Errorf("waiting for chunk %d of %s: nobody has been reading it from the source for %s (a runner stopped, or the file changed before it was offered again)",
+					index, m.Name, idle.Round(time.Second))
+			}
+			continue
+		}
+		return nil, fmt.Errorf("reading chunk %d of %s: %w", index, m.Name, err)
+	}
 }

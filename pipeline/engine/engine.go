@@ -144,15 +144,10 @@ func (e *Engine) Start(ctx context.Context, f pipeline.Flow) (*Run, error) {
 		r.closeComponents()
 		return nil, err
 	}
-	names := make([]string, len(r.sinks))
-	maxFiles := 1
-	for i, s := range r.sinks {
-		names[i] = s.spec.Name
-		maxFiles = max(maxFiles, s.spec.Files)
-	}
+	names := r.sinkNames()
 	r.fb, err = bus.Ensure(ctx, e.js, bus.Setup{
 		Flow: f.Name, Sinks: names, Replicas: e.opts.Replicas,
-		AckWait: e.opts.AckWait, MaxAckPending: 4 * maxFiles,
+		AckWait: e.opts.AckWait, MaxAckPending: maxAckPending,
 	})
 	if err != nil {
 		r.closeComponents()
@@ -172,9 +167,17 @@ func (e *Engine) Start(ctx context.Context, f pipeline.Flow) (*Run, error) {
 			go r.deliveryWorker(s)
 		}
 	}
+	if f.Bus.Retention > 0 {
+		go r.janitor()
+	}
 	go r.intake()
 	return r, nil
 }
+
+// maxAckPending bounds a sink's tasks held at once, across every runner of
+// the flow; tasks waiting out a retry delay count too, so it is generous:
+// each runner's own workers bound what it takes.
+const maxAckPending = 1024
 
 func (r *Run) build(ctx context.Context) error {
 	reg := r.e.opts.Registry
@@ -330,6 +333,7 @@ func (r *Run) intake() {
 			case <-time.After(d):
 				continue
 			case <-r.stopping.Done():
+				return // the slot is already free
 			}
 		}
 		<-r.ingestSlots

@@ -414,3 +414,104 @@ func TestBusHoldsAWindowNotTheFile(t *testing.T) {
 	}
 	t.Logf("peak %d chunks on the bus (file: %d chunks)", peak, size/chunk)
 }
+
+// flakySource offers a MemorySource's files through items whose Open is
+// replaced (and which have no range reads, so Open is what the engine uses).
+type flakySource struct {
+	*testkit.MemorySource
+	open func(it pipeline.Item, ctx context.Context) (io.ReadCloser, error)
+}
+
+type flakyItem struct {
+	it   pipeline.Item
+	open func(it pipeline.Item, ctx context.Context) (io.ReadCloser, error)
+}
+
+func (s flakySource) Next(ctx context.Context) (pipeline.Item, error) {
+	it, err := s.MemorySource.Next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return flakyItem{it, s.open}, nil
+}
+
+func (i flakyItem) File() pipeline.File                               { return i.it.File() }
+func (i flakyItem) Open(ctx context.Context) (io.ReadCloser, error)   { return i.open(i.it, ctx) }
+func (i flakyItem) Ack(ctx context.Context, o pipeline.Outcome) error { return i.it.Ack(ctx, o) }
+
+// A file that cannot be opened fails at once: no sink heard of it, so the
+// run must not wait for deliveries, and the source learns why.
+func TestUnreadableFileFailsAndIsAcked(t *testing.T) {
+	e := newEnv(t)
+	mem := testkit.NewMemorySource(map[string][]byte{"locked.csv": []byte("x")}, true)
+	src := flakySource{mem, func(pipeline.Item, context.Context) (io.ReadCloser, error) {
+		return nil, pipeline.Permanent(errors.New("permission denied"))
+	}}
+	sink := testkit.NewMemorySink()
+	run := runToEnd(t, e.engine(t, engine.Options{}), pipeline.Flow{
+		Name: "unreadable", Source: pipeline.SourceOf(src), Sinks: []pipeline.SinkSpec{pipeline.SinkOf("mem", sink)},
+	})
+	o := mem.Acked()["locked.csv"]
+	if o.Status != pipeline.Failed || o.Message != "opening locked.csv: permission denied" {
+		t.Errorf("acked %v %q; want failed with the reason", o.Status, o.Message)
+	}
+	if s := run.Stats(); s.FilesFailed != 1 || len(sink.Files()) != 0 {
+		t.Errorf("stats %+v, sink %v", s, sink.Files())
+	}
+}
+
+// A file whose read failed half-way is read afresh when offered again, even
+// within JetStream's two-minute duplicate window: its new chunks and tasks
+// must not be taken for duplicates of the first read's.
+func TestFailedReadIsReadAfreshNextTime(t *testing.T) {
+	e := newEnv(t)
+	data := testkit.RandomContent(9, 1<<20)
+	mem := testkit.NewMemorySource(map[string][]byte{"f.bin": data}, true)
+	sink := testkit.NewMemorySink()
+	flow := func(src pipeline.Source) pipeline.Flow {
+		return pipeline.Flow{Name: "afresh", Source: pipeline.SourceOf(src),
+			Sinks: []pipeline.SinkSpec{pipeline.SinkOf("mem", sink)}, Bus: pipeline.BusSpec{ChunkSize: 64 << 10}}
+	}
+	broken := flakySource{mem, func(it pipeline.Item, ctx context.Context) (io.ReadCloser, error) {
+		return io.NopCloser(testkit.FailingReader(data, 300<<10, pipeline.Permanent(errors.New("disk read error")))), nil
+	}}
+	runToEnd(t, e.engine(t, engine.Options{}), flow(broken))
+	if o := mem.Acked()["f.bin"]; o.Status != pipeline.Failed || !strings.Contains(o.Message, "disk read error") {
+		t.Fatalf("first run acked %v %q; want failed with the read error", o.Status, o.Message)
+	}
+	runToEnd(t, e.engine(t, engine.Options{}), flow(mem.Reopen()))
+	checkDelivered(t, map[string][]byte{"f.bin": data}, sink.Files())
+	if o := mem.Acked()["f.bin"]; o.Status != pipeline.Passed {
+		t.Errorf("second run acked %v %q; want passed", o.Status, o.Message)
+	}
+}
+
+// errSource never yields a file: every Next fails with a retryable error.
+type errSource struct{}
+
+func (errSource) Next(ctx context.Context) (pipeline.Item, error) {
+	return nil, errors.New("listing the inbox: connection reset")
+}
+func (errSource) Close() error { return nil }
+
+// Stop ends a run whose source keeps failing (it is backing off).
+func TestStopWhileSourceBacksOff(t *testing.T) {
+	e := newEnv(t)
+	run, err := e.engine(t, engine.Options{}).Start(context.Background(), pipeline.Flow{
+		Name: "backoff", Source: pipeline.SourceOf(errSource{}), Sinks: []pipeline.SinkSpec{pipeline.SinkOf("mem", testkit.NewMemorySink())},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	stopped := make(chan error, 1)
+	go func() { stopped <- run.Stop(context.Background()) }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop did not return within 10s while the source was backing off")
+	}
+}

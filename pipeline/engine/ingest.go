@@ -55,7 +55,7 @@ func (r *Run) handleFile(item pipeline.Item) {
 	if err != nil {
 		log.Error("file rejected", "err", err)
 		r.recordRejected(id, f, err)
-		r.stats.failed.Add(1)
+		r.countOutcome(pipeline.Failed)
 		r.ack(item, pipeline.Outcome{Status: pipeline.Failed, Message: err.Error(), RunID: r.e.opts.RunID}, log)
 		return
 	}
@@ -69,12 +69,17 @@ func (r *Run) handleFile(item pipeline.Item) {
 		log.Error("reading manifest", "err", err)
 		return
 	}
+	if m.State == bus.FileDone && m.ReadError != "" {
+		m.State = bus.FileFailed // read it again
+	}
 	switch m.State {
 	case bus.FileDone, bus.FileSkipped:
 		// Finished before; ack again in case the previous run stopped before
 		// its source ack took effect.
-		r.countOutcome(statusOf(m.Outcome))
-		r.ack(item, pipeline.Outcome{Status: statusOf(m.Outcome), Message: m.Error, RunID: r.e.opts.RunID}, log)
+		out := pipeline.Outcome{Status: statusOf(m.Outcome), Message: m.Error, RunID: r.e.opts.RunID}
+		r.countOutcome(out.Status)
+		r.purgeFinished(m, out.Status)
+		r.ack(item, out, log)
 		return
 	case bus.FileReady:
 	case bus.FileFailed:
@@ -90,13 +95,20 @@ func (r *Run) handleFile(item pipeline.Item) {
 			}
 			if errors.Is(err, pipeline.ErrSkip) {
 				log.Info("file skipped", "reason", err)
-				r.stats.skipped.Add(1)
+				r.countOutcome(pipeline.Skipped)
 				r.ack(item, pipeline.Outcome{Status: pipeline.Skipped, Message: err.Error(), RunID: r.e.opts.RunID}, log)
+				return
+			}
+			log.Error("reading file failed", "err", err)
+			var cur bus.Manifest
+			if _, gerr := r.fb.Store.Get(r.hard, bus.ManifestKey(id), &cur); gerr == nil && !cur.TasksPublished {
+				// No sink heard of the file: it fails here.
+				out := pipeline.Outcome{Status: pipeline.Failed, Message: err.Error(), RunID: r.e.opts.RunID}
+				r.finishFile(item, id, out, log)
 				return
 			}
 			// The deliveries see the failed manifest and fail too; the
 			// outcome below gathers them.
-			log.Error("reading file failed", "err", err)
 		}
 	}
 	release()
@@ -105,9 +117,15 @@ func (r *Run) handleFile(item pipeline.Item) {
 	if err != nil {
 		return // stopping: the next run resumes
 	}
-	r.countOutcome(out.Status)
 	out.RunID = r.e.opts.RunID
-	_, err = bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+	r.finishFile(item, id, out, log)
+}
+
+// finishFile records a file's outcome, removes its chunks when no sink needs
+// them, and acks the source.
+func (r *Run) finishFile(item pipeline.Item, id string, out pipeline.Outcome, log logger) {
+	r.countOutcome(out.Status)
+	m, err := bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
 		if !exists {
 			return bus.ErrUnchanged
 		}
@@ -124,23 +142,41 @@ func (r *Run) handleFile(item pipeline.Item) {
 		log.Error("recording outcome", "err", err)
 		return
 	}
+	r.purgeFinished(m, out.Status)
 	r.ack(item, out, log)
-	if out.Status == pipeline.Passed && r.flow.Bus.Retention == 0 {
-		if err := r.fb.Chunks.Purge(r.hard, jetstream.WithPurgeSubject(r.fb.ChunkSubject(id))); err != nil {
-			log.Warn("removing delivered chunks", "err", err)
-		}
+}
+
+// purgeFinished removes the chunks of a file every sink committed, unless the
+// flow retains them (the janitor removes them later).
+func (r *Run) purgeFinished(m bus.Manifest, s pipeline.Status) {
+	if s == pipeline.Passed && r.flow.Bus.Retention == 0 && !m.Purged && m.ID != "" {
+		r.purgeFile(m.ID)
 	}
 }
 
-func (r *Run) ack(item pipeline.Item, out pipeline.Outcome, log interface {
+// logger is the part of *slog.Logger the engine's helpers use.
+type logger interface {
 	Info(string, ...any)
+	Warn(string, ...any)
 	Error(string, ...any)
-}) {
-	if err := item.Ack(r.hard, out); err != nil {
-		log.Error("source ack failed", "outcome", out.Status.String(), "err", err)
-		return
+}
+
+// ack tells the source the outcome, retrying a few times: a source that is
+// not told offers the file again after a restart, and Ack is idempotent.
+func (r *Run) ack(item pipeline.Item, out pipeline.Outcome, log logger) {
+	b := newBackoff(500*time.Millisecond, 5*time.Second)
+	for attempt := 1; ; attempt++ {
+		err := item.Ack(r.hard, out)
+		if err == nil {
+			log.Info("file finished", "outcome", out.Status.String())
+			return
+		}
+		if attempt == 4 || pipeline.IsPermanent(err) || r.hard.Err() != nil {
+			log.Error("source ack failed; the file will be offered again after a restart", "outcome", out.Status.String(), "err", err)
+			return
+		}
+		sleep(r.hard, b.next())
 	}
-	log.Info("file finished", "outcome", out.Status.String())
 }
 
 func (r *Run) countOutcome(s pipeline.Status) {
@@ -184,7 +220,8 @@ func (r *Run) recordRejected(id string, f pipeline.File, cause error) {
 	})
 }
 
-// resetFile forgets a file whose earlier read failed so it is read afresh.
+// resetFile forgets a file whose earlier read failed so it is read afresh,
+// in a new epoch so that its messages are not taken for duplicates.
 func (r *Run) resetFile(id string) error {
 	if err := r.fb.Chunks.Purge(r.hard, jetstream.WithPurgeSubject(r.fb.ChunkSubject(id))); err != nil {
 		return err
@@ -194,7 +231,11 @@ func (r *Run) resetFile(id string) error {
 			return err
 		}
 	}
-	return r.fb.Store.KV.Delete(r.hard, bus.ManifestKey(id))
+	_, err := bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+		*m = bus.Manifest{ID: id, Epoch: m.Epoch + 1, Size: -1, Created: time.Now().UTC()}
+		return nil
+	})
+	return err
 }
 
 // ingestWithRetry reads the file onto the bus, retrying read errors; when it
@@ -233,6 +274,9 @@ func (r *Run) ingestWithRetry(item pipeline.Item, f pipeline.File, id string, lo
 		}
 		m.State = state
 		m.Error = err.Error()
+		if state == bus.FileFailed {
+			m.ReadError = err.Error()
+		}
 		m.Updated = time.Now().UTC()
 		if state == bus.FileSkipped {
 			m.Outcome = pipeline.Skipped.String()
@@ -281,7 +325,7 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string) error {
 		}
 		now := time.Now().UTC()
 		if !exists || m.State != bus.FileIngesting {
-			*m = bus.Manifest{ID: id, Key: f.Key, Size: -1, ChunkSize: chunkSize, Created: now}
+			*m = bus.Manifest{ID: id, Key: f.Key, Size: -1, ChunkSize: chunkSize, Created: now, Epoch: m.Epoch}
 		}
 		m.Name, m.ModTime, m.Attrs, m.Sinks = out.Name, out.ModTime, out.Attrs, r.sinkNames()
 		m.State, m.Updated = bus.FileIngesting, now
@@ -292,7 +336,7 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string) error {
 	}
 	if !m.TasksPublished {
 		for _, s := range r.sinks {
-			_, err := r.fb.JS.Publish(ctx, r.fb.TaskSubject(s.spec.Name), []byte(id), jetstream.WithMsgID(id+"."+s.spec.Name))
+			_, err := r.fb.JS.Publish(ctx, r.fb.TaskSubject(s.spec.Name), []byte(id), jetstream.WithMsgID(fmt.Sprintf("%s.%d.%s", id, m.Epoch, s.spec.Name)))
 			if err != nil {
 				return r.stopped(fmt.Errorf("queueing delivery to %s: %w", s.spec.Name, err))
 			}
@@ -306,7 +350,10 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string) error {
 		}
 	}
 
-	p := &publisher{r: r, ctx: ctx, id: id, subject: r.fb.ChunkSubject(id), hash: sha256.New(), readBefore: m.SourceRead}
+	p := &publisher{r: r, ctx: ctx, id: id, subject: r.fb.ChunkSubject(id), hash: sha256.New(), readBefore: m.SourceRead,
+		msgID: fmt.Sprintf("%s.%d.", id, m.Epoch)}
+	stopBeat := r.heartbeat(ctx, id)
+	defer stopBeat()
 	if cp != nil {
 		if err := p.hash.(encoding.BinaryUnmarshaler).UnmarshalBinary(cp.Hash); err != nil {
 			return fmt.Errorf("resuming %s: bad checkpoint: %w", f.Name, err)
@@ -434,6 +481,7 @@ type publisher struct {
 	r       *Run
 	ctx     context.Context
 	id      string
+	msgID   string // prefix of chunk message ids: file id and epoch
 	subject string
 	hash    hash.Hash
 	index   int   // next chunk index
@@ -450,7 +498,7 @@ func (p *publisher) publish(data []byte, last bool) error {
 		return err
 	}
 	msg := p.r.codec.Encode(p.subject, bus.Chunk{Index: p.index, Data: data, Last: last})
-	fut, err := p.r.fb.JS.PublishMsgAsync(msg, jetstream.WithMsgID(p.id+"."+strconv.Itoa(p.index)), jetstream.WithExpectStream(p.r.fb.ChunkStream()))
+	fut, err := p.r.fb.JS.PublishMsgAsync(msg, jetstream.WithMsgID(p.msgID+strconv.Itoa(p.index)), jetstream.WithExpectStream(p.r.fb.ChunkStream()))
 	if err != nil {
 		return fmt.Errorf("publishing chunk %d: %w", p.index, err)
 	}
@@ -533,9 +581,9 @@ func (p *publisher) checkpoint(ctx context.Context) error {
 }
 
 // awaitWindow blocks while chunk index lies more than the flow's window
-// beyond the slowest delivery that is writing file id. Deliveries waiting
-// for a retry, and sinks that wait for the whole file (ManifestFirst), do not
-// hold reading back; their chunks stay on the bus until they need them.
+// beyond the slowest delivery of file id that is writing or yet to start.
+// Deliveries waiting for a retry, and sinks that wait for the whole file
+// (ManifestFirst), do not hold reading back; their chunks stay on the bus until they need them.
 // slowest caches the last position seen, so the records are read only when
 // the window seems full.
 func (r *Run) awaitWindow(ctx context.Context, id string, index int, slowest *int) error {
@@ -551,10 +599,13 @@ func (r *Run) awaitWindow(ctx context.Context, id string, index int, slowest *in
 				continue
 			}
 			var d bus.Delivery
-			if _, err := r.fb.Store.Get(ctx, bus.DeliveryKey(id, s.spec.Name), &d); err != nil {
+			rev, err := r.fb.Store.Get(ctx, bus.DeliveryKey(id, s.spec.Name), &d)
+			if err != nil {
 				return err
 			}
-			if d.State != bus.DeliveryActive && d.State != bus.DeliveryCommitting {
+			// A delivery not started yet holds reading back (it will start
+			// at the first chunk); one waiting for a retry does not.
+			if rev != 0 && d.State != bus.DeliveryActive && d.State != bus.DeliveryCommitting {
 				continue
 			}
 			at := 0
@@ -600,4 +651,30 @@ func (c *chunkPool) put(b []byte) {
 	if cap(b) > 0 {
 		c.pool.Put(&b)
 	}
+}
+
+// heartbeat marks the manifest as being read every AckWait until stopped,
+// so deliveries waiting for chunks can tell a slow source from a read that
+// no runner is doing any more.
+func (r *Run) heartbeat(ctx context.Context, id string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		t := time.NewTicker(r.e.opts.AckWait)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				bus.Update(ctx, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+					if m.State != bus.FileIngesting {
+						return bus.ErrUnchanged
+					}
+					m.Updated = time.Now().UTC()
+					return nil
+				})
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return cancel
 }

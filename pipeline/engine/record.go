@@ -60,6 +60,7 @@ func (pr *partRecorder) boundary(b bus.Prefix) {
 	pr.mu.Lock()
 	pr.bounds[b.Parts] = b
 	pr.mu.Unlock()
+	pr.kick()
 }
 
 // prefixAt returns the furthest part start at or before part n that lies
@@ -87,6 +88,7 @@ func (pr *partRecorder) resumed(n int) {
 	pr.mu.Lock()
 	pr.skipped += n
 	pr.mu.Unlock()
+	pr.kick() // the prefix may move past parts written before
 }
 
 func (pr *partRecorder) loop() {
@@ -117,7 +119,8 @@ func (pr *partRecorder) flush(ctx context.Context) {
 			return errSuperseded
 		}
 		if d.PartSize != pr.base.PartSize {
-			d.PartSize, d.Done = pr.base.PartSize, nil
+			// Parts of another size are meaningless now.
+			d.PartSize, d.Done, d.Prefix = pr.base.PartSize, nil, nil
 		}
 		for _, n := range parts {
 			d.Done = d.Done.Set(n)
