@@ -28,7 +28,9 @@ type PartPlan struct {
 }
 
 // Part locates one part of a file. Every part but the last is exactly the
-// plan's part size (after rounding), so Offset is Number × part size.
+// plan's part size (after rounding), so Offset is Number × part size. A
+// 0-byte file is written as one empty part {Number: 0, Size: 0, Last: true};
+// no other file has an empty part.
 type Part struct {
 	Number int // 0-based
 	Offset int64
@@ -47,8 +49,16 @@ type Upload interface {
 	// Commit makes the file visible once every part is written. f carries the
 	// final Size and SHA256. After a successful Commit, State and WritePart are
 	// no longer called.
+	//
+	// Commit may be called again for the same file by a new Upload opened
+	// with the same resume state, when a runner died between committing and
+	// recording the commit: it must then succeed without making a second
+	// copy (for example: the temp file is gone but the target is there with
+	// the right size). Commit may return an error wrapping ErrSkip (the
+	// overwrite policy declined the file after all) or ErrExists.
 	Commit(ctx context.Context, f File) error
-	// Abort discards what was written. cause says why (nil: cancelled).
+	// Abort discards what was written. cause says why (nil: cancelled). It is
+	// called at most once, only after the delivery is recorded as failed.
 	Abort(ctx context.Context, cause error) error
 	// State returns an opaque token from which Sink.Open can resume this upload
 	// after a crash (a temp file name, an upload id). The engine stores it after

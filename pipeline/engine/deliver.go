@@ -249,7 +249,11 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, log interface 
 	}); err != nil {
 		return fail(err)
 	}
-	if err := up.Commit(ctx, fileOf(m)); err != nil {
+	if err := up.Commit(ctx, fileOf(m)); errors.Is(err, pipeline.ErrSkip) {
+		log.Info("sink skipped the file at commit", "reason", err)
+		s.stats.skipped.Add(1)
+		return r.finish(key, id, bus.DeliverySkipped, 0)
+	} else if err != nil {
 		return fail(fmt.Errorf("committing %s on sink %s: %w", m.Name, s.spec.Name, err))
 	}
 	s.stats.committed.Add(1)
