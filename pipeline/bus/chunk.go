@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"strconv"
+	"sync"
 
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
@@ -26,6 +27,7 @@ var ErrCorrupt = errors.New("corrupt chunk")
 
 // Codec encodes chunks as messages and back. It is safe for concurrent use.
 type Codec struct {
+	samples     sync.Pool // scratch buffers for shrinks
 	compression string
 	zenc        *zstd.Encoder
 	zdec        *zstd.Decoder
@@ -54,7 +56,9 @@ func NewCodec(compression string) (*Codec, error) {
 }
 
 // Encode builds the message for chunk ch of the file whose chunks go to
-// subject. Compressed data is used only when it saves at least 1/16.
+// subject. Compressed data is used only when it saves at least 1/16; a chunk
+// whose first 64 KiB do not shrink is not compressed at all, so random or
+// already compressed data costs almost nothing.
 func (c *Codec) Encode(subject string, ch Chunk) *nats.Msg {
 	m := nats.NewMsg(subject)
 	m.Header.Set(HeaderIndex, strconv.Itoa(ch.Index))
@@ -65,6 +69,9 @@ func (c *Codec) Encode(subject string, ch Chunk) *nats.Msg {
 	}
 	m.Data = ch.Data
 	if len(ch.Data) < 512 {
+		return m
+	}
+	if c.compression == "none" || c.compression == "" || !c.shrinks(ch.Data) {
 		return m
 	}
 	var packed []byte
@@ -79,6 +86,25 @@ func (c *Codec) Encode(subject string, ch Chunk) *nats.Msg {
 		m.Data = packed
 	}
 	return m
+}
+
+// sampleSize is how much of a chunk is compressed first to see if it pays.
+const sampleSize = 64 << 10
+
+// shrinks reports whether data looks compressible: chunks up to twice the
+// sample are simply tried; larger ones only if their first sampleSize bytes
+// shrink by 1/16 under s2 (cheap even for data that does not).
+func (c *Codec) shrinks(data []byte) bool {
+	if len(data) <= 2*sampleSize {
+		return true
+	}
+	buf, _ := c.samples.Get().(*[]byte)
+	if buf == nil {
+		b := make([]byte, s2.MaxEncodedLen(sampleSize))
+		buf = &b
+	}
+	defer c.samples.Put(buf)
+	return len(s2.Encode(*buf, data[:sampleSize])) < sampleSize-sampleSize/16
 }
 
 // Decode returns the chunk in a message, checking its length and checksum.

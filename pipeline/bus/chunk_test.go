@@ -29,6 +29,8 @@ func TestCodecRoundTrip(t *testing.T) {
 			{"tiny", []byte("x"), false},
 			{"text", text, comp != "none"},
 			{"random", random, false}, // does not shrink: sent as it is
+			{"large random", testkit.RandomContent(2, 1<<20), false}, // its sample does not shrink: not even tried
+			{"large text", []byte(strings.Repeat("order,customer,amount\n", 50000)), comp != "none"},
 		} {
 			for _, last := range []bool{false, true} {
 				m := c.Encode("mft.f.chunk.x", bus.Chunk{Index: 7, Data: tc.data, Last: last})
