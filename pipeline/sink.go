@@ -66,9 +66,13 @@ type Upload interface {
 	State() []byte
 }
 
-// ManifestFirst is an optional Sink ability: a sink that needs the file's final
-// size and sha256 at Open (to announce them before any content) returns true,
-// and the engine opens it only after the whole file is on the bus.
+// ManifestFirst is an optional Sink ability, asked for each file before Open:
+// a sink that needs facts it does not have yet (f.Size is -1 when a stage
+// changed the content; f.SHA256 is always "" at this point) returns true,
+// and the engine opens it only once the whole file is on the bus, with the
+// final Size and SHA256. That file is then kept whole on the bus until this
+// sink has it, so return true only when needed: a sink that announces the
+// size first, say, needs it only when f.Size is -1.
 type ManifestFirst interface {
-	ManifestFirst() bool
+	ManifestFirst(f File) bool
 }

@@ -109,9 +109,9 @@ type sinkWrapper struct {
 	writePart func(ctx context.Context, u pipeline.Upload, p pipeline.Part, r io.Reader) error
 }
 
-func (w *sinkWrapper) ManifestFirst() bool {
+func (w *sinkWrapper) ManifestFirst(f pipeline.File) bool {
 	mf, ok := w.Sink.(pipeline.ManifestFirst)
-	return ok && mf.ManifestFirst()
+	return ok && mf.ManifestFirst(f)
 }
 
 func (w *sinkWrapper) Open(ctx context.Context, f pipeline.File, resume []byte) (pipeline.Upload, error) {

@@ -92,7 +92,7 @@ func TestFailEveryNth(t *testing.T) {
 
 type manifestFirstSink struct{ *MemorySink }
 
-func (manifestFirstSink) ManifestFirst() bool { return true }
+func (manifestFirstSink) ManifestFirst(pipeline.File) bool { return true }
 
 func TestWrappersKeepManifestFirst(t *testing.T) {
 	for name, wrap := range map[string]func(pipeline.Sink) pipeline.Sink{
@@ -101,10 +101,10 @@ func TestWrappersKeepManifestFirst(t *testing.T) {
 		"Stall":        func(s pipeline.Sink) pipeline.Sink { return Stall(s, time.Millisecond) },
 	} {
 		mf, ok := wrap(manifestFirstSink{NewMemorySink()}).(pipeline.ManifestFirst)
-		if !ok || !mf.ManifestFirst() {
+		if !ok || !mf.ManifestFirst(pipeline.File{}) {
 			t.Errorf("%s hides ManifestFirst", name)
 		}
-		if mf, ok := wrap(NewMemorySink()).(pipeline.ManifestFirst); ok && mf.ManifestFirst() {
+		if mf, ok := wrap(NewMemorySink()).(pipeline.ManifestFirst); ok && mf.ManifestFirst(pipeline.File{}) {
 			t.Errorf("%s makes a sink ManifestFirst", name)
 		}
 	}

@@ -28,7 +28,7 @@ func TestCodecRoundTrip(t *testing.T) {
 			{"empty", nil, false},
 			{"tiny", []byte("x"), false},
 			{"text", text, comp != "none"},
-			{"random", random, false}, // does not shrink: sent as it is
+			{"random", random, false},                                // does not shrink: sent as it is
 			{"large random", testkit.RandomContent(2, 1<<20), false}, // its sample does not shrink: not even tried
 			{"large text", []byte(strings.Repeat("order,customer,amount\n", 50000)), comp != "none"},
 		} {

@@ -24,7 +24,7 @@ type Manifest struct {
 	ID        string            `json:"id"`
 	Key       string            `json:"key"`
 	Name      string            `json:"name"`
-	Size      int64             `json:"size"` // -1 until ready
+	Size      int64             `json:"size"` // final once ready; before, the size the source gave when no stage changed it, or -1
 	SHA256    string            `json:"sha256,omitempty"`
 	ModTime   time.Time         `json:"mod_time"`
 	Attrs     map[string]string `json:"attrs,omitempty"`
@@ -68,6 +68,7 @@ type Checkpoint struct {
 const (
 	DeliveryPending    = "pending"
 	DeliveryActive     = "active"
+	DeliveryWaiting    = "waiting"    // for the whole file to be on the bus (pipeline.ManifestFirst)
 	DeliveryCommitting = "committing" // the owner is committing; a new owner commits again
 	DeliveryCommitted  = "committed"
 	DeliverySkipped    = "skipped" // the sink declined the file (overwrite: skip)

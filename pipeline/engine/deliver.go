@@ -197,8 +197,27 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, log interface 
 	awaitCtx, cancelAwait := context.WithCancel(ctx)
 	defer cancelAwait()
 	defer context.AfterFunc(r.stopping, cancelAwait)()
-	if s.manifestFirst && m.State == bus.FileIngesting {
+	if m.State == bus.FileIngesting && s.waitsForFile(fileOf(m)) {
+		// Say so first: a waiting delivery must not hold reading back.
+		if _, err := bus.Update(ctx, r.fb.Store, key, func(d *bus.Delivery, exists bool) error {
+			if d.Owner != owner {
+				return errSuperseded
+			}
+			d.State = bus.DeliveryWaiting
+			return nil
+		}); err != nil {
+			return fail(err)
+		}
 		if m, err = mw.await(awaitCtx, func(m bus.Manifest) bool { return m.State != bus.FileIngesting }); err != nil {
+			return fail(err)
+		}
+		if _, err := bus.Update(ctx, r.fb.Store, key, func(d *bus.Delivery, exists bool) error {
+			if d.Owner != owner {
+				return errSuperseded
+			}
+			d.State = bus.DeliveryActive
+			return nil
+		}); err != nil {
 			return fail(err)
 		}
 	}

@@ -105,11 +105,16 @@ type Run struct {
 }
 
 type sinkRun struct {
-	spec          pipeline.SinkSpec
-	sink          pipeline.Sink
-	manifestFirst bool
-	consumer      jetstream.Consumer
-	stats         *sinkStats
+	spec     pipeline.SinkSpec
+	sink     pipeline.Sink
+	consumer jetstream.Consumer
+	stats    *sinkStats
+}
+
+// waitsForFile reports whether s needs the whole of f on the bus before Open.
+func (s *sinkRun) waitsForFile(f pipeline.File) bool {
+	mf, ok := s.sink.(pipeline.ManifestFirst)
+	return ok && mf.ManifestFirst(f)
 }
 
 // Start checks f, builds its components, creates its streams and starts it.
@@ -238,8 +243,7 @@ func (r *Run) build(ctx context.Context) error {
 				return fmt.Errorf("%s: %w", where(spec.Component, "sink"), err)
 			}
 		}
-		mf, _ := sk.(pipeline.ManifestFirst)
-		r.sinks = append(r.sinks, &sinkRun{spec: spec, sink: sk, manifestFirst: mf != nil && mf.ManifestFirst(), stats: r.stats.sink(spec.Name)})
+		r.sinks = append(r.sinks, &sinkRun{spec: spec, sink: sk, stats: r.stats.sink(spec.Name)})
 	}
 	return nil
 }

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -514,4 +517,73 @@ func TestStopWhileSourceBacksOff(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Stop did not return within 10s while the source was backing off")
 	}
+}
+
+// sizeFirstSink needs the size before the first byte (like a drop-off that
+// announces it): it waits for the whole file only when the size is unknown.
+type sizeFirstSink struct {
+	*testkit.MemorySink
+	mu     sync.Mutex
+	opened []pipeline.File
+}
+
+func (s *sizeFirstSink) ManifestFirst(f pipeline.File) bool { return f.Size < 0 }
+
+func (s *sizeFirstSink) Open(ctx context.Context, f pipeline.File, resume []byte) (pipeline.Upload, error) {
+	s.mu.Lock()
+	s.opened = append(s.opened, f)
+	s.mu.Unlock()
+	return s.MemorySink.Open(ctx, f, resume)
+}
+
+func TestManifestFirstPerFile(t *testing.T) {
+	e := newEnv(t)
+	big := testkit.RandomContent(5, 4<<20)
+	for _, tc := range []struct {
+		name    string
+		stages  []pipeline.Component
+		waits   bool
+		wantOut []byte
+	}{
+		{"size known", nil, false, big},
+		{"size hidden by a stage", []pipeline.Component{pipeline.StageOf(pipeline.StageFunc(func(ctx context.Context, f pipeline.File, r io.Reader) (pipeline.File, io.Reader, error) {
+			f.Size = -1
+			return f, r, nil
+		}))}, true, big},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := testkit.NewMemorySource(map[string][]byte{"big.bin": big}, true)
+			first := &sizeFirstSink{MemorySink: testkit.NewMemorySink()}
+			other := testkit.NewMemorySink()
+			runToEnd(t, e.engine(t, engine.Options{Logger: testLogger(t)}), pipeline.Flow{
+				Name:   "mf-" + strings.ReplaceAll(tc.name, " ", "-"),
+				Source: pipeline.SourceOf(src),
+				Stages: tc.stages,
+				Sinks:  []pipeline.SinkSpec{pipeline.SinkOf("first", first), pipeline.SinkOf("other", other)},
+				// A window far smaller than the file: the waiting sink must not
+				// hold reading back, or nothing would finish.
+				Bus: pipeline.BusSpec{ChunkSize: 64 << 10, Window: 1 << 20},
+			})
+			checkDelivered(t, map[string][]byte{"big.bin": tc.wantOut}, first.Files())
+			checkDelivered(t, map[string][]byte{"big.bin": tc.wantOut}, other.Files())
+			if len(first.opened) != 1 {
+				t.Fatalf("opened %d times, want 1", len(first.opened))
+			}
+			got := first.opened[0]
+			if got.Size != int64(len(big)) {
+				t.Errorf("Open got size %d, want %d", got.Size, len(big))
+			}
+			if waited := got.SHA256 != ""; waited != tc.waits {
+				t.Errorf("Open got sha256 %q: waited for the whole file = %v, want %v", got.SHA256, waited, tc.waits)
+			}
+		})
+	}
+}
+
+// testLogger sends the engine's debug log to the test log when MFTFLOW_TEST_LOG is set.
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("MFTFLOW_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -328,6 +328,7 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string) error {
 			*m = bus.Manifest{ID: id, Key: f.Key, Size: -1, ChunkSize: chunkSize, Created: now, Epoch: m.Epoch}
 		}
 		m.Name, m.ModTime, m.Attrs, m.Sinks = out.Name, out.ModTime, out.Attrs, r.sinkNames()
+		m.Size = out.Size // known up front when no stage changed the content
 		m.State, m.Updated = bus.FileIngesting, now
 		return nil
 	})
@@ -595,16 +596,14 @@ func (r *Run) awaitWindow(ctx context.Context, id string, index int, slowest *in
 		}
 		pos, active := -1, false
 		for _, s := range r.sinks {
-			if s.manifestFirst {
-				continue
-			}
 			var d bus.Delivery
 			rev, err := r.fb.Store.Get(ctx, bus.DeliveryKey(id, s.spec.Name), &d)
 			if err != nil {
 				return err
 			}
 			// A delivery not started yet holds reading back (it will start
-			// at the first chunk); one waiting for a retry does not.
+			// at the first chunk); one waiting for a retry or for the whole
+			// file (ManifestFirst) does not.
 			if rev != 0 && d.State != bus.DeliveryActive && d.State != bus.DeliveryCommitting {
 				continue
 			}
