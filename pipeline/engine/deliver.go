@@ -414,12 +414,10 @@ func writePart(ctx context.Context, up pipeline.Upload, p pipeline.Part, data ne
 	return err
 }
 
-// Waiting for a chunk: how often to check that the file is still being
-// read, and how long a read may go without a sign of life.
-const (
-	chunkWait = 15 * time.Second
-	staleRead = 3 // × AckWait
-)
+// A read may go this many AckWaits without a sign of life (the reader's
+// heartbeat comes every AckWait) before deliveries waiting for it give up
+// the attempt; they check every AckWait.
+const staleRead = 3
 
 // nextChunk waits for the file's next chunk. It returns errStopped when the
 // run stops, and a retryable error when no runner has been reading the file
@@ -427,7 +425,7 @@ const (
 // read again), so the delivery does not hold a worker forever.
 func (r *Run) nextChunk(ctx context.Context, msgs jetstream.MessagesContext, m *bus.Manifest, index int) (jetstream.Msg, error) {
 	for {
-		wait, cancel := context.WithTimeout(ctx, chunkWait)
+		wait, cancel := context.WithTimeout(ctx, r.e.opts.AckWait)
 		stopWait := context.AfterFunc(r.stopping, cancel)
 		msg, err := msgs.Next(jetstream.NextContext(wait))
 		stopWait()

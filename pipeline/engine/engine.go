@@ -92,10 +92,12 @@ type Run struct {
 	setIdle context.CancelFunc
 
 	ingestSlots chan struct{}
-	chunks      chunkPool
-	files       sync.WaitGroup
-	workers     sync.WaitGroup
-	finisher    *finisher
+	// openFiles bounds the files taken from the source and not yet final.
+	openFiles chan struct{}
+	chunks    chunkPool
+	files     sync.WaitGroup
+	workers   sync.WaitGroup
+	finisher  *finisher
 
 	done    chan struct{}
 	errOnce sync.Once
@@ -143,6 +145,7 @@ func (e *Engine) Start(ctx context.Context, f pipeline.Flow) (*Run, error) {
 	r.hard, r.kill = context.WithCancel(context.Background())
 	r.idle, r.setIdle = context.WithCancel(r.stopping)
 	r.ingestSlots = make(chan struct{}, f.Bus.Files)
+	r.openFiles = make(chan struct{}, maxOpenFiles)
 	r.stats.started = time.Now()
 
 	if err := r.build(ctx); err != nil {
@@ -183,6 +186,11 @@ func (e *Engine) Start(ctx context.Context, f pipeline.Flow) (*Run, error) {
 // the flow; tasks waiting out a retry delay count too, so it is generous:
 // each runner's own workers bound what it takes.
 const maxAckPending = 1024
+
+// maxOpenFiles bounds the files a run has taken from its source and not yet
+// finished (read, or waiting for their deliveries): beyond it the source
+// waits, so a slow sink does not make a runner hold every file of a backlog.
+const maxOpenFiles = 1024
 
 func (r *Run) build(ctx context.Context) error {
 	reg := r.e.opts.Registry
@@ -312,8 +320,14 @@ func (r *Run) intake() {
 	backoff := newBackoff(time.Second, 30*time.Second)
 	for {
 		select {
+		case r.openFiles <- struct{}{}:
+		case <-r.stopping.Done():
+			return
+		}
+		select {
 		case r.ingestSlots <- struct{}{}:
 		case <-r.stopping.Done():
+			<-r.openFiles
 			return
 		}
 		item, err := r.source.Next(r.stopping)
@@ -321,7 +335,10 @@ func (r *Run) intake() {
 		case err == nil:
 			backoff.reset()
 			r.files.Add(1)
-			go r.handleFile(item)
+			go func() {
+				defer func() { <-r.openFiles }()
+				r.handleFile(item)
+			}()
 			continue
 		case r.stopping.Err() != nil:
 		case errors.Is(err, io.EOF):
@@ -331,6 +348,7 @@ func (r *Run) intake() {
 			r.fail(fmt.Errorf("flow %s: source: %w", r.flow.Name, err))
 		default:
 			<-r.ingestSlots
+			<-r.openFiles
 			d := backoff.next()
 			r.log.Warn("source error; retrying", "err", err, "in", d)
 			select {
@@ -341,6 +359,7 @@ func (r *Run) intake() {
 			}
 		}
 		<-r.ingestSlots
+		<-r.openFiles
 		return
 	}
 }

@@ -587,3 +587,62 @@ func testLogger(t *testing.T) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// stallingReader yields data, then blocks until its context ends.
+type stallingReader struct {
+	ctx  context.Context
+	data []byte
+}
+
+func (r *stallingReader) Read(p []byte) (int, error) {
+	if len(r.data) > 0 {
+		n := copy(p, r.data)
+		r.data = r.data[n:]
+		return n, nil
+	}
+	<-r.ctx.Done()
+	return 0, r.ctx.Err()
+}
+
+// A delivery whose file nobody reads any more (the runner reading it
+// stopped, and the source never offers it again) gives up with a clear
+// reason instead of holding a worker forever.
+func TestDeliveryGivesUpOnAnAbandonedRead(t *testing.T) {
+	e := newEnv(t)
+	mem := testkit.NewMemorySource(map[string][]byte{"half.bin": testkit.RandomContent(4, 1<<20)}, true)
+	stalling := flakySource{mem, func(it pipeline.Item, ctx context.Context) (io.ReadCloser, error) {
+		return io.NopCloser(&stallingReader{ctx: ctx, data: testkit.RandomContent(4, 1<<20)[:256<<10]}), nil
+	}}
+	sink := testkit.NewMemorySink()
+	opts := engine.Options{AckWait: 300 * time.Millisecond}
+	flow := func(src pipeline.Source) pipeline.Flow {
+		return pipeline.Flow{Name: "abandoned", Source: pipeline.SourceOf(src),
+			Sinks: []pipeline.SinkSpec{fastRetry(pipeline.SinkOf("mem", sink), 2)}, Bus: pipeline.BusSpec{ChunkSize: 64 << 10}}
+	}
+	first, err := e.engine(t, opts).Start(context.Background(), flow(stalling))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // some chunks are on the bus, the read stalls
+	first.Stop(context.Background())
+
+	second, err := e.engine(t, opts).Start(context.Background(), flow(testkit.NewMemorySource(nil, false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Stop(context.Background())
+	deadline := time.Now().Add(30 * time.Second)
+	var d bus.Delivery
+	for time.Now().Before(deadline) {
+		st, err := engine.ReadStatus(context.Background(), e.js, "abandoned")
+		if err == nil && len(st[0].Files) == 1 && len(st[0].Files[0].Deliveries) == 1 {
+			if d = st[0].Files[0].Deliveries[0]; d.State == bus.DeliveryFailed {
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if d.State != bus.DeliveryFailed || !strings.Contains(d.Error, "nobody has been reading it from the source") {
+		t.Errorf("delivery %s after %d attempts, error %q; want failed, saying nobody reads the file", d.State, d.Attempts, d.Error)
+	}
+}

@@ -1,0 +1,682 @@
+package thru
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// ClientConfig configures a Client. Only the fields of the calls used are
+// required: BaseURL always; Cipher, SiteAccessKey, FlowSecretKey and
+// FlowCode for the Connector API; APIKey or BearerToken for the Content API.
+type ClientConfig struct {
+	// BaseURL is the site's root, such as "https://example.thruinc.com".
+	BaseURL string
+	// SiteURL is the site URL inside the auth header; default: BaseURL's host.
+	SiteURL       string
+	SiteAccessKey string // secret
+	FlowSecretKey string // secret
+	// FlowCode is the flow (TRN…) the keys belong to.
+	FlowCode string
+	// Cipher encrypts the auth header (see CBCRandomIV, NewHeaderCipher).
+	Cipher HeaderCipher
+	// TargetSiteURL goes into drop-off chunk zero; default: SiteURL.
+	TargetSiteURL string
+	// APIKey (sent as X-Api-Key) or BearerToken authenticates the Content API.
+	APIKey      string // secret
+	BearerToken string // secret
+	// HTTPClient defaults to a client without an overall timeout (bodies may
+	// be large); requests are bounded by their context.
+	HTTPClient *http.Client
+	// Retry bounds the retries of one call; the zero value uses DefaultRetry.
+	Retry RetryPolicy
+	// Now returns the time put in auth headers; default time.Now.
+	Now func() time.Time
+}
+
+// RetryPolicy says how often and how patiently a call is retried.
+type RetryPolicy struct {
+	// Attempts is the total number of tries; 1 disables retries.
+	Attempts int
+	// MinBackoff and MaxBackoff bound the jittered exponential wait.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// DefaultRetry is used when ClientConfig.Retry is zero.
+var DefaultRetry = RetryPolicy{Attempts: 5, MinBackoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second}
+
+// Client calls one Thru site. It is safe for concurrent use.
+type Client struct {
+	cfg  ClientConfig
+	base *url.URL
+	hc   *http.Client
+	now  func() time.Time
+}
+
+// NewClient checks cfg and returns a Client.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("thru: base URL %q: want http(s)://host[:port]", cfg.BaseURL)
+	}
+	if cfg.SiteURL == "" {
+		cfg.SiteURL = u.Host
+	}
+	if cfg.TargetSiteURL == "" {
+		cfg.TargetSiteURL = cfg.SiteURL
+	}
+	if cfg.Retry.Attempts <= 0 {
+		cfg.Retry = DefaultRetry
+	}
+	c := &Client{cfg: cfg, base: u, hc: cfg.HTTPClient, now: cfg.Now}
+	if c.hc == nil {
+		c.hc = &http.Client{}
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c, nil
+}
+
+// FlowCode returns the flow code the client was configured with.
+func (c *Client) FlowCode() string { return c.cfg.FlowCode }
+
+// Sentinel errors wrapped by CallError. Compare with errors.Is.
+var (
+	// ErrNoFile: a pickup found nothing to pick up now (204).
+	ErrNoFile = errors.New("thru: nothing to pick up")
+	// ErrAccessDenied: the site refused the credentials (401, 403).
+	ErrAccessDenied = errors.New("access denied")
+	// ErrInvalidEndpointPath: the Content API refused the endpoint path (409).
+	ErrInvalidEndpointPath = errors.New("invalid endpoint path")
+	// ErrNotFound: the session or file does not exist (404).
+	ErrNotFound = errors.New("not found")
+)
+
+// CallError is a failed call to a Thru site.
+type CallError struct {
+	Call   string // "FlowDropOffChunk chunk 3", "Upload_Sessions PUT chunk 2"...
+	Flow   string // flow code or endpoint path, when known
+	File   string // file name or File Code, when known
+	Status int    // HTTP status; 0 when no answer arrived
+	Body   string // the start of the answer's text, secrets removed
+	Hint   string // what to do
+	Err    error  // ErrAccessDenied, ErrInvalidEndpointPath, a network error...
+}
+
+func (e *CallError) Error() string {
+	var b strings.Builder
+	b.WriteString("thru: ")
+	b.WriteString(e.Call)
+	if e.File != "" {
+		fmt.Fprintf(&b, " for file %q", e.File)
+	}
+	if e.Flow != "" {
+		fmt.Fprintf(&b, " on %s", e.Flow)
+	}
+	if e.Status != 0 {
+		fmt.Fprintf(&b, ": HTTP %d %s", e.Status, http.StatusText(e.Status))
+	}
+	if e.Err != nil && !(e.Status != 0 && isSentinel(e.Err)) {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	if e.Body != "" {
+		fmt.Fprintf(&b, ": %q", e.Body)
+	}
+	if e.Hint != "" {
+		b.WriteString("; ")
+		b.WriteString(e.Hint)
+	}
+	return b.String()
+}
+
+func isSentinel(err error) bool {
+	return err == ErrAccessDenied || err == ErrInvalidEndpointPath || err == ErrNotFound
+}
+
+func (e *CallError) Unwrap() error { return e.Err }
+
+// Permanent reports whether retrying cannot help: any 4xx answer but 408
+// (timeout) and 429 (too many requests). Network errors and 5xx are not
+// permanent.
+func (e *CallError) Permanent() bool {
+	return e.Status >= 400 && e.Status < 500 && e.Status != http.StatusRequestTimeout && e.Status != http.StatusTooManyRequests
+}
+
+// call describes one API call for requests and errors.
+type call struct {
+	name    string
+	flow    string
+	file    string
+	content bool // Content API auth instead of TransportMgrAuthHeader
+	method  string
+	path    string
+	// body returns a fresh body for each attempt, its length (-1 unknown)
+	// and content type. nil: no body. When rewind is false the body can be
+	// sent only once.
+	body   func() (io.Reader, int64, string, error)
+	rewind bool
+}
+
+// do sends c, retrying what may be retried, and returns a 2xx response whose
+// body the caller must close.
+func (cl *Client) do(ctx context.Context, c call) (*http.Response, error) {
+	pol := cl.cfg.Retry
+	var last error
+	for attempt := 1; ; attempt++ {
+		resp, err := cl.once(ctx, c)
+		if err == nil {
+			return resp, nil
+		}
+		last = err
+		var ce *CallError
+		if ctx.Err() != nil || attempt >= pol.Attempts || (c.body != nil && !c.rewind) ||
+			(errors.As(err, &ce) && ce.Permanent()) || !errors.As(err, &ce) {
+			return nil, last
+		}
+		d := pol.MinBackoff << (attempt - 1)
+		if d > pol.MaxBackoff || d <= 0 {
+			d = pol.MaxBackoff
+		}
+		d = d/2 + rand.N(d/2+1)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, last
+		case <-t.C:
+		}
+	}
+}
+
+func (cl *Client) once(ctx context.Context, c call) (*http.Response, error) {
+	var body io.Reader
+	length := int64(0)
+	ctype := ""
+	if c.body != nil {
+		var err error
+		if body, length, ctype, err = c.body(); err != nil {
+			return nil, err
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, c.method, cl.base.String()+c.path, body)
+	if err != nil {
+		return nil, fmt.Errorf("thru: %s: %v", c.name, err)
+	}
+	if body != nil {
+		req.ContentLength = length
+		if length == 0 {
+			req.Body = http.NoBody
+		}
+		req.Header.Set("Content-Type", ctype)
+	}
+	if err := cl.authorize(req, c.content); err != nil {
+		return nil, err
+	}
+	resp, err := cl.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("thru: %s: %w", c.name, ctx.Err())
+		}
+		return nil, cl.callError(c, 0, "", cl.scrubErr(err))
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	text, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	return nil, cl.callError(c, resp.StatusCode, string(text), nil)
+}
+
+func (cl *Client) authorize(req *http.Request, content bool) error {
+	if content {
+		switch {
+		case cl.cfg.BearerToken != "":
+			req.Header.Set("Authorization", "Bearer "+cl.cfg.BearerToken)
+		case cl.cfg.APIKey != "":
+			req.Header.Set(APIKeyHeader, cl.cfg.APIKey)
+		default:
+			return errors.New("thru: the Content API needs an API key or a bearer token; set one")
+		}
+		return nil
+	}
+	if cl.cfg.Cipher == nil {
+		return errors.New("thru: the Connector API needs the AES key that encrypts TransportMgrAuthHeader; set it")
+	}
+	h, err := EncodeAuthHeader(cl.cfg.Cipher, HeaderClaims{
+		SiteURL: cl.cfg.SiteURL, SiteAccessKey: cl.cfg.SiteAccessKey,
+		FlowSecretKey: cl.cfg.FlowSecretKey, Time: cl.now(),
+	})
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", h)
+	return nil
+}
+
+// scrub removes secrets from text that came from elsewhere.
+func (cl *Client) scrub(s string) string {
+	for _, sec := range []string{cl.cfg.SiteAccessKey, cl.cfg.FlowSecretKey, cl.cfg.APIKey, cl.cfg.BearerToken} {
+		if len(sec) >= 4 {
+			s = strings.ReplaceAll(s, sec, "***")
+		}
+	}
+	return s
+}
+
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
+
+func (cl *Client) scrubErr(err error) error {
+	if s := cl.scrub(err.Error()); s != err.Error() {
+		return &scrubbedError{s, err}
+	}
+	return err
+}
+
+func (cl *Client) callError(c call, status int, body string, err error) *CallError {
+	e := &CallError{Call: c.name, Flow: c.flow, File: c.file, Status: status, Err: err,
+		Body: strings.TrimSpace(cl.scrub(strings.ToValidUTF8(body, "?")))}
+	switch {
+	case status == 0:
+		e.Hint = "no answer arrived (connection reset, timeout); retry, and check the network and the site if it persists"
+	case status == http.StatusForbidden && !c.content:
+		e.Err = ErrAccessDenied
+		e.Hint = fmt.Sprintf("the site refused the TransportMgrAuthHeader for flow %s: check the site URL, site access key, "+
+			"flow secret key and AES key, that this machine's clock is within the site's window of UTC, and that "+
+			"the flow code matches the flow the keys belong to", cl.cfg.FlowCode)
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		e.Err = ErrAccessDenied
+		e.Hint = "the Content API refused the credentials: check the API key or bearer token and that it may upload to this endpoint"
+	case status == http.StatusConflict:
+		e.Err = ErrInvalidEndpointPath
+		e.Hint = "the endpoint path is malformed or names no endpoint of the site: check flow code, endpoint code and flow endpoint id"
+	case status == http.StatusNotFound:
+		e.Err = ErrNotFound
+		e.Hint = "the site does not know it; for an upload session, start a new one"
+	case status == http.StatusRequestEntityTooLarge:
+		e.Hint = "a chunk is larger than the site accepts; lower the chunk size to the preflight's maxChunkSize"
+	case status == http.StatusTooManyRequests || status >= 500:
+		e.Hint = "the site failed or is busy; retry later, and see the site's message if it persists"
+	default:
+		e.Hint = "the site refused the request; its message above says why"
+	}
+	return e
+}
+
+func (cl *Client) connector(name, path, file string) call {
+	return call{name: name, flow: "flow " + cl.cfg.FlowCode, file: file, path: path}
+}
+
+// PickedUp is a file received from a pickup. Body streams its content and
+// must be closed.
+type PickedUp struct {
+	FileCode string
+	Name     string // without the File Code prefix
+	Size     int64  // -1 when the site did not say
+	Body     io.ReadCloser
+}
+
+// Pickup takes the next file of the flow's pickup queue
+// (GET FlowPickup/<FlowCode>). It returns ErrNoFile when there is nothing to
+// pick up now (204). The body is not read: the caller streams it.
+func (cl *Client) Pickup(ctx context.Context) (*PickedUp, error) {
+	c := cl.connector("FlowPickup", PathPickup+url.PathEscape(cl.cfg.FlowCode), "")
+	c.method = http.MethodGet
+	resp, err := cl.do(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusNoContent {
+		resp.Body.Close()
+		return nil, ErrNoFile
+	}
+	code, name, err := ParsePickupDisposition(resp.Header.Get("Content-Disposition"))
+	if err != nil {
+		resp.Body.Close()
+		return nil, protocolError(cl.callError(c, resp.StatusCode, "", err))
+	}
+	return &PickedUp{FileCode: code, Name: name, Size: resp.ContentLength, Body: resp.Body}, nil
+}
+
+// protocolError marks a CallError for a 2xx answer that does not follow the
+// protocol as permanent: asking again gets the same answer.
+func protocolError(e *CallError) error {
+	e.Hint = "the site's answer does not follow the protocol; report it with the site's version"
+	return &permanentCallError{e}
+}
+
+type permanentCallError struct{ *CallError }
+
+func (e *permanentCallError) Permanent() bool { return true }
+func (e *permanentCallError) Unwrap() error   { return e.CallError }
+
+// ReserveFileCode reserves a new File Code for a drop-off
+// (GET FlowDropOffChunk/<FlowCode>).
+func (cl *Client) ReserveFileCode(ctx context.Context) (string, error) {
+	c := cl.connector("FlowDropOffChunk reserve File Code", PathDropOff+url.PathEscape(cl.cfg.FlowCode), "")
+	c.method = http.MethodGet
+	resp, err := cl.do(ctx, c)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 256))
+	if err != nil {
+		return "", cl.callError(c, 0, "", err)
+	}
+	code := strings.Trim(strings.TrimSpace(string(b)), `"`)
+	if !ValidFileCode(code) {
+		return "", protocolError(cl.callError(c, resp.StatusCode, code, errors.New("the answer is not a File Code")))
+	}
+	return code, nil
+}
+
+// SendChunkZero sends drop-off chunk zero: the file's size and name.
+func (cl *Client) SendChunkZero(ctx context.Context, fileCode, name string, size int64) error {
+	meta, err := json.Marshal(ChunkZero{FileSize: size, FileName: PrefixedName(fileCode, name), TargetSiteURL: cl.cfg.TargetSiteURL})
+	if err != nil {
+		return err
+	}
+	return cl.dropOffPart(ctx, "FlowDropOffChunk chunk zero", name, ChunkZeroName(fileCode), int64(len(meta)), bytes.NewReader(meta))
+}
+
+// SendChunk sends drop-off content chunk n (from 1) of size bytes read from
+// r. Chunks may be sent in any order and concurrently. The call is retried
+// only when r is an io.ReadSeeker (positioned at the chunk's start).
+func (cl *Client) SendChunk(ctx context.Context, fileCode string, n int, size int64, r io.Reader) error {
+	if n < 1 || n > MaxDropOffChunkNumber {
+		return fmt.Errorf("thru: drop-off chunk number %d: want 1 to %d", n, MaxDropOffChunkNumber)
+	}
+	return cl.dropOffPart(ctx, fmt.Sprintf("FlowDropOffChunk chunk %d", n), fileCode, ChunkName(fileCode, n), size, r)
+}
+
+// SendEOF ends a drop-off; the site then assembles the file.
+func (cl *Client) SendEOF(ctx context.Context, fileCode string) error {
+	return cl.dropOffPart(ctx, "FlowDropOffChunk EOF", fileCode, EOFName(fileCode), 0, bytes.NewReader(nil))
+}
+
+func (cl *Client) dropOffPart(ctx context.Context, name, file, partName string, size int64, r io.Reader) error {
+	c := cl.connector(name, PathDropOff+url.PathEscape(cl.cfg.FlowCode), file)
+	c.method = http.MethodPost
+	hdr := textproto.MIMEHeader{}
+	hdr.Set("Content-Disposition", DropOffDisposition(partName, size))
+	hdr.Set("Content-Type", "application/octet-stream")
+	c.body, c.rewind = multipartBody(nil, hdr, size, r)
+	resp, err := cl.do(ctx, c)
+	if err != nil {
+		return err
+	}
+	drain(resp)
+	return nil
+}
+
+// FileMetadata returns what the site knows about a file (GET FileMetadata/<FileCode>).
+func (cl *Client) FileMetadata(ctx context.Context, fileCode string) (*FileInfo, error) {
+	c := cl.connector("FileMetadata", PathFileMetadata+url.PathEscape(fileCode), fileCode)
+	c.method = http.MethodGet
+	var info FileInfo
+	raw, err := cl.doJSON(ctx, c, &info)
+	if err != nil {
+		return nil, err
+	}
+	info.Raw = raw
+	return &info, nil
+}
+
+// ReportOutcome tells the site how a picked-up file was processed (POST FlowOutcome).
+func (cl *Client) ReportOutcome(ctx context.Context, o FlowOutcome) error {
+	c := cl.connector("FlowOutcome", PathFlowOutcome, o.FileCode)
+	c.method = http.MethodPost
+	c.body, c.rewind = jsonBody(o)
+	_, err := cl.doJSON(ctx, c, nil)
+	return err
+}
+
+// Content API.
+
+func (cl *Client) content(name, method, path string, meta *FileMetadata) call {
+	c := call{name: name, content: true, method: method, path: path}
+	if meta != nil {
+		c.file = meta.Attributes.FileName
+		c.flow = "endpoint " + meta.EndpointPath
+	}
+	return c
+}
+
+// Preflight asks whether the site accepts meta's file and for its upload
+// settings (OPTIONS Content). A refusal by an endpoint rule is
+// Preflight.Accepted false, not an error.
+func (cl *Client) Preflight(ctx context.Context, meta FileMetadata) (*Preflight, error) {
+	c := cl.content("Content preflight", http.MethodOptions, PathContent, &meta)
+	c.body, c.rewind = jsonBody(meta)
+	var p Preflight
+	if _, err := cl.doJSON(ctx, c, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// UploadSimple uploads a whole file of size bytes in one request
+// (POST Content). It is retried only when r is an io.ReadSeeker.
+func (cl *Client) UploadSimple(ctx context.Context, meta FileMetadata, size int64, r io.Reader) (*UploadResult, error) {
+	c := cl.content("Content simple upload", http.MethodPost, PathContent, &meta)
+	mj, err := json.Marshal(meta)
+	if err != nil {
+		return nil, err
+	}
+	c.body, c.rewind = multipartBody(mj, contentPartHeader(meta.Attributes.FileName), size, r)
+	var res UploadResult
+	if _, err := cl.doJSON(ctx, c, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// CreateSession opens an upload session (POST Upload_Sessions) and returns
+// its id. meta may be nil and set later with UpdateSession.
+func (cl *Client) CreateSession(ctx context.Context, meta *FileMetadata) (string, error) {
+	c := cl.content("Upload_Sessions create", http.MethodPost, PathUploadSessions, meta)
+	if meta != nil {
+		c.body, c.rewind = jsonBody(meta)
+	}
+	resp, err := cl.do(ctx, c)
+	if err != nil {
+		return "", err
+	}
+	drain(resp)
+	id := resp.Header.Get(TransferIDHeader)
+	if id == "" {
+		return "", protocolError(cl.callError(c, resp.StatusCode, "", fmt.Errorf("the answer has no %s header", TransferIDHeader)))
+	}
+	return id, nil
+}
+
+func sessionPath(id string, suffix string) string {
+	return PathUploadSessions + "/" + url.PathEscape(id) + suffix
+}
+
+// UpdateSession sets or replaces a session's metadata before Commit (PATCH).
+func (cl *Client) UpdateSession(ctx context.Context, id string, meta FileMetadata) error {
+	c := cl.content("Upload_Sessions "+id+" metadata", http.MethodPatch, sessionPath(id, ""), &meta)
+	c.body, c.rewind = jsonBody(meta)
+	_, err := cl.doJSON(ctx, c, nil)
+	return err
+}
+
+// PutChunk sends chunk seq (from 1) of size bytes to a session (PUT).
+// Chunks may be sent in any order and concurrently. It is retried only
+// when r is an io.ReadSeeker.
+func (cl *Client) PutChunk(ctx context.Context, id string, seq int, size int64, r io.Reader) error {
+	if seq < 1 {
+		return fmt.Errorf("thru: upload session chunk number %d: chunks are numbered from 1", seq)
+	}
+	c := cl.content(fmt.Sprintf("Upload_Sessions %s chunk %d", id, seq), http.MethodPut, sessionPath(id, ""), nil)
+	mj, err := json.Marshal(ChunkMeta{SequenceNumber: seq, Size: size})
+	if err != nil {
+		return err
+	}
+	c.body, c.rewind = multipartBody(mj, contentPartHeader(fmt.Sprintf("chunk%06d", seq)), size, r)
+	_, err = cl.doJSON(ctx, c, nil)
+	return err
+}
+
+// SessionStatus returns a session's state, including the chunks the site
+// holds (GET). A missing session is an error wrapping ErrNotFound.
+func (cl *Client) SessionStatus(ctx context.Context, id string) (*SessionStatus, error) {
+	c := cl.content("Upload_Sessions "+id+" status", http.MethodGet, sessionPath(id, ""), nil)
+	var st SessionStatus
+	if _, err := cl.doJSON(ctx, c, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// CommitSession ends a session once every chunk is sent; the site assembles
+// the file (POST Commit).
+func (cl *Client) CommitSession(ctx context.Context, id string) (*UploadResult, error) {
+	c := cl.content("Upload_Sessions "+id+" commit", http.MethodPost, sessionPath(id, "/Commit"), nil)
+	var res UploadResult
+	if _, err := cl.doJSON(ctx, c, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// AbortSession abandons a session (POST Abort) with status AbortError or
+// AbortCancelled and a message.
+func (cl *Client) AbortSession(ctx context.Context, id string, status int, message string) error {
+	c := cl.content("Upload_Sessions "+id+" abort", http.MethodPost, sessionPath(id, "/Abort"), nil)
+	c.body, c.rewind = jsonBody(AbortRequest{Status: status, Message: message})
+	_, err := cl.doJSON(ctx, c, nil)
+	return err
+}
+
+// doJSON sends c and decodes a JSON answer into v (if not nil and the answer
+// is not empty). It returns the raw answer, at most 1 MiB.
+func (cl *Client) doJSON(ctx context.Context, c call, v any) ([]byte, error) {
+	resp, err := cl.do(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, cl.callError(c, 0, "", err)
+	}
+	if v != nil && len(bytes.TrimSpace(raw)) > 0 {
+		if err := json.Unmarshal(raw, v); err != nil {
+			return nil, protocolError(cl.callError(c, resp.StatusCode, "", fmt.Errorf("decoding the answer: %v", err)))
+		}
+	}
+	return raw, nil
+}
+
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+}
+
+func jsonBody(v any) (func() (io.Reader, int64, string, error), bool) {
+	b, err := json.Marshal(v)
+	return func() (io.Reader, int64, string, error) {
+		return bytes.NewReader(b), int64(len(b)), "application/json", err
+	}, true
+}
+
+func contentPartHeader(filename string) textproto.MIMEHeader {
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", fmt.Sprintf(`form-data; name=%q; filename=%q`, ContentFormName, filename))
+	h.Set("Content-Type", "application/octet-stream")
+	return h
+}
+
+// multipartBody streams a multipart/form-data body: an optional JSON part
+// (meta) then one part of exactly size bytes read from r. The envelope is
+// built in memory (it is small), so the body has a known Content-Length and
+// the content streams straight from r without a copy. The body can be
+// rebuilt for a retry when r is an io.ReadSeeker.
+func multipartBody(meta []byte, hdr textproto.MIMEHeader, size int64, r io.Reader) (func() (io.Reader, int64, string, error), bool) {
+	var head bytes.Buffer
+	mw := multipart.NewWriter(&head)
+	var err error
+	if meta != nil {
+		mh := textproto.MIMEHeader{}
+		mh.Set("Content-Disposition", fmt.Sprintf(`form-data; name=%q`, MetadataFormName))
+		mh.Set("Content-Type", "application/json")
+		var w io.Writer
+		if w, err = mw.CreatePart(mh); err == nil {
+			_, err = w.Write(meta)
+		}
+	}
+	if err == nil {
+		_, err = mw.CreatePart(hdr)
+	}
+	prefix := bytes.Clone(head.Bytes())
+	head.Reset()
+	if err == nil {
+		err = mw.Close()
+	}
+	suffix := head.Bytes()
+	ctype := mw.FormDataContentType()
+	seeker, canSeek := r.(io.ReadSeeker)
+	start := int64(0)
+	if canSeek {
+		start, _ = seeker.Seek(0, io.SeekCurrent)
+	}
+	first := true
+	return func() (io.Reader, int64, string, error) {
+		if err != nil {
+			return nil, 0, "", err
+		}
+		if !first && canSeek {
+			if _, err := seeker.Seek(start, io.SeekStart); err != nil {
+				return nil, 0, "", err
+			}
+		}
+		first = false
+		body := io.MultiReader(bytes.NewReader(prefix), &exactReader{r: r, left: size}, bytes.NewReader(suffix))
+		return body, int64(len(prefix)) + size + int64(len(suffix)), ctype, nil
+	}, canSeek
+}
+
+// exactReader yields exactly left bytes from r, failing if r has fewer.
+type exactReader struct {
+	r    io.Reader
+	left int64
+}
+
+var errShortContent = errors.New("thru: the content reader ended before the announced size")
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if err == io.EOF {
+		if e.left > 0 {
+			return n, errShortContent
+		}
+		err = nil
+	}
+	return n, err
+}
