@@ -2,6 +2,7 @@ package thru
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/mftflow/mftflow/pipeline"
 )
 
 // ClientConfig configures a Client. Only the fields of the calls used are
@@ -36,8 +39,12 @@ type ClientConfig struct {
 	APIKey      string // secret
 	BearerToken string // secret
 	// HTTPClient defaults to a client without an overall timeout (bodies may
-	// be large); requests are bounded by their context.
+	// be large); requests are bounded by their context and ResponseTimeout.
 	HTTPClient *http.Client
+	// ResponseTimeout bounds the wait for an answer's headers once a request
+	// is sent (a timeout is retried); 0 uses DefaultResponseTimeout. It
+	// applies to the default HTTPClient only.
+	ResponseTimeout time.Duration
 	// Retry bounds the retries of one call; the zero value uses DefaultRetry.
 	Retry RetryPolicy
 	// Now returns the time put in auth headers; default time.Now.
@@ -51,6 +58,10 @@ type RetryPolicy struct {
 	// MinBackoff and MaxBackoff bound the jittered exponential wait.
 	MinBackoff, MaxBackoff time.Duration
 }
+
+// DefaultResponseTimeout is the default ClientConfig.ResponseTimeout. It is
+// long because a site assembles a whole file before answering EOF or Commit.
+const DefaultResponseTimeout = 5 * time.Minute
 
 // DefaultRetry is used when ClientConfig.Retry is zero.
 var DefaultRetry = RetryPolicy{Attempts: 5, MinBackoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second}
@@ -80,7 +91,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, base: u, hc: cfg.HTTPClient, now: cfg.Now}
 	if c.hc == nil {
-		c.hc = &http.Client{}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.ResponseHeaderTimeout = cmp.Or(cfg.ResponseTimeout, DefaultResponseTimeout)
+		t.MaxIdleConnsPerHost = 16 // parallel chunks to one site
+		c.hc = &http.Client{Transport: t}
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -179,9 +193,11 @@ func (cl *Client) do(ctx context.Context, c call) (*http.Response, error) {
 			return resp, nil
 		}
 		last = err
+		// Retry only what the site or the network failed (a CallError that
+		// is not permanent), and only with a body that can be sent again.
 		var ce *CallError
-		if ctx.Err() != nil || attempt >= pol.Attempts || (c.body != nil && !c.rewind) ||
-			(errors.As(err, &ce) && ce.Permanent()) || !errors.As(err, &ce) {
+		retryable := errors.As(err, &ce) && !pipeline.IsPermanent(err)
+		if !retryable || ctx.Err() != nil || attempt >= pol.Attempts || (c.body != nil && !c.rewind) {
 			return nil, last
 		}
 		d := pol.MinBackoff << (attempt - 1)

@@ -1,6 +1,31 @@
-// Package thru is mftflow's Thru MFT connector: a Client for the Connector
-// API (TransportMgr: pickup, drop-off, file metadata, flow outcome) and the
-// Content API (Files/1.0: preflight, simple upload, upload sessions).
+// Package thru is mftflow's Thru MFT connector: a Client for Thru's
+// Connector API (TransportMgr: pickup, drop-off, file metadata, flow outcome)
+// and Content API (Files/1.0: preflight, simple upload, upload sessions), a
+// source that picks up files from a flow, and a sink that delivers files by
+// drop-off or through the Content API. Register adds both under the name
+// "thru".
+//
+//	source:
+//	  thru:
+//	    base_url: https://example.thruinc.com
+//	    flow_code: TRN000123
+//	    site_access_key: ${THRU_SITE_ACCESS_KEY}
+//	    flow_secret_key: ${THRU_FLOW_SECRET_KEY}
+//	    aes_key: ${THRU_AES_KEY}
+//	    poll_interval: 1m
+//	sinks:
+//	  - thru:                          # a response to each picked-up file
+//	      mode: dropoff
+//	      base_url: https://example.thruinc.com
+//	      flow_code: TRN000123
+//	      site_access_key: ${THRU_SITE_ACCESS_KEY}
+//	      flow_secret_key: ${THRU_FLOW_SECRET_KEY}
+//	      aes_key: ${THRU_AES_KEY}
+//	  - thru:
+//	      mode: content
+//	      base_url: https://example.thruinc.com
+//	      endpoint_path: "flow:FLCKGR/endpoint:END9GSR/flowendpoint:6"
+//	      api_key: ${THRU_API_KEY}
 //
 // protocol.go holds every detail of the wire protocol that Thru's documents
 // leave open, in one place shared with the simulator in testkit/thrusim.
@@ -11,14 +36,41 @@
 // included, because a site refuses a header it has seen before and one whose
 // time is outside its window. Content API requests carry a Bearer token or an
 // X-Api-Key header. Bodies stream both ways: a pickup's answer is handed to
-// the caller unread, and uploads are written as multipart/form-data from the
-// caller's reader without holding the file in memory.
+// the caller unread, and uploads are written as multipart/form-data straight
+// from the caller's reader, with a Content-Length computed up front, without
+// holding the file in memory.
 //
-// A call is retried (with a new header, after a backoff) on 5xx, 429,
-// connection resets and timeouts, as long as its body can be sent again: JSON
-// bodies always can, content bodies when the reader is an io.ReadSeeker.
+// A call is retried (with a new header, after a jittered backoff) on 5xx,
+// 429, connection resets and timeouts, as long as its body can be sent again:
+// JSON bodies always can, content bodies when the reader is an io.ReadSeeker
+// (otherwise the caller, such as the engine rewriting a part, retries).
 // Failures are *CallError values naming the call, the file, the HTTP status
-// and what to do; 401, 403, 409 and other 4xx answers are permanent
-// (pipeline.IsPermanent), the rest may be retried. Secrets (keys, tokens,
-// headers) never appear in errors or logs.
+// and what to do; they wrap ErrAccessDenied (401, 403: wrong keys, clock
+// skew, flow code mismatch), ErrInvalidEndpointPath (409) or ErrNotFound
+// (404). Every 4xx but 408 and 429 is permanent (pipeline.IsPermanent), the
+// rest may be retried. Secrets (keys, tokens, headers) never appear in errors
+// or logs; text from the site is scrubbed of them too.
+//
+// # Source
+//
+// The source polls FlowPickup every poll_interval (varied by up to a fifth)
+// while the site answers 204, and takes files one by one while it has some.
+// Each pickup is written to the spool directory before it is offered,
+// because Thru hands a file out only once: the item reads from there (ranges
+// too, for parallel reads), and files left there by a stopped runner are
+// offered again with the same Key ("thru:<FileCode>"). The File Code prefix
+// is stripped from the name and kept as attribute thru.file_code. Ack
+// reports the flow outcome (1 passed, 2 failed, 3 mixed; a file a stage
+// skipped counts as passed) with the run id as flowInstanceCode, the message
+// as ActivityMessage and the failed sinks' errors as ActivityDetail, then
+// removes the spooled file. Wrong keys make Next fail instead of polling on.
+//
+// # Sink
+//
+// See Sink for the two modes. In short: dropoff reuses the file's
+// thru.file_code or reserves a File Code, sends chunk zero, one chunk per
+// part concurrently, and EOF at Commit; content checks the endpoint path,
+// preflights, then makes a simple upload below simple_threshold (100 MB)
+// or an upload session above it, resumable with GET and aborted with
+// Abort status 0 (error) or 1 (cancelled).
 package thru

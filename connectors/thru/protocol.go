@@ -228,9 +228,15 @@ type HeaderClaims struct {
 	Time          time.Time
 }
 
-// String returns the plaintext "<siteUrl>|<siteAccessKey>|<flowSecretKey>|<UTC time>".
-// It contains secrets: never log it.
+// String describes h without its secrets, so that printing claims by
+// accident leaks nothing.
 func (h HeaderClaims) String() string {
+	return fmt.Sprintf("{site %s, keys redacted, time %s}", h.SiteURL, h.Time.UTC().Format(HeaderTimeLayout))
+}
+
+// Plaintext returns "<siteUrl>|<siteAccessKey>|<flowSecretKey>|<UTC time>",
+// what the header encrypts. It contains secrets: never log it.
+func (h HeaderClaims) Plaintext() string {
 	return strings.Join([]string{h.SiteURL, h.SiteAccessKey, h.FlowSecretKey, h.Time.UTC().Format(HeaderTimeLayout)}, "|")
 }
 
@@ -242,7 +248,7 @@ func EncodeAuthHeader(c HeaderCipher, h HeaderClaims) (string, error) {
 			return "", errors.New("thru: site URL, access key and flow secret key must not contain '|'")
 		}
 	}
-	tok, err := c.Encrypt([]byte(h.String()))
+	tok, err := c.Encrypt([]byte(h.Plaintext()))
 	if err != nil {
 		return "", err
 	}

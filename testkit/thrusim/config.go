@@ -1,6 +1,8 @@
 package thrusim
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -28,9 +30,9 @@ type Config struct {
 	SiteAccessKey string `yaml:"site_access_key"`
 	// AESKey (32 hex digits or Base64 of 16 bytes) decrypts auth headers;
 	// CipherMode is "cbc" (default) or "cbc-fixed-iv" with IV.
-	AESKey     string `yaml:"aes_key"`
-	CipherMode string `yaml:"cipher_mode"`
-	IV         string `yaml:"iv"`
+	AESKey     string       `yaml:"aes_key"`
+	CipherMode string       `yaml:"cipher_mode"`
+	IV         string       `yaml:"iv"`
 	Flows      []FlowConfig `yaml:"flows"`
 	// APIKeys and BearerTokens are accepted by the Content API.
 	APIKeys      []string `yaml:"api_keys"`
@@ -100,6 +102,28 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return fmt.Errorf("line %d: want a duration such as 10s or 1m30s, got %q", n.Line, s)
 }
 
+// UnmarshalJSON parses "1m30s" or a number of nanoseconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		p, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("want a duration such as 10s or 1m30s, got %q", s)
+		}
+		*d = Duration(p)
+		return nil
+	}
+	var n int64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("want a duration such as \"10s\", got %s", b)
+	}
+	*d = Duration(n)
+	return nil
+}
+
+// MarshalJSON writes d as "10s".
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
 // LoadConfig reads a YAML or JSON config file.
 func LoadConfig(path string) (Config, error) {
 	b, err := os.ReadFile(path)
@@ -107,7 +131,7 @@ func LoadConfig(path string) (Config, error) {
 		return Config{}, err
 	}
 	var c Config
-	dec := yaml.NewDecoder(bytesReader(b))
+	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
 		return Config{}, fmt.Errorf("thrusim config %s: %v", path, err)

@@ -1,0 +1,142 @@
+package thru
+
+import (
+	"context"
+	"time"
+
+	"github.com/mftflow/mftflow/pipeline"
+)
+
+// Register adds the "thru" source and the "thru" sink to r.
+func Register(r *pipeline.Registry) error {
+	if err := r.RegisterSource(sourceSpec(), newSourceFromConfig); err != nil {
+		return err
+	}
+	return r.RegisterSink(sinkSpec(), newSinkFromConfig)
+}
+
+// Defaults of the source and sink settings.
+const (
+	DefaultPollInterval    = 30 * time.Second
+	DefaultPartSize        = 8 << 20
+	DefaultSimpleThreshold = 100_000_000 // 100 MB, the documented advice
+)
+
+// Values of SinkConfig.Mode.
+const (
+	ModeDropOff = "dropoff"
+	ModeContent = "content"
+)
+
+// AttrFileCode is the File attribute holding a file's Thru File Code: set
+// by the source, used by the drop-off sink to link a response to the file
+// it answers.
+const AttrFileCode = "thru.file_code"
+
+func connectorFields() []pipeline.Field {
+	return []pipeline.Field{
+		{Name: "base_url", Type: pipeline.TypeString, Required: true,
+			Doc: `The Thru site's root URL, such as "https://example.thruinc.com".`},
+		{Name: "site_url", Type: pipeline.TypeString,
+			Doc: `The site URL inside the TransportMgrAuthHeader. Default: the host of base_url.`},
+		{Name: "site_access_key", Type: pipeline.TypeString, Secret: true,
+			Doc: `The site access key inside the TransportMgrAuthHeader.`},
+		{Name: "flow_secret_key", Type: pipeline.TypeString, Secret: true,
+			Doc: `The flow's secret key inside the TransportMgrAuthHeader.`},
+		{Name: "flow_code", Type: pipeline.TypeString,
+			Doc: `The flow (transport) code, TRN…, that the keys belong to.`},
+		{Name: "aes_key", Type: pipeline.TypeString, Secret: true,
+			Doc: `The AES-128 key Thru support supplies to encrypt the TransportMgrAuthHeader: 32 hex digits or Base64 of 16 bytes.`},
+		{Name: "cipher_mode", Type: pipeline.TypeString, Default: ModeCBCRandomIV, Enum: []string{ModeCBCRandomIV, ModeCBCFixedIV},
+			Doc: `How the header is encrypted: "cbc" (a random IV sent before the ciphertext) or "cbc-fixed-iv" (with iv).`},
+		{Name: "iv", Type: pipeline.TypeString, Secret: true,
+			Doc: `The fixed IV for cipher_mode "cbc-fixed-iv", in the syntax of aes_key.`},
+	}
+}
+
+func sourceSpec() pipeline.Spec {
+	fields := append(connectorFields(),
+		pipeline.Field{Name: "poll_interval", Type: pipeline.TypeDuration, Default: DefaultPollInterval,
+			Doc: `How long to wait after the pickup queue answers "nothing now" (204) before asking again; ` +
+				`each wait varies by up to a fifth so that runners do not poll in step. Thru's own schedule ` +
+				`still decides when files become available. 0 uses the default.`},
+		pipeline.Field{Name: "spool_dir", Type: pipeline.TypeString,
+			Doc: `Directory where picked-up files are stored until every sink has them (a pickup cannot be ` +
+				`repeated). Files left there by a stopped runner are offered again. Default: a directory ` +
+				`named after the flow under the system's temporary directory.`},
+	)
+	return pipeline.Spec{
+		Name:    "thru",
+		Summary: "Picks up files from a Thru MFT flow and reports each file's flow outcome.",
+		Origin:  "built-in",
+		Fields:  fields,
+	}
+}
+
+func sinkSpec() pipeline.Spec {
+	fields := append(connectorFields(),
+		pipeline.Field{Name: "mode", Type: pipeline.TypeString, Default: ModeDropOff, Enum: []string{ModeDropOff, ModeContent},
+			Doc: `"dropoff": chunked drop-off to the flow with the Connector API (needs the header keys and flow_code); ` +
+				`"content": upload to a source flow endpoint with the Content API (needs endpoint_path and api_key or bearer_token).`},
+		pipeline.Field{Name: "target_site_url", Type: pipeline.TypeString,
+			Doc: `Drop-off: the TargetSiteUrl of chunk zero. Default: site_url.`},
+		pipeline.Field{Name: "endpoint_path", Type: pipeline.TypeString,
+			Doc: `Content: the target, "flow:{FlowCode}/endpoint:{EndpointCode}/flowendpoint:{Id}".`},
+		pipeline.Field{Name: "api_key", Type: pipeline.TypeString, Secret: true,
+			Doc: `Content: the API key, sent as X-Api-Key.`},
+		pipeline.Field{Name: "bearer_token", Type: pipeline.TypeString, Secret: true,
+			Doc: `Content: a JWT sent as "Authorization: Bearer", instead of api_key.`},
+		pipeline.Field{Name: "part_size", Type: pipeline.TypeSize, Default: "8MiB",
+			Doc: `Size of one chunk; chunks are sent concurrently, up to the sink's parallelism. Content mode ` +
+				`never exceeds the preflight's maxChunkSize. 0 uses the default.`},
+		pipeline.Field{Name: "simple_threshold", Type: pipeline.TypeSize, Default: "100MB",
+			Doc: `Content: files whose size is known and below this go up in one simple upload; others in an ` +
+				`upload session. 0 always uses a session.`},
+	)
+	return pipeline.Spec{
+		Name:    "thru",
+		Summary: "Delivers files to Thru MFT by chunked drop-off or through the Content API.",
+		Origin:  "built-in",
+		Fields:  fields,
+	}
+}
+
+func clientConfigOf(c pipeline.Config) (ClientConfig, error) {
+	cc := ClientConfig{
+		BaseURL: c.String("base_url"), SiteURL: c.String("site_url"), SiteAccessKey: c.String("site_access_key"),
+		FlowSecretKey: c.String("flow_secret_key"), FlowCode: c.String("flow_code"),
+	}
+	if c.Has("aes_key") {
+		ciph, err := NewHeaderCipher(c.String("cipher_mode"), c.String("aes_key"), c.String("iv"))
+		if err != nil {
+			return cc, err
+		}
+		cc.Cipher = ciph
+	}
+	return cc, nil
+}
+
+func newSourceFromConfig(ctx context.Context, c pipeline.Config) (pipeline.Source, error) {
+	cc, err := clientConfigOf(c)
+	if err != nil {
+		return nil, err
+	}
+	return NewSource(ctx, SourceConfig{Client: cc, PollInterval: c.Duration("poll_interval"), SpoolDir: c.String("spool_dir")})
+}
+
+func newSinkFromConfig(_ context.Context, c pipeline.Config) (pipeline.Sink, error) {
+	cc, err := clientConfigOf(c)
+	if err != nil {
+		return nil, err
+	}
+	cc.TargetSiteURL = c.String("target_site_url")
+	cc.APIKey, cc.BearerToken = c.String("api_key"), c.String("bearer_token")
+	threshold := c.Size("simple_threshold")
+	if threshold == 0 {
+		threshold = -1 // in a flow file 0 means never; in Go the zero value means the default
+	}
+	return NewSink(SinkConfig{
+		Client: cc, Mode: c.String("mode"), EndpointPath: c.String("endpoint_path"),
+		PartSize: c.Size("part_size"), SimpleThreshold: threshold,
+	})
+}

@@ -1,0 +1,268 @@
+package thru
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mftflow/mftflow/pipeline"
+)
+
+// SourceConfig configures a Source.
+type SourceConfig struct {
+	// Client reaches the site; the Connector API fields must be set.
+	Client ClientConfig
+	// PollInterval is the wait after an empty pickup; 0 uses DefaultPollInterval.
+	PollInterval time.Duration
+	// SpoolDir holds picked-up files until they are acked; "" uses a
+	// directory under os.TempDir named after the flow.
+	SpoolDir string
+	// Logger receives failed polls (which are retried); default slog.Default().
+	Logger *slog.Logger
+}
+
+// Source picks up files from a Thru flow. Each pickup is written to the spool
+// directory before it is offered, because Thru hands a file out only once;
+// the item reads it from there (ranges too), and Ack reports the flow
+// outcome and removes it. Files found in the spool directory at start (left
+// by a runner that stopped) are offered first, with the same Key.
+type Source struct {
+	cl    *Client
+	poll  time.Duration
+	spool string
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	pending []string // spooled File Codes not yet offered
+	closed  chan struct{}
+	once    sync.Once
+}
+
+// spoolMeta is the sidecar of a spooled file.
+type spoolMeta struct {
+	FileCode string    `json:"fileCode"`
+	Name     string    `json:"name"`
+	Size     int64     `json:"size"`
+	Time     time.Time `json:"time"`
+}
+
+// NewSource checks cfg, prepares the spool directory and returns a Source.
+func NewSource(_ context.Context, cfg SourceConfig) (*Source, error) {
+	if cfg.Client.FlowCode == "" || cfg.Client.Cipher == nil {
+		return nil, errors.New("thru source: flow_code and aes_key are required")
+	}
+	cl, err := NewClient(cfg.Client)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.SpoolDir == "" {
+		cfg.SpoolDir = filepath.Join(os.TempDir(), "mftflow-thru", cfg.Client.FlowCode)
+	}
+	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
+		return nil, fmt.Errorf("thru source: spool directory: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Source{cl: cl, poll: cfg.PollInterval, spool: cfg.SpoolDir, log: cfg.Logger, closed: make(chan struct{})}
+	metas, _ := filepath.Glob(filepath.Join(cfg.SpoolDir, "*.json"))
+	sort.Strings(metas)
+	for _, m := range metas {
+		s.pending = append(s.pending, strings.TrimSuffix(filepath.Base(m), ".json"))
+	}
+	return s, nil
+}
+
+func (s *Source) contentPath(code string) string { return filepath.Join(s.spool, code+".data") }
+func (s *Source) metaPath(code string) string    { return filepath.Join(s.spool, code+".json") }
+
+// Next returns the next spooled file, or picks up a new one, polling every
+// PollInterval (with jitter) while the queue is empty. It blocks until a file
+// arrives, ctx ends or the source is closed.
+func (s *Source) Next(ctx context.Context) (pipeline.Item, error) {
+	for {
+		select {
+		case <-s.closed:
+			return nil, io.EOF
+		default:
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		var code string
+		if len(s.pending) > 0 {
+			code, s.pending = s.pending[0], s.pending[1:]
+		}
+		s.mu.Unlock()
+		if code != "" {
+			if it, err := s.spooled(code); err == nil {
+				return it, nil
+			}
+			continue // its sidecar or content is damaged: nothing to offer
+		}
+		it, err := s.pickup(ctx)
+		if err == nil {
+			return it, nil
+		}
+		if !errors.Is(err, ErrNoFile) && pipeline.IsPermanent(err) {
+			return nil, err // wrong keys and the like: polling on cannot help
+		}
+		if !errors.Is(err, ErrNoFile) {
+			s.log.Warn("thru pickup failed; polling again", "flow", s.cl.FlowCode(), "error", err)
+		}
+		// Nothing now, or a transient failure: wait, then ask again.
+		wait := s.poll - s.poll/10 + rand.N(s.poll/5+1)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-s.closed:
+			t.Stop()
+			return nil, io.EOF
+		case <-t.C:
+		}
+	}
+}
+
+// pickup takes one file from the site into the spool directory.
+func (s *Source) pickup(ctx context.Context) (pipeline.Item, error) {
+	p, err := s.cl.Pickup(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Body.Close()
+	tmp := s.contentPath(p.FileCode) + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("thru source: spooling %s: %w", p.FileCode, err)
+	}
+	n, err := io.Copy(f, p.Body)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && p.Size >= 0 && n != p.Size {
+		err = fmt.Errorf("got %d of %d bytes", n, p.Size)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		// The site has handed the file out; say so, it will not come again.
+		return nil, fmt.Errorf("thru source: downloading picked-up file %s (%q): %w; Thru counts it as picked up: ask the site to make it available again", p.FileCode, p.Name, err)
+	}
+	if err := os.Rename(tmp, s.contentPath(p.FileCode)); err != nil {
+		return nil, err
+	}
+	m := spoolMeta{FileCode: p.FileCode, Name: p.Name, Size: n, Time: time.Now().UTC()}
+	b, _ := json.Marshal(m)
+	if err := os.WriteFile(s.metaPath(p.FileCode), b, 0o600); err != nil {
+		return nil, err
+	}
+	return s.item(m), nil
+}
+
+func (s *Source) spooled(code string) (pipeline.Item, error) {
+	b, err := os.ReadFile(s.metaPath(code))
+	if err != nil {
+		return nil, err
+	}
+	var m spoolMeta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(s.contentPath(code)); err != nil || st.Size() != m.Size {
+		return nil, fmt.Errorf("spooled file %s is incomplete", code)
+	}
+	return s.item(m), nil
+}
+
+func (s *Source) item(m spoolMeta) *item {
+	return &item{src: s, meta: m, file: pipeline.File{
+		Key: "thru:" + m.FileCode, Name: m.Name, Size: m.Size, ModTime: m.Time,
+		Attrs: map[string]string{AttrFileCode: m.FileCode},
+	}}
+}
+
+// Close stops Next; items already returned can still be acked.
+func (s *Source) Close() error {
+	s.once.Do(func() { close(s.closed) })
+	return nil
+}
+
+type item struct {
+	src  *Source
+	meta spoolMeta
+	file pipeline.File
+}
+
+func (it *item) File() pipeline.File { return it.file }
+
+func (it *item) Open(context.Context) (io.ReadCloser, error) {
+	return os.Open(it.src.contentPath(it.meta.FileCode))
+}
+
+func (it *item) OpenRange(_ context.Context, offset, length int64) (io.ReadCloser, error) {
+	f, err := os.Open(it.src.contentPath(it.meta.FileCode))
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.NewSectionReader(f, offset, length), f}, nil
+}
+
+// Ack reports the outcome to the site (FlowOutcome: 1 passed, 2 failed,
+// 3 mixed; a skipped file counts as passed, its reason in the message) with
+// the run id as flowInstanceCode, then removes the spooled file. A second
+// Ack finds nothing spooled and returns nil.
+func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
+	code := it.meta.FileCode
+	if _, err := os.Stat(it.src.metaPath(code)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	status, msg := int(o.Status), o.Message
+	if o.Status == pipeline.Skipped {
+		status, msg = OutcomePassed, "skipped: "+o.Message
+	}
+	var detail []string
+	for name, r := range o.Sinks {
+		if !r.Committed {
+			detail = append(detail, name+": "+r.Error)
+		}
+	}
+	sort.Strings(detail)
+	err := it.src.cl.ReportOutcome(ctx, FlowOutcome{
+		FileCode: code, FlowOutcome: status, FlowInstanceCode: o.RunID,
+		ActivityMessage: msg, ActivityDetail: strings.Join(detail, "\n"),
+	})
+	if err != nil {
+		return err
+	}
+	os.Remove(it.src.contentPath(code))
+	if err := os.Remove(it.src.metaPath(code)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+var (
+	_ pipeline.Source      = (*Source)(nil)
+	_ pipeline.RangeOpener = (*item)(nil)
+)
