@@ -8,6 +8,8 @@ import (
 	"fmt"
 
 	"github.com/mftflow/mftflow/connectors/local"
+	"github.com/mftflow/mftflow/connectors/s3"
+	"github.com/mftflow/mftflow/connectors/thru"
 	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/stages"
 )
@@ -18,6 +20,8 @@ var registrars = []struct {
 	register func(*pipeline.Registry) error
 }{
 	{"connectors/local", local.Register},
+	{"connectors/s3", s3.Register},
+	{"connectors/thru", thru.Register},
 	{"pipeline/stages", stages.Register},
 }
 

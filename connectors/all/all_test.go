@@ -18,6 +18,10 @@ func TestRegistry(t *testing.T) {
 	}{
 		{pipeline.KindSource, "local"},
 		{pipeline.KindSink, "local"},
+		{pipeline.KindSource, "s3"},
+		{pipeline.KindSink, "s3"},
+		{pipeline.KindSource, "thru"},
+		{pipeline.KindSink, "thru"},
 		{pipeline.KindStage, "match"},
 		{pipeline.KindStage, "rename"},
 		{pipeline.KindStage, "compress"},

@@ -266,7 +266,7 @@ func (c ClientConfig) wrapErr(op, key string, err error) error {
 		e.Hint = "the server is busy or failing: will retry"
 	case status == 0:
 		// No answer at all: a refused connection, a timeout, DNS.
-		e.Hint = fmt.Sprintf("%s does not answer: check endpoint (and that the server runs and is reachable)", where)
+		e.Hint = fmt.Sprintf("%s does not answer: check endpoint, and that the server runs and is reachable", where)
 	}
 	return e
 }
