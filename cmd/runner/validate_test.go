@@ -49,7 +49,7 @@ func TestValidate(t *testing.T) {
 			t.Errorf("stdout %q, want only the good file", stdout)
 		}
 		want := []string{
-			`bad.yaml:3:3: unknown source connector "nosuch" (known: local)`,
+			`bad.yaml:3:3: unknown source connector "nosuch" (known: local, s3, thru)`,
 			`bad.yaml:8:1: unknown key "colour" (known: name, source, stages, sinks, bus)`,
 			`reading flow file: open missing.yaml: no such file or directory`,
 		}
@@ -72,7 +72,7 @@ func TestValidate(t *testing.T) {
 		if exit != 1 || stdout != "" {
 			t.Errorf("exit %d, stdout %q; want 1, nothing", exit, stdout)
 		}
-		want := `bad.yaml:3:3: unknown source connector "nosuch" (known: local)` + "\n" +
+		want := `bad.yaml:3:3: unknown source connector "nosuch" (known: local, s3, thru)` + "\n" +
 			`bad.yaml:8:1: unknown key "colour" (known: name, source, stages, sinks, bus)` + "\n" +
 			"runner: 1 flow file is invalid; nothing was started\n"
 		if stderr != want {
