@@ -51,14 +51,84 @@ func fileSHA256(t *testing.T, name string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// delivery reads the one delivery record of flow "crash" through js.
-func delivery(ctx context.Context, js jetstream.JetStream) (bus.Manifest, bus.Delivery, bool) {
-	st, err := engine.ReadStatus(ctx, js, "crash")
+// delivery reads the one delivery record of flow through js.
+func delivery(ctx context.Context, js jetstream.JetStream, flow string) (bus.Manifest, bus.Delivery, bool) {
+	st, err := engine.ReadStatus(ctx, js, flow)
 	if err != nil || len(st) == 0 || len(st[0].Files) == 0 || len(st[0].Files[0].Deliveries) == 0 {
 		return bus.Manifest{}, bus.Delivery{}, false
 	}
 	f := st[0].Files[0]
 	return f.Manifest, f.Deliveries[0], true
+}
+
+// killMidDelivery starts the runner with args, waits until the flow's one
+// delivery has recorded some parts (and is not final) and the read has
+// passed a checkpoint, and SIGKILLs the runner with its embedded NATS server. The kill must land while the file
+// is still being read, past a checkpoint: reading is bounded by the bus
+// window (32 MiB), far below the file's size.
+func killMidDelivery(t *testing.T, args []string, data, flow string) (int, bus.Manifest) {
+	t.Helper()
+	run := exec.Command(runnerBin, args...)
+	var log strings.Builder
+	run.Stdout, run.Stderr = &log, &log
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer run.Process.Kill()
+	var urlBytes []byte
+	deadline := time.Now().Add(30 * time.Second)
+	for len(urlBytes) == 0 && time.Now().Before(deadline) {
+		urlBytes, _ = os.ReadFile(filepath.Join(data, "nats.url"))
+		time.Sleep(10 * time.Millisecond)
+	}
+	nc, err := nats.Connect(strings.TrimSpace(string(urlBytes)))
+	if err != nil {
+		t.Fatalf("connecting to the runner's server: %v\n%s", err, log.String())
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	for time.Now().Before(deadline) {
+		m, d, ok := delivery(context.Background(), js, flow)
+		if !ok || d.Done.Count() < 3 || (m.Checkpoint == nil && m.State == bus.FileIngesting) {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		if bus.Final(d.State) {
+			t.Fatalf("the delivery finished before it could be killed (state %s): the scenario did not happen", d.State)
+		}
+		if err := run.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		run.Wait()
+		if m.State != bus.FileIngesting || m.Checkpoint == nil {
+			t.Fatalf("at the kill the file was %s with checkpoint %+v; want it being read, past a checkpoint", m.State, m.Checkpoint)
+		}
+		return d.Done.Count(), m
+	}
+	t.Fatalf("no part was recorded within 30s\n%s", log.String())
+	return 0, bus.Manifest{}
+}
+
+// finalState reads the flow's one file and delivery from a runner's data
+// directory once the runner has exited.
+func finalState(t *testing.T, data, flow string) (bus.Manifest, bus.Delivery) {
+	t.Helper()
+	srv, err := bus.StartEmbedded(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	m, d, ok := delivery(context.Background(), js, flow)
+	if !ok {
+		t.Fatal("no delivery record after the second run")
+	}
+	return m, d
 }
 
 // TestSIGKILLMidTransferResumes kills the runner (and its embedded NATS
@@ -95,50 +165,7 @@ bus:
 	args := []string{"run", "--data", data, "--progress", "none", "--log-level", "debug", flow}
 
 	// First run: kill it once some parts are recorded and before the commit.
-	first := exec.Command(runnerBin, args...)
-	var log1 strings.Builder
-	first.Stdout, first.Stderr = &log1, &log1
-	if err := first.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer first.Process.Kill()
-	var urlBytes []byte
-	deadline := time.Now().Add(30 * time.Second)
-	for len(urlBytes) == 0 && time.Now().Before(deadline) {
-		urlBytes, _ = os.ReadFile(filepath.Join(data, "nats.url"))
-		time.Sleep(10 * time.Millisecond)
-	}
-	nc, err := nats.Connect(strings.TrimSpace(string(urlBytes)))
-	if err != nil {
-		t.Fatalf("connecting to the runner's server: %v\n%s", err, log1.String())
-	}
-	js, _ := jetstream.New(nc)
-	ctx := context.Background()
-	doneAtKill := 0
-	var mAtKill bus.Manifest
-	for time.Now().Before(deadline) {
-		if m, d, ok := delivery(ctx, js); ok && d.Done.Count() >= 3 {
-			if bus.Final(d.State) {
-				t.Fatalf("the delivery finished before it could be killed (state %s): the scenario did not happen", d.State)
-			}
-			doneAtKill, mAtKill = d.Done.Count(), m
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if doneAtKill == 0 {
-		t.Fatalf("no part was recorded within 30s\n%s", log1.String())
-	}
-	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	// Reading is bounded by the bus window (32 MiB), so the kill lands while
-	// the file is still being read, after a checkpoint.
-	if mAtKill.State != bus.FileIngesting || mAtKill.Checkpoint == nil {
-		t.Fatalf("at the kill the file was %s with checkpoint %+v; want it being read, past a checkpoint", mAtKill.State, mAtKill.Checkpoint)
-	}
-	first.Wait()
-	nc.Close()
+	doneAtKill, mAtKill := killMidDelivery(t, args, data, "crash")
 	if entries, _ := os.ReadDir(out); len(entries) != 1 || !strings.HasPrefix(entries[0].Name(), ".mftflow-") {
 		t.Fatalf("after the kill the output holds %v; want only the half-written temp file", entries)
 	}
@@ -161,21 +188,7 @@ bus:
 
 	// The state says the file was committed once, and that the second run
 	// skipped every part the first had recorded.
-	srv, err := bus.StartEmbedded(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err = nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ = jetstream.New(nc)
-	m, d, ok := delivery(ctx, js)
-	if !ok {
-		t.Fatal("no delivery record after the second run")
-	}
+	m, d := finalState(t, data, "crash")
 	if m.State != bus.FileDone || m.Outcome != "passed" || m.SHA256 != want {
 		t.Errorf("manifest: state %s outcome %s sha256 %s; want done, passed, %s", m.State, m.Outcome, m.SHA256, want)
 	}
