@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -104,10 +105,17 @@ type Result struct {
 }
 
 // RunCommand runs a command to completion and returns its wall time and
-// peak resident memory.
+// peak resident memory. The command gets this process's environment without
+// AWS_* variables, which would change how S3 clients are configured (a CA
+// bundle, a profile) behind the benchmark's back.
 func RunCommand(dir string, name string, args ...string) (Result, error) {
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()

@@ -495,10 +495,10 @@ type FlowOutcome struct {
 
 // Organization identifies a Thru participant in FileInfo.
 type Organization struct {
-	ParticipantCode string `json:"participantCode"`
-	ParticipantType int    `json:"participantType"` // -1 = None
-	ExternalCode    string `json:"externalCode"`    // e.g. a DUNS number
-	Name            string `json:"name"`
+	ParticipantCode string `json:"participantCode" yaml:"participantCode"`
+	ParticipantType int    `json:"participantType" yaml:"participantType"` // -1 = None
+	ExternalCode    string `json:"externalCode" yaml:"externalCode"`       // e.g. a DUNS number
+	Name            string `json:"name" yaml:"name"`
 }
 
 // FileInfo is the answer of GET FileMetadata/<FileCode>.

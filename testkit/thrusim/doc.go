@@ -55,8 +55,9 @@
 // # Inspection and faults
 //
 // AddPickup, Deliveries (with sha256 and content), Outcomes, Calls (the call
-// log: kind, status, injected fault) and Session inspect the site from Go;
-// with Config.Admin the same is served under /_admin/ (see serveAdmin).
+// log: kind, chunk number, status, injected fault) and Session inspect the
+// site from Go; with Config.Admin the same is served under /_admin/ (see
+// serveAdmin).
 // SetFaults fails a fraction of calls with 500 or 503, cuts the connection
 // half-way through a body (the request's for uploads, the answer's for
 // pickups), or adds latency, optionally only for some kinds of calls;

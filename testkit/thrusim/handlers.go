@@ -190,6 +190,7 @@ func (s *Server) routeDropOff(req *request, flowCode string) func() {
 		req.kind = KindChunkZero
 	case thru.PartContent:
 		req.kind = KindChunk
+		req.call.Chunk = n
 	default:
 		req.kind = KindEOF
 	}
@@ -572,6 +573,7 @@ func (s *Server) putChunk(req *request, id string) {
 		req.fail(http.StatusBadRequest, "Chunk metadata is not JSON {\"sequenceNumber\", \"size\"}")
 		return
 	}
+	req.call.Chunk = cm.SequenceNumber
 	if cm.SequenceNumber < 1 {
 		req.fail(http.StatusBadRequest, "Chunk sequenceNumber %d: chunks are numbered from 1", cm.SequenceNumber)
 		return

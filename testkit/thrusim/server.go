@@ -46,6 +46,10 @@ type Call struct {
 	Method string    `json:"method"`
 	Path   string    `json:"path"`
 	Kind   string    `json:"kind"`
+	// Chunk is the chunk number of a drop-off content chunk (from 1) or of
+	// an upload session chunk (its sequence number), once the request got
+	// that far; 0 otherwise.
+	Chunk int `json:"chunk,omitempty"`
 	// Status is the answer's HTTP status; 0 when the connection was cut.
 	Status int `json:"status"`
 	// Fault names the injected fault, if any: "status", "reset", "nth".
