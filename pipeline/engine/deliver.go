@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -323,7 +324,13 @@ func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 	rec.PartSize = partSize
 	recorder := newPartRecorder(r, s, up, bus.DeliveryKey(m.ID, s.spec.Name), rec)
 	recorder.resumed(partNo) // every part before the prefix was written by an earlier attempt
-	g, gctx := errgroup.WithContext(ctx)
+	// A part that fails stops the reading and the dispatch of new parts, but
+	// the parts already being written finish and are recorded: a part the
+	// sink has accepted is not sent again by the next attempt.
+	var g errgroup.Group
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	var writeFailed atomic.Bool
 	g.SetLimit(conc)
 	perPart := int(partSize / m.ChunkSize)
 	var (
@@ -337,12 +344,14 @@ func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 			readErr = errStopped
 			break
 		}
-		if gctx.Err() != nil {
+		if writeFailed.Load() {
 			break // a writer failed; g.Wait reports it
 		}
-		msg, err := r.nextChunk(gctx, msgs, m, expect)
+		msg, err := r.nextChunk(readCtx, msgs, m, expect)
 		if err != nil {
-			readErr = err
+			if !writeFailed.Load() { // else the read was stopped for it
+				readErr = err
+			}
 			break
 		}
 		ch, err := r.codec.Decode(msg.Headers(), msg.Data())
@@ -380,7 +389,9 @@ func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 			continue
 		}
 		g.Go(func() error {
-			if err := writePart(gctx, up, p, data); err != nil {
+			if err := writePart(ctx, up, p, data); err != nil {
+				writeFailed.Store(true)
+				stopReading()
 				return fmt.Errorf("writing part %d of %s to sink %s: %w", p.Number, m.Name, s.spec.Name, err)
 			}
 			s.stats.bytes.Add(p.Size)

@@ -1,0 +1,323 @@
+package benchmarks
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mftflow/mftflow/connectors/thru"
+)
+
+// Keys and codes of the simulated site; the flow files and curl use the same.
+const (
+	thruSiteAccessKey = "bench-site-access-key"
+	thruAESKey        = "000102030405060708090a0b0c0d0e0f"
+	thruFlowCode      = "TRNBENCH"
+	thruFlowSecret    = "bench-flow-secret"
+	thruEndpointCode  = "ENDBENCH"
+	thruEndpointID    = "1"
+	thruAPIKey        = "bench-api-key"
+)
+
+// thruSimConfig is the simulated site: no pickup delay, and chunk limits well
+// above the runner's 8 MiB parts so that they never decide the chunking.
+var thruSimConfig = fmt.Sprintf(`site_access_key: %s
+aes_key: %s
+timestamp_window: 60s
+pickup_delay: 0s
+max_chunk_size: %d
+dropoff_max_chunk_size: %d
+flows:
+  - code: %s
+    name: Benchmark
+    secret_key: %s
+    endpoints:
+      - code: %s
+        id: "%s"
+api_keys: [%s]
+`, thruSiteAccessKey, thruAESKey, 64<<20, 128<<20, thruFlowCode, thruFlowSecret, thruEndpointCode, thruEndpointID, thruAPIKey)
+
+const thruDropOffFlow = `name: bench-thru-dropoff
+source:
+  local:
+    path: %s
+    watch: false
+    stable_for: 0s
+    after: leave
+sinks:
+  - name: thru
+    thru:
+      mode: dropoff
+      base_url: %s
+      flow_code: ` + thruFlowCode + `
+      site_access_key: ` + thruSiteAccessKey + `
+      flow_secret_key: ` + thruFlowSecret + `
+      aes_key: ` + thruAESKey + `
+`
+
+// thruSessionFlow uploads through the Content API; simple_threshold 0 makes
+// every file go up in an upload session, whatever its size.
+const thruSessionFlow = `name: bench-thru-session
+source:
+  local:
+    path: %s
+    watch: false
+    stable_for: 0s
+    after: leave
+sinks:
+  - name: thru
+    thru:
+      mode: content
+      base_url: %s
+      endpoint_path: %s
+      api_key: ` + thruAPIKey + `
+      simple_threshold: 0
+`
+
+func thruEndpointPath() string {
+	return thru.EndpointPath{FlowCode: thruFlowCode, EndpointCode: thruEndpointCode, ID: thruEndpointID}.String()
+}
+
+var (
+	simOnce     sync.Once
+	simBin      string
+	simBuildErr error
+)
+
+// thruSimBinary builds testkit/cmd/thrusim once per process.
+func thruSimBinary(tmp string) (string, error) {
+	simOnce.Do(func() {
+		simBin = filepath.Join(tmp, "thrusim")
+		cmd := exec.Command("go", "build", "-o", simBin, "github.com/mftflow/mftflow/testkit/cmd/thrusim")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			simBuildErr = fmt.Errorf("building thrusim: %w\n%s", err, out)
+		}
+	})
+	return simBin, simBuildErr
+}
+
+// thruSim is a standalone simulator process. It is a process of its own, so
+// the deliveries it holds in memory count neither in the runner's peak RSS
+// (measured with wait4 on the runner alone) nor in this process's heap.
+type thruSim struct {
+	URL    string
+	cmd    *exec.Cmd
+	stderr lockedBuffer
+}
+
+// lockedBuffer collects the simulator's log while it runs.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// startThruSim starts the simulator on a free port of 127.0.0.1 and stops
+// it when b ends.
+func startThruSim(b *testing.B, bin string) *thruSim {
+	b.Helper()
+	dir := b.TempDir()
+	cfg := filepath.Join(dir, "site.yaml")
+	if err := os.WriteFile(cfg, []byte(thruSimConfig), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	s := &thruSim{}
+	s.cmd = exec.Command(bin, "--listen", "127.0.0.1:0", "--config", cfg)
+	s.cmd.Stderr = &s.stderr
+	out, err := s.cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.stop)
+	// It prints its base URL once it listens.
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		b.Fatalf("thrusim did not start: %v\n%s", err, s.stderr.String())
+	}
+	s.URL = strings.TrimSpace(line)
+	go func() { _, _ = io.Copy(io.Discard, out) }()
+	return s
+}
+
+func (s *thruSim) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// checkDeliveries fails b unless the site received exactly n copies of a
+// file of the given size and SHA-256, all through via.
+func (s *thruSim) checkDeliveries(b *testing.B, n int, via string, size int64, sum string) {
+	b.Helper()
+	resp, err := http.Get(s.URL + "/_admin/deliveries")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ds []struct {
+		Via    string `json:"via"`
+		Size   int64  `json:"size"`
+		SHA256 string `json:"sha256"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ds); err != nil {
+		b.Fatalf("thrusim deliveries: %v", err)
+	}
+	if len(ds) != n {
+		b.Fatalf("thrusim received %d files, want %d", len(ds), n)
+	}
+	for _, d := range ds {
+		if d.Via != via || d.Size != size || d.SHA256 != sum {
+			b.Fatalf("thrusim received %s %d bytes sha256 %s, want %s %d bytes sha256 %s", d.Via, d.Size, d.SHA256, via, size, sum)
+		}
+	}
+}
+
+func fileSHA256(name string) (string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// BenchmarkLocalToThru moves each single-file workload to a simulated Thru
+// site (testkit/cmd/thrusim, a separate process on loopback) with the
+// runner, by chunked drop-off and by a Content API upload session, next to
+// curl sending the same file in one Content API simple upload to the same
+// site. Every sub-benchmark gets a fresh simulator, since it holds every
+// delivered file in memory. Each run is checked: the site must have received
+// the file, byte for byte.
+func BenchmarkLocalToThru(b *testing.B) {
+	dir := benchDir(b)
+	tmp := b.TempDir()
+	bin, err := Runner(tmp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sim, err := thruSimBinary(tmp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, w := range Workloads {
+		if w.Files != 1 {
+			continue
+		}
+		b.Run(w.Name, func(b *testing.B) {
+			if ok, why := w.Enabled(); !ok {
+				b.Skip(why)
+			}
+			in, err := w.Materialize(dir)
+			if err != nil {
+				b.Fatal(err)
+			}
+			file := filepath.Join(in, "file-00000.bin")
+			sum, err := fileSHA256(file)
+			if err != nil {
+				b.Fatal(err)
+			}
+			runner := func(b *testing.B, flowText, via string) {
+				site := startThruSim(b, sim)
+				b.SetBytes(w.Bytes())
+				var peak int64
+				n := 0
+				for b.Loop() {
+					work := b.TempDir()
+					flow := filepath.Join(work, "flow.yaml")
+					text := fmt.Sprintf(flowText, in, site.URL)
+					if via == "content" {
+						text = fmt.Sprintf(flowText, in, site.URL, thruEndpointPath())
+					}
+					if err := os.WriteFile(flow, []byte(text), 0o644); err != nil {
+						b.Fatal(err)
+					}
+					res, err := RunCommand(work, bin, "run", "--progress", "none", "--log-level", "warn", "--data", filepath.Join(work, "data"), flow)
+					if err != nil {
+						b.Fatalf("%v\nthrusim: %s", err, site.stderr.String())
+					}
+					peak = max(peak, res.PeakRSS)
+					n++
+				}
+				b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
+				site.checkDeliveries(b, n, via, w.Size, sum)
+			}
+			b.Run("runner-dropoff", func(b *testing.B) { runner(b, thruDropOffFlow, "dropoff") })
+			b.Run("runner-session", func(b *testing.B) { runner(b, thruSessionFlow, "content") })
+			b.Run("curl", func(b *testing.B) {
+				curl, err := exec.LookPath("curl")
+				if err != nil {
+					b.Skip("curl is not installed (Debian: apt-get install curl)")
+				}
+				if w.Size > thru.SimpleUploadLimit {
+					b.Skipf("%s is above the Content API's simple-upload limit of %d bytes", w.Name, int64(thru.SimpleUploadLimit))
+				}
+				site := startThruSim(b, sim)
+				work := b.TempDir()
+				meta, err := json.Marshal(thru.FileMetadata{EndpointPath: thruEndpointPath(), Attributes: thru.FileAttributes{FileName: filepath.Base(file)}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				metaFile := filepath.Join(work, "metadata.json")
+				if err := os.WriteFile(metaFile, meta, 0o644); err != nil {
+					b.Fatal(err)
+				}
+				b.SetBytes(w.Bytes())
+				var peak int64
+				n := 0
+				for b.Loop() {
+					// Part 1 is the metadata JSON (read from the file as a
+					// text field), part 2 the file itself.
+					res, err := RunCommand(work, curl, "-s", "-f", "-o", os.DevNull,
+						"-H", thru.APIKeyHeader+": "+thruAPIKey,
+						"-F", thru.MetadataFormName+"=<"+metaFile+";type=application/json",
+						"-F", thru.ContentFormName+"=@"+file+";type=application/octet-stream",
+						site.URL+thru.PathContent)
+					if err != nil {
+						b.Fatalf("%v\nthrusim: %s", err, site.stderr.String())
+					}
+					peak = max(peak, res.PeakRSS)
+					n++
+				}
+				b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
+				site.checkDeliveries(b, n, "content", w.Size, sum)
+			})
+		})
+	}
+}
