@@ -2,6 +2,7 @@ package benchmarks
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -77,16 +78,12 @@ func writeData(name string, size int64, seed uint64, text bool) error {
 	for left := size; left > 0; {
 		n := min(int64(len(buf)), left)
 		if text {
-			b := buf[:0]
-			for int64(len(b)) < n {
-				b = append(b, words[rng.IntN(len(words))]...)
-				b = append(b, ' ')
+			for i := 0; i < len(buf); {
+				i += copy(buf[i:], words[rng.IntN(len(words))]+" ")
 			}
-			buf = b[:cap(b)]
 		} else {
 			for i := 0; i+8 <= len(buf); i += 8 {
-				v := rng.Uint64()
-				copy(buf[i:], []byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24), byte(v >> 32), byte(v >> 40), byte(v >> 48), byte(v >> 56)})
+				binary.LittleEndian.PutUint64(buf[i:], rng.Uint64())
 			}
 		}
 		if _, err := f.Write(buf[:n]); err != nil {

@@ -1,7 +1,7 @@
 // Command benchtable turns `go test -bench` output of the benchmarks package
 // into a Markdown table: per workload and tool, the median throughput and
-// peak RSS over the runs, and the runner's throughput as a ratio of each
-// baseline measured in the same run.
+// peak RSS over the runs, and for each runner row ("runner", "runner-…")
+// its throughput as a ratio of each baseline measured in the same run.
 //
 //	go test -run '^$' -bench LocalToLocal -benchtime 1x -count 3 . | go run ./cmd/benchtable
 package main
@@ -84,18 +84,28 @@ func run(in io.Reader, out io.Writer) error {
 		return fmt.Errorf("no benchmark results in the input")
 	}
 	fmt.Fprintf(out, "Machine: %s. Medians of %d runs; spread is min–max MB/s.\n\n", cpu, len(data[order[0]].mbps))
-	fmt.Fprintln(out, "| benchmark | workload | tool | MB/s | spread | peak RSS MiB | runner ÷ tool |")
-	fmt.Fprintln(out, "|---|---|---|---:|---:|---:|---:|")
+	fmt.Fprintln(out, "| benchmark | workload | tool | MB/s | spread | peak RSS MiB | runner ÷ baseline |")
+	fmt.Fprintln(out, "|---|---|---|---:|---:|---:|---|")
 	for _, k := range order {
 		s := data[k]
-		rss, ratio := "-", "-"
+		rss, ratios := "-", []string{}
 		if len(s.rss) > 0 {
 			rss = fmt.Sprintf("%.0f", median(s.rss))
 		}
-		if r := data[key{k.bench, k.workload, "runner"}]; r != nil && k.tool != "runner" {
-			ratio = fmt.Sprintf("%.2f×", median(r.mbps)/median(s.mbps))
+		if isRunner(k.tool) {
+			for _, b := range order {
+				if b.bench == k.bench && b.workload == k.workload && !isRunner(b.tool) {
+					ratios = append(ratios, fmt.Sprintf("%.2f× %s", median(s.mbps)/median(data[b].mbps), b.tool))
+				}
+			}
+		}
+		ratio := "-"
+		if len(ratios) > 0 {
+			ratio = strings.Join(ratios, ", ")
 		}
 		fmt.Fprintf(out, "| %s | %s | %s | %.0f | %s | %s | %s |\n", k.bench, k.workload, k.tool, median(s.mbps), spread(s.mbps), rss, ratio)
 	}
 	return nil
 }
+
+func isRunner(tool string) bool { return tool == "runner" || strings.HasPrefix(tool, "runner-") }
