@@ -60,6 +60,10 @@ func sourceSpec() pipeline.Spec {
 			Doc: `How long to wait after the pickup queue answers "nothing now" (204) before asking again; ` +
 				`each wait varies by up to a fifth so that runners do not poll in step. Thru's own schedule ` +
 				`still decides when files become available. 0 uses the default.`},
+		pipeline.Field{Name: "sender_attributes", Type: pipeline.TypeBool, Default: false,
+			Doc: `Ask Thru's FileMetadata for each picked-up file and keep the sending organization as the ` +
+				`attributes thru.sender.participant_code, thru.sender.external_code (such as a DUNS number) ` +
+				`and thru.sender.name, for stages and name templates ({attr.thru.sender.name}).`},
 		pipeline.Field{Name: "spool_dir", Type: pipeline.TypeString,
 			Doc: `Directory where picked-up files are stored until every sink has them (a pickup cannot be ` +
 				`repeated). Files left there by a stopped runner are offered again. Default: a directory ` +
@@ -121,7 +125,8 @@ func newSourceFromConfig(ctx context.Context, c pipeline.Config) (pipeline.Sourc
 	if err != nil {
 		return nil, err
 	}
-	return NewSource(ctx, SourceConfig{Client: cc, PollInterval: c.Duration("poll_interval"), SpoolDir: c.String("spool_dir")})
+	return NewSource(ctx, SourceConfig{Client: cc, PollInterval: c.Duration("poll_interval"), SpoolDir: c.String("spool_dir"),
+		SenderAttributes: c.Bool("sender_attributes")})
 }
 
 func newSinkFromConfig(_ context.Context, c pipeline.Config) (pipeline.Sink, error) {

@@ -27,6 +27,10 @@ type SourceConfig struct {
 	// SpoolDir holds picked-up files until they are acked; "" uses a
 	// directory under os.TempDir named after the flow.
 	SpoolDir string
+	// SenderAttributes asks FileMetadata for each picked-up file and keeps
+	// the sending organization as the attributes thru.sender.participant_code,
+	// thru.sender.external_code and thru.sender.name.
+	SenderAttributes bool
 	// Logger receives failed polls (which are retried); default slog.Default().
 	Logger *slog.Logger
 }
@@ -37,10 +41,11 @@ type SourceConfig struct {
 // outcome and removes it. Files found in the spool directory at start (left
 // by a runner that stopped) are offered first, with the same Key.
 type Source struct {
-	cl    *Client
-	poll  time.Duration
-	spool string
-	log   *slog.Logger
+	cl     *Client
+	poll   time.Duration
+	spool  string
+	sender bool
+	log    *slog.Logger
 
 	mu      sync.Mutex
 	pending []string // spooled File Codes not yet offered
@@ -50,10 +55,11 @@ type Source struct {
 
 // spoolMeta is the sidecar of a spooled file.
 type spoolMeta struct {
-	FileCode string    `json:"fileCode"`
-	Name     string    `json:"name"`
-	Size     int64     `json:"size"`
-	Time     time.Time `json:"time"`
+	FileCode string        `json:"fileCode"`
+	Name     string        `json:"name"`
+	Size     int64         `json:"size"`
+	Time     time.Time     `json:"time"`
+	Sender   *Organization `json:"sender,omitempty"`
 }
 
 // NewSource checks cfg, prepares the spool directory and returns a Source.
@@ -77,7 +83,7 @@ func NewSource(_ context.Context, cfg SourceConfig) (*Source, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Source{cl: cl, poll: cfg.PollInterval, spool: cfg.SpoolDir, log: cfg.Logger, closed: make(chan struct{})}
+	s := &Source{cl: cl, poll: cfg.PollInterval, spool: cfg.SpoolDir, sender: cfg.SenderAttributes, log: cfg.Logger, closed: make(chan struct{})}
 	metas, _ := filepath.Glob(filepath.Join(cfg.SpoolDir, "*.json"))
 	sort.Strings(metas)
 	for _, m := range metas {
@@ -170,6 +176,15 @@ func (s *Source) pickup(ctx context.Context) (pipeline.Item, error) {
 		return nil, err
 	}
 	m := spoolMeta{FileCode: p.FileCode, Name: p.Name, Size: n, Time: time.Now().UTC()}
+	if s.sender {
+		// The file is already handed out: a failed look-up costs only the
+		// attributes, not the file.
+		if info, err := s.cl.FileMetadata(ctx, p.FileCode); err != nil {
+			s.log.Warn("thru file metadata failed; the file goes on without sender attributes", "file_code", p.FileCode, "error", err)
+		} else {
+			m.Sender = &info.Source
+		}
+	}
 	b, _ := json.Marshal(m)
 	if err := os.WriteFile(s.metaPath(p.FileCode), b, 0o600); err != nil {
 		return nil, err
@@ -193,11 +208,21 @@ func (s *Source) spooled(code string) (pipeline.Item, error) {
 }
 
 func (s *Source) item(m spoolMeta) *item {
+	attrs := map[string]string{AttrFileCode: m.FileCode}
+	if o := m.Sender; o != nil {
+		attrs[AttrSenderCode], attrs[AttrSenderExternalCode], attrs[AttrSenderName] = o.ParticipantCode, o.ExternalCode, o.Name
+	}
 	return &item{src: s, meta: m, file: pipeline.File{
-		Key: "thru:" + m.FileCode, Name: m.Name, Size: m.Size, ModTime: m.Time,
-		Attrs: map[string]string{AttrFileCode: m.FileCode},
+		Key: "thru:" + m.FileCode, Name: m.Name, Size: m.Size, ModTime: m.Time, Attrs: attrs,
 	}}
 }
+
+// Attributes of files from the thru source with sender_attributes set.
+const (
+	AttrSenderCode         = "thru.sender.participant_code"
+	AttrSenderExternalCode = "thru.sender.external_code" // such as a DUNS number
+	AttrSenderName         = "thru.sender.name"
+)
 
 // Close stops Next; items already returned can still be acked.
 func (s *Source) Close() error {
