@@ -118,6 +118,9 @@ func RunCommand(dir string, name string, args ...string) (Result, error) {
 	start := time.Now()
 	err := cmd.Run()
 	res := Result{Elapsed: time.Since(start)}
+	if cmd.ProcessState == nil {
+		return res, fmt.Errorf("%s: %w", name, err) // it did not start
+	}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru != nil {
 		res.PeakRSS = ru.Maxrss * 1024
 	}
@@ -162,19 +165,23 @@ func copyFile(from, to string) error {
 }
 
 var (
-	buildOnce sync.Once
-	runnerBin string
-	buildErr  error
+	// binDir holds binaries built for the benchmarks; TestMain removes it.
+	binDir string
+	builds sync.Map // package path → func() (string, error)
 )
 
-// Runner builds the runner binary once per process.
-func Runner(tmp string) (string, error) {
-	buildOnce.Do(func() {
-		runnerBin = filepath.Join(tmp, "runner")
-		cmd := exec.Command("go", "build", "-o", runnerBin, "github.com/mftflow/mftflow/cmd/runner")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("building runner: %w\n%s", err, out)
+// Build builds the main package pkg once per process into binDir and
+// returns the binary's path.
+func Build(pkg string) (string, error) {
+	once, _ := builds.LoadOrStore(pkg, sync.OnceValues(func() (string, error) {
+		bin := filepath.Join(binDir, filepath.Base(pkg))
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("building %s: %w\n%s", pkg, err, out)
 		}
-	})
-	return runnerBin, buildErr
+		return bin, nil
+	}))
+	return once.(func() (string, error))()
 }
+
+// Runner builds the runner binary once per process.
+func Runner() (string, error) { return Build("github.com/mftflow/mftflow/cmd/runner") }

@@ -41,7 +41,7 @@ bus:
 // Metrics: MB/s (from SetBytes) and peak-RSS-MiB of the measured process.
 func BenchmarkLocalToLocal(b *testing.B) {
 	dir := benchDir(b)
-	bin, err := Runner(b.TempDir())
+	bin, err := Runner()
 	if err != nil {
 		b.Fatal(err)
 	}

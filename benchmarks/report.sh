@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Runs the benchmarks and rewrites the results section of README.md from
-# their output. BENCH selects benchmarks (a -bench pattern), COUNT the runs.
-#   ./report.sh                       # 1 GiB and 4 GiB local → local, 3 runs
+# their output. BENCH selects benchmarks (-bench patterns, separated by
+# spaces, run one after the other), COUNT the runs of each.
+#   ./report.sh     # local → local at 1 and 4 GiB, local → S3 and → Thru at 1 GiB, 3 runs
 set -euo pipefail
 cd "$(dirname "$0")"
-pattern=${BENCH:-'LocalToLocal/(1GiB-random|4GiB-random)$'}
+patterns=${BENCH:-'LocalToLocal/(1GiB|4GiB)-random$ LocalTo(S3|Thru)/1GiB-random$'}
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
-MFTFLOW_BENCH_4G=${MFTFLOW_BENCH_4G:-1} go test -run '^$' -bench "$pattern" -benchtime 1x -count "${COUNT:-3}" -timeout 90m . | tee "$raw"
+for pattern in $patterns; do
+	MFTFLOW_BENCH_4G=${MFTFLOW_BENCH_4G:-1} go test -run '^$' -bench "$pattern" -benchtime 1x -count "${COUNT:-3}" -timeout 90m . | tee -a "$raw"
+done
 table=$(go run ./cmd/benchtable < "$raw")
 {
   sed '/<!-- results:begin -->/q' README.md

@@ -33,7 +33,7 @@ sinks:
 // runner's default parallelism).
 func BenchmarkLocalToS3(b *testing.B) {
 	dir := benchDir(b)
-	bin, err := Runner(b.TempDir())
+	bin, err := Runner()
 	if err != nil {
 		b.Fatal(err)
 	}

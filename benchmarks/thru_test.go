@@ -91,24 +91,6 @@ func thruEndpointPath() string {
 	return thru.EndpointPath{FlowCode: thruFlowCode, EndpointCode: thruEndpointCode, ID: thruEndpointID}.String()
 }
 
-var (
-	simOnce     sync.Once
-	simBin      string
-	simBuildErr error
-)
-
-// thruSimBinary builds testkit/cmd/thrusim once per process.
-func thruSimBinary(tmp string) (string, error) {
-	simOnce.Do(func() {
-		simBin = filepath.Join(tmp, "thrusim")
-		cmd := exec.Command("go", "build", "-o", simBin, "github.com/mftflow/mftflow/testkit/cmd/thrusim")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			simBuildErr = fmt.Errorf("building thrusim: %w\n%s", err, out)
-		}
-	})
-	return simBin, simBuildErr
-}
-
 // thruSim is a standalone simulator process. It is a process of its own, so
 // the deliveries it holds in memory count neither in the runner's peak RSS
 // (measured with wait4 on the runner alone) nor in this process's heap.
@@ -227,12 +209,11 @@ func fileSHA256(name string) (string, error) {
 // the file, byte for byte.
 func BenchmarkLocalToThru(b *testing.B) {
 	dir := benchDir(b)
-	tmp := b.TempDir()
-	bin, err := Runner(tmp)
+	bin, err := Runner()
 	if err != nil {
 		b.Fatal(err)
 	}
-	sim, err := thruSimBinary(tmp)
+	sim, err := Build("github.com/mftflow/mftflow/testkit/cmd/thrusim")
 	if err != nil {
 		b.Fatal(err)
 	}
