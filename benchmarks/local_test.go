@@ -64,40 +64,22 @@ func BenchmarkLocalToLocal(b *testing.B) {
 				}
 			})
 			b.Run("runner", func(b *testing.B) {
-				b.SetBytes(w.Bytes())
-				var peak int64
-				for i := 0; b.Loop(); i++ {
-					work := b.TempDir()
-					flow := filepath.Join(work, "flow.yaml")
-					os.WriteFile(flow, fmt.Appendf(nil, localFlow, in, filepath.Join(work, "out"), "s2"), 0o644)
-					res, err := RunCommand(work, bin, "run", "--progress", "none", "--log-level", "warn", "--data", filepath.Join(work, "data"), flow)
-					if err != nil {
-						b.Fatal(err)
-					}
-					peak = max(peak, res.PeakRSS)
-				}
-				b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
+				measure(b, w.Bytes(), func(work string) []string {
+					return runnerCommand(b, bin, work, fmt.Sprintf(localFlow, in, filepath.Join(work, "out"), "s2"))
+				})
 			})
 			b.Run("rclone", func(b *testing.B) {
 				rclone, err := exec.LookPath("rclone")
 				if err != nil {
 					b.Skip("rclone is not installed (Debian: apt-get install rclone)")
 				}
-				b.SetBytes(w.Bytes())
-				var peak int64
-				for i := 0; b.Loop(); i++ {
-					out := filepath.Join(b.TempDir(), "out")
-					args := []string{"copy", "--transfers", "4", "--config", "/dev/null", in, out}
+				measure(b, w.Bytes(), func(work string) []string {
+					out := filepath.Join(work, "out")
 					if w.Files == 1 {
-						args = []string{"copyto", "--config", "/dev/null", filepath.Join(in, "file-00000.bin"), filepath.Join(out, "file-00000.bin")}
+						return []string{rclone, "copyto", "--config", "/dev/null", filepath.Join(in, "file-00000.bin"), filepath.Join(out, "file-00000.bin")}
 					}
-					res, err := RunCommand(b.TempDir(), rclone, args...)
-					if err != nil {
-						b.Fatal(err)
-					}
-					peak = max(peak, res.PeakRSS)
-				}
-				b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
+					return []string{rclone, "copy", "--transfers", "4", "--config", "/dev/null", in, out}
+				})
 			})
 		})
 	}

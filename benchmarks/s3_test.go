@@ -2,7 +2,6 @@ package benchmarks
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -51,40 +50,22 @@ func BenchmarkLocalToS3(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.Run("runner", func(b *testing.B) {
-				b.SetBytes(w.Bytes())
-				var peak int64
-				for i := 0; b.Loop(); i++ {
-					work := b.TempDir()
-					flow := filepath.Join(work, "flow.yaml")
-					bucket := srv.NewBucket(b)
-					os.WriteFile(flow, fmt.Appendf(nil, s3Flow, in, bucket, srv.Endpoint, minio.Region, minio.AccessKey, minio.SecretKey), 0o644)
-					res, err := RunCommand(work, bin, "run", "--progress", "none", "--log-level", "warn", "--data", filepath.Join(work, "data"), flow)
-					if err != nil {
-						b.Fatal(err)
-					}
-					peak = max(peak, res.PeakRSS)
-				}
-				b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
+				measure(b, w.Bytes(), func(work string) []string {
+					flow := fmt.Sprintf(s3Flow, in, srv.NewBucket(b), srv.Endpoint, minio.Region, minio.AccessKey, minio.SecretKey)
+					return runnerCommand(b, bin, work, flow)
+				})
 			})
 			b.Run("rclone", func(b *testing.B) {
 				rclone, err := exec.LookPath("rclone")
 				if err != nil {
 					b.Skip("rclone is not installed (Debian: apt-get install rclone)")
 				}
-				b.SetBytes(w.Bytes())
-				var peak int64
 				remote := fmt.Sprintf(":s3,provider=Minio,endpoint='%s',access_key_id=%s,secret_access_key=%s,region=%s",
 					srv.Endpoint, minio.AccessKey, minio.SecretKey, minio.Region)
-				for i := 0; b.Loop(); i++ {
-					bucket := srv.NewBucket(b)
-					res, err := RunCommand(b.TempDir(), rclone, "copyto", "--config", "/dev/null", "--s3-upload-concurrency", "4",
-						filepath.Join(in, "file-00000.bin"), remote+":"+bucket+"/file-00000.bin")
-					if err != nil {
-						b.Fatal(err)
-					}
-					peak = max(peak, res.PeakRSS)
-				}
-				b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
+				measure(b, w.Bytes(), func(work string) []string {
+					return []string{rclone, "copyto", "--config", "/dev/null", "--s3-upload-concurrency", "4",
+						filepath.Join(in, "file-00000.bin"), remote + ":" + srv.NewBucket(b) + "/file-00000.bin"}
+				})
 			})
 		})
 	}

@@ -236,28 +236,12 @@ func BenchmarkLocalToThru(b *testing.B) {
 			}
 			runner := func(b *testing.B, flowText, via string) {
 				site := startThruSim(b, sim)
-				b.SetBytes(w.Bytes())
-				var peak int64
-				n := 0
-				for b.Loop() {
-					work := b.TempDir()
-					flow := filepath.Join(work, "flow.yaml")
-					text := fmt.Sprintf(flowText, in, site.URL)
-					if via == "content" {
-						text = fmt.Sprintf(flowText, in, site.URL, thruEndpointPath())
-					}
-					if err := os.WriteFile(flow, []byte(text), 0o644); err != nil {
-						b.Fatal(err)
-					}
-					res, err := RunCommand(work, bin, "run", "--progress", "none", "--log-level", "warn", "--data", filepath.Join(work, "data"), flow)
-					if err != nil {
-						b.Fatalf("%v\nthrusim: %s", err, site.stderr.String())
-					}
-					peak = max(peak, res.PeakRSS)
-					n++
+				text := fmt.Sprintf(flowText, in, site.URL)
+				if via == "content" {
+					text = fmt.Sprintf(flowText, in, site.URL, thruEndpointPath())
 				}
-				b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
-				site.checkDeliveries(b, n, via, w.Size, sum)
+				runs := measure(b, w.Bytes(), func(work string) []string { return runnerCommand(b, bin, work, text) })
+				site.checkDeliveries(b, runs, via, w.Size, sum)
 			}
 			b.Run("runner-dropoff", func(b *testing.B) { runner(b, thruDropOffFlow, "dropoff") })
 			b.Run("runner-session", func(b *testing.B) { runner(b, thruSessionFlow, "content") })
@@ -279,25 +263,16 @@ func BenchmarkLocalToThru(b *testing.B) {
 				if err := os.WriteFile(metaFile, meta, 0o644); err != nil {
 					b.Fatal(err)
 				}
-				b.SetBytes(w.Bytes())
-				var peak int64
-				n := 0
-				for b.Loop() {
-					// Part 1 is the metadata JSON (read from the file as a
-					// text field), part 2 the file itself.
-					res, err := RunCommand(work, curl, "-s", "-f", "-o", os.DevNull,
-						"-H", thru.APIKeyHeader+": "+thruAPIKey,
-						"-F", thru.MetadataFormName+"=<"+metaFile+";type=application/json",
-						"-F", thru.ContentFormName+"=@"+file+";type=application/octet-stream",
-						site.URL+thru.PathContent)
-					if err != nil {
-						b.Fatalf("%v\nthrusim: %s", err, site.stderr.String())
-					}
-					peak = max(peak, res.PeakRSS)
-					n++
-				}
-				b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
-				site.checkDeliveries(b, n, "content", w.Size, sum)
+				// Part 1 is the metadata JSON (read from the file as a text
+				// field), part 2 the file itself.
+				runs := measure(b, w.Bytes(), func(string) []string {
+					return []string{curl, "-s", "-f", "-o", os.DevNull,
+						"-H", thru.APIKeyHeader + ": " + thruAPIKey,
+						"-F", thru.MetadataFormName + "=<" + metaFile + ";type=application/json",
+						"-F", thru.ContentFormName + "=@" + file + ";type=application/octet-stream",
+						site.URL + thru.PathContent}
+				})
+				site.checkDeliveries(b, runs, "content", w.Size, sum)
 			})
 		})
 	}
