@@ -48,7 +48,6 @@ func FileID(flow, key string) string {
 // KV keys.
 func ManifestKey(id string) string       { return "file." + id }
 func DeliveryKey(id, sink string) string { return "dlv." + id + "." + sink }
-func DeliveryKeys(id string) string      { return "dlv." + id + ".*" }
 
 // Header names of chunk messages.
 const (
