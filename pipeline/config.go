@@ -312,6 +312,17 @@ func zero(t FieldType) any {
 // Spec returns the spec the config was parsed against.
 func (c Config) Spec() Spec { return c.spec }
 
+// Values returns a copy of every field's value keyed by field name, each in
+// the field's Go type, secrets included. The plugin host uses it to hand a
+// parsed config to a plugin process.
+func (c Config) Values() map[string]any {
+	out := make(map[string]any, len(c.values))
+	for k, v := range c.values {
+		out[k] = v
+	}
+	return out
+}
+
 // Has reports whether the field was given a non-zero value (by the user or a default).
 func (c Config) Has(name string) bool {
 	f := c.mustField(name)
