@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mftflow/mftflow/connectors/all"
 	"github.com/mftflow/mftflow/pipeline"
 )
 
@@ -22,7 +21,7 @@ func newConnectorsCmd(g *globalOptions) *cobra.Command {
 		Short: "List every source, stage and sink with its config fields",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			reg, err := all.Registry()
+			reg, err := g.registry(cmd.Context())
 			if err != nil {
 				return &exitError{exitErr, err.Error()}
 			}

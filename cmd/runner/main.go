@@ -3,12 +3,15 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/mftflow/mftflow/plugins/host"
 	"io"
 	"os"
 )
 
 func main() {
-	os.Exit(execute(os.Args[1:], os.Stdout, os.Stderr))
+	code := execute(os.Args[1:], os.Stdout, os.Stderr)
+	host.Shutdown() // no plugin process outlives the runner
+	os.Exit(code)
 }
 
 // exitError ends the runner with an exit code. An empty msg means the

@@ -18,6 +18,8 @@ type globalOptions struct {
 	logFormat *choice
 	logLevel  *choice
 	data      string
+	// pluginsDir holds plugin binaries (see plugins/host).
+	pluginsDir string
 	nats      natsOptions
 
 	stdout, stderr io.Writer
@@ -65,6 +67,7 @@ NATS server or cluster.`,
 	f := root.PersistentFlags()
 	f.Var(g.logFormat, "log-format", "log format: text or json (logs go to stderr)")
 	f.Var(g.logLevel, "log-level", "log level: debug, info, warn or error")
+	f.StringVar(&g.pluginsDir, "plugins-dir", defaultPluginsDir, "directory of connector plugin executables (absent: no plugins)")
 	f.StringVar(&g.data, "data", defaultData, "data directory of the embedded NATS server (unused with --nats-url)")
 	f.StringVar(&g.nats.url, "nats-url", "", "connect to this NATS server or cluster (comma-separated URLs) instead of starting an embedded one")
 	f.StringVar(&g.nats.creds, "nats-creds", "", "NATS user credentials file (.creds)")

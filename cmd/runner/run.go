@@ -14,7 +14,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mftflow/mftflow/connectors/all"
 	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/engine"
 	"github.com/mftflow/mftflow/pipeline/flowfile"
@@ -106,7 +105,7 @@ func loadFlows(reg *pipeline.Registry, paths []string) []loadResult {
 
 func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 	log := g.logger
-	reg, err := all.Registry()
+	reg, err := g.registry(context.Background())
 	if err != nil {
 		return &exitError{exitErr, err.Error()}
 	}

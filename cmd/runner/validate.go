@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mftflow/mftflow/connectors/all"
 )
 
 func newValidateCmd(g *globalOptions) *cobra.Command {
@@ -24,7 +23,7 @@ as FILE:LINE:COL: message on stderr. Exit status 1 if any file is invalid.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			reg, err := all.Registry()
+			reg, err := g.registry(cmd.Context())
 			if err != nil {
 				return &exitError{exitErr, err.Error()}
 			}

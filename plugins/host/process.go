@@ -34,10 +34,12 @@ type started struct {
 func start(path string, pin []byte, log *slog.Logger) (*started, error) {
 	name := filepath.Base(path)
 	stderr := &lineLogger{}
+	cmd := exec.Command(path)
+	dieWithParent(cmd)
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{wire.ProtocolVersion: {wire.PluginName: &wire.GRPCPlugin{}}},
-		Cmd:              exec.Command(path),
+		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		Managed:          true,
