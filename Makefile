@@ -1,7 +1,7 @@
 # The README's commands. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: test minio test-short fmt vet lint bench quickstart
+.PHONY: test minio test-short fmt vet lint bench quickstart proto
 
 # The S3 tests need a MinIO server: scripts/minio.sh builds the pinned one into
 # bin/ once (about five minutes), and the tests start it on 127.0.0.1.
@@ -28,3 +28,8 @@ bench:
 
 quickstart:
 	$(GO) run ./cmd/runner run examples/quickstart.yaml
+
+# Regenerates plugins/internal/pluginpb from plugins/proto (protoc from
+# Debian's protobuf-compiler, its Go plugins pinned in scripts/proto.sh).
+proto:
+	./scripts/proto.sh

@@ -20,7 +20,7 @@ type globalOptions struct {
 	data      string
 	// pluginsDir holds plugin binaries (see plugins/host).
 	pluginsDir string
-	nats      natsOptions
+	nats       natsOptions
 
 	stdout, stderr io.Writer
 	// logOut is where log records go: stderr, or above the progress bars

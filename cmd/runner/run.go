@@ -24,6 +24,7 @@ type runOptions struct {
 	stats       time.Duration
 	grace       time.Duration
 	memoryLimit string
+	http        string
 }
 
 func newRunCmd(g *globalOptions) *cobra.Command {
@@ -43,6 +44,7 @@ Exit status: 0 when every file passed or was skipped, 3 when some deliveries
 failed (see "runner status --failed"), 1 on any other error.`,
 		Example: `  runner run flows/quickstart.yaml
   runner run --progress plain --stats 30s flows/*.yaml
+  runner run --http 127.0.0.1:9090 flows/*.yaml
   runner run --nats-url nats://n1:4222,nats://n2:4222 --nats-creds ops.creds flows/orders.yaml`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -68,6 +70,7 @@ failed (see "runner status --failed"), 1 on any other error.`,
 	f.DurationVar(&o.stats, "stats", 10*time.Second, "interval between plain progress lines (0 for none)")
 	f.DurationVar(&o.grace, "grace", 30*time.Second, "on SIGINT or SIGTERM, how long to let parts in flight finish")
 	f.StringVar(&o.memoryLimit, "memory-limit", defaultMemoryLimit, "soft memory limit of the Go runtime (GOMEMLIMIT, which wins when set); 0 for none")
+	f.StringVar(&o.http, "http", "", "serve /healthz, /readyz, /metrics and /status on this address, such as 127.0.0.1:9090 (empty: off)")
 	return cmd
 }
 
@@ -174,7 +177,13 @@ func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 	connMu.Unlock()
 	defer c.Close()
 
-	eng, err := engine.New(c.nc, engine.Options{Registry: reg, Logger: log, Grace: o.grace})
+	metrics, stopOps, err := startOps(o.http, c, flows, log)
+	if err != nil {
+		return &exitError{exitErr, err.Error()}
+	}
+	defer stopOps()
+
+	eng, err := engine.New(c.nc, engine.Options{Registry: reg, Logger: log, Grace: o.grace, Metrics: metrics})
 	if err != nil {
 		return &exitError{exitErr, fmt.Sprintf("starting the engine: %v", err)}
 	}

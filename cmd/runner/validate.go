@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-
 )
 
 func newValidateCmd(g *globalOptions) *cobra.Command {

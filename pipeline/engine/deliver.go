@@ -65,6 +65,8 @@ func (r *Run) handleTask(s *sinkRun, msg jetstream.Msg) {
 	log := r.log.With("sink", s.spec.Name, "id", id)
 	s.stats.active.Add(1)
 	defer s.stats.active.Add(-1)
+	s.metrics.inFlight.Inc()
+	defer s.metrics.inFlight.Dec()
 
 	// Keep the task while working on it, however long that takes.
 	alive, stopAlive := context.WithCancel(context.Background())
@@ -94,6 +96,7 @@ func (r *Run) handleTask(s *sinkRun, msg jetstream.Msg) {
 		msg.Nak() // the next run takes it at once
 	case errors.As(err, &later):
 		s.stats.retries.Add(1)
+		s.metrics.retries.Inc()
 		log.Warn("delivery attempt failed; retrying", "in", later.after, "err", later.err)
 		msg.NakWithDelay(later.after)
 	default:
@@ -187,6 +190,7 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, log interface 
 		}
 		if final {
 			s.stats.failed.Add(1)
+			s.metrics.failures.Inc()
 			log.Error("delivery failed", "attempts", rec.Attempts, "err", err)
 			r.finisher.poke(id)
 			return nil
@@ -278,7 +282,13 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, log interface 
 	}
 	s.stats.committed.Add(1)
 	log.Info("delivered", "file", m.Name, "bytes", m.Size)
-	return r.finish(key, id, bus.DeliveryCommitted, m.Size)
+	if err := r.finish(key, id, bus.DeliveryCommitted, m.Size); err != nil {
+		return err
+	}
+	// Counted once the commit is recorded: a commit whose record failed is
+	// done again by the next attempt, and counted then.
+	s.metrics.files.Inc()
+	return nil
 }
 
 func (r *Run) finish(key, id, state string, size int64) error {
@@ -389,12 +399,13 @@ func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 			continue
 		}
 		g.Go(func() error {
-			if err := writePart(ctx, up, p, data); err != nil {
+			if err := writePart(ctx, up, p, data, &s.metrics); err != nil {
 				writeFailed.Store(true)
 				stopReading()
 				return fmt.Errorf("writing part %d of %s to sink %s: %w", p.Number, m.Name, s.spec.Name, err)
 			}
 			s.stats.bytes.Add(p.Size)
+			s.metrics.bytes.Add(float64(p.Size))
 			recorder.done(p.Number)
 			return nil
 		})
@@ -411,15 +422,21 @@ func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 }
 
 // writePart writes one part, retrying a few times before giving up.
-func writePart(ctx context.Context, up pipeline.Upload, p pipeline.Part, data net.Buffers) error {
+func writePart(ctx context.Context, up pipeline.Upload, p pipeline.Part, data net.Buffers, sm *sinkMetrics) error {
 	b := newBackoff(200*time.Millisecond, 2*time.Second)
 	var err error
 	for attempt := 1; attempt <= partAttempts; attempt++ {
 		body := append(net.Buffers(nil), data...) // Read consumes the slice
+		start := time.Now()
 		err = up.WritePart(ctx, p, &body)
-		if err == nil || pipeline.IsPermanent(err) || ctx.Err() != nil || attempt == partAttempts {
+		if err == nil {
+			sm.partWrite.Observe(time.Since(start).Seconds())
 			break
 		}
+		if pipeline.IsPermanent(err) || ctx.Err() != nil || attempt == partAttempts {
+			break
+		}
+		sm.partRetries.Inc()
 		sleep(ctx, b.next())
 	}
 	return err

@@ -17,4 +17,40 @@
 // Deliveries start as soon as a file's ingest begins, so reading and writing
 // overlap; a sink that needs the final size and sha256 up front implements
 // pipeline.ManifestFirst and is opened once the file is completely on the bus.
+//
+// # Metrics
+//
+// With Options.Metrics set, the engine registers these Prometheus
+// collectors (several engines may share one registry; series carry the flow
+// name, and the sink name where there is one):
+//
+//	mftflow_read_bytes_total{flow}               bytes put on the bus (after the stages)
+//	mftflow_read_files_total{flow}               files read completely onto the bus
+//	mftflow_chunk_publish_seconds{flow}          histogram: chunk publish to its ack
+//	mftflow_delivered_bytes_total{flow,sink}     bytes of parts written to the sink
+//	mftflow_delivered_files_total{flow,sink}     deliveries committed
+//	mftflow_part_write_seconds{flow,sink}        histogram: one successful part write
+//	mftflow_part_retries_total{flow,sink}        part writes tried again within an attempt
+//	mftflow_delivery_retries_total{flow,sink}    delivery attempts failed and scheduled again
+//	mftflow_delivery_failures_total{flow,sink}   deliveries failed for good
+//	mftflow_deliveries_in_flight{flow,sink}      deliveries this process is working on
+//	mftflow_bus_tasks_pending{flow,sink}         tasks no runner has taken yet
+//	mftflow_bus_tasks_ack_pending{flow,sink}     tasks taken and not yet acknowledged
+//	mftflow_bus_chunks_stored{flow}              messages in the flow's chunk stream
+//	mftflow_bus_chunk_bytes_stored{flow}         bytes in the flow's chunk stream
+//	mftflow_bus_info_errors_total                bus gauge reads that failed
+//
+// Counters count what this process did. A file counts as delivered once,
+// when its committed state is recorded. Delivered bytes count each part when
+// the sink accepts it: a write that fails and is tried again counts once,
+// when it succeeds, and the parts a resumed delivery finds written by an
+// earlier attempt (of this or another runner) are not counted again. A part
+// is counted twice only when it really was sent twice: written, then lost
+// from the delivery record by a crash before the record was saved. Bytes of
+// a delivery that later fails for good stay counted: they were moved. A read
+// resumed from a checkpoint counts again the chunks it publishes again.
+//
+// The bus gauges are read from JetStream at scrape time (stream and consumer
+// info, within two seconds) for each flow with a run in the process; a flow
+// run twice in one process is read once.
 package engine

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/bus"
@@ -34,13 +35,19 @@ type Options struct {
 	Grace time.Duration
 	// Replicas of the flow's streams and KV bucket; default 1.
 	Replicas int
+	// Metrics receives the engine's Prometheus collectors (see the package
+	// doc for the names); nil means no metrics. Engines in one process may
+	// share a registry: their series carry the flow (and sink) name and the
+	// collectors are registered once.
+	Metrics prometheus.Registerer
 }
 
 // Engine runs flows over one NATS connection. It is safe for concurrent use.
 type Engine struct {
-	nc   *nats.Conn
-	js   jetstream.JetStream
-	opts Options
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	opts    Options
+	metrics *metrics
 }
 
 // New returns an engine that uses nc, which must stay open while runs are going.
@@ -66,7 +73,11 @@ func New(nc *nats.Conn, o Options) (*Engine, error) {
 	if o.Grace <= 0 {
 		o.Grace = 30 * time.Second
 	}
-	return &Engine{nc: nc, js: js, opts: o}, nil
+	m, err := newMetrics(o.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{nc: nc, js: js, opts: o, metrics: m}, nil
 }
 
 // Run is one flow being run by an Engine.
@@ -103,7 +114,8 @@ type Run struct {
 	errOnce sync.Once
 	err     error
 
-	stats stats
+	stats   stats
+	metrics runMetrics
 }
 
 type sinkRun struct {
@@ -111,6 +123,7 @@ type sinkRun struct {
 	sink     pipeline.Sink
 	consumer jetstream.Consumer
 	stats    *sinkStats
+	metrics  sinkMetrics
 }
 
 // waitsForFile reports whether s needs the whole of f on the bus before Open.
@@ -169,6 +182,7 @@ func (e *Engine) Start(ctx context.Context, f pipeline.Flow) (*Run, error) {
 		r.closeComponents()
 		return nil, fmt.Errorf("flow %s: watching deliveries: %w", f.Name, err)
 	}
+	r.metrics = e.metrics.start(r)
 	for _, s := range r.sinks {
 		for range s.spec.Files {
 			r.workers.Add(1)
@@ -265,6 +279,15 @@ func (r *Run) closeComponents() {
 	for _, s := range r.sinks {
 		if err := s.sink.Close(); err != nil {
 			r.log.Warn("closing sink", "sink", s.spec.Name, "err", err)
+		}
+	}
+	// Stages need no Close, but one that holds resources (a plugin
+	// process) may have it.
+	for _, st := range r.stages {
+		if c, ok := st.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				r.log.Warn("closing stage", "err", err)
+			}
 		}
 	}
 }

@@ -406,6 +406,9 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string) error {
 		m.State, m.Checkpoint, m.Updated = bus.FileReady, nil, time.Now().UTC()
 		return nil
 	})
+	if err == nil {
+		r.metrics.readFiles.Inc()
+	}
 	return err
 }
 
@@ -495,6 +498,7 @@ type publisher struct {
 }
 
 func (p *publisher) publish(data []byte, last bool) error {
+	p.reap()
 	if err := p.r.awaitWindow(p.ctx, p.id, p.index, &p.slowest); err != nil {
 		return err
 	}
@@ -507,7 +511,8 @@ func (p *publisher) publish(data []byte, last bool) error {
 	p.index++
 	p.bytes += int64(len(data))
 	p.r.stats.bytesRead.Add(int64(len(data)))
-	p.pending = append(p.pending, inFlight{fut, data})
+	p.r.metrics.readBytes.Add(float64(len(data)))
+	p.pending = append(p.pending, inFlight{fut, data, time.Now()})
 	for len(p.pending) >= publishWindow {
 		if err := p.awaitOldest(p.ctx); err != nil {
 			return err
@@ -519,17 +524,36 @@ func (p *publisher) publish(data []byte, last bool) error {
 // read is the source bytes read over every attempt, up to what is published.
 func (p *publisher) read() int64 { return p.readBefore + p.bytes - p.startBytes }
 
-// inFlight is a chunk publish awaiting its ack, with the buffer it came from.
+// inFlight is a chunk publish awaiting its ack, with the buffer it came from
+// and when it was published.
 type inFlight struct {
 	fut jetstream.PubAckFuture
 	buf []byte
+	at  time.Time
+}
+
+// reap takes the acks that have arrived, oldest first, without waiting, so
+// that buffers return to the pool early and the publish latency is measured
+// close to when each ack came rather than when the window filled.
+func (p *publisher) reap() {
+	for len(p.pending) > 0 {
+		select {
+		case <-p.pending[0].fut.Ok():
+		default:
+			return
+		}
+		p.r.metrics.publish.Observe(time.Since(p.pending[0].at).Seconds())
+		p.r.chunks.put(p.pending[0].buf)
+		p.pending = p.pending[1:]
+	}
 }
 
 func (p *publisher) awaitOldest(ctx context.Context) error {
-	fut, buf := p.pending[0].fut, p.pending[0].buf
+	fut, buf, at := p.pending[0].fut, p.pending[0].buf, p.pending[0].at
 	p.pending = p.pending[1:]
 	select {
 	case <-fut.Ok():
+		p.r.metrics.publish.Observe(time.Since(at).Seconds())
 		p.r.chunks.put(buf)
 		return nil
 	case err := <-fut.Err():
@@ -539,6 +563,7 @@ func (p *publisher) awaitOldest(ctx context.Context) error {
 		for attempt := 0; attempt < 3; attempt++ {
 			_, err = p.r.fb.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(msg.Header.Get("Nats-Msg-Id")))
 			if err == nil {
+				p.r.metrics.publish.Observe(time.Since(at).Seconds())
 				p.r.chunks.put(buf)
 				return nil
 			}

@@ -32,8 +32,8 @@ type server struct {
 
 	ids      atomic.Uint64
 	ackedIDs []string // oldest first
-	items   sync.Map // id → pipeline.Item
-	uploads sync.Map // id → *upload
+	items    sync.Map // id → pipeline.Item
+	uploads  sync.Map // id → *upload
 }
 
 type upload struct {

@@ -1,0 +1,237 @@
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mftflow/mftflow/pipeline/bus"
+	"github.com/mftflow/mftflow/pipeline/engine"
+)
+
+// Flow names a flow whose bus /readyz checks.
+type Flow struct {
+	Name string
+	// Sinks whose task consumers must exist; none checks no consumer.
+	Sinks []string
+}
+
+// Options configure the operations handler.
+type Options struct {
+	// Conn is the connection the runner works over; required.
+	Conn *nats.Conn
+	// Flows the runner runs. /readyz reports not ready until each one's
+	// streams, consumers and KV bucket exist.
+	Flows []Flow
+	// Gatherer serves /metrics; nil means prometheus.DefaultGatherer.
+	Gatherer prometheus.Gatherer
+	// Timeout bounds the NATS calls of one /readyz probe; default 5s.
+	// /status reads may take up to a minute.
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+// statusTimeout bounds a /status read, as it does "runner status".
+const statusTimeout = time.Minute
+
+type handler struct {
+	o  Options
+	js jetstream.JetStream
+}
+
+// NewHandler returns the handler of /healthz, /readyz, /metrics and /status.
+// It is safe for concurrent use.
+func NewHandler(o Options) (http.Handler, error) {
+	if o.Conn == nil {
+		return nil, errors.New("ops: Options.Conn is nil: the handler needs the runner's NATS connection")
+	}
+	js, err := jetstream.New(o.Conn)
+	if err != nil {
+		return nil, fmt.Errorf("ops: %w", err)
+	}
+	if o.Gatherer == nil {
+		o.Gatherer = prometheus.DefaultGatherer
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &handler{o: o, js: js}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		text(w, http.StatusOK, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", h.readyz)
+	mux.HandleFunc("GET /status", h.status)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+		// A collector that fails leaves its series out; the others are served.
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
+	return mux, nil
+}
+
+func text(w http.ResponseWriter, code int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	fmt.Fprint(w, body)
+}
+
+func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), h.o.Timeout)
+	defer cancel()
+	problems := h.check(ctx)
+	if len(problems) == 0 {
+		text(w, http.StatusOK, "ok\n")
+		return
+	}
+	text(w, http.StatusServiceUnavailable, "not ready\n- "+strings.Join(problems, "\n- ")+"\n")
+}
+
+// check returns why the runner is not ready, one reason each.
+func (h *handler) check(ctx context.Context) []string {
+	if st := h.o.Conn.Status(); st != nats.CONNECTED {
+		return []string{fmt.Sprintf("NATS: not connected (%s)", st)}
+	}
+	if _, err := h.js.AccountInfo(ctx); err != nil {
+		return []string{fmt.Sprintf("JetStream: %v", err)}
+	}
+	var problems []string
+	for _, f := range h.o.Flows {
+		n := bus.Names{Flow: f.Name}
+		missing := func(what string, err error) {
+			problems = append(problems, fmt.Sprintf("flow %s: %s: %v", f.Name, what, err))
+		}
+		if _, err := h.js.Stream(ctx, n.ChunkStream()); errors.Is(err, jetstream.ErrStreamNotFound) {
+			missing("stream "+n.ChunkStream(), errNotYet)
+		} else if err != nil {
+			missing("stream "+n.ChunkStream(), err)
+		}
+		tasks, err := h.js.Stream(ctx, n.TaskStream())
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			missing("stream "+n.TaskStream(), errNotYet)
+		} else if err != nil {
+			missing("stream "+n.TaskStream(), err)
+		} else {
+			for _, s := range f.Sinks {
+				if _, err := tasks.Consumer(ctx, n.Consumer(s)); errors.Is(err, jetstream.ErrConsumerNotFound) {
+					missing(fmt.Sprintf("consumer %s of sink %s", n.Consumer(s), s), errNotYet)
+				} else if err != nil {
+					missing(fmt.Sprintf("consumer %s of sink %s", n.Consumer(s), s), err)
+				}
+			}
+		}
+		if _, err := h.js.KeyValue(ctx, n.Bucket()); errors.Is(err, jetstream.ErrBucketNotFound) {
+			missing("KV bucket "+n.Bucket(), errNotYet)
+		} else if err != nil {
+			missing("KV bucket "+n.Bucket(), err)
+		}
+	}
+	return problems
+}
+
+var errNotYet = errors.New("does not exist yet")
+
+func (h *handler) status(w http.ResponseWriter, r *http.Request) {
+	var flows []string
+	for _, v := range r.URL.Query()["flow"] {
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				flows = append(flows, f)
+			}
+		}
+	}
+	if st := h.o.Conn.Status(); st != nats.CONNECTED {
+		text(w, http.StatusServiceUnavailable, fmt.Sprintf("reading status: NATS is not connected (%s)\n", st))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), statusTimeout)
+	defer cancel()
+	for _, f := range flows {
+		_, err := h.js.KeyValue(ctx, bus.Names{Flow: f}.Bucket())
+		if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrInvalidBucketName) {
+			text(w, http.StatusNotFound, fmt.Sprintf("no state for flow %q on this server\n", f))
+			return
+		}
+		if err != nil {
+			h.o.Logger.Warn("ops: reading status", "flow", f, "err", err)
+			text(w, http.StatusInternalServerError, fmt.Sprintf("reading the state of flow %q: %v\n", f, err))
+			return
+		}
+	}
+	st, err := engine.ReadStatus(ctx, h.js, flows...)
+	if err != nil {
+		h.o.Logger.Warn("ops: reading status", "err", err)
+		text(w, http.StatusInternalServerError, fmt.Sprintf("reading status: %v\n", err))
+		return
+	}
+	if st == nil {
+		st = []engine.FlowStatus{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(st)
+}
+
+// Server serves a handler on its own TCP address.
+type Server struct {
+	srv  *http.Server
+	ln   net.Listener
+	done chan struct{}
+}
+
+// Listen listens on addr (host:port; port 0 takes a free one) and serves h
+// until Shutdown. It returns once the address is bound, so an address in use
+// is reported here.
+func Listen(addr string, h http.Handler, log *slog.Logger) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("operations endpoints: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
+		ln:   ln,
+		done: make(chan struct{}),
+	}
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("operations endpoints stopped", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// Addr is the address the server listens on, such as 127.0.0.1:9090.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Shutdown stops taking requests and waits, until ctx ends, for those under
+// way; then it closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close()
+	}
+	<-s.done
+	return err
+}
