@@ -1,0 +1,71 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// pluginsDirWith returns a plugins directory in dir holding the localfs plugin.
+func pluginsDirWith(t *testing.T, dir string) string {
+	t.Helper()
+	plugins := filepath.Join(dir, "plugins.d")
+	os.MkdirAll(plugins, 0o755)
+	if err := os.Symlink(localfsPlugin(t), filepath.Join(plugins, "localfs")); err != nil {
+		t.Fatal(err)
+	}
+	return plugins
+}
+
+func TestConnectorsListsPlugins(t *testing.T) {
+	dir := t.TempDir()
+	plugins := pluginsDirWith(t, dir)
+	stdout, stderr, code := runRunner(t, dir, "connectors", "--plugins-dir", plugins)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	path, _ := filepath.Abs(filepath.Join(plugins, "localfs"))
+	for _, want := range []string{
+		"localfs (" + path + "): Reads files from a local directory",
+		"localfs (" + path + "): Writes files to a local directory",
+		"plugin_sha256",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("connectors output lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
+func TestValidateChecksPluginConfig(t *testing.T) {
+	dir := t.TempDir()
+	plugins := pluginsDirWith(t, dir)
+	flow := writeFile(t, dir, "flow.yaml", `name: p
+source:
+  local:
+    path: in
+sinks:
+  - localfs:
+      path: out
+      overwrite: sometimes
+      colour: blue
+`)
+	_, stderr, code := runRunner(t, dir, "validate", "--plugins-dir", plugins, flow)
+	want := flow + `:9:7: localfs sink: unknown field "colour"`
+	if code != 1 || !strings.Contains(stderr, want) || !strings.Contains(stderr, flow+`:8:18: localfs sink: field "overwrite": want one of`) {
+		t.Fatalf("exit %d, stderr:\n%s\nwant exit 1 and errors at the fields' positions", code, stderr)
+	}
+}
+
+func TestBadPluginStopsTheRunner(t *testing.T) {
+	dir := t.TempDir()
+	plugins := filepath.Join(dir, "plugins.d")
+	writeFile(t, plugins, "readme.txt", "not a plugin")
+	flow := writeFile(t, dir, "flow.yaml", "name: p\nsource:\n  local:\n    path: in\nsinks:\n  - local:\n      path: out\n")
+	_, stderr, code := runRunner(t, dir, "run", "--plugins-dir", plugins, flow)
+	path, _ := filepath.Abs(filepath.Join(plugins, "readme.txt"))
+	want := "runner: loading plugins from " + plugins + " (--plugins-dir):\nplugin " + path + ": not executable (mode -rw-r--r--): make it executable (chmod +x) or move it out of the plugins directory\n"
+	if code != 1 || stderr != want {
+		t.Fatalf("exit %d, stderr:\n%q\nwant exit 1 and:\n%q", code, stderr, want)
+	}
+}
