@@ -349,6 +349,10 @@ func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 		readErr  error
 		finished bool
 	)
+	// Chunks that arrived ahead of their turn: a publish that failed is
+	// sent again after the ones behind it have landed (a cluster leader
+	// change), so the stream may hold a few chunks out of order.
+	ahead := map[int]storedChunk{}
 	for !finished {
 		if r.stopping.Err() != nil {
 			readErr = errStopped
@@ -357,30 +361,45 @@ func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 		if writeFailed.Load() {
 			break // a writer failed; g.Wait reports it
 		}
-		msg, err := r.nextChunk(readCtx, msgs, m, expect)
-		if err != nil {
-			if !writeFailed.Load() { // else the read was stopped for it
-				readErr = err
+		c, ok := ahead[expect]
+		if ok {
+			delete(ahead, expect)
+		} else {
+			msg, err := r.nextChunk(readCtx, msgs, m, expect, len(ahead) > 0)
+			if err != nil {
+				if !writeFailed.Load() { // else the read was stopped for it
+					readErr = err
+				}
+				break
 			}
-			break
-		}
-		ch, err := r.codec.Decode(msg.Headers(), msg.Data())
-		if err != nil {
-			readErr = pipeline.Permanent(fmt.Errorf("%s: %w", m.Name, err))
-			break
-		}
-		if ch.Index < expect {
-			continue // published again after a crash; already seen
-		}
-		if ch.Index > expect {
-			readErr = pipeline.Permanent(fmt.Errorf("%s: chunk %d is missing from the bus (next is %d); were the chunks purged?", m.Name, expect, ch.Index))
-			break
-		}
-		if len(part) == 0 {
-			// A part starts here: a possible resume point.
+			if c.Chunk, err = r.codec.Decode(msg.Headers(), msg.Data()); err != nil {
+				readErr = pipeline.Permanent(fmt.Errorf("%s: %w", m.Name, err))
+				break
+			}
 			if meta, err := msg.Metadata(); err == nil {
-				recorder.boundary(bus.Prefix{Parts: partNo, Chunks: ch.Index, Bytes: size, Seq: meta.Sequence.Stream})
+				c.seq = meta.Sequence.Stream
 			}
+			if c.Index < expect {
+				continue // published again after a crash; already seen
+			}
+			if c.Index > expect {
+				if len(ahead) >= maxAhead {
+					readErr = pipeline.Permanent(fmt.Errorf("%s: chunk %d is missing from the bus (%d later ones are there); were the chunks purged?", m.Name, expect, len(ahead)))
+					break
+				}
+				ahead[c.Index] = c
+				continue
+			}
+		}
+		ch := c.Chunk
+		if len(part) == 0 && c.seq > 0 {
+			// A part starts here: a possible resume point, from the
+			// lowest stream position still needed.
+			seq := c.seq
+			for _, a := range ahead {
+				seq = min(seq, a.seq)
+			}
+			recorder.boundary(bus.Prefix{Parts: partNo, Chunks: ch.Index, Bytes: size, Seq: seq})
 		}
 		expect++
 		size += int64(len(ch.Data))
@@ -442,6 +461,17 @@ func writePart(ctx context.Context, up pipeline.Upload, p pipeline.Part, data ne
 	return err
 }
 
+// storedChunk is a chunk read from the bus with its stream sequence.
+type storedChunk struct {
+	bus.Chunk
+	seq uint64
+}
+
+// maxAhead bounds the chunks kept while waiting for one that is late: twice
+// the publishes a reader has in flight, so a reordering by a republish always
+// fits and a chunk that is really missing is found out.
+const maxAhead = 2 * publishWindow
+
 // A read may go this many AckWaits without a sign of life (the reader's
 // heartbeat comes every AckWait) before deliveries waiting for it give up
 // the attempt; they check every AckWait.
@@ -450,8 +480,10 @@ const staleRead = 3
 // nextChunk waits for the file's next chunk. It returns errStopped when the
 // run stops, and a retryable error when no runner has been reading the file
 // for a while (it stopped, or the file changed at the source before it was
-// read again), so the delivery does not hold a worker forever.
-func (r *Run) nextChunk(ctx context.Context, msgs jetstream.MessagesContext, m *bus.Manifest, index int) (jetstream.Msg, error) {
+// read again), so the delivery does not hold a worker forever. gap says
+// chunk index is late (later ones arrived): once the file is wholly on the
+// bus and nothing comes, it is missing.
+func (r *Run) nextChunk(ctx context.Context, msgs jetstream.MessagesContext, m *bus.Manifest, index int, gap bool) (jetstream.Msg, error) {
 	for {
 		wait, cancel := context.WithTimeout(ctx, r.e.opts.AckWait)
 		stopWait := context.AfterFunc(r.stopping, cancel)
@@ -467,6 +499,9 @@ func (r *Run) nextChunk(ctx context.Context, msgs jetstream.MessagesContext, m *
 			var cur bus.Manifest
 			if _, gerr := r.fb.Store.Get(ctx, bus.ManifestKey(m.ID), &cur); gerr != nil {
 				return nil, gerr
+			}
+			if gap && cur.State != bus.FileIngesting {
+				return nil, pipeline.Permanent(fmt.Errorf("%s: chunk %d is missing from the bus; were the chunks purged?", m.Name, index))
 			}
 			if idle := time.Since(cur.Updated); cur.State == bus.FileIngesting && idle > staleRead*r.e.opts.AckWait {
 				return nil, fmt.Errorf("waiting for chunk %d of %s: nobody has been reading it from the source for %s (a runner stopped, or the file changed before it was offered again)",
