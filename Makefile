@@ -1,15 +1,19 @@
 # The README's commands. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: test minio test-short fmt vet lint bench quickstart proto
+.PHONY: test minio sshd test-short fmt vet lint bench quickstart proto
 
 # The S3 tests need a MinIO server: scripts/minio.sh builds the pinned one into
-# bin/ once (about five minutes), and the tests start it on 127.0.0.1.
-test: minio
+# bin/ once (about five minutes), and the tests start it on 127.0.0.1. The SFTP
+# tests need Debian's OpenSSH server: scripts/sshd.sh installs it (as root).
+test: minio sshd
 	$(GO) test -race -count=1 -timeout 25m ./...
 
 minio:
 	@./scripts/minio.sh >/dev/null
+
+sshd:
+	@./scripts/sshd.sh >/dev/null
 
 test-short:
 	$(GO) test -short -count=1 ./...

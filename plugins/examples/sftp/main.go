@@ -1,0 +1,32 @@
+// Command sftp is the SFTP source and sink (package sftpconn) served as a
+// connector plugin.
+//
+//	go build -o plugins.d/sftp ./plugins/examples/sftp
+//
+//	sinks:
+//	  - sftp:
+//	      host: sftp.example.com
+//	      user: partner
+//	      private_key: /etc/mftflow/partner.key
+//	      known_hosts: /etc/mftflow/known_hosts
+//	      directory: /inbound
+//	      trigger: "{name}.done"
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/plugins/examples/sftp/sftpconn"
+	"github.com/mftflow/mftflow/plugins/sdk"
+)
+
+func main() {
+	r := pipeline.NewRegistry()
+	if err := sftpconn.Register(r); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	sdk.Serve(r, sdk.Version("1.0.0"))
+}

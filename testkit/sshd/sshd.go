@@ -1,0 +1,486 @@
+package sshd
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// The local test user scripts/sshd.sh creates, and its password.
+const (
+	TestUser     = "mftflow-sftp"
+	TestPassword = "mftflow-sftp-password"
+)
+
+// Server is a running sshd.
+type Server struct {
+	// Addr is the server's address, "127.0.0.1:port".
+	Addr string
+	// Host and Port are Addr's parts.
+	Host string
+	Port int
+	// User is the login name the server accepts.
+	User string
+	// Password is User's password, or "" when password logins are not
+	// possible (the tests do not run as root, or the test user is missing).
+	Password string
+	// ClientKey is the path of the client's private key (OpenSSH PEM, not
+	// encrypted); ClientSigner is the same key for Go code.
+	ClientKey    string
+	ClientSigner ssh.Signer
+	// HostKey is the server's public host key.
+	HostKey ssh.PublicKey
+	// KnownHostsFile holds KnownHostsLine, ready for a client to trust.
+	KnownHostsFile string
+	// Dir is the absolute directory that SFTP clients read and write; the
+	// server has no chroot, so remote paths are the same as local ones.
+	// It is owned by User and starts empty.
+	Dir string
+	// Base is the temporary directory holding the configuration, keys, log
+	// and Dir.
+	Base string
+
+	uid, gid int // of User; -1 when files need no chown
+	logPath  string
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	stopOnce sync.Once
+
+	encMu     sync.Mutex
+	encrypted map[string]string // passphrase -> key file
+}
+
+// Binary returns the path of sshd, or "" if there is none.
+func Binary() string {
+	if p := os.Getenv("MFTFLOW_SSHD"); p != "" {
+		return p
+	}
+	if fi, err := os.Stat("/usr/sbin/sshd"); err == nil && !fi.IsDir() {
+		return "/usr/sbin/sshd"
+	}
+	if p, err := exec.LookPath("sshd"); err == nil {
+		return p
+	}
+	return ""
+}
+
+// Start starts an sshd for t and stops it when t ends. Without sshd it
+// skips t, saying how to install it.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin := Binary()
+	if bin == "" {
+		t.Skip("OpenSSH server (sshd) not found: run ./scripts/sshd.sh (installs Debian's openssh-server) or set MFTFLOW_SSHD")
+	}
+	abs, err := filepath.Abs(bin)
+	if err != nil {
+		t.Fatalf("sshd %s: %v", bin, err)
+	}
+	var lastErr error
+	for range 3 { // a port taken between picking and binding: try again
+		srv, err := start(abs)
+		if err == nil {
+			t.Cleanup(srv.stop)
+			return srv
+		}
+		lastErr = err
+	}
+	t.Fatalf("starting sshd (%s): %v", abs, lastErr)
+	return nil
+}
+
+func start(bin string) (srv *Server, err error) {
+	base, err := os.MkdirTemp("", "mftflow-sshd-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(base)
+		}
+	}()
+	// The login user must reach its files and authorized_keys below base.
+	if err := os.Chmod(base, 0o755); err != nil {
+		return nil, err
+	}
+	s := &Server{Base: base, Host: "127.0.0.1", uid: -1, gid: -1, logPath: filepath.Join(base, "sshd.log")}
+	if err := s.pickUser(); err != nil {
+		return nil, err
+	}
+	s.Dir = filepath.Join(base, "files")
+	if err := os.Mkdir(s.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := s.chown(s.Dir); err != nil {
+		return nil, err
+	}
+
+	hostPub, hostPEM, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	s.HostKey = hostPub
+	hostKey := filepath.Join(base, "ssh_host_ed25519_key")
+	if err := os.WriteFile(hostKey, hostPEM, 0o600); err != nil {
+		return nil, err
+	}
+	clientPub, clientPEM, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	s.ClientKey = filepath.Join(base, "client_ed25519_key")
+	if err := os.WriteFile(s.ClientKey, clientPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if s.ClientSigner, err = ssh.ParsePrivateKey(clientPEM); err != nil {
+		return nil, err
+	}
+	authorized := filepath.Join(base, "authorized_keys")
+	if err := os.WriteFile(authorized, ssh.MarshalAuthorizedKey(clientPub), 0o644); err != nil {
+		return nil, err
+	}
+
+	s.Port, err = freePort()
+	if err != nil {
+		return nil, err
+	}
+	s.Addr = net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
+	s.KnownHostsFile = filepath.Join(base, "known_hosts")
+	if err := os.WriteFile(s.KnownHostsFile, []byte(s.KnownHostsLine()+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+
+	password := "no"
+	if s.Password != "" {
+		password = "yes"
+	}
+	config := filepath.Join(base, "sshd_config")
+	conf := strings.Join([]string{
+		"ListenAddress " + s.Addr,
+		"HostKey " + hostKey,
+		"PidFile " + filepath.Join(base, "sshd.pid"),
+		"AuthorizedKeysFile " + authorized,
+		"AllowUsers " + s.User,
+		"PermitRootLogin prohibit-password",
+		"PubkeyAuthentication yes",
+		"PasswordAuthentication " + password,
+		"PermitEmptyPasswords no",
+		"KbdInteractiveAuthentication no",
+		"UsePAM no",
+		// The temporary directory is not root's alone; sshd would refuse it.
+		"StrictModes no",
+		"UseDNS no",
+		// SFTP only, as on Thru's endpoints: no shell, no forwarding.
+		"Subsystem sftp internal-sftp",
+		"ForceCommand internal-sftp",
+		"PermitTTY no",
+		"AllowTcpForwarding no",
+		"AllowAgentForwarding no",
+		"X11Forwarding no",
+		"PermitTunnel no",
+		"MaxStartups 100",
+		"MaxSessions 100",
+		"MaxAuthTries 10",
+		"LoginGraceTime 30",
+		// DEBUG shows global requests such as keepalive@openssh.com in the log.
+		"LogLevel DEBUG",
+		"",
+	}, "\n")
+	if err := os.WriteFile(config, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	if os.Geteuid() == 0 {
+		// sshd running as root insists on its privilege separation directory.
+		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+			return nil, fmt.Errorf("creating /run/sshd: %w", err)
+		}
+	}
+
+	// -D: stay in the foreground, so the test owns the process; -E: log to
+	// a file the test can read.
+	s.cmd = exec.Command(bin, "-D", "-f", config, "-E", s.logPath)
+	s.cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	var out bytes.Buffer
+	s.cmd.Stdout, s.cmd.Stderr = &out, &out
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	s.exited = make(chan struct{})
+	go func() { s.cmd.Wait(); close(s.exited) }()
+	if err := s.waitReady(30 * time.Second); err != nil {
+		s.kill()
+		return nil, fmt.Errorf("%w; output:\n%s\nlog:\n%s", err, out.String(), s.Log())
+	}
+	return s, nil
+}
+
+// pickUser chooses the login user: the test user when running as root and
+// it exists, else the current user.
+func (s *Server) pickUser() error {
+	if os.Geteuid() == 0 {
+		if u, err := user.Lookup(TestUser); err == nil {
+			uid, err1 := strconv.Atoi(u.Uid)
+			gid, err2 := strconv.Atoi(u.Gid)
+			if err1 == nil && err2 == nil {
+				s.User, s.Password, s.uid, s.gid = TestUser, TestPassword, uid, gid
+				return nil
+			}
+		}
+	}
+	u, err := user.Current()
+	if err != nil {
+		return fmt.Errorf("finding the current user: %w", err)
+	}
+	s.User = u.Username
+	return nil
+}
+
+func (s *Server) chown(p string) error {
+	if s.uid < 0 {
+		return nil
+	}
+	return os.Lchown(p, s.uid, s.gid)
+}
+
+func newKey() (ssh.PublicKey, []byte, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sshPub, pem.EncodeToMemory(block), nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitReady waits until the server sends its SSH banner.
+func (s *Server) waitReady(limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.exited:
+			return errors.New("sshd exited")
+		default:
+		}
+		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+		if err == nil {
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if strings.HasPrefix(line, "SSH-2.0-") {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("no SSH banner at %s after %v", s.Addr, limit)
+}
+
+func (s *Server) kill() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(5 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.exited
+	}
+}
+
+// stop ends the listening sshd and removes the temporary directory. Sessions
+// still open end when their clients close.
+func (s *Server) stop() {
+	s.stopOnce.Do(func() {
+		s.kill()
+		os.RemoveAll(s.Base)
+	})
+}
+
+// KnownHostsLine is the known_hosts line for the server's host key, such as
+// "[127.0.0.1]:40123 ssh-ed25519 AAAA...".
+func (s *Server) KnownHostsLine() string {
+	return knownhosts.Line([]string{knownhosts.Normalize(s.Addr)}, s.HostKey)
+}
+
+// EncryptedClientKey writes the client key encrypted with passphrase to a
+// file and returns its path. Encrypting is slow on purpose (bcrypt), so the
+// file is made once per passphrase.
+func (s *Server) EncryptedClientKey(t testing.TB, passphrase string) string {
+	t.Helper()
+	s.encMu.Lock()
+	defer s.encMu.Unlock()
+	if p, ok := s.encrypted[passphrase]; ok {
+		return p
+	}
+	pemBytes, err := os.ReadFile(s.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ssh.ParseRawPrivateKey(pemBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKeyWithPassphrase(raw, "", []byte(passphrase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.CreateTemp(s.Base, "client_encrypted_*_key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(pem.EncodeToMemory(block)); err != nil {
+		t.Fatal(err)
+	}
+	if s.encrypted == nil {
+		s.encrypted = map[string]string{}
+	}
+	s.encrypted[passphrase] = f.Name()
+	return f.Name()
+}
+
+// Log returns what the server logged so far.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(s.logPath)
+	return string(b)
+}
+
+// Path returns the local path of name (slash-separated, relative to Dir),
+// which is also its remote path.
+func (s *Server) Path(name string) string {
+	return filepath.Join(s.Dir, filepath.FromSlash(name))
+}
+
+// Mkdir creates the directory name below Dir, with its parents, owned by
+// User, and returns its path.
+func (s *Server) Mkdir(t testing.TB, name string) string {
+	t.Helper()
+	p := s.Path(name)
+	if err := s.mkdirAll(p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (s *Server) mkdirAll(p string) error {
+	if p == s.Dir {
+		return nil
+	}
+	if fi, err := os.Stat(p); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", p)
+		}
+		return nil
+	}
+	if err := s.mkdirAll(filepath.Dir(p)); err != nil {
+		return err
+	}
+	if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return s.chown(p)
+}
+
+// WriteFile writes a file below Dir, creating its directories, all owned by
+// User so that the server may delete or move them.
+func (s *Server) WriteFile(t testing.TB, name string, data []byte) {
+	t.Helper()
+	p := s.Path(name)
+	if err := s.mkdirAll(filepath.Dir(p)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.chown(p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ReadFile returns the content of the file name below Dir, and false if
+// there is none.
+func (s *Server) ReadFile(t testing.TB, name string) ([]byte, bool) {
+	t.Helper()
+	b, err := os.ReadFile(s.Path(name))
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		return nil, false
+	}
+	return b, true
+}
+
+// Exists reports whether name exists below Dir.
+func (s *Server) Exists(name string) bool {
+	_, err := os.Lstat(s.Path(name))
+	return err == nil
+}
+
+// List returns the slash-separated names of every file below dir (relative
+// to Dir; "" for Dir itself), sorted, relative to dir.
+func (s *Server) List(t testing.TB, dir string) []string {
+	t.Helper()
+	root := s.Path(dir)
+	var names []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			rel, err := filepath.Rel(root, p)
+			if err != nil {
+				return err
+			}
+			names = append(names, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Unprivileged reports whether User is subject to file permissions, so a
+// test can make a directory it may not write to.
+func (s *Server) Unprivileged() bool {
+	if s.uid >= 0 {
+		return s.uid != 0
+	}
+	return os.Geteuid() != 0
+}
