@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,28 +19,27 @@ import (
 	"github.com/mftflow/mftflow/pipeline/bus"
 )
 
-var (
-	localfsOnce sync.Once
-	localfsBin  string
-	localfsErr  error
-)
+var examplePlugins sync.Map // name → func() (string, error)
+
+// examplePlugin builds plugins/examples/<name> once and returns its path.
+func examplePlugin(t *testing.T, name string) string {
+	t.Helper()
+	build, _ := examplePlugins.LoadOrStore(name, sync.OnceValues(func() (string, error) {
+		bin := filepath.Join(filepath.Dir(runnerBin), "plugins", name)
+		if out, err := exec.Command("go", "build", "-o", bin, "../../plugins/examples/"+name).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("%v\n%s", err, out)
+		}
+		return bin, nil
+	}))
+	bin, err := build.(func() (string, error))()
+	if err != nil {
+		t.Fatalf("building the %s plugin: %v", name, err)
+	}
+	return bin
+}
 
 // localfsPlugin builds plugins/examples/localfs once and returns its path.
-func localfsPlugin(t *testing.T) string {
-	t.Helper()
-	localfsOnce.Do(func() {
-		localfsBin = filepath.Join(filepath.Dir(runnerBin), "plugins", "localfs")
-		out, err := exec.Command("go", "build", "-o", localfsBin, "../../plugins/examples/localfs").CombinedOutput()
-		if err != nil {
-			localfsErr = err
-			t.Logf("%s", out)
-		}
-	})
-	if localfsErr != nil {
-		t.Fatalf("building the localfs plugin: %v", localfsErr)
-	}
-	return localfsBin
-}
+func localfsPlugin(t *testing.T) string { return examplePlugin(t, "localfs") }
 
 // childPID returns the pid of the process called name whose parent is ppid,
 // or 0.

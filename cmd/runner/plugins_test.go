@@ -69,3 +69,38 @@ func TestBadPluginStopsTheRunner(t *testing.T) {
 		t.Fatalf("exit %d, stderr:\n%q\nwant exit 1 and:\n%q", code, stderr, want)
 	}
 }
+
+// A flow with a plugin stage and a plugin sink: local → eol (to CRLF) →
+// localfs.
+func TestFlowThroughPluginStageAndSink(t *testing.T) {
+	dir := t.TempDir()
+	plugins := pluginsDirWith(t, dir)
+	if err := os.Symlink(examplePlugin(t, "eol"), filepath.Join(plugins, "eol")); err != nil {
+		t.Fatal(err)
+	}
+	in := strings.Repeat("a,b,c\n1,2,3\r\n", 200000) // 2.6 MB: many frames
+	writeFile(t, dir, "in/data.csv", in)
+	flow := writeFile(t, dir, "flow.yaml", `name: eol
+source:
+  local:
+    path: in
+    watch: false
+    stable_for: 0s
+stages:
+  - eol: {to: crlf}
+sinks:
+  - localfs:
+      path: out
+`)
+	_, stderr, code := runRunner(t, dir, "run", "--plugins-dir", plugins, "--progress", "none", flow)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "out", "data.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.Repeat("a,b,c\r\n1,2,3\r\n", 200000); string(got) != want {
+		t.Fatalf("output: %d bytes, want %d bytes of CRLF lines", len(got), len(want))
+	}
+}
