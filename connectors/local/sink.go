@@ -1,7 +1,6 @@
 package local
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -165,8 +164,8 @@ type resumeState struct {
 	Target string `json:"target"`
 	// Lost is set when the temporary file was recreated after a restart;
 	// Written then lists the byte ranges it holds.
-	Lost    bool       `json:"lost,omitempty"`
-	Written []interval `json:"written,omitempty"`
+	Lost    bool                `json:"lost,omitempty"`
+	Written pipeline.ByteRanges `json:"written,omitempty"`
 }
 
 // resume reopens the temporary file named by state. The target recorded at
@@ -283,12 +282,9 @@ type upload struct {
 	err       error // why it finished, when not committed
 
 	wmu     sync.Mutex
-	lost    bool       // parts written before a restart are gone
-	written []interval // byte ranges written since then; only kept when lost
+	lost    bool                // parts written before a restart are gone
+	written pipeline.ByteRanges // byte ranges written since then; only kept when lost
 }
-
-// interval is a byte range [0] <= offset < [1].
-type interval [2]int64
 
 func (u *upload) Plan() pipeline.PartPlan {
 	return pipeline.PartPlan{PartSize: u.sink.cfg.PartSize}
@@ -322,7 +318,7 @@ func (u *upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) er
 	}
 	u.wmu.Lock()
 	if u.lost {
-		u.written = addInterval(u.written, interval{p.Offset, p.Offset + p.Size})
+		u.written = u.written.Add(p.Offset, p.Size)
 	}
 	u.wmu.Unlock()
 	return nil
@@ -364,30 +360,6 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
-}
-
-// addInterval adds iv to a sorted list of disjoint intervals, merging.
-func addInterval(list []interval, iv interval) []interval {
-	if iv[0] >= iv[1] {
-		return list
-	}
-	out := make([]interval, 0, len(list)+1)
-	for _, e := range list {
-		switch {
-		case e[1] < iv[0] || e[0] > iv[1]:
-			out = append(out, e)
-		default:
-			iv = interval{min(e[0], iv[0]), max(e[1], iv[1])}
-		}
-	}
-	out = append(out, iv)
-	slices.SortFunc(out, func(a, b interval) int { return cmp.Compare(a[0], b[0]) })
-	return out
-}
-
-// covers reports whether list covers [0, size).
-func covers(list []interval, size int64) bool {
-	return size <= 0 || len(list) > 0 && list[0][0] == 0 && list[0][1] >= size
 }
 
 // State returns the resume token: JSON naming the temporary file and the
@@ -437,7 +409,7 @@ func (u *upload) Commit(ctx context.Context, final pipeline.File) error {
 
 func (u *upload) commit(final pipeline.File) error {
 	u.wmu.Lock()
-	lost, complete := u.lost, covers(u.written, final.Size)
+	lost, complete := u.lost, u.written.Covers(final.Size)
 	u.wmu.Unlock()
 	if lost && u.published(final) {
 		u.discard() // published before a restart; this temporary file is surplus

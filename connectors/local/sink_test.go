@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"math"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
@@ -642,21 +641,5 @@ func TestSinkConcurrentUploads(t *testing.T) {
 	wg.Wait()
 	if diff := cmp.Diff(want, tree(t, dir)); diff != "" {
 		t.Errorf("directory (-want +got):\n%s", diff)
-	}
-}
-
-func TestIntervals(t *testing.T) {
-	var list []interval
-	for _, iv := range []interval{{10, 20}, {30, 40}, {0, 5}, {20, 30}, {5, 10}, {35, 36}, {50, 50}} {
-		list = addInterval(list, iv)
-	}
-	if diff := cmp.Diff([]interval{{0, 40}}, list); diff != "" {
-		t.Errorf("intervals (-want +got):\n%s", diff)
-	}
-	if !covers(list, 40) || covers(list, 41) || !covers(nil, 0) || covers(nil, 1) {
-		t.Error("covers is wrong")
-	}
-	if got := addInterval([]interval{{0, 1}}, interval{2, math.MaxInt64}); len(got) != 2 {
-		t.Errorf("disjoint intervals merged: %v", got)
 	}
 }
