@@ -80,6 +80,7 @@ NATS server or cluster.`,
 		newValidateCmd(g),
 		newConnectorsCmd(g),
 		newStatusCmd(g),
+		newBenchCmd(g),
 		newVersionCmd(),
 	)
 	return root

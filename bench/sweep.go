@@ -1,0 +1,161 @@
+package bench
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/mftflow/mftflow/pipeline"
+)
+
+// Point is one combination of settings. A zero field keeps what the flow
+// (or its defaults) says.
+type Point struct {
+	ChunkSize   int64  `json:"chunk_size"`
+	PartSize    int64  `json:"part_size,omitempty"`
+	Parallelism int    `json:"parallelism"`
+	Compression string `json:"compression"`
+}
+
+// String labels the point as "chunk 1MiB, part 8MiB, parallelism 4, s2".
+func (p Point) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "chunk %s", FormatSize(p.ChunkSize))
+	if p.PartSize > 0 {
+		fmt.Fprintf(&b, ", part %s", FormatSize(p.PartSize))
+	}
+	fmt.Fprintf(&b, ", parallelism %d, %s", p.Parallelism, p.Compression)
+	return b.String()
+}
+
+// Sweep lists the values to try for each setting. An empty list keeps the
+// flow's value.
+type Sweep struct {
+	ChunkSizes   []int64  `json:"chunk_sizes,omitempty"`
+	PartSizes    []int64  `json:"part_sizes,omitempty"`
+	Parallelisms []int    `json:"parallelisms,omitempty"`
+	Compressions []string `json:"compressions,omitempty"`
+}
+
+// Points returns every combination, chunk size varying slowest and
+// compression fastest. base fills in the settings the sweep leaves out.
+func (s Sweep) Points(base Point) []Point {
+	chunks := s.ChunkSizes
+	if len(chunks) == 0 {
+		chunks = []int64{base.ChunkSize}
+	}
+	parts := s.PartSizes
+	if len(parts) == 0 {
+		parts = []int64{base.PartSize}
+	}
+	pars := s.Parallelisms
+	if len(pars) == 0 {
+		pars = []int{base.Parallelism}
+	}
+	comps := s.Compressions
+	if len(comps) == 0 {
+		comps = []string{base.Compression}
+	}
+	var out []Point
+	for _, c := range chunks {
+		for _, ps := range parts {
+			for _, p := range pars {
+				for _, z := range comps {
+					out = append(out, Point{ChunkSize: c, PartSize: ps, Parallelism: p, Compression: z})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// FormatSize prints a byte count the way flow files take it back: the
+// largest binary unit that divides it exactly ("256KiB", "1MiB", "1000").
+func FormatSize(n int64) string {
+	for _, u := range []struct {
+		name string
+		size int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.size && n%u.size == 0 {
+			return strconv.FormatInt(n/u.size, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// splitList splits a comma-separated flag value; every item must be
+// non-empty.
+func splitList(flag, s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, fmt.Errorf("%s: empty list: give one or more values separated by commas", flag)
+	}
+	items := strings.Split(s, ",")
+	for i, it := range items {
+		items[i] = strings.TrimSpace(it)
+		if items[i] == "" {
+			return nil, fmt.Errorf("%s: empty value in %q: separate values with single commas", flag, s)
+		}
+	}
+	return items, nil
+}
+
+// ParseSizes parses a comma-separated list of sizes for flag, each at least
+// min bytes. examples shows the syntax in errors.
+func ParseSizes(flag, s string, min int64, examples string) ([]int64, error) {
+	items, err := splitList(flag, s)
+	if err != nil {
+		return nil, err
+	}
+	var out []int64
+	for _, it := range items {
+		n, err := pipeline.ParseSize(it)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q is not a size (examples: %s)", flag, it, examples)
+		}
+		if n < min {
+			return nil, fmt.Errorf("%s: %q is below the minimum of %s", flag, it, FormatSize(min))
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// ParseCounts parses a comma-separated list of whole numbers above 0.
+func ParseCounts(flag, s string) ([]int, error) {
+	items, err := splitList(flag, s)
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, it := range items {
+		n, err := strconv.Atoi(it)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%s: %q is not a whole number above 0 (examples: 1,4,8)", flag, it)
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// ParseCompressions parses a comma-separated list of bus compressions.
+func ParseCompressions(flag, s string) ([]string, error) {
+	items, err := splitList(flag, s)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, it := range items {
+		if !slices.Contains(pipeline.Compressions, it) {
+			return nil, fmt.Errorf("%s: %q is not a compression (want none, s2 or zstd)", flag, it)
+		}
+		if !slices.Contains(out, it) {
+			out = append(out, it)
+		}
+	}
+	return out, nil
+}
