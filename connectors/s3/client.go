@@ -241,7 +241,7 @@ func (c ClientConfig) wrapErr(op, key string, err error) error {
 		e.Hint = fmt.Sprintf("bucket %q does not exist: create it or fix the bucket setting", c.Bucket)
 	case code == "AccessDenied" || code == "AllAccessDisabled" || status == http.StatusForbidden:
 		e.perm = true
-		e.Hint = fmt.Sprintf("access denied: grant these credentials s3:%s on bucket %q (or check the credentials)", permissionOf(op), c.Bucket)
+		e.Hint = fmt.Sprintf("access denied: grant these credentials %s on bucket %q (or check the credentials)", permissionOf(op), c.Bucket)
 	case code == "NoSuchUpload":
 		e.perm = true
 		e.Hint = "the multipart upload no longer exists (aborted, or removed by a lifecycle rule): the file must be sent again"
@@ -271,19 +271,22 @@ func (c ClientConfig) wrapErr(op, key string, err error) error {
 	return e
 }
 
-// permissionOf names the IAM action an S3 call needs.
+// permissionOf names the IAM actions an S3 call needs. op may carry more
+// words after the call's name ("UploadPart 3").
 func permissionOf(op string) string {
-	switch op {
-	case "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "CopyObject", "PutObjectTagging":
-		return "PutObject"
+	call, _, _ := strings.Cut(op, " ")
+	switch call {
+	case "PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload":
+		return "s3:PutObject"
+	case "CopyObject":
+		return "s3:GetObject and s3:PutObject"
 	case "HeadObject":
-		return "GetObject"
+		// Without ListBucket a missing object answers 403, not 404.
+		return "s3:GetObject and s3:ListBucket"
 	case "ListObjectsV2":
-		return "ListBucket"
-	case "AbortMultipartUpload":
-		return "AbortMultipartUpload"
+		return "s3:ListBucket"
 	case "ListParts":
-		return "ListMultipartUploadParts"
+		return "s3:ListMultipartUploadParts"
 	}
-	return op
+	return "s3:" + call // GetObject, DeleteObject, AbortMultipartUpload, tagging calls
 }

@@ -58,19 +58,33 @@
 // unknown_size_part_size (default 64 MiB), so such a file may be at most
 // 10,000 × that (640 GiB); a bigger one fails at part 10,001 with an error
 // saying to raise it. The engine rounds part sizes up to whole bus chunks.
-// Each part in flight is buffered whole, because the request is signed and
-// checksummed before it is sent (over plain HTTP the SDK cannot stream an
-// unsigned body): in memory up to 16 MiB, in a temporary file above, so
-// memory stays at most 16 MiB × parts in flight. Over HTTPS (and on AWS)
-// parts are sent with UNSIGNED-PAYLOAD rather than a signed sha256 of the
-// body: TLS protects the bytes in transit and the part checksum checks them,
-// and the runner is spared hashing every byte once more.
+// Each part's checksum goes in a header, so the part must be whole before
+// its request starts, and the SDK must be able to send it again. The engine
+// hands a part over as its bus chunks (*net.Buffers), which are sent as they
+// are, without a copy; another caller's part is copied, in memory up to
+// 16 MiB, in a temporary file above, so memory stays at most 16 MiB × parts
+// in flight.
+//
+// Parts are sent with UNSIGNED-PAYLOAD rather than a signed sha256 of the
+// body, over HTTPS and plain HTTP alike: the part's CRC32C (or MD5), in a
+// signed header, checks the bytes, and neither the runner nor the server
+// hashes every byte once more for the signature. The request itself stays
+// signed. Over plain HTTP this trades the signature's protection of the
+// body against deliberate tampering for the checksum's against corruption;
+// such a link already shows the data to anyone on the path, so use HTTPS
+// where that matters.
 //
 // Integrity: every part carries a CRC32C (x-amz-checksum-crc32c, the SDK's
 // flexible checksums) that the server verifies, or a Content-MD5 with
-// checksum "md5" for servers without them. After CompleteMultipartUpload a
-// HeadObject checks the object's size. The whole file's sha256 goes into the
-// object's metadata as x-amz-meta-sha256 (MetaSHA256):
+// checksum "md5" for servers without them. With CRC32C the upload asks for a
+// whole-object checksum (checksum type FULL_OBJECT): CompleteMultipartUpload
+// sends the object's CRC32C, combined from the parts', the server checks it
+// against its own, and the object keeps it (HeadObject with checksum mode
+// ENABLED shows it). A server that does not answer CreateMultipartUpload (or
+// ListParts, when resuming) with that type gets the per-part checksums
+// only. After CompleteMultipartUpload a HeadObject checks the object's size.
+// The whole file's sha256 goes into the object's metadata as
+// x-amz-meta-sha256 (MetaSHA256):
 //
 //   - Files of known size up to small_file_size (default 8 MiB): the sink is
 //     pipeline.ManifestFirst for them, so the engine opens them once they are
@@ -83,7 +97,11 @@
 //     (CopyObject with the REPLACE metadata directive, keeping content type,
 //     storage class, encryption and tags), which moves no data through the
 //     runner. The object is briefly visible without the sha256 in between,
-//     and on a versioned bucket the copy adds a version.
+//     and on a versioned bucket the copy adds a version. MinIO makes such a
+//     copy a metadata update only when the object has a whole-object
+//     checksum, as CRC32C uploads do; otherwise (checksum "md5") it rewrites
+//     the data, as AWS does, which takes time in proportion to the size but
+//     no runner CPU or bandwidth.
 //   - CopyObject cannot copy objects above 5 GiB in one call, nor objects in
 //     the GLACIER and DEEP_ARCHIVE storage classes; those get the sha256 as
 //     the object tag "sha256" instead (PutObjectTagging, merged with the
@@ -100,8 +118,15 @@
 // succeeds if the object has the file's size and sha256.
 //
 // Overwrite: "replace" (default); "fail" fails the file with
-// pipeline.ErrExists if the key exists, checked at Open and again just before
-// CompleteMultipartUpload (a writer that races in between still wins);
+// pipeline.ErrExists if the key exists, checked at Open (before any data is
+// sent), again just before CompleteMultipartUpload, and made certain by the
+// write that creates the object: CompleteMultipartUpload (PutObject for an
+// empty file) carries If-None-Match: *, so of two deliveries racing for one
+// key the server lets only the first create it and refuses the other (412),
+// whose upload is then aborted. (AWS and MinIO honour If-None-Match; on a
+// server that ignores it a racing writer can still slip in after the
+// check.) A Commit repeated after one whose answer was lost finds its own
+// upload gone (ListParts) and succeeds;
 // "skip" skips the file (pipeline.ErrSkip, counted as delivered) if the
 // object has the same size and x-amz-meta-sha256 (decided at Open for small
 // files, at Commit otherwise), and replaces it otherwise (objects whose
@@ -113,6 +138,12 @@
 // template that expands to an empty key, an absolute one, one with "..",
 // NUL bytes or backslashes, or a key longer than 1024 bytes fails the file
 // with pipeline.ErrBadName, naming the bucket, the template and the file.
+//
+// Permissions: the sink needs s3:PutObject, s3:GetObject (HeadObject checks
+// each object's size, and the sha256 copy reads it), s3:AbortMultipartUpload
+// and s3:ListMultipartUploadParts (resume); with overwrite fail or skip also
+// s3:ListBucket, without which a missing object answers 403 rather than 404.
+// Tags need s3:PutObjectTagging on AWS.
 //
 // # Source
 //
@@ -144,7 +175,15 @@
 // (NoSuchBucket), denied access (AccessDenied, any 403), a missing object
 // and other 4xx refusals are permanent (pipeline.IsPermanent): retrying
 // cannot fix them. 5xx answers, throttling (SlowDown, 429), request
-// timeouts and endpoints that do not answer at all are retried.
+// timeouts and endpoints that do not answer at all are retried. Denied
+// access names the permission the call needs:
+//
+//	s3 ListObjectsV2 s3://in/partner-a/ at https://minio.example.com: 403 AccessDenied:
+//	access denied: grant these credentials s3:ListBucket on bucket "in" (or check the credentials)
+//
+// The source needs s3:ListBucket and s3:GetObject and, for its after
+// action, s3:DeleteObject (delete, move), s3:PutObject (move), or
+// s3:GetObjectTagging and s3:PutObjectTagging (tag).
 //
 // # Tests
 //

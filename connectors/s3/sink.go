@@ -14,6 +14,8 @@ import (
 	"hash/crc32"
 	"io"
 	"mime"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path"
@@ -95,10 +97,6 @@ type Sink struct {
 	cfg    SinkConfig
 	client *s3.Client
 	now    func() time.Time
-	// unsigned sends parts with UNSIGNED-PAYLOAD instead of signing a
-	// sha256 of each body: over TLS the connection protects the bytes and
-	// the part's CRC32C or MD5 checks them, which saves hashing every byte.
-	unsigned bool
 }
 
 // NewSink checks cfg and returns a Sink. It makes no request: problems with
@@ -151,8 +149,7 @@ func NewSink(ctx context.Context, cfg SinkConfig) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	https := cfg.Endpoint == "" || strings.HasPrefix(strings.ToLower(cfg.Endpoint), "https://")
-	return &Sink{cfg: cfg, client: client, now: time.Now, unsigned: https}, nil
+	return &Sink{cfg: cfg, client: client, now: time.Now}, nil
 }
 
 // Close releases nothing; it exists for pipeline.Sink.
@@ -236,6 +233,9 @@ type Upload struct {
 	parts  map[int32]types.CompletedPart // by S3 part number (1-based)
 	listed map[int32]listedPart          // held by S3 when resumed
 	gone   bool                          // resumed, but the upload no longer exists
+	// fullCRC: the server keeps a CRC32C of the whole object (checksum type
+	// FULL_OBJECT), and Commit sends the one it expects.
+	fullCRC bool
 }
 
 // Open starts a multipart upload for f or, with resume state from
@@ -287,6 +287,7 @@ func (s *Sink) Open(ctx context.Context, f pipeline.File, resume []byte) (pipeli
 	}
 	if s.cfg.Checksum == ChecksumCRC32C {
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
+		in.ChecksumType = types.ChecksumTypeFullObject
 	}
 	s.applySSE(&in.ServerSideEncryption, &in.SSEKMSKeyId)
 	if t := s.tagging(nil); t != "" {
@@ -297,6 +298,9 @@ func (s *Sink) Open(ctx context.Context, f pipeline.File, resume []byte) (pipeli
 		return nil, s.cfg.wrapErr("CreateMultipartUpload", key, err)
 	}
 	u.uploadID = aws.ToString(out.UploadId)
+	// A server that does not know FULL_OBJECT does not say it back, and then
+	// gets no whole-object CRC32C it would take for a composite one.
+	u.fullCRC = out.ChecksumType == types.ChecksumTypeFullObject
 	return u, nil
 }
 
@@ -358,8 +362,7 @@ func (s *Sink) overwriteCheck(key string, head *objectInfo, f pipeline.File) err
 	}
 	switch s.cfg.Overwrite {
 	case OverwriteFail:
-		return fmt.Errorf("s3 sink: s3://%s/%s exists and overwrite is %q: remove it or change overwrite: %w",
-			s.cfg.Bucket, key, OverwriteFail, pipeline.ErrExists)
+		return s.existsErr(key)
 	case OverwriteSkip:
 		if f.SHA256 != "" && f.Size == head.size && head.sha256 == f.SHA256 {
 			return fmt.Errorf("s3://%s/%s already holds this content (size %d, sha256 %.16s…): %w",
@@ -367,6 +370,55 @@ func (s *Sink) overwriteCheck(key string, head *objectInfo, f pipeline.File) err
 		}
 	}
 	return nil
+}
+
+// existsErr is the error of a file whose key is taken, with overwrite fail.
+func (s *Sink) existsErr(key string) error {
+	return fmt.Errorf("s3 sink: s3://%s/%s exists and overwrite is %q: remove it or change overwrite: %w",
+		s.cfg.Bucket, key, OverwriteFail, pipeline.ErrExists)
+}
+
+// ifNoneMatch makes a write that creates the object conditional with
+// overwrite fail: "*" asks the server to refuse it (412) if the key exists
+// when the object is created, so of two writers racing for one key only the
+// first wins, which a HeadObject beforehand cannot ensure.
+func (s *Sink) ifNoneMatch() *string {
+	if s.cfg.Overwrite != OverwriteFail {
+		return nil
+	}
+	return aws.String("*")
+}
+
+// isPreconditionFailed reports a conditional write the server refused.
+func isPreconditionFailed(err error) bool {
+	code, status := errorCode(err)
+	return code == "PreconditionFailed" || status == http.StatusPreconditionFailed
+}
+
+// lostRace handles an object found under the key at Commit with overwrite
+// fail. Another writer got there first, unless an earlier Commit of this
+// very upload completed it and its answer was lost (the SDK or the engine
+// then tries again). ListParts tells the two apart: the upload of a lost race
+// still exists, and is aborted; a completed one does not. (Abort cannot
+// tell: MinIO answers success for an unknown upload id.) If ListParts itself
+// fails, the race is taken as lost: that is by far the likelier case.
+func (u *Upload) lostRace(ctx context.Context, f pipeline.File) error {
+	s := u.s
+	if u.uploadID == "" {
+		return s.existsErr(u.key)
+	}
+	_, err := s.client.ListParts(ctx, &s3.ListPartsInput{
+		Bucket: aws.String(s.cfg.Bucket), Key: aws.String(u.key), UploadId: aws.String(u.uploadID), MaxParts: aws.Int32(1),
+	})
+	if isCode(err, "NoSuchUpload") {
+		u.gone = true
+		return u.finishExisting(ctx, f)
+	}
+	if err := u.abort(ctx); err != nil {
+		return err
+	}
+	u.gone = true
+	return s.existsErr(u.key)
 }
 
 // listParts learns which parts S3 already holds for a resumed upload.
@@ -385,6 +437,7 @@ func (u *Upload) listParts(ctx context.Context) error {
 		if err != nil {
 			return s.cfg.wrapErr("ListParts", u.key, err)
 		}
+		u.fullCRC = page.ChecksumType == types.ChecksumTypeFullObject
 		for _, part := range page.Parts {
 			listed[aws.ToInt32(part.PartNumber)] = listedPart{
 				size: aws.ToInt64(part.Size), etag: aws.ToString(part.ETag), crc32c: aws.ToString(part.ChecksumCRC32C),
@@ -406,13 +459,14 @@ func (u *Upload) State() []byte {
 	return b
 }
 
-// partBuffer holds one part, in memory or in a temporary file, so the SDK
-// can read it more than once (to sign it and to checksum it) and retry it.
+// partBuffer holds one part so the SDK can read it more than once (to retry
+// it): the caller's own slices when it hands them over as *net.Buffers (the
+// engine does), else a copy in memory or, for big parts, a temporary file.
 type partBuffer struct {
 	body   io.ReadSeeker
 	file   *os.File
 	crc32c string // base64, as S3 reports it
-	md5    string // base64
+	md5    string // base64, "" unless asked for
 	md5hex string
 }
 
@@ -425,26 +479,47 @@ func (b *partBuffer) close() {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-func bufferPart(r io.Reader, size int64) (*partBuffer, error) {
-	crc := crc32.New(castagnoli)
-	sum := md5.New()
-	hashes := io.MultiWriter(crc, sum)
+// bufferPart takes the size bytes of a part from r and computes their
+// CRC32C, and their MD5 if withMD5.
+func bufferPart(r io.Reader, size int64, withMD5 bool) (*partBuffer, error) {
+	if nb, ok := r.(*net.Buffers); ok {
+		if bufs, ok := takeBuffers(*nb, size); ok {
+			b := &partBuffer{body: &slicesReader{bufs: bufs, size: size}}
+			b.sums(bufs, withMD5)
+			return b, nil
+		}
+	}
 	b := &partBuffer{}
-	var n int64
 	var err error
+	var n int64
 	if size <= memPartMax {
-		buf := bytes.NewBuffer(make([]byte, 0, size))
-		n, err = io.Copy(io.MultiWriter(buf, hashes), io.LimitReader(r, size))
-		b.body = bytes.NewReader(buf.Bytes())
+		buf := make([]byte, size)
+		var m int
+		m, err = io.ReadFull(r, buf)
+		n = int64(m)
+		if err == io.ErrUnexpectedEOF || err == io.EOF {
+			err = nil // reported below, with the sizes
+		}
+		b.body = bytes.NewReader(buf)
+		b.sums([][]byte{buf}, withMD5)
 	} else {
 		if b.file, err = os.CreateTemp("", "mftflow-s3-part-*"); err != nil {
 			return nil, fmt.Errorf("spooling a part: %w", err)
 		}
-		n, err = io.Copy(io.MultiWriter(b.file, hashes), io.LimitReader(r, size))
+		crc, sum := crc32.New(castagnoli), md5.New()
+		to := []io.Writer{b.file, crc}
+		if withMD5 {
+			to = append(to, sum)
+		}
+		n, err = io.Copy(io.MultiWriter(to...), io.LimitReader(r, size))
 		if err == nil {
 			_, err = b.file.Seek(0, io.SeekStart)
 		}
 		b.body = b.file
+		b.crc32c = checksumB64(crc)
+		if withMD5 {
+			b.setMD5(sum.Sum(nil))
+		}
 	}
 	if err == nil && n != size {
 		err = fmt.Errorf("the part reader gave %d bytes, want %d: %w", n, size, io.ErrUnexpectedEOF)
@@ -453,10 +528,137 @@ func bufferPart(r io.Reader, size int64) (*partBuffer, error) {
 		b.close()
 		return nil, err
 	}
-	b.crc32c = checksumB64(crc)
-	b.md5 = base64.StdEncoding.EncodeToString(sum.Sum(nil))
-	b.md5hex = hex.EncodeToString(sum.Sum(nil))
 	return b, nil
+}
+
+// takeBuffers returns the first size bytes of bufs without copying, or false
+// if bufs holds fewer.
+func takeBuffers(bufs [][]byte, size int64) ([][]byte, bool) {
+	var out [][]byte
+	for _, b := range bufs {
+		if size == 0 {
+			break
+		}
+		if int64(len(b)) > size {
+			b = b[:size]
+		}
+		if len(b) > 0 {
+			out = append(out, b)
+		}
+		size -= int64(len(b))
+	}
+	return out, size == 0
+}
+
+func (b *partBuffer) sums(bufs [][]byte, withMD5 bool) {
+	var crc uint32
+	var sum hash.Hash
+	if withMD5 {
+		sum = md5.New()
+	}
+	for _, p := range bufs {
+		crc = crc32.Update(crc, castagnoli, p)
+		if sum != nil {
+			sum.Write(p)
+		}
+	}
+	var v [4]byte
+	binary.BigEndian.PutUint32(v[:], crc)
+	b.crc32c = base64.StdEncoding.EncodeToString(v[:])
+	if sum != nil {
+		b.setMD5(sum.Sum(nil))
+	}
+}
+
+func (b *partBuffer) setMD5(sum []byte) {
+	b.md5 = base64.StdEncoding.EncodeToString(sum)
+	b.md5hex = hex.EncodeToString(sum)
+}
+
+// md5Hex returns the part's MD5, computing it if it was not asked for.
+func (b *partBuffer) md5Hex() (string, error) {
+	if b.md5hex == "" {
+		sum := md5.New()
+		if _, err := b.body.Seek(0, io.SeekStart); err != nil {
+			return "", err
+		}
+		if _, err := io.Copy(sum, b.body); err != nil {
+			return "", err
+		}
+		if _, err := b.body.Seek(0, io.SeekStart); err != nil {
+			return "", err
+		}
+		b.setMD5(sum.Sum(nil))
+	}
+	return b.md5hex, nil
+}
+
+// slicesReader reads a part held as several slices, without copying them
+// into one, and seeks so the SDK can send it again.
+type slicesReader struct {
+	bufs [][]byte
+	size int64
+	off  int64
+}
+
+func (r *slicesReader) Read(p []byte) (int, error) {
+	if r.off >= r.size {
+		return 0, io.EOF
+	}
+	n := 0
+	pos := r.off
+	for _, b := range r.bufs {
+		if pos >= int64(len(b)) {
+			pos -= int64(len(b))
+			continue
+		}
+		c := copy(p[n:], b[pos:])
+		n += c
+		pos = 0
+		if n == len(p) {
+			break
+		}
+	}
+	r.off += int64(n)
+	return n, nil
+}
+
+// WriteTo hands the slices to w as they are: net/http sends a request body
+// through it, sparing a copy.
+func (r *slicesReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	pos := r.off
+	for _, b := range r.bufs {
+		if pos >= int64(len(b)) {
+			pos -= int64(len(b))
+			continue
+		}
+		n, err := w.Write(b[pos:])
+		total += int64(n)
+		r.off += int64(n)
+		pos = 0
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+func (r *slicesReader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += r.off
+	case io.SeekEnd:
+		offset += r.size
+	default:
+		return 0, errors.New("slicesReader.Seek: invalid whence")
+	}
+	if offset < 0 {
+		return 0, errors.New("slicesReader.Seek: negative position")
+	}
+	r.off = offset
+	return offset, nil
 }
 
 func checksumB64(h hash.Hash32) string {
@@ -467,9 +669,10 @@ func checksumB64(h hash.Hash32) string {
 
 // WritePart uploads part p as S3 part p.Number+1, with a CRC32C (or
 // Content-MD5) the server checks. A part S3 already held when the upload was
-// resumed, with the same size and checksum, is not sent again. Parts are
-// buffered whole (in memory up to 16 MiB, in a temporary file above) because
-// the request must be signed and checksummed before it is sent.
+// resumed, with the same size and checksum, is not sent again. The part is
+// needed whole before its request starts, for its checksum header: r's own
+// slices when r is a *net.Buffers (read, never changed), else a copy (in
+// memory up to 16 MiB, in a temporary file above).
 func (u *Upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) error {
 	s := u.s
 	if u.gone {
@@ -486,7 +689,7 @@ func (u *Upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) er
 		return pipeline.Permanent(fmt.Errorf("s3 sink: s3://%s/%s: part %d is beyond S3's limit of %d parts of %d bytes: raise unknown_size_part_size",
 			s.cfg.Bucket, u.key, p.Number+1, MaxParts, u.partSize))
 	}
-	buf, err := bufferPart(r, p.Size)
+	buf, err := bufferPart(r, p.Size, s.cfg.Checksum == ChecksumMD5)
 	if err != nil {
 		return fmt.Errorf("s3 sink: s3://%s/%s part %d: %w", s.cfg.Bucket, u.key, p.Number+1, err)
 	}
@@ -497,9 +700,19 @@ func (u *Upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) er
 	have, ok := u.listed[num]
 	delete(u.listed, num) // only the first write may be skipped: writing again replaces
 	u.mu.Unlock()
-	if ok && have.size == p.Size && (have.crc32c == buf.crc32c || (have.crc32c == "" && strings.Trim(have.etag, `"`) == buf.md5hex)) {
-		u.record(types.CompletedPart{PartNumber: aws.Int32(num), ETag: aws.String(have.etag), ChecksumCRC32C: crcOrNil(s, have.crc32c)})
-		return nil
+	if ok && have.size == p.Size {
+		same := have.crc32c == buf.crc32c
+		if have.crc32c == "" { // sent without a CRC32C: compare the MD5 in its ETag
+			sum, err := buf.md5Hex()
+			if err != nil {
+				return fmt.Errorf("s3 sink: s3://%s/%s part %d: %w", s.cfg.Bucket, u.key, num, err)
+			}
+			same = strings.Trim(have.etag, `"`) == sum
+		}
+		if same {
+			u.record(types.CompletedPart{PartNumber: aws.Int32(num), ETag: aws.String(have.etag), ChecksumCRC32C: crcOrNil(s, have.crc32c)})
+			return nil
+		}
 	}
 
 	in := &s3.UploadPartInput{
@@ -516,11 +729,10 @@ func (u *Upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) er
 	} else {
 		in.ContentMD5 = aws.String(buf.md5)
 	}
-	var opts []func(*s3.Options)
-	if s.unsigned {
-		opts = append(opts, s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware))
-	}
-	out, err := s.client.UploadPart(ctx, in, opts...)
+	// UNSIGNED-PAYLOAD rather than a signed sha256 of the body: the part's
+	// checksum, in a signed header, checks the bytes, and neither end hashes
+	// them once more. See the package documentation.
+	out, err := s.client.UploadPart(ctx, in, s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware))
 	if err != nil {
 		return s.cfg.wrapErr(fmt.Sprintf("UploadPart %d", num), u.key, err)
 	}
@@ -557,8 +769,11 @@ func (u *Upload) Commit(ctx context.Context, f pipeline.File) error {
 			return err
 		}
 		if err := s.overwriteCheck(u.key, head, f); err != nil {
-			if errors.Is(err, pipeline.ErrSkip) {
+			switch {
+			case errors.Is(err, pipeline.ErrSkip):
 				_ = u.abort(ctx)
+			case errors.Is(err, pipeline.ErrExists):
+				return u.lostRace(ctx, f)
 			}
 			return err
 		}
@@ -573,14 +788,27 @@ func (u *Upload) Commit(ctx context.Context, f pipeline.File) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+	in := &s3.CompleteMultipartUploadInput{
 		Bucket:          aws.String(s.cfg.Bucket),
 		Key:             aws.String(u.key),
 		UploadId:        aws.String(u.uploadID),
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-	})
+		IfNoneMatch:     s.ifNoneMatch(),
+	}
+	if u.fullCRC {
+		crc, err := wholeCRC32C(parts, u.partSize, f.Size)
+		if err != nil {
+			return pipeline.Permanent(fmt.Errorf("s3 sink: s3://%s/%s: %w", s.cfg.Bucket, u.key, err))
+		}
+		in.ChecksumType = types.ChecksumTypeFullObject
+		in.ChecksumCRC32C = aws.String(crc)
+	}
+	_, err = s.client.CompleteMultipartUpload(ctx, in)
 	if isCode(err, "NoSuchUpload") {
 		return u.finishExisting(ctx, f) // an earlier Commit completed it
+	}
+	if s.cfg.Overwrite == OverwriteFail && isPreconditionFailed(err) {
+		return u.lostRace(ctx, f)
 	}
 	if err != nil {
 		return s.cfg.wrapErr("CompleteMultipartUpload", u.key, err)
@@ -629,7 +857,11 @@ func (u *Upload) putEmpty(ctx context.Context, f pipeline.File) error {
 	if t := s.tagging(nil); t != "" {
 		in.Tagging = aws.String(t)
 	}
+	in.IfNoneMatch = s.ifNoneMatch()
 	_, err := s.client.PutObject(ctx, in)
+	if s.cfg.Overwrite == OverwriteFail && isPreconditionFailed(err) {
+		return s.existsErr(u.key)
+	}
 	return s.cfg.wrapErr("PutObject", u.key, err)
 }
 

@@ -411,8 +411,8 @@ func TestTooManyParts(t *testing.T) {
 	}
 }
 
-// TestUnsignedPayload sends parts as over TLS (UNSIGNED-PAYLOAD, checked by
-// their CRC32C), here over plain HTTP to MinIO, which accepts it too.
+// TestUnsignedPayload: parts go with UNSIGNED-PAYLOAD, checked by their
+// CRC32C, also over plain HTTP, which MinIO accepts.
 func TestUnsignedPayload(t *testing.T) {
 	srv := minio.StartMinIO(t)
 	var unsigned atomic.Int64
@@ -425,7 +425,6 @@ func TestUnsignedPayload(t *testing.T) {
 	cfg := clientConfig(srv, srv.Bucket)
 	cfg.HTTPClient = client
 	s := newTestSink(t, SinkConfig{ClientConfig: cfg, PartSize: MinPartSize})
-	s.unsigned = true
 	content := testkit.RandomContent(12, 2*MinPartSize+3)
 	if err := testkit.Deliver(t.Context(), s, fileOf("u.bin", content), content); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,10 @@
 // MFTFLOW_MINIO environment variable, then bin/minio below the module root,
 // then PATH, and skips the test with a message saying how to get it when
 // there is none.
+//
+// The root user's credentials pass every permission check, so tests of
+// denied access use Server.RestrictedCredentials: temporary credentials
+// limited by an IAM policy.
 package minio
 
 import (
@@ -27,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
 // Credentials of every server StartMinIO starts.
@@ -254,4 +259,39 @@ func (s *Server) NewBucket(t testing.TB) string {
 		t.Fatalf("creating bucket %s on MinIO: %v", name, err)
 	}
 	return name
+}
+
+// RestrictedCredentials returns temporary credentials that may do only what
+// policy (an IAM policy document, JSON) allows, for tests of denied access:
+// the root user's own credentials bypass every policy. They come from STS
+// AssumeRole against the server with policy as the session policy, and last
+// an hour. The STS client is configured explicitly, like NewClient.
+func (s *Server) RestrictedCredentials(t testing.TB, policy string) aws.Credentials {
+	t.Helper()
+	client := sts.New(sts.Options{
+		Region:       Region,
+		BaseEndpoint: aws.String(s.Endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider(AccessKey, SecretKey, ""),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := client.AssumeRole(ctx, &sts.AssumeRoleInput{
+		// MinIO ignores the role and takes the session policy; the SDK
+		// requires both fields.
+		RoleArn:         aws.String("arn:minio:iam:::role/mftflow-test"),
+		RoleSessionName: aws.String("mftflow-test"),
+		Policy:          aws.String(policy),
+		DurationSeconds: aws.Int32(3600),
+	})
+	if err != nil {
+		t.Fatalf("STS AssumeRole on MinIO at %s with a session policy: %v", s.Endpoint, err)
+	}
+	c := out.Credentials
+	return aws.Credentials{
+		AccessKeyID:     aws.ToString(c.AccessKeyId),
+		SecretAccessKey: aws.ToString(c.SecretAccessKey),
+		SessionToken:    aws.ToString(c.SessionToken),
+		CanExpire:       true,
+		Expires:         aws.ToTime(c.Expiration),
+	}
 }
