@@ -1,12 +1,14 @@
 # The README's commands. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: test minio sshd test-short fmt vet lint bench quickstart proto
+.PHONY: test minio sshd nats-server test-short fmt vet lint bench quickstart proto
 
 # The S3 tests need a MinIO server: scripts/minio.sh builds the pinned one into
 # bin/ once (about five minutes), and the tests start it on 127.0.0.1. The SFTP
-# tests need Debian's OpenSSH server: scripts/sshd.sh installs it (as root).
-test: minio sshd
+# tests need Debian's OpenSSH server: scripts/sshd.sh installs it (as root). The
+# cluster tests start three nats-server processes: scripts/nats-server.sh builds
+# the version in go.mod into bin/ once.
+test: minio sshd nats-server
 	$(GO) test -race -count=1 -timeout 25m ./...
 
 minio:
@@ -14,6 +16,9 @@ minio:
 
 sshd:
 	@./scripts/sshd.sh >/dev/null
+
+nats-server:
+	@./scripts/nats-server.sh >/dev/null
 
 test-short:
 	$(GO) test -short -count=1 ./...

@@ -72,11 +72,25 @@ type BusSpec struct {
 	// bus as delivery goes on, so memory and bus storage stay bounded by the
 	// window whatever the file size. Default 32 MiB.
 	Window int64
-	// Retention keeps a file's chunks this long after every sink committed it,
-	// for replay; they are then kept in full during delivery too. 0 removes
-	// them as soon as every sink has them. Chunks of a failed delivery are kept.
+	// Retention keeps a file's chunks this long after every sink committed it.
+	// 0 (with RetentionSize 0) removes chunks as soon as every sink has them.
 	Retention time.Duration
+	// RetentionSize bounds the chunk bytes (counted as file sizes, before
+	// compression) kept for finished files: above it, the chunks of the files
+	// that finished first are removed first, those of files every sink
+	// committed before those of files with a failed delivery. 0: no bound.
+	//
+	// With Retention or RetentionSize set, a file's chunks stay in full while
+	// it is delivered, and the chunks of a file with a failed delivery stay
+	// (within RetentionSize) so that the delivery can be replayed without
+	// reading the source again. Without either, chunks are removed as the
+	// sinks write them, and a failed delivery whose chunks are partly gone
+	// cannot be replayed.
+	RetentionSize int64
 }
+
+// Retains reports whether chunks are kept after delivery for replay.
+func (b BusSpec) Retains() bool { return b.Retention > 0 || b.RetentionSize > 0 }
 
 // Pos is a place in a flow file.
 type Pos struct {
@@ -232,8 +246,8 @@ func (f Flow) Check() error {
 	if b.Compression != "" && !contains(Compressions, b.Compression) {
 		at(f.Pos, "bus compression %q: want one of s2, zstd, none", b.Compression)
 	}
-	if b.Files < 0 || b.Readers < 0 || b.Retention < 0 || b.Window < 0 {
-		at(f.Pos, "bus files, readers, window and retention must not be negative")
+	if b.Files < 0 || b.Readers < 0 || b.Retention < 0 || b.Window < 0 || b.RetentionSize < 0 {
+		at(f.Pos, "bus files, readers, window, retention and retention_size must not be negative")
 	}
 	return errors.Join(errs...)
 }

@@ -104,7 +104,8 @@ func TestFlowCheck(t *testing.T) {
 		{"negative chunks", func(f *pipeline.Flow) { f.Bus.ChunkSize = -1 }, []string{`bus chunk_size -1: must be at least 4KiB`}},
 		{"4KiB chunks", func(f *pipeline.Flow) { f.Bus.ChunkSize = 4096 }, nil},
 		{"compression", func(f *pipeline.Flow) { f.Bus.Compression = "lz4" }, []string{`bus compression "lz4": want one of s2, zstd, none`}},
-		{"negative bus", func(f *pipeline.Flow) { f.Bus.Retention = -time.Second }, []string{`bus files, readers, window and retention must not be negative`}},
+		{"negative bus", func(f *pipeline.Flow) { f.Bus.Retention = -time.Second }, []string{`bus files, readers, window, retention and retention_size must not be negative`}},
+		{"negative retention size", func(f *pipeline.Flow) { f.Bus.RetentionSize = -1 }, []string{`bus files, readers, window, retention and retention_size must not be negative`}},
 		{"positions", func(f *pipeline.Flow) {
 			f.Pos = pipeline.Pos{File: "flow.yaml", Line: 1, Column: 1}
 			f.Name = "x y"

@@ -4,6 +4,7 @@
 //	runner validate FLOW.yaml...    check flow files without side effects
 //	runner connectors [--json]      list every source, stage and sink with its config fields
 //	runner status [--failed]        show per-flow, per-sink delivery state from JetStream
+//	runner replay --flow NAME ...   queue failed deliveries again, delivered from the bus (not the source)
 //	runner bench [FLOW.yaml]        measure throughput over a sweep of tuning settings (package bench)
 //	runner version                  print the version
 //

@@ -80,6 +80,7 @@ NATS server or cluster.`,
 		newValidateCmd(g),
 		newConnectorsCmd(g),
 		newStatusCmd(g),
+		newReplayCmd(g),
 		newBenchCmd(g),
 		newVersionCmd(),
 	)

@@ -24,6 +24,7 @@ type runOptions struct {
 	stats       time.Duration
 	grace       time.Duration
 	memoryLimit string
+	replicas    int
 	http        string
 }
 
@@ -59,6 +60,9 @@ failed (see "runner status --failed"), 1 on any other error.`,
 			if o.grace <= 0 {
 				return &exitError{exitErr, fmt.Sprintf("--grace %s: must be more than 0", o.grace)}
 			}
+			if o.replicas < 0 || o.replicas > 5 {
+				return &exitError{exitErr, fmt.Sprintf("--replicas %d: want 1 to 5 (JetStream's limit), or 0 to choose", o.replicas)}
+			}
 			if err := applyMemoryLimit(o.memoryLimit); err != nil {
 				return &exitError{exitErr, err.Error()}
 			}
@@ -69,6 +73,7 @@ failed (see "runner status --failed"), 1 on any other error.`,
 	f.Var(o.progress, "progress", "progress display: auto (bar on a terminal, else plain), bar, plain or none")
 	f.DurationVar(&o.stats, "stats", 10*time.Second, "interval between plain progress lines (0 for none)")
 	f.DurationVar(&o.grace, "grace", 30*time.Second, "on SIGINT or SIGTERM, how long to let parts in flight finish")
+	f.IntVar(&o.replicas, "replicas", 0, "replicas of each flow's streams and KV bucket; 0 chooses 3 on a JetStream cluster of 3 or more servers, else 1 (an existing flow's count is then never lowered)")
 	f.StringVar(&o.memoryLimit, "memory-limit", defaultMemoryLimit, "soft memory limit of the Go runtime (GOMEMLIMIT, which wins when set); 0 for none")
 	f.StringVar(&o.http, "http", "", "serve /healthz, /readyz, /metrics and /status on this address, such as 127.0.0.1:9090 (empty: off)")
 	return cmd
@@ -183,7 +188,7 @@ func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 	}
 	defer stopOps()
 
-	eng, err := engine.New(c.nc, engine.Options{Registry: reg, Logger: log, Grace: o.grace, Metrics: metrics})
+	eng, err := engine.New(c.nc, engine.Options{Registry: reg, Logger: log, Grace: o.grace, Replicas: o.replicas, Metrics: metrics})
 	if err != nil {
 		return &exitError{exitErr, fmt.Sprintf("starting the engine: %v", err)}
 	}

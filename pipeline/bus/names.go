@@ -16,6 +16,9 @@ func (n Names) ChunkStream() string { return "MFT_" + n.Flow + "_CHUNKS" }
 func (n Names) TaskStream() string  { return "MFT_" + n.Flow + "_TASKS" }
 func (n Names) Bucket() string      { return BucketPrefix + n.Flow }
 
+// KVStream is the stream JetStream keeps the KV bucket in.
+func (n Names) KVStream() string { return "KV_" + n.Bucket() }
+
 // ChunkSubject is where the chunks of file id are published.
 func (n Names) ChunkSubject(id string) string { return "mft." + n.Flow + ".chunk." + id }
 
@@ -48,6 +51,10 @@ func FileID(flow, key string) string {
 // KV keys.
 func ManifestKey(id string) string       { return "file." + id }
 func DeliveryKey(id, sink string) string { return "dlv." + id + "." + sink }
+
+// ReplayKey marks a finished file with a replayed delivery under way, so
+// runners find such files without reading every manifest.
+func ReplayKey(id string) string { return "replay." + id }
 
 // Header names of chunk messages.
 const (

@@ -42,8 +42,13 @@ type Manifest struct {
 	// message ids so that JetStream's duplicate window does not drop the
 	// chunks and tasks of the new read.
 	Epoch int `json:"epoch,omitempty"`
-	// Purged is set once the file's chunks are gone from the bus.
+	// Purged is set once the file's chunks are gone from the bus (it is set
+	// just before they are removed, so that a replay never counts on them).
 	Purged bool `json:"purged,omitempty"`
+	// Replaying is set on a finished file while a replayed delivery of it is
+	// under way: when every delivery is final again, the outcome is
+	// recomputed and the flag cleared. The source is not acked again.
+	Replaying bool `json:"replaying,omitempty"`
 	// Checkpoint is the last point up to which every chunk is known to be on
 	// the bus; an interrupted read resumes there.
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
@@ -94,13 +99,16 @@ type Delivery struct {
 	Prefix *Prefix `json:"prefix,omitempty"`
 	// Writes counts successful WritePart calls over all attempts; Resumed
 	// counts parts an attempt did not write because an earlier one had.
-	Writes   int       `json:"writes"`
-	Resumed  int       `json:"resumed"`
-	Attempts int       `json:"attempts"`
-	Bytes    int64     `json:"bytes"` // bytes committed
-	Error    string    `json:"error,omitempty"`
-	Owner    string    `json:"owner,omitempty"` // run id of the last runner to work on it
-	Updated  time.Time `json:"updated"`
+	Writes   int `json:"writes"`
+	Resumed  int `json:"resumed"`
+	Attempts int `json:"attempts"`
+	// Replays counts the times the delivery was replayed after failing;
+	// each replay starts Attempts again from 0.
+	Replays int       `json:"replays,omitempty"`
+	Bytes   int64     `json:"bytes"` // bytes committed
+	Error   string    `json:"error,omitempty"`
+	Owner   string    `json:"owner,omitempty"` // run id of the last runner to work on it
+	Updated time.Time `json:"updated"`
 }
 
 // Prefix marks the start of a part after which nothing is known to be

@@ -16,13 +16,21 @@ type FlowBus struct {
 	Tasks     jetstream.Stream
 	Store     Store
 	Consumers map[string]jetstream.Consumer // by sink name
+	// Replicas is the replica count the streams, KV bucket and consumers
+	// were given.
+	Replicas int
 }
 
 // Setup is how a flow's streams and consumers are created.
 type Setup struct {
-	Flow     string
-	Sinks    []string
-	Replicas int           // 0 means 1
+	Flow  string
+	Sinks []string
+	// Replicas of the streams, KV bucket and consumers. Existing ones are
+	// changed to it: JetStream adds or removes peers in place, and Ensure
+	// waits until the streams run on the new count. 0 chooses:
+	// DetectReplicas's count, or the existing streams' if higher; so an
+	// unset count never shrinks a flow's streams.
+	Replicas int
 	AckWait  time.Duration // how long a task stays owned without an in-progress ack
 	// MaxAckPending bounds the tasks of one sink held at once across runners.
 	MaxAckPending int
@@ -32,7 +40,16 @@ type Setup struct {
 // It is idempotent: runners sharing a flow all call it.
 func Ensure(ctx context.Context, js jetstream.JetStream, s Setup) (*FlowBus, error) {
 	n := Names{Flow: s.Flow}
-	replicas := max(s.Replicas, 1)
+	replicas := s.Replicas
+	if replicas < 0 {
+		return nil, fmt.Errorf("replicas %d: want 0 (choose) or a count from 1 to 5", replicas)
+	}
+	if replicas == 0 {
+		var err error
+		if replicas, err = chooseReplicas(ctx, js, n); err != nil {
+			return nil, fmt.Errorf("choosing the replica count of flow %s (set one to skip this): %w", s.Flow, err)
+		}
+	}
 	chunks, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        n.ChunkStream(),
 		Description: "mftflow file chunks of flow " + s.Flow,
@@ -44,7 +61,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, s Setup) (*FlowBus, err
 		Discard:     jetstream.DiscardNew,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("creating stream %s: %w", n.ChunkStream(), err)
+		return nil, fmt.Errorf("creating stream %s: %w", n.ChunkStream(), replicasHint(err, replicas))
 	}
 	tasks, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        n.TaskStream(),
@@ -56,7 +73,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, s Setup) (*FlowBus, err
 		Duplicates:  2 * time.Minute,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("creating stream %s: %w", n.TaskStream(), err)
+		return nil, fmt.Errorf("creating stream %s: %w", n.TaskStream(), replicasHint(err, replicas))
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      n.Bucket(),
@@ -66,9 +83,17 @@ func Ensure(ctx context.Context, js jetstream.JetStream, s Setup) (*FlowBus, err
 		History:     1,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("creating KV bucket %s: %w", n.Bucket(), err)
+		return nil, fmt.Errorf("creating KV bucket %s: %w", n.Bucket(), replicasHint(err, replicas))
 	}
-	fb := &FlowBus{Names: n, JS: js, Chunks: chunks, Tasks: tasks, Store: Store{KV: kv}, Consumers: map[string]jetstream.Consumer{}}
+	// A changed replica count takes effect in the background (for a few
+	// seconds); a consumer can only grow onto servers its stream already
+	// runs on, so it waits for them. Consumers then follow in the background.
+	for _, name := range []string{n.ChunkStream(), n.TaskStream(), n.KVStream()} {
+		if err := waitPlaced(ctx, js, name, replicas); err != nil {
+			return nil, err
+		}
+	}
+	fb := &FlowBus{Names: n, JS: js, Chunks: chunks, Tasks: tasks, Store: Store{KV: kv}, Consumers: map[string]jetstream.Consumer{}, Replicas: replicas}
 	for _, sink := range s.Sinks {
 		c, err := tasks.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 			Durable:       n.Consumer(sink),
@@ -86,4 +111,41 @@ func Ensure(ctx context.Context, js jetstream.JetStream, s Setup) (*FlowBus, err
 		fb.Consumers[sink] = c
 	}
 	return fb, nil
+}
+
+// replicasHint adds what to do to JetStream's refusal of a replica count.
+func replicasHint(err error, replicas int) error {
+	if replicas > 1 && isPlacementError(err) {
+		return fmt.Errorf("%w (%d replicas need a JetStream cluster of at least %d servers: lower the replica count)", err, replicas, replicas)
+	}
+	return err
+}
+
+// placeTimeout bounds the wait for a changed replica count, which
+// JetStream completes within seconds unless servers are missing.
+const placeTimeout = 2 * time.Minute
+
+// waitPlaced waits until stream name runs on replicas servers.
+func waitPlaced(ctx context.Context, js jetstream.JetStream, name string, replicas int) error {
+	ctx, cancel := context.WithTimeout(ctx, placeTimeout)
+	defer cancel()
+	for {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			return fmt.Errorf("reading stream %s: %w", name, err)
+		}
+		ci := s.CachedInfo().Cluster
+		placed := 1
+		if ci != nil {
+			placed += len(ci.Replicas)
+		}
+		if placed == replicas {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stream %s runs on %d servers, not the %d of its replica count, after %v (are servers of the cluster down?): %w", name, placed, replicas, placeTimeout, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

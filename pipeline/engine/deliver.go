@@ -124,13 +124,16 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, log interface 
 		log.Warn("delivery task for an unknown file; dropping it")
 		return nil
 	}
+	if m.Replaying {
+		defer r.settleReplay(id) // the file's outcome may change once this ends
+	}
 	rec, err := bus.Update(ctx, r.fb.Store, key, func(d *bus.Delivery, exists bool) error {
 		if exists && bus.Final(d.State) {
 			return bus.ErrUnchanged
 		}
 		d.File, d.Sink, d.Name = id, s.spec.Name, m.Name
 		d.Attempts++
-		d.State, d.Owner, d.Updated = bus.DeliveryActive, fmt.Sprintf("%s/%d", r.e.opts.RunID, d.Attempts), time.Now().UTC()
+		d.State, d.Owner, d.Updated = bus.DeliveryActive, ownerID(r.e.opts.RunID, d), time.Now().UTC()
 		return nil
 	})
 	if err != nil {

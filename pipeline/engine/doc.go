@@ -18,6 +18,37 @@
 // overlap; a sink that needs the final size and sha256 up front implements
 // pipeline.ManifestFirst and is opened once the file is completely on the bus.
 //
+// Several runners may share a flow (the same NATS cluster, the same flow
+// name): each takes delivery tasks, but only one at a time polls the source,
+// the holder of a lease in the flow's KV bucket (LeaseKey), so a pickup
+// folder or a Thru flow is not read twice. The holder renews the lease; when
+// it stops (it died or lost NATS), another runner takes over once Options.
+// LeaseTTL has passed without a renewal, and a runner that stops gracefully
+// releases it at once. A run without the lease does not end by itself, even
+// on a finite source, until it gets the lease and finds the source exhausted.
+//
+// # Retention and replay
+//
+// A file's chunks leave the bus as the sinks write them (below the slowest
+// unfinished delivery's last run of written parts), and all of them once
+// every sink committed the file. With bus.retention or bus.retention_size
+// set, chunks stay in full until the janitor (each run of the flow has one)
+// removes them: those of files every sink committed once the retention has
+// passed since the file finished, and, while the finished files' chunks
+// exceed the size bound, those of the files that finished first (committed
+// files before files with a failed delivery). Chunks of a file with a failed
+// delivery otherwise stay.
+//
+// Replay queues failed deliveries again, to be delivered from those chunks:
+// it checks that every chunk is there (Manifest.Purged, the subject's message
+// count and its first chunk), marks the manifest Replaying (removing chunks
+// marks the manifest first and skips marked files, so neither misses the
+// other), resets the delivery record and publishes a task with a fresh
+// message id. Whichever runner ends the replayed delivery recomputes the
+// file's outcome and clears the mark; the source, acked when the file first
+// finished, is not called. A "replay.<id>" key lets a run that ends by itself
+// find replayed files and wait for them first.
+//
 // # Metrics
 //
 // With Options.Metrics set, the engine registers these Prometheus

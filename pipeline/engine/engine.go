@@ -33,8 +33,15 @@ type Options struct {
 	// Grace is how long Stop waits for in-flight parts before cancelling them.
 	// Default 30s.
 	Grace time.Duration
-	// Replicas of the flow's streams and KV bucket; default 1.
+	// Replicas of the flow's streams, KV bucket and consumers. 0 chooses 3
+	// on a JetStream cluster of three or more servers and 1 otherwise, and
+	// never lowers the count of a flow's existing streams (bus.Setup).
 	Replicas int
+	// LeaseTTL is how long a run's claim on polling the flow's source lasts
+	// without renewal: only the run holding it polls the source, and another
+	// run takes over this long after the holder stops renewing it (it died
+	// or lost NATS). Default DefaultLeaseTTL.
+	LeaseTTL time.Duration
 	// Metrics receives the engine's Prometheus collectors (see the package
 	// doc for the names); nil means no metrics. Engines in one process may
 	// share a registry: their series carry the flow (and sink) name and the
@@ -73,6 +80,9 @@ func New(nc *nats.Conn, o Options) (*Engine, error) {
 	if o.Grace <= 0 {
 		o.Grace = 30 * time.Second
 	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = DefaultLeaseTTL
+	}
 	m, err := newMetrics(o.Metrics)
 	if err != nil {
 		return nil, err
@@ -109,6 +119,8 @@ type Run struct {
 	files     sync.WaitGroup
 	workers   sync.WaitGroup
 	finisher  *finisher
+	lease     *sourceLease // only its holder polls the source
+	retention *retention   // nil unless the flow keeps chunks after delivery
 
 	done    chan struct{}
 	errOnce sync.Once
@@ -183,15 +195,16 @@ func (e *Engine) Start(ctx context.Context, f pipeline.Flow) (*Run, error) {
 		return nil, fmt.Errorf("flow %s: watching deliveries: %w", f.Name, err)
 	}
 	r.metrics = e.metrics.start(r)
+	if f.Bus.Retains() {
+		r.startJanitor()
+	}
 	for _, s := range r.sinks {
 		for range s.spec.Files {
 			r.workers.Add(1)
 			go r.deliveryWorker(s)
 		}
 	}
-	if f.Bus.Retention > 0 {
-		go r.janitor()
-	}
+	r.lease = startSourceLease(r.fb.Store.KV, e.opts.RunID, e.opts.LeaseTTL, r.log)
 	go r.intake()
 	return r, nil
 }
@@ -333,6 +346,8 @@ func (r *Run) fail(err error) {
 func (r *Run) intake() {
 	defer func() {
 		r.files.Wait()
+		r.lease.release() // after the files taken from the source are settled
+		r.settleBeforeEnd()
 		r.setIdle()
 		r.workers.Wait()
 		r.finisher.close()
@@ -353,7 +368,16 @@ func (r *Run) intake() {
 			<-r.openFiles
 			return
 		}
-		item, err := r.source.Next(r.stopping)
+		poll, endPoll := r.lease.wait(r.stopping)
+		if r.stopping.Err() != nil {
+			endPoll()
+			<-r.ingestSlots
+			<-r.openFiles
+			return
+		}
+		item, err := r.source.Next(poll)
+		leaseLost := poll.Err() != nil && r.stopping.Err() == nil
+		endPoll()
 		switch {
 		case err == nil:
 			backoff.reset()
@@ -364,6 +388,10 @@ func (r *Run) intake() {
 			}()
 			continue
 		case r.stopping.Err() != nil:
+		case leaseLost: // another runner polls now; wait to take over
+			<-r.ingestSlots
+			<-r.openFiles
+			continue
 		case errors.Is(err, io.EOF):
 			r.log.Debug("source exhausted")
 		case pipeline.IsPermanent(err):

@@ -149,7 +149,11 @@ func (r *Run) finishFile(item pipeline.Item, id string, out pipeline.Outcome, lo
 // purgeFinished removes the chunks of a file every sink committed, unless the
 // flow retains them (the janitor removes them later).
 func (r *Run) purgeFinished(m bus.Manifest, s pipeline.Status) {
-	if s == pipeline.Passed && r.flow.Bus.Retention == 0 && !m.Purged && m.ID != "" {
+	if r.flow.Bus.Retains() {
+		r.kickJanitor()
+		return
+	}
+	if s == pipeline.Passed && !m.Purged && m.ID != "" {
 		r.purgeFile(m.ID)
 	}
 }

@@ -1,7 +1,10 @@
 package engine
 
 import (
-	"encoding/json"
+	"context"
+	"errors"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -10,54 +13,168 @@ import (
 	"github.com/mftflow/mftflow/pipeline/bus"
 )
 
-// janitor removes the chunks of files every sink committed once the flow's
-// retention has passed since they finished. Chunks of failed or partly
-// failed files stay for replay.
+// retention is the state of a run whose flow keeps chunks after delivery
+// (bus.retention or bus.retention_size).
+type retention struct {
+	kick chan struct{} // a file finished: check the size bound soon
+	mu   sync.Mutex    // one pass at a time
+}
+
+// startJanitor starts removing chunks as the flow's retention says.
+func (r *Run) startJanitor() {
+	r.retention = &retention{kick: make(chan struct{}, 1)}
+	go r.janitor()
+}
+
+// kickJanitor asks for a pass soon; with a size bound, every finished file
+// may have pushed the kept chunks over it.
+func (r *Run) kickJanitor() {
+	if r.retention == nil || r.flow.Bus.RetentionSize <= 0 {
+		return
+	}
+	select {
+	case r.retention.kick <- struct{}{}:
+	default:
+	}
+}
+
+// janitor applies the retention every minute (or every bus.retention, if
+// shorter) and whenever a file finishes under a size bound, until the run
+// ends.
 func (r *Run) janitor() {
-	every := min(r.flow.Bus.Retention, time.Minute)
+	every := time.Minute
+	if d := r.flow.Bus.Retention; d > 0 {
+		every = min(d, every)
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			r.purgeExpired()
+		case <-r.retention.kick:
 		case <-r.stopping.Done():
+			return
+		case <-r.hard.Done():
+			return
+		}
+		r.applyRetention(r.hard)
+		// A pass reads every manifest: at most one a second, however fast
+		// files finish.
+		select {
+		case <-time.After(time.Second):
+		case <-r.stopping.Done():
+			return
+		case <-r.hard.Done():
 			return
 		}
 	}
 }
 
-func (r *Run) purgeExpired() {
-	keys, err := r.fb.Store.KV.ListKeysFiltered(r.stopping, "file.*")
+// applyRetention removes the chunks of finished files that the flow no
+// longer keeps: those of files every sink committed once bus.retention has
+// passed since they finished, then, while the chunks of finished files
+// exceed bus.retention_size, those of the files that finished first (files
+// every sink committed before files with a failed delivery). Files with a
+// replay under way keep theirs. Several runners of a flow may do this at
+// once: removing chunks twice is harmless.
+func (r *Run) applyRetention(ctx context.Context) {
+	if r.retention == nil {
+		return
+	}
+	r.retention.mu.Lock()
+	defer r.retention.mu.Unlock()
+	keys, err := r.fb.Store.KV.ListKeysFiltered(ctx, "file.*")
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return
+	}
 	if err != nil {
+		r.log.Warn("applying bus retention: listing files", "err", err)
 		return
 	}
 	defer keys.Stop()
+	type held struct {
+		id        string
+		size      int64
+		finished  time.Time
+		committed bool
+	}
+	var (
+		candidates []held
+		total      int64
+		ttl        = r.flow.Bus.Retention
+	)
 	for key := range keys.Keys() {
-		e, err := r.fb.Store.KV.Get(r.stopping, key)
-		if err != nil {
-			continue
-		}
 		var m bus.Manifest
-		if json.Unmarshal(e.Value(), &m) != nil || m.Purged || m.State != bus.FileDone ||
-			m.Outcome != pipeline.Passed.String() || time.Since(m.Finished) < r.flow.Bus.Retention {
+		if _, err := r.fb.Store.Get(ctx, key, &m); err != nil {
 			continue
 		}
-		r.purgeFile(m.ID)
+		// Files not read completely (Chunks 0) are not counted: rejected
+		// files have no chunks, and a failed read is read afresh.
+		if m.ID == "" || m.Purged || m.State != bus.FileDone || m.Chunks == 0 {
+			continue
+		}
+		committed := m.Outcome == pipeline.Passed.String() || m.Outcome == pipeline.Skipped.String()
+		if ttl > 0 && committed && !m.Replaying && time.Since(m.Finished) >= ttl {
+			r.purgeFile(m.ID)
+			continue
+		}
+		total += max(m.Size, 0)
+		if !m.Replaying {
+			candidates = append(candidates, held{m.ID, max(m.Size, 0), m.Finished, committed})
+		}
+	}
+	limit := r.flow.Bus.RetentionSize
+	if limit <= 0 || total <= limit {
+		return
+	}
+	sort.Slice(candidates, func(i, j int) bool {
+		a, b := candidates[i], candidates[j]
+		if a.committed != b.committed {
+			return a.committed
+		}
+		if !a.finished.Equal(b.finished) {
+			return a.finished.Before(b.finished)
+		}
+		return a.id < b.id
+	})
+	for _, c := range candidates {
+		if total <= limit {
+			break
+		}
+		if r.purgeFile(c.id) {
+			total -= c.size
+		}
 	}
 }
 
-// purgeFile removes every chunk of a finished file and records it.
-func (r *Run) purgeFile(id string) {
-	if err := r.fb.Chunks.Purge(r.hard, jetstream.WithPurgeSubject(r.fb.ChunkSubject(id))); err != nil {
-		r.log.Warn("removing delivered chunks", "id", id, "err", err)
-		return
-	}
-	bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
-		if !exists {
+// purgeFile removes every chunk of a finished file and records it. The
+// manifest is marked first, so a replay that marked the file before (or
+// sees the mark) never counts on chunks about to go; it reports whether the
+// chunks were removed.
+func (r *Run) purgeFile(id string) bool {
+	marked := false
+	_, err := bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+		marked = false
+		if !exists || m.Purged || m.Replaying {
 			return bus.ErrUnchanged
 		}
-		m.Purged = true
+		m.Purged, marked = true, true
 		return nil
 	})
+	if err != nil || !marked {
+		return false
+	}
+	if err := r.fb.Chunks.Purge(r.hard, jetstream.WithPurgeSubject(r.fb.ChunkSubject(id))); err != nil {
+		r.log.Warn("removing delivered chunks", "id", id, "err", err)
+		// Not removed: say so, so that a later pass tries again.
+		bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+			if !exists || !m.Purged {
+				return bus.ErrUnchanged
+			}
+			m.Purged = false
+			return nil
+		})
+		return false
+	}
+	return true
 }

@@ -179,9 +179,10 @@ func (pr *partRecorder) close(ctx context.Context) error {
 // store blocks are dropped at once, which keeps the server's memory and
 // disk bounded by the read window rather than the file size. Nothing is
 // purged while a delivery has no prefix (not started, or failed and kept for
-// replay), or when the flow retains chunks.
+// replay), or when the flow retains chunks (bus.retention or
+// bus.retention_size): a replay needs all of them.
 func (r *Run) purgeDelivered(ctx context.Context, id string) {
-	if r.flow.Bus.Retention > 0 {
+	if r.flow.Bus.Retains() {
 		return
 	}
 	var below uint64

@@ -31,6 +31,19 @@
 //	  readers: 4                # chunks of one file read at once
 //	  window: 32MiB             # how far reading may run ahead of the slowest sink
 //	  retention: 0s             # keep chunks this long after every sink committed
+//	  retention_size: 0         # at most this many bytes of chunks of finished files
+//
+// Retention: by default a file's chunks leave the bus as the sinks write
+// them, so a failed delivery can be replayed ("runner replay") only if its
+// chunks happen to be all there still; replay refuses it otherwise. Set
+// bus.retention (a duration) or bus.retention_size (a size), or both, to keep
+// chunks for replay: chunks then stay in full during delivery, the chunks of
+// files every sink committed go once retention has passed since the file
+// finished, and whenever the finished files' chunks exceed retention_size the
+// files that finished first lose theirs first (files every sink committed
+// before files with a failed delivery). Chunks of a file with a failed
+// delivery are kept until it is replayed, or until retention_size needs their
+// room. Sizes count the files' bytes before bus compression.
 //
 // Settings left out are zero in the parsed Flow and take their defaults from
 // pipeline.Flow.WithDefaults. Counts accept 0 (the default) and up; sizes are

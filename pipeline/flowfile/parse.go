@@ -699,7 +699,7 @@ var (
 	topKeys   = []string{"name", "source", "stages", "sinks", "bus"}
 	sinkKeys  = []string{"name", "parallelism", "files", "retry"}
 	retryKeys = []string{"attempts", "initial", "max"}
-	busKeys   = []string{"chunk_size", "compression", "files", "readers", "window", "retention"}
+	busKeys   = []string{"chunk_size", "compression", "files", "readers", "window", "retention", "retention_size"}
 
 	nameField     = pipeline.Field{Type: pipeline.TypeString}
 	countField    = pipeline.Field{Type: pipeline.TypeInt}
@@ -1229,6 +1229,10 @@ func (p *parser) bus(e pair) pipeline.BusSpec {
 			}
 		case "retention":
 			b.Retention = p.duration(be, "bus.retention")
+		case "retention_size":
+			if v, _, ok := p.setting(be, "bus.retention_size", sizeField); ok && v != nil {
+				b.RetentionSize = v.(int64)
+			}
 		default:
 			p.errorf(be.k, "unknown key %q (known: %s)", be.key, strings.Join(busKeys, ", "))
 		}

@@ -83,11 +83,12 @@ func TestParseFull(t *testing.T) {
 			},
 		},
 		Bus: pipeline.BusSpec{
-			ChunkSize:   512 << 10,
-			Compression: "zstd",
-			Files:       2,
-			Readers:     3,
-			Retention:   time.Hour,
+			ChunkSize:     512 << 10,
+			Compression:   "zstd",
+			Files:         2,
+			Readers:       3,
+			Retention:     time.Hour,
+			RetentionSize: 10 << 30,
 		},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -263,7 +264,7 @@ var errorCases = []struct {
 			`f.yaml:2:9: source: want a mapping with one connector key, got a string`,
 			`f.yaml:3:9: stages: want a list of stages, got a mapping`,
 			`f.yaml:4:8: sinks: want a list of sinks, got a mapping`,
-			`f.yaml:5:6: bus: want a mapping with chunk_size, compression, files, readers, window, retention, got a list`,
+			`f.yaml:5:6: bus: want a mapping with chunk_size, compression, files, readers, window, retention, retention_size, got a list`,
 		),
 	},
 	{
@@ -485,8 +486,27 @@ var errorCases = []struct {
 			`f.yaml:7:10: bus.files: must not be negative, got -2`,
 			`f.yaml:8:12: bus.readers: want an integer, got string x`,
 			`f.yaml:9:14: bus.retention: want a duration such as 500ms, 10s or 1m30s, got string -1s`,
-			`f.yaml:10:3: unknown key "chunksize" (known: chunk_size, compression, files, readers, window, retention)`,
+			`f.yaml:10:3: unknown key "chunksize" (known: chunk_size, compression, files, readers, window, retention, retention_size)`,
 		),
+	},
+	{
+		name: "bus retention size",
+		in: lines("name: x", srcOK, sinksOK, "bus:", "  retention: 24h", "  retention_size: lots",
+			"  retention-size: 1GiB"),
+		want: lines(
+			`f.yaml:6:19: bus.retention_size: want a size such as 1048576, 512KiB, 8MiB or 1GB, got string lots`,
+			`f.yaml:7:3: unknown key "retention-size" (known: chunk_size, compression, files, readers, window, retention, retention_size)`,
+		),
+	},
+	{
+		name: "bus retention size negative",
+		in:   lines("name: x", srcOK, sinksOK, "bus: {retention_size: -5}"),
+		want: `f.yaml:4:23: bus.retention_size: want a size such as 1048576, 512KiB, 8MiB or 1GB, got int -5`,
+	},
+	{
+		name: "bus retention size is a list",
+		in:   lines("name: x", srcOK, sinksOK, "bus: {retention_size: [1GiB]}"),
+		want: `f.yaml:4:23: bus.retention_size: want a size such as 1048576, 512KiB, 8MiB or 1GB, got a list`,
 	},
 	{
 		name: "bus chunk size",

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/mftflow/mftflow/pipeline/engine"
+)
+
+type replayOptions struct {
+	flow      string
+	sinks     []string
+	files     []string
+	allFailed bool
+	asJSON    bool
+}
+
+func newReplayCmd(g *globalOptions) *cobra.Command {
+	o := &replayOptions{}
+	cmd := &cobra.Command{
+		Use:   "replay --flow NAME (--all-failed | --file ID...) [--sink NAME]",
+		Short: "Deliver failed deliveries again from the chunks kept on the bus",
+		Long: `Replay queues failed deliveries of a flow again. They are delivered from the
+file's chunks on the bus: the source is not read again, nor told again (it was
+told the file's outcome when the file first finished; "runner status" shows the
+outcome after the replay).
+
+Replay only queues: a runner running the flow delivers the files at once; if
+none is running, the next "runner run" of the flow does, and does not end
+before they are delivered (or fail again).
+
+A replay needs every chunk of the file on the bus. By default chunks are
+removed as the sinks write them, so a delivery that failed after other sinks
+(or itself) had written parts cannot be replayed; set bus.retention (a
+duration) or bus.retention_size (a size) in the flow file to keep chunks for
+replay. Deliveries that cannot be replayed are listed with the reason.
+
+Choose deliveries with --all-failed (every failed delivery of the flow) or
+--file (a file id from "runner status --json", or a file name; repeat it), and
+narrow either to sinks with --sink.
+
+It connects like "runner status": to --nats-url when given; else to the runner
+using the data directory, if one is running; else it opens the data
+directory's store itself.
+
+Exit status: 0 when every chosen delivery was queued, 3 when some could not be
+replayed, 1 on any other error.`,
+		Example: `  runner replay --flow orders --all-failed
+  runner replay --flow orders --sink partner --all-failed
+  runner replay --flow orders --file 2f1c0e9a64b1d7c3e2a8f4b6d0c1e5a7 --file report.csv
+  runner replay --flow orders --all-failed --nats-url nats://n1:4222`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case o.flow == "":
+				return &exitError{exitErr, "replay needs --flow NAME (\"runner status\" lists the flows)"}
+			case len(o.files) == 0 && !o.allFailed:
+				return &exitError{exitErr, "say which deliveries to replay: --all-failed, or --file ID (repeat it for several files)"}
+			case len(o.files) > 0 && o.allFailed:
+				return &exitError{exitErr, "--file and --all-failed exclude each other: --all-failed already takes every failed delivery"}
+			}
+			return replay(g, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.flow, "flow", "", "the flow whose deliveries to replay (required)")
+	f.StringSliceVar(&o.sinks, "sink", nil, "replay only deliveries to this sink (repeat or separate with commas)")
+	f.StringArrayVar(&o.files, "file", nil, "replay this file's failed deliveries: its id or its name (repeat for several)")
+	f.BoolVar(&o.allFailed, "all-failed", false, "replay every failed delivery of the flow")
+	f.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func replay(g *globalOptions, o *replayOptions) error {
+	c, err := connectForStatus(g)
+	if err != nil {
+		return &exitError{exitErr, err.Error()}
+	}
+	defer c.Close()
+	js, err := jetstream.New(c.nc)
+	if err != nil {
+		return &exitError{exitErr, fmt.Sprintf("opening JetStream on %s: %v", c.where, err)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := engine.Replay(ctx, js, o.flow, engine.Selector{Files: o.files, Sinks: o.sinks})
+	if o.asJSON {
+		if rep.Requeued == nil {
+			rep.Requeued = []engine.ReplayItem{}
+		}
+		if rep.Refused == nil {
+			rep.Refused = []engine.ReplayItem{}
+		}
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		if jerr := enc.Encode(rep); jerr != nil && err == nil {
+			err = jerr
+		}
+	} else {
+		writeReplay(g.stdout, rep, o.allFailed)
+	}
+	if err != nil {
+		return &exitError{exitErr, fmt.Sprintf("replaying on %s: %v", c.where, err)}
+	}
+	if len(rep.Refused) > 0 {
+		return &exitError{exitFailed, fmt.Sprintf("%s not replayed; see above", plural(int64(len(rep.Refused)), "delivery", "deliveries"))}
+	}
+	return nil
+}
+
+// writeReplay prints what was queued and what was not, and why.
+func writeReplay(w io.Writer, rep engine.Report, allFailed bool) {
+	if len(rep.Requeued) == 0 && len(rep.Refused) == 0 {
+		if allFailed {
+			fmt.Fprintf(w, "flow %s: no failed deliveries to replay\n", rep.Flow)
+		}
+		return
+	}
+	if len(rep.Requeued) > 0 {
+		fmt.Fprintf(w, "flow %s: %s queued again; the flow's runner delivers them from the bus (a running one at once, else the next \"runner run\")\n",
+			rep.Flow, plural(int64(len(rep.Requeued)), "delivery", "deliveries"))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  FILE\tSINK\tID")
+		for _, it := range rep.Requeued {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", it.Name, it.Sink, it.File)
+		}
+		tw.Flush()
+	}
+	if len(rep.Refused) > 0 {
+		fmt.Fprintf(w, "flow %s: %s not replayed\n", rep.Flow, plural(int64(len(rep.Refused)), "delivery", "deliveries"))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  FILE\tSINK\tREASON")
+		for _, it := range rep.Refused {
+			name, sink := it.Name, it.Sink
+			if name == "" {
+				name = it.File
+			}
+			if name == "" {
+				name = "-"
+			}
+			if sink == "" {
+				sink = "-"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, sink, oneLine(it.Reason))
+		}
+		tw.Flush()
+	}
+}

@@ -1,0 +1,278 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// LeaseKey is the key of the source lease in a flow's KV bucket.
+const LeaseKey = "lease.source"
+
+// DefaultLeaseTTL is how long a source lease lasts without renewal unless
+// Options.LeaseTTL says otherwise.
+const DefaultLeaseTTL = 10 * time.Second
+
+// Lease is the record under LeaseKey: which run polls the flow's source.
+type Lease struct {
+	Holder  string        `json:"holder"`  // run id
+	TTL     time.Duration `json:"ttl"`     // the holder's TTL, in nanoseconds
+	Renewed time.Time     `json:"renewed"` // holder's clock; informative only
+}
+
+// sourceLease makes sure only one run of a flow, among every runner sharing
+// it, polls the flow's source: a Thru pickup or a local directory must not
+// be read twice. Deliveries are not affected; every run takes delivery tasks.
+//
+// The lease is a record in the flow's KV bucket, renewed by its holder with a
+// compare-and-swap update every third of the TTL. Another run takes it over
+// when the record has not changed for a whole TTL as measured by that run's
+// own clock since it first saw that revision, so no two machines' clocks are
+// ever compared. The holder, for its part, counts itself the holder only
+// until a TTL after it last sent a renewal that succeeded (less a margin),
+// so it has stopped polling before anyone can take over. A record naming
+// this run's own id (a runner restarted with a fixed Options.RunID) is taken
+// at once: run ids must differ between runners.
+//
+// A per-key TTL on the KV bucket (JetStream 2.11 and later) was not chosen:
+// nats.go's KeyValue.Update clears a key's TTL, so renewals would need raw
+// publishes on the bucket's internal subjects; every flow bucket would need
+// its configuration changed (per-message TTLs cannot be turned off again);
+// and servers before 2.11 could not be used at all. The cost of the chosen
+// way is that a new run waits one TTL after its first look before taking
+// over a record left behind by a run that died.
+type sourceLease struct {
+	kv     jetstream.KeyValue
+	holder string
+	ttl    time.Duration
+	log    *slog.Logger
+
+	other string // holder last logged
+
+	mu      sync.Mutex
+	held    context.Context // ends when the lease is lost; nil while not held
+	changed chan struct{}   // closed and replaced when held changes
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startSourceLease starts contending for the lease. Call release to stop.
+func startSourceLease(kv jetstream.KeyValue, holder string, ttl time.Duration, log *slog.Logger) *sourceLease {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &sourceLease{kv: kv, holder: holder, ttl: ttl, log: log, changed: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	go l.run(ctx)
+	return l
+}
+
+// wait blocks until this run holds the lease or stop ends. It returns a
+// context that ends when the lease is lost or stop ends, and its cancel
+// function, which the caller must call.
+func (l *sourceLease) wait(stop context.Context) (context.Context, context.CancelFunc) {
+	for {
+		l.mu.Lock()
+		held, changed := l.held, l.changed
+		l.mu.Unlock()
+		if held != nil && held.Err() == nil {
+			ctx, cancel := context.WithCancel(stop)
+			unhook := context.AfterFunc(held, cancel)
+			return ctx, func() { unhook(); cancel() }
+		}
+		select {
+		case <-changed:
+		case <-stop.Done():
+			return stop, func() {}
+		}
+	}
+}
+
+// release gives the lease up, deleting the record if this run holds it, so
+// another runner takes over at once. It returns when that is done.
+func (l *sourceLease) release() {
+	l.cancel()
+	<-l.done
+}
+
+func (l *sourceLease) setHeld(ctx context.Context) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.held = ctx
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+func (l *sourceLease) record() []byte {
+	b, _ := json.Marshal(Lease{Holder: l.holder, TTL: l.ttl, Renewed: time.Now().UTC()})
+	return b
+}
+
+// run contends for the lease and holds it, until ctx ends.
+func (l *sourceLease) run(ctx context.Context) {
+	defer close(l.done)
+	// A watch on the key makes a release seen at once; polling alone would
+	// find it within a quarter of the TTL.
+	var updates <-chan jetstream.KeyValueEntry
+	if w, err := l.kv.Watch(ctx, LeaseKey, jetstream.UpdatesOnly()); err == nil {
+		defer w.Stop()
+		updates = w.Updates()
+	} else {
+		l.log.Debug("watching the source lease; polling instead", "err", err)
+	}
+	var seen uint64      // revision of another run's record
+	var seenAt time.Time // when this run first saw it
+	for ctx.Err() == nil {
+		rev, ok := l.take(ctx, &seen, &seenAt)
+		if ok {
+			l.hold(ctx, rev, updates)
+			seen = 0
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case _, open := <-updates:
+			if !open {
+				updates = nil
+			}
+		case <-time.After(l.ttl / 4):
+		}
+	}
+}
+
+// take tries once to take the lease: free, already ours, or left unrenewed
+// for a TTL since this run first saw its revision.
+func (l *sourceLease) take(ctx context.Context, seen *uint64, seenAt *time.Time) (uint64, bool) {
+	ctx, cancel := context.WithTimeout(ctx, l.ttl)
+	defer cancel()
+	e, err := l.kv.Get(ctx, LeaseKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		// Create also succeeds over a deleted (released) record.
+		rev, err := l.kv.Create(ctx, LeaseKey, l.record())
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrKeyExists) {
+				l.log.Warn("taking the source lease", "err", err)
+			}
+			return 0, false
+		}
+		l.log.Debug("source lease taken: this runner polls the source")
+		return rev, true
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			l.log.Warn("reading the source lease", "err", err)
+		}
+		return 0, false
+	}
+	var cur Lease
+	if err := json.Unmarshal(e.Value(), &cur); err != nil {
+		cur = Lease{Holder: "(unreadable record)"}
+	}
+	ttl := max(cur.TTL, l.ttl)
+	switch {
+	case cur.Holder == l.holder:
+		// Ours, from before a restart with the same run id.
+	case e.Revision() != *seen:
+		*seen, *seenAt = e.Revision(), time.Now()
+		if cur.Holder != l.other {
+			l.other = cur.Holder
+			l.log.Info("another runner polls the source; this one delivers and takes over if that one stops renewing its lease", "holder", cur.Holder, "ttl", ttl)
+		}
+		return 0, false
+	case time.Since(*seenAt) < ttl:
+		return 0, false
+	}
+	rev, err := l.kv.Update(ctx, LeaseKey, l.record(), e.Revision())
+	if err != nil {
+		if !isConflict(err) {
+			l.log.Warn("taking over the source lease", "err", err)
+		}
+		return 0, false
+	}
+	if cur.Holder != l.holder {
+		l.log.Info("source lease taken over: its holder stopped renewing it", "from", cur.Holder, "after", ttl)
+	}
+	return rev, true
+}
+
+// hold renews the lease taken at revision rev until it is lost or ctx ends;
+// then it releases it.
+func (l *sourceLease) hold(ctx context.Context, rev uint64, updates <-chan jetstream.KeyValueEntry) {
+	// The margin covers scheduling delays between noticing the expiry and
+	// the source call ending.
+	margin := l.ttl / 10
+	expires := time.Now().Add(l.ttl - margin) // taken before the write: a safe start
+	// One context for the whole holding: polls are not interrupted by renewals.
+	held, lost := context.WithCancel(context.Background())
+	l.setHeld(held)
+	defer func() {
+		lost()
+		l.setHeld(nil)
+	}()
+	expiry := time.NewTimer(time.Until(expires))
+	defer expiry.Stop()
+	renew := time.NewTimer(l.ttl / 3)
+	defer renew.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			l.releaseRecord(rev)
+			return
+		case <-expiry.C:
+			l.log.Warn("source lease expired: could not renew it; polling stops", "ttl", l.ttl)
+			return
+		case _, open := <-updates: // our own renewals; drained so the watch keeps flowing
+			if !open {
+				updates = nil
+			}
+			continue
+		case <-renew.C:
+		}
+		start := time.Now()
+		// A renewal still unanswered at expiry is too late.
+		rctx, cancel := context.WithDeadline(ctx, expires)
+		next, err := l.kv.Update(rctx, LeaseKey, l.record(), rev)
+		cancel()
+		switch {
+		case err == nil:
+			rev = next
+			expires = start.Add(l.ttl - margin)
+			expiry.Reset(time.Until(expires))
+			renew.Reset(l.ttl / 3)
+		case isConflict(err) || errors.Is(err, jetstream.ErrKeyNotFound):
+			l.log.Warn("source lease lost to another runner; polling stops")
+			return
+		default:
+			if ctx.Err() == nil && time.Now().Before(expires) {
+				l.log.Warn("renewing the source lease; retrying", "err", err)
+			}
+			renew.Reset(min(time.Second, l.ttl/10))
+		}
+	}
+}
+
+// releaseRecord deletes the record at revision rev, unless it changed since.
+func (l *sourceLease) releaseRecord(rev uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := l.kv.Delete(ctx, LeaseKey, jetstream.LastRevision(rev)); err != nil {
+		if !isConflict(err) {
+			l.log.Warn("releasing the source lease; another runner takes it over after its TTL", "err", err)
+		}
+		return
+	}
+	l.log.Debug("source lease released")
+}
+
+// isConflict reports whether err is a failed compare-and-swap.
+func isConflict(err error) bool {
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}

@@ -1,0 +1,473 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mftflow/mftflow/pipeline/bus"
+)
+
+// Selector chooses the failed deliveries Replay re-delivers. An empty field
+// selects everything: the zero Selector selects every failed delivery of
+// the flow.
+type Selector struct {
+	// Files are file ids (as runner status --json shows them) or file names
+	// on the bus (after the stages).
+	Files []string
+	// Sinks are sink names.
+	Sinks []string
+}
+
+// Report says what Replay did.
+type Report struct {
+	Flow string `json:"flow"`
+	// Requeued are the deliveries queued again; the flow's runners deliver
+	// them from the bus.
+	Requeued []ReplayItem `json:"requeued"`
+	// Refused are the selected deliveries (or files) that were not queued,
+	// each with its Reason.
+	Refused []ReplayItem `json:"refused"`
+}
+
+// ReplayItem is one delivery in a Report. Sink is empty for a selected file
+// that was not found.
+type ReplayItem struct {
+	File   string `json:"file"`           // file id
+	Name   string `json:"name,omitempty"` // file name on the bus
+	Sink   string `json:"sink,omitempty"`
+	Reason string `json:"reason,omitempty"` // why it was refused; empty in Requeued
+}
+
+// ReasonPurged is the Reason of a delivery whose file's chunks are gone.
+const ReasonPurged = "chunks purged; set bus.retention to keep them for replay"
+
+// Replay queues again the failed deliveries of flow chosen by sel, so that
+// they are delivered from the chunks still on the bus, without reading the
+// source again. For each one it checks that every chunk of the file is on
+// the bus, marks the file's manifest so that its outcome is recomputed once
+// the delivery ends (the source, already acked, is not told), resets the
+// delivery record (state pending, attempts 0, owner and error cleared; the
+// parts and resume state it kept stay, so the sink resumes what it had) and
+// publishes a new delivery task. A delivery whose chunks are gone is refused
+// with ReasonPurged.
+//
+// Replay only writes the flow's KV records and publishes tasks: it works
+// whether or not a runner of the flow is running. A running runner takes
+// the tasks at once; otherwise the next run of the flow does, and does not
+// end before they are final. Replaying a delivery that was queued again but
+// not started yet queues it again only if its task is lost.
+//
+// It returns an error when the flow has no state on the server or the
+// state cannot be read or written; the Report then holds what was done.
+func Replay(ctx context.Context, js jetstream.JetStream, flow string, sel Selector) (Report, error) {
+	rep := Report{Flow: flow}
+	fs, err := readFlow(ctx, js, flow)
+	if err != nil {
+		return rep, err
+	}
+	n := bus.Names{Flow: flow}
+	kv, err := js.KeyValue(ctx, n.Bucket())
+	if err != nil {
+		return rep, fmt.Errorf("flow %s: %w", flow, err)
+	}
+	st := bus.Store{KV: kv}
+	chunks, err := js.Stream(ctx, n.ChunkStream())
+	if err != nil {
+		return rep, fmt.Errorf("flow %s: opening stream %s: %w", flow, n.ChunkStream(), err)
+	}
+	tasks, err := js.Stream(ctx, n.TaskStream())
+	if err != nil {
+		return rep, fmt.Errorf("flow %s: opening stream %s: %w", flow, n.TaskStream(), err)
+	}
+	rp := &replayer{js: js, names: n, store: st, chunks: chunks, tasks: tasks, rep: &rep}
+
+	var known []string
+	for _, c := range fs.Sinks {
+		known = append(known, c.Sink)
+	}
+	for _, want := range sel.Sinks {
+		if !slices.Contains(known, want) {
+			rep.Refused = append(rep.Refused, ReplayItem{Sink: want,
+				Reason: fmt.Sprintf("flow %s has no deliveries to this sink (it has: %s)", flow, strings.Join(known, ", "))})
+		}
+	}
+	for _, want := range sel.Files {
+		found := false
+		for _, f := range fs.Files {
+			found = found || f.Manifest.ID == want || f.Manifest.Name == want
+		}
+		if !found {
+			rep.Refused = append(rep.Refused, ReplayItem{File: want, Reason: fmt.Sprintf("no file with this id or name in flow %s", flow)})
+		}
+	}
+	for _, f := range fs.Files {
+		m := f.Manifest
+		named := len(sel.Files) > 0
+		if named && !slices.Contains(sel.Files, m.ID) && !slices.Contains(sel.Files, m.Name) {
+			continue
+		}
+		var chosen []bus.Delivery
+		for _, d := range f.Deliveries {
+			if len(sel.Sinks) > 0 && !slices.Contains(sel.Sinks, d.Sink) {
+				continue
+			}
+			switch {
+			case d.State == bus.DeliveryFailed, queuedReplay(d):
+				chosen = append(chosen, d)
+			case named:
+				rep.Refused = append(rep.Refused, ReplayItem{File: m.ID, Name: m.Name, Sink: d.Sink,
+					Reason: fmt.Sprintf("not failed: the delivery is %s", d.State)})
+			}
+		}
+		if named && len(f.Deliveries) == 0 {
+			reason := unreplayable(m)
+			if reason == "" {
+				reason = "the file has no deliveries"
+			}
+			rep.Refused = append(rep.Refused, ReplayItem{File: m.ID, Name: m.Name, Reason: reason})
+			continue
+		}
+		if named {
+			for _, s := range sel.Sinks {
+				if slices.Contains(known, s) && !slices.ContainsFunc(f.Deliveries, func(d bus.Delivery) bool { return d.Sink == s }) {
+					rep.Refused = append(rep.Refused, ReplayItem{File: m.ID, Name: m.Name, Sink: s, Reason: "the file has no delivery to this sink"})
+				}
+			}
+		}
+		if len(chosen) == 0 {
+			continue
+		}
+		if err := rp.file(ctx, m, chosen); err != nil {
+			return rep, fmt.Errorf("flow %s: replaying %s: %w", flow, m.Name, err)
+		}
+	}
+	return rep, nil
+}
+
+// queuedReplay reports whether d was replayed and not started since.
+func queuedReplay(d bus.Delivery) bool {
+	return d.Replays > 0 && d.State == bus.DeliveryPending && d.Attempts == 0 && d.Owner == ""
+}
+
+type replayer struct {
+	js     jetstream.JetStream
+	names  bus.Names
+	store  bus.Store
+	chunks jetstream.Stream
+	tasks  jetstream.Stream
+	rep    *Report
+}
+
+// file replays the chosen deliveries of the file m.
+func (rp *replayer) file(ctx context.Context, m bus.Manifest, chosen []bus.Delivery) error {
+	refuse := func(reason string) {
+		for _, d := range chosen {
+			rp.rep.Refused = append(rp.rep.Refused, ReplayItem{File: m.ID, Name: m.Name, Sink: d.Sink, Reason: reason})
+		}
+	}
+	if reason := unreplayable(m); reason != "" {
+		refuse(reason)
+		return nil
+	}
+	ok, err := rp.chunksOnBus(ctx, m)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		refuse(ReasonPurged)
+		return nil
+	}
+	// Mark the file before touching its deliveries: from here on chunks
+	// are not removed (purging marks the manifest first and skips marked
+	// files), and whoever finishes the file recomputes its outcome.
+	purged := false
+	if _, err := bus.Update(ctx, rp.store, bus.ManifestKey(m.ID), func(cur *bus.Manifest, exists bool) error {
+		purged = false
+		if !exists || cur.Purged {
+			purged = true
+			return bus.ErrUnchanged
+		}
+		cur.Replaying = true
+		return nil
+	}); err != nil {
+		return err
+	}
+	if purged {
+		refuse(ReasonPurged)
+		return nil
+	}
+	if _, err := rp.store.KV.Put(ctx, bus.ReplayKey(m.ID), []byte(m.Name)); err != nil {
+		return fmt.Errorf("marking the replay: %w", err)
+	}
+	for _, d := range chosen {
+		if err := rp.delivery(ctx, m, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unreplayable says why the file m cannot be delivered from the bus, or "".
+func unreplayable(m bus.Manifest) string {
+	switch {
+	case m.State == bus.FileIngesting:
+		return "the file is still being read from the source; its delivery is retried by the run reading it"
+	case m.ReadError != "" || m.State == bus.FileFailed || m.Chunks == 0:
+		msg := "the file was never read completely from the source"
+		if m.ReadError != "" {
+			msg += " (" + m.ReadError + ")"
+		}
+		return msg + "; it is read again when the source offers it again"
+	case m.Purged:
+		return ReasonPurged
+	}
+	return ""
+}
+
+// chunksOnBus reports whether every chunk of m is still on the bus: the
+// subject holds at least m.Chunks messages and its first one is chunk 0.
+// Chunks are only ever removed from the start of a file (as sinks write
+// them) or all at once, so with chunk 0 there, the rest is there too; a
+// chunk published again after a crash may add to the count, hence "at
+// least". A delivery still checks every chunk as it reads them.
+func (rp *replayer) chunksOnBus(ctx context.Context, m bus.Manifest) (bool, error) {
+	subject := rp.names.ChunkSubject(m.ID)
+	info, err := rp.chunks.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return false, fmt.Errorf("reading stream %s: %w", rp.names.ChunkStream(), err)
+	}
+	if info.State.Subjects[subject] < uint64(m.Chunks) {
+		return false, nil
+	}
+	first, err := rp.chunks.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subject))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading the first chunk of %s: %w", m.Name, err)
+	}
+	return first.Header.Get(bus.HeaderIndex) == "0", nil
+}
+
+// delivery resets one delivery record and queues its task.
+func (rp *replayer) delivery(ctx context.Context, m bus.Manifest, d bus.Delivery) error {
+	key := bus.DeliveryKey(m.ID, d.Sink)
+	var skip string
+	rec, err := bus.Update(ctx, rp.store, key, func(cur *bus.Delivery, exists bool) error {
+		skip = ""
+		switch {
+		case !exists:
+			skip = "the delivery record is gone"
+			return bus.ErrUnchanged
+		case queuedReplay(*cur):
+			return bus.ErrUnchanged // reset before; its task may be lost
+		case cur.State != bus.DeliveryFailed:
+			skip = fmt.Sprintf("not failed: the delivery is %s", cur.State)
+			return bus.ErrUnchanged
+		}
+		// A fresh retry budget under a new owner. Done, Prefix, Resume and
+		// PartSize stay: the sink resumes whatever they still describe.
+		cur.State, cur.Attempts, cur.Owner, cur.Error = bus.DeliveryPending, 0, "", ""
+		cur.Replays++
+		cur.Updated = time.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	item := ReplayItem{File: m.ID, Name: m.Name, Sink: d.Sink}
+	if skip != "" {
+		item.Reason = skip
+		rp.rep.Refused = append(rp.rep.Refused, item)
+		return nil
+	}
+	if d.State != bus.DeliveryFailed {
+		// Queued by an earlier replay and not started: queue it again only
+		// if no task for the sink is waiting, or it would be delivered twice
+		// at once (harmless, but wasted).
+		queued, err := rp.tasksWaiting(ctx, d.Sink)
+		if err != nil {
+			return err
+		}
+		if queued {
+			item.Reason = "already queued by an earlier replay; waiting for a runner of the flow"
+			rp.rep.Refused = append(rp.rep.Refused, item)
+			return nil
+		}
+	}
+	// A fresh message id: the task of the first delivery (and of an earlier
+	// replay) would otherwise be taken for a duplicate.
+	msgID := fmt.Sprintf("%s.%d.%s.replay%d", m.ID, m.Epoch, d.Sink, rec.Replays)
+	if _, err := rp.js.Publish(ctx, rp.names.TaskSubject(d.Sink), []byte(m.ID), jetstream.WithMsgID(msgID),
+		jetstream.WithExpectStream(rp.names.TaskStream())); err != nil {
+		return fmt.Errorf("queueing the delivery to %s: %w (run the replay again)", d.Sink, err)
+	}
+	rp.rep.Requeued = append(rp.rep.Requeued, item)
+	return nil
+}
+
+// tasksWaiting reports whether any task for sink is on the task stream,
+// taken or not.
+func (rp *replayer) tasksWaiting(ctx context.Context, sink string) (bool, error) {
+	subject := rp.names.TaskSubject(sink)
+	info, err := rp.tasks.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return false, fmt.Errorf("reading stream %s: %w", rp.names.TaskStream(), err)
+	}
+	return info.State.Subjects[subject] > 0, nil
+}
+
+// ownerID names one attempt at a delivery. Replays are part of it so that an
+// attempt after a replay never takes the name of one before it.
+func ownerID(run string, d *bus.Delivery) string {
+	if d.Replays > 0 {
+		return run + "/" + strconv.Itoa(d.Replays) + "." + strconv.Itoa(d.Attempts)
+	}
+	return run + "/" + strconv.Itoa(d.Attempts)
+}
+
+// settleReplay recomputes the outcome of a finished file with a replayed
+// delivery once every delivery is final again, and records it. The source
+// is not acked again (it was acked when the file first finished); chunks
+// the flow does not retain are removed as for any finished file.
+func (r *Run) settleReplay(id string) {
+	ctx := r.hard
+	// The marker is read before the manifest: a replay marks the manifest
+	// first, so a marker removed below by its revision is never one put
+	// after the manifest was read.
+	marker, err := r.fb.Store.KV.Get(ctx, bus.ReplayKey(id))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return
+	}
+	unmark := func() {
+		if marker == nil {
+			return
+		}
+		if err := r.fb.Store.KV.Delete(ctx, bus.ReplayKey(id), jetstream.LastRevision(marker.Revision())); err != nil {
+			r.log.Debug("removing replay marker", "id", id, "err", err)
+		}
+	}
+	var m bus.Manifest
+	if _, err := r.fb.Store.Get(ctx, bus.ManifestKey(id), &m); err != nil {
+		return
+	}
+	if !m.Replaying {
+		unmark()
+		return
+	}
+	if m.State != bus.FileDone {
+		return
+	}
+	out, final, err := r.finisher.outcome(ctx, id, m.Sinks)
+	if err != nil || !final {
+		return
+	}
+	settled := false
+	m, err = bus.Update(ctx, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+		settled = false
+		if !exists || !m.Replaying || m.State != bus.FileDone {
+			return bus.ErrUnchanged
+		}
+		now := time.Now().UTC()
+		m.Replaying, m.Outcome, m.Error, m.Finished, m.Updated = false, out.Status.String(), out.Message, now, now
+		settled = true
+		return nil
+	})
+	if err != nil {
+		r.log.Warn("recording the outcome of a replayed file", "id", id, "err", err)
+		return
+	}
+	if !m.Replaying {
+		unmark()
+	}
+	if !settled {
+		return
+	}
+	r.stats.seen.Add(1)
+	r.countOutcome(out.Status)
+	r.log.Info("replayed file finished (the source is not told again)", "id", id, "file", m.Name, "outcome", out.Status.String())
+	r.purgeFinished(m, out.Status)
+}
+
+// endReplays waits, before a run ends by itself, for the replayed
+// deliveries of finished files that this run's sinks can take, so that a
+// run started to deliver a replay does not end before it. A replayed
+// delivery whose task was lost (the replay stopped between resetting the
+// record and queueing the task) is queued again.
+func (r *Run) endReplays() {
+	ctx := r.stopping
+	if ctx.Err() != nil {
+		return
+	}
+	keys, err := r.fb.Store.KV.ListKeysFiltered(ctx, "replay.*")
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return
+	}
+	if err != nil {
+		r.log.Warn("listing replayed files", "err", err)
+		return
+	}
+	var ids []string
+	for k := range keys.Keys() {
+		ids = append(ids, strings.TrimPrefix(k, "replay."))
+	}
+	keys.Stop()
+	mine := r.sinkNames()
+	rp := &replayer{js: r.fb.JS, names: r.fb.Names, store: r.fb.Store, chunks: r.fb.Chunks, tasks: r.fb.Tasks, rep: &Report{}}
+	for _, id := range ids {
+		var m bus.Manifest
+		if _, err := r.fb.Store.Get(ctx, bus.ManifestKey(id), &m); err != nil {
+			return
+		}
+		if !m.Replaying {
+			r.settleReplay(id) // removes a marker left behind
+			continue
+		}
+		if m.State != bus.FileDone || !subset(m.Sinks, mine) {
+			continue // the run reading it finishes it, or another flow definition has the sinks
+		}
+		for _, s := range m.Sinks {
+			var d bus.Delivery
+			if _, err := r.fb.Store.Get(ctx, bus.DeliveryKey(id, s), &d); err != nil {
+				return
+			}
+			if queuedReplay(d) {
+				if err := rp.delivery(ctx, m, d); err != nil {
+					r.log.Warn("queueing a replayed delivery again", "id", id, "sink", s, "err", err)
+				}
+			}
+		}
+		if _, err := r.finisher.wait(ctx, id, m.Sinks); err != nil {
+			return // stopping
+		}
+		r.settleReplay(id)
+	}
+}
+
+func subset(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
+// settleBeforeEnd runs when a run is about to end by itself (its source is
+// exhausted and every file it took is final): it waits for replayed
+// deliveries and applies the flow's retention one last time, so that what
+// the run leaves on the bus is within bus.retention_size.
+func (r *Run) settleBeforeEnd() {
+	if r.stopping.Err() != nil {
+		return // stopped: the next run carries on
+	}
+	r.endReplays()
+	r.applyRetention(r.hard)
+}
