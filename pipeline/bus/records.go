@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -161,8 +162,14 @@ type Store struct{ KV jetstream.KeyValue }
 
 // Get reads the record under key into v and returns its revision; a missing
 // key returns revision 0 and no error.
+// Transient JetStream errors (see Transient) are retried for up to
+// TransientBudget.
 func (s Store) Get(ctx context.Context, key string, v any) (uint64, error) {
-	e, err := s.KV.Get(ctx, key)
+	var e jetstream.KeyValueEntry
+	err := RetryTransient(ctx, func() (err error) {
+		e, err = s.KV.Get(ctx, key)
+		return err
+	})
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, nil
 	}
@@ -179,9 +186,11 @@ func (s Store) Get(ctx context.Context, key string, v any) (uint64, error) {
 var ErrUnchanged = errors.New("record unchanged")
 
 // Update applies fn to the record under key (the zero value if missing) and
-// writes it back with compare-and-swap, retrying on conflicts. It returns the
-// record as written.
+// writes it back with compare-and-swap, retrying on conflicts and, for up to
+// TransientBudget, on transient JetStream errors. It returns the record as
+// written. fn may run more than once.
 func Update[T any](ctx context.Context, s Store, key string, fn func(v *T, exists bool) error) (T, error) {
+	var transientSince time.Time
 	for attempt := 0; ; attempt++ {
 		var v T
 		rev, err := s.Get(ctx, key, &v)
@@ -206,9 +215,64 @@ func Update[T any](ctx context.Context, s Store, key string, fn func(v *T, exist
 		if err == nil {
 			return v, nil
 		}
+		if Transient(err) && ctx.Err() == nil {
+			// The write may have landed with its answer lost: read again
+			// and let the compare-and-swap tell.
+			if transientSince.IsZero() {
+				transientSince = time.Now()
+			}
+			if time.Since(transientSince) < TransientBudget {
+				pause(ctx, attempt)
+				continue
+			}
+		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongSequence(err) || attempt > 100 {
 			return v, fmt.Errorf("writing %s: %w", key, err)
 		}
+	}
+}
+
+// TransientBudget is how long record reads and writes retry transient
+// JetStream errors: long enough for a cluster to elect a new leader when a
+// server stops.
+var TransientBudget = 30 * time.Second
+
+// Transient reports whether err is a JetStream hiccup that passes by itself:
+// a request that timed out or found no responder (a server stopping, a
+// leader being elected), or the cluster saying it is temporarily
+// unavailable.
+func Transient(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.As(err, &apiErr) && apiErr.ErrorCode == jsClusterNotAvailable
+}
+
+// jsClusterNotAvailable is the server's "JetStream system temporarily
+// unavailable".
+const jsClusterNotAvailable = 10008
+
+// RetryTransient runs op until it succeeds, fails otherwise than
+// transiently, ctx ends or TransientBudget has passed.
+func RetryTransient(ctx context.Context, op func() error) error {
+	start := time.Now()
+	for attempt := 0; ; attempt++ {
+		err := op()
+		if err == nil || !Transient(err) || ctx.Err() != nil || time.Since(start) >= TransientBudget {
+			return err
+		}
+		pause(ctx, attempt)
+	}
+}
+
+// pause sleeps a little longer on each attempt, up to a second.
+func pause(ctx context.Context, attempt int) {
+	d := min(50*time.Millisecond<<min(attempt, 5), time.Second)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 

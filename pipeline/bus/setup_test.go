@@ -2,10 +2,13 @@ package bus_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mftflow/mftflow/pipeline/bus"
@@ -151,5 +154,24 @@ func TestDetectReplicasOnTwoNodeCluster(t *testing.T) {
 	r, err := bus.DetectReplicas(context.Background(), js)
 	if err != nil || r != 1 {
 		t.Fatalf("DetectReplicas on a 2-node cluster = %d, %v; want 1", r, err)
+	}
+}
+
+func TestTransient(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{nats.ErrTimeout, true},
+		{fmt.Errorf("reading file.x: %w", context.DeadlineExceeded), true},
+		{nats.ErrNoResponders, true},
+		{&jetstream.APIError{Code: 503, ErrorCode: 10008, Description: "JetStream system temporarily unavailable"}, true},
+		{jetstream.ErrKeyExists, false},
+		{&jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamWrongLastSequence}, false},
+		{errors.New("disk full"), false},
+	} {
+		if got := bus.Transient(tc.err); got != tc.want {
+			t.Errorf("Transient(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }

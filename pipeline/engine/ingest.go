@@ -564,15 +564,16 @@ func (p *publisher) awaitOldest(ctx context.Context) error {
 		// Publish again synchronously; the message id deduplicates it if the
 		// first one did land.
 		msg := fut.Msg()
-		for attempt := 0; attempt < 3; attempt++ {
-			_, err = p.r.fb.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(msg.Header.Get("Nats-Msg-Id")))
-			if err == nil {
-				p.r.metrics.publish.Observe(time.Since(at).Seconds())
-				p.r.chunks.put(buf)
-				return nil
-			}
+		err = bus.RetryTransient(ctx, func() error {
+			_, err := p.r.fb.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(msg.Header.Get("Nats-Msg-Id")))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("publishing chunk %s: %w", msg.Header.Get(bus.HeaderIndex), err)
 		}
-		return fmt.Errorf("publishing chunk %s: %w", msg.Header.Get(bus.HeaderIndex), err)
+		p.r.metrics.publish.Observe(time.Since(at).Seconds())
+		p.r.chunks.put(buf)
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
