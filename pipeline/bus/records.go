@@ -109,6 +109,9 @@ type Delivery struct {
 	Bytes   int64     `json:"bytes"` // bytes committed
 	Error   string    `json:"error,omitempty"`
 	Owner   string    `json:"owner,omitempty"` // run id of the last runner to work on it
+	// Task is the stream sequence of the task message the delivery is
+	// worked under; another task message for it is a duplicate.
+	Task uint64 `json:"task,omitempty"`
 	Updated time.Time `json:"updated"`
 }
 

@@ -51,6 +51,23 @@ func sleep(ctx context.Context, d time.Duration) {
 // (its in-progress acks did not arrive in time); the new owner carries on.
 var errSuperseded = errors.New("delivery taken over by another owner")
 
+// errDuplicateTask ends the handling of a task message for a delivery that
+// another, still pending, task message carries.
+var errDuplicateTask = errors.New("duplicate delivery task")
+
+// taskPending reports whether the task message at stream sequence seq is
+// still on the work queue (not yet acked).
+func (r *Run) taskPending(ctx context.Context, seq uint64) (bool, error) {
+	_, err := r.fb.Tasks.GetMsg(ctx, seq)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return false, nil
+	}
+	return false, fmt.Errorf("looking up delivery task %d: %w", seq, err)
+}
+
 // retryLater asks for the task to be redelivered after a delay.
 type retryLater struct {
 	err   error
@@ -82,12 +99,21 @@ func (r *Run) handleTask(s *sinkRun, msg jetstream.Msg) {
 			}
 		}
 	}()
-	err := r.deliver(r.hard, s, id, log)
+	var task uint64
+	if meta, err := msg.Metadata(); err == nil {
+		task = meta.Sequence.Stream
+	}
+	err := r.deliver(r.hard, s, id, task, log)
 	stopAlive()
 
 	var later *retryLater
 	switch {
 	case err == nil:
+		msg.Ack()
+	case errors.Is(err, errDuplicateTask):
+		// Published twice (a restart after the dedupe window); the first
+		// task carries the delivery.
+		log.Info("dropping a duplicate delivery task", "task", task)
 		msg.Ack()
 	case errors.Is(err, errSuperseded):
 		// The task was redelivered to another owner, who now holds it.
@@ -109,7 +135,7 @@ func (r *Run) handleTask(s *sinkRun, msg jetstream.Msg) {
 // once the delivery is final (committed, skipped or failed for good),
 // errStopped when the run is stopping, and *retryLater for a failed attempt
 // with budget left.
-func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, log interface {
+func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, log interface {
 	Info(string, ...any)
 	Warn(string, ...any)
 	Error(string, ...any)
@@ -131,7 +157,18 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, log interface 
 		if exists && bus.Final(d.State) {
 			return bus.ErrUnchanged
 		}
-		d.File, d.Sink, d.Name = id, s.spec.Name, m.Name
+		if exists && d.Task != 0 && d.Task != task {
+			// Another task message carries this delivery, unless it is
+			// gone (acked when the delivery failed, before a replay).
+			pending, err := r.taskPending(ctx, d.Task)
+			if err != nil {
+				return err
+			}
+			if pending {
+				return errDuplicateTask
+			}
+		}
+		d.File, d.Sink, d.Name, d.Task = id, s.spec.Name, m.Name, task
 		d.Attempts++
 		d.State, d.Owner, d.Updated = bus.DeliveryActive, ownerID(r.e.opts.RunID, d), time.Now().UTC()
 		return nil
