@@ -356,7 +356,9 @@ func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 		partNo, expect int
 		size           int64
 	)
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.fb.ChunkSubject(m.ID)}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	// The consumer is deleted when the reading ends; InactiveThreshold only
+	// clears up after a crash.
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.fb.ChunkSubject(m.ID)}, DeliverPolicy: jetstream.DeliverAllPolicy, InactiveThreshold: time.Minute}
 	if p := rec.Prefix; p != nil && rec.PartSize == partSize && p.Seq > 0 {
 		partNo, expect, size = p.Parts, p.Chunks, p.Bytes
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, p.Seq
@@ -365,6 +367,7 @@ func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 	if err != nil {
 		return 0, fmt.Errorf("reading chunks of %s: %w", m.Name, err)
 	}
+	defer r.deleteConsumer(cons)
 	msgs, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(32, int(min(2*partSize, 16<<20))))
 	if err != nil {
 		return 0, fmt.Errorf("reading chunks of %s: %w", m.Name, err)
@@ -499,6 +502,21 @@ func writePart(ctx context.Context, up pipeline.Upload, p pipeline.Part, data ne
 		sleep(ctx, b.next())
 	}
 	return err
+}
+
+// deleteConsumer removes a delivery's chunk consumer from the server at
+// once: left to expire, the consumers of many small files would reach the
+// stream's consumer limit (1000 by default).
+func (r *Run) deleteConsumer(c jetstream.Consumer) {
+	info := c.CachedInfo()
+	if info == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.hard, 10*time.Second)
+	defer cancel()
+	if err := r.fb.Chunks.DeleteConsumer(ctx, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		r.log.Debug("removing a chunk consumer", "consumer", info.Name, "err", err)
+	}
 }
 
 // storedChunk is a chunk read from the bus with its stream sequence.

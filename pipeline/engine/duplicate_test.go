@@ -71,3 +71,31 @@ func TestDuplicateTaskIsDropped(t *testing.T) {
 			final.State, final.Attempts, final.Owner, final.Task, sink.Commits(), d.Owner, d.Task)
 	}
 }
+
+// Reading a file's chunks leaves no consumer behind on the chunk stream:
+// many small files would otherwise reach the stream's consumer limit.
+func TestNoChunkConsumerOutlivesItsDelivery(t *testing.T) {
+	e := newEnv(t)
+	files := map[string][]byte{}
+	for i := range 30 {
+		files[string(rune('a'+i%26))+string(rune('a'+i/26))+".txt"] = testkit.RandomContent(int64(i), 100)
+	}
+	sink := testkit.NewMemorySink()
+	runToEnd(t, e.engine(t, engine.Options{}), pipeline.Flow{
+		Name:   "consumers",
+		Source: pipeline.SourceOf(testkit.NewMemorySource(files, true)),
+		Sinks:  []pipeline.SinkSpec{pipeline.SinkOf("out", sink)},
+	})
+	checkDelivered(t, files, sink.Files())
+	chunks, err := e.js.Stream(context.Background(), bus.Names{Flow: "consumers"}.ChunkStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := chunks.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Consumers != 0 {
+		t.Fatalf("%d consumers left on the chunk stream after the run; want 0", info.State.Consumers)
+	}
+}
