@@ -354,3 +354,21 @@ func TestCeilingRefusesChunksAboveMaxPayload(t *testing.T) {
 		t.Errorf("error %v, want %q", err, want)
 	}
 }
+
+// With chunks as small as a 4 KiB file, thousands of publishes are in flight
+// at once: a server that falls behind for a moment must slow the ceiling
+// down, not fail it. Every byte must come back, the last message short.
+func TestCeilingSmallChunks(t *testing.T) {
+	e, js := env(t)
+	const total = 5000*4096 + 100
+	m, err := bench.Ceiling(context.Background(), e.NC, "small", 4096, total, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Bytes != total || m.Seconds <= 0 {
+		t.Errorf("measured %d bytes in %gs, want %d bytes in more than 0s", m.Bytes, m.Seconds, total)
+	}
+	if left := streamsLeft(t, js); len(left) != 0 {
+		t.Errorf("streams left: %v", left)
+	}
+}

@@ -13,6 +13,10 @@ import (
 	"github.com/mftflow/mftflow/pipeline/bus"
 )
 
+// stallWait is how long a publish waits for room in the window before the
+// ceiling gives up on a server that acknowledges nothing.
+const stallWait = 30 * time.Second
+
 // Ceiling measures what the bus alone moves: total bytes in messages of
 // chunkSize, published with JetStream async publish to a new file-store
 // stream while an ordered consumer reads them back, from the first publish
@@ -81,7 +85,10 @@ func Ceiling(ctx context.Context, nc *nats.Conn, name string, chunkSize, total i
 			if i == count-1 {
 				data = payload[:lastSize]
 			}
-			f, err := js.PublishAsync(subject, data)
+			// A full window only means the server is behind: wait for
+			// it (nats.go gives up after 200ms by default, which a busy
+			// machine reaches with small chunks).
+			f, err := js.PublishAsync(subject, data, jetstream.WithStallWait(stallWait))
 			if err != nil {
 				pubErr <- fmt.Errorf("bus ceiling: publishing message %d: %w", i+1, err)
 				cancel()

@@ -73,8 +73,8 @@ func writeData(name string, size int64, seed uint64, text bool) error {
 		return err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	// The same bytes as the benchmarks' workloads (benchmarks/harness.go),
-	// so results of the two compare.
+	// The Go benchmarks (benchmarks/harness.go) generate their workloads
+	// with Generate too, so their results and runner bench's compare.
 	rng := rand.New(rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16)}))
 	buf := make([]byte, 1<<20)
 	for left := size; left > 0; {

@@ -2,10 +2,8 @@ package benchmarks
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,35 +11,45 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mftflow/mftflow/bench"
 )
 
-// Workload is a named set of input files every connector's benchmark runs.
+// Workload is a set of input files every connector's benchmark runs: a
+// synthetic workload of package bench (the generator of "runner bench"), so
+// both measure the same bytes.
 type Workload struct {
-	Name  string
-	Files int
-	Size  int64 // bytes per file
-	// Compressible data is text-like; otherwise it is random.
-	Compressible bool
+	bench.Workload
 	// Env, when set, names an environment variable that must be "1" to run
 	// the workload (for the very large ones).
 	Env string
 }
 
-// Bytes is the workload's total size.
-func (w Workload) Bytes() int64 { return int64(w.Files) * w.Size }
+// Name is the workload's name in benchmark names, from its shape:
+// "1GiB-random", "10000x4KiB-random".
+func (w Workload) Name() string {
+	if w.Files == 1 {
+		return bench.FormatSize(w.Size) + "-" + w.Data
+	}
+	return fmt.Sprintf("%dx%s-%s", w.Files, bench.FormatSize(w.Size), w.Data)
+}
 
-// Workloads shared by the benchmarks.
+// Workloads shared by the benchmarks: one large file, many small files, a
+// hundred medium ones, and text next to random data at two shapes so the
+// cost and gain of bus compression show without running every shape twice.
 var Workloads = []Workload{
-	{Name: "1GiB-random", Files: 1, Size: 1 << 30},
-	{Name: "4GiB-random", Files: 1, Size: 4 << 30, Env: "MFTFLOW_BENCH_4G"},
-	{Name: "100x10MiB-random", Files: 100, Size: 10 << 20},
-	{Name: "1GiB-text", Files: 1, Size: 1 << 30, Compressible: true},
+	{Workload: bench.Workload{Files: 1, Size: 1 << 30, Data: bench.DataRandom}},
+	{Workload: bench.Workload{Files: 1, Size: 4 << 30, Data: bench.DataRandom}, Env: "MFTFLOW_BENCH_4G"},
+	{Workload: bench.Workload{Files: 10000, Size: 4 << 10, Data: bench.DataRandom}},
+	{Workload: bench.Workload{Files: 100, Size: 10 << 20, Data: bench.DataRandom}},
+	{Workload: bench.Workload{Files: 1, Size: 1 << 30, Data: bench.DataText}},
+	{Workload: bench.Workload{Files: 100, Size: 10 << 20, Data: bench.DataText}},
 }
 
 // Enabled reports whether w should run, and why not.
 func (w Workload) Enabled() (bool, string) {
 	if w.Env != "" && os.Getenv(w.Env) != "1" {
-		return false, fmt.Sprintf("set %s=1 to run %s", w.Env, w.Name)
+		return false, fmt.Sprintf("set %s=1 to run %s", w.Env, w.Name())
 	}
 	return true, ""
 }
@@ -49,50 +57,21 @@ func (w Workload) Enabled() (bool, string) {
 // Materialize writes the workload's files under dir/<name>/in, once: an
 // existing complete set is reused. It returns the input directory.
 func (w Workload) Materialize(dir string) (string, error) {
-	in := filepath.Join(dir, w.Name, "in")
-	done := filepath.Join(dir, w.Name, ".complete")
+	in := filepath.Join(dir, w.Name(), "in")
+	done := filepath.Join(dir, w.Name(), ".complete")
 	if _, err := os.Stat(done); err == nil {
 		return in, nil
 	}
-	if err := os.MkdirAll(in, 0o755); err != nil {
+	if err := w.Generate(in); err != nil {
 		return "", err
-	}
-	for i := range w.Files {
-		name := filepath.Join(in, fmt.Sprintf("file-%05d.bin", i))
-		if err := writeData(name, w.Size, uint64(i), w.Compressible); err != nil {
-			return "", err
-		}
 	}
 	return in, os.WriteFile(done, nil, 0o644)
 }
 
-var words = []string{"order", "invoice", "ACME", "2026-11-22", "EUR", "shipment", "partner", "12.50", "\n", ",", "Globex", "status"}
-
-func writeData(name string, size int64, seed uint64, text bool) error {
-	f, err := os.Create(name)
-	if err != nil {
-		return err
-	}
-	rng := rand.New(rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16)}))
-	buf := make([]byte, 1<<20)
-	for left := size; left > 0; {
-		n := min(int64(len(buf)), left)
-		if text {
-			for i := 0; i < len(buf); {
-				i += copy(buf[i:], words[rng.IntN(len(words))]+" ")
-			}
-		} else {
-			for i := 0; i+8 <= len(buf); i += 8 {
-				binary.LittleEndian.PutUint64(buf[i:], rng.Uint64())
-			}
-		}
-		if _, err := f.Write(buf[:n]); err != nil {
-			f.Close()
-			return err
-		}
-		left -= n
-	}
-	return f.Close()
+// inputFile is the path of the workload's i-th file under in (see
+// bench.Workload.Generate).
+func inputFile(in string, i int) string {
+	return filepath.Join(in, fmt.Sprintf("file-%05d.bin", i))
 }
 
 // Result is one measured command.
@@ -102,7 +81,11 @@ type Result struct {
 }
 
 // RunCommand runs a command to completion and returns its wall time and
-// peak resident memory. The command gets this process's environment without
+// peak resident memory. The peak is at least this process's own peak at the
+// time: Linux starts the child in this process's memory (vfork) and carries
+// that memory's high-water mark into the child's ru_maxrss at exec. So the
+// benchmark process keeps small (baselines that hold data, such as the
+// JetStream ceiling, run as processes of their own). The command gets this process's environment without
 // AWS_* variables, which would change how S3 clients are configured (a CA
 // bundle, a profile) behind the benchmark's back.
 func RunCommand(dir string, name string, args ...string) (Result, error) {

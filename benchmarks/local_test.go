@@ -3,7 +3,6 @@ package benchmarks
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 )
@@ -37,8 +36,11 @@ bus:
 `
 
 // BenchmarkLocalToLocal moves each workload local → local with the runner,
-// next to io.Copy and rclone copyto of the same files in the same run.
-// Metrics: MB/s (from SetBytes) and peak-RSS-MiB of the measured process.
+// next to the baselines of the same run: io.Copy of the same files, the
+// raw JetStream ceiling for the same bytes (busCeiling), and rclone copyto
+// (one file, 4 streams) or rclone copy --transfers 8 (many files).
+// Metrics: MB/s (from SetBytes), files/s for many files, and peak-RSS-MiB
+// of the measured process.
 func BenchmarkLocalToLocal(b *testing.B) {
 	dir := benchDir(b)
 	bin, err := Runner()
@@ -46,7 +48,7 @@ func BenchmarkLocalToLocal(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, w := range Workloads {
-		b.Run(w.Name, func(b *testing.B) {
+		b.Run(w.Name(), func(b *testing.B) {
 			if ok, why := w.Enabled(); !ok {
 				b.Skip(why)
 			}
@@ -54,31 +56,17 @@ func BenchmarkLocalToLocal(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.Run("io.Copy", func(b *testing.B) {
-				b.SetBytes(w.Bytes())
-				for i := 0; b.Loop(); i++ {
-					out := filepath.Join(b.TempDir(), "out")
-					if err := CopyFiles(in, out); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
+			b.Run("io.Copy", func(b *testing.B) { copyBaseline(b, w, in) })
+			b.Run("jetstream", func(b *testing.B) { busCeiling(b, w) })
 			b.Run("runner", func(b *testing.B) {
-				measure(b, w.Bytes(), func(work string) []string {
+				measure(b, w, func(work string) []string {
 					return runnerCommand(b, bin, work, fmt.Sprintf(localFlow, in, filepath.Join(work, "out"), "s2"))
 				})
 			})
 			b.Run("rclone", func(b *testing.B) {
-				rclone, err := exec.LookPath("rclone")
-				if err != nil {
-					b.Skip("rclone is not installed (Debian: apt-get install rclone)")
-				}
-				measure(b, w.Bytes(), func(work string) []string {
-					out := filepath.Join(work, "out")
-					if w.Files == 1 {
-						return []string{rclone, "copyto", "--config", "/dev/null", filepath.Join(in, "file-00000.bin"), filepath.Join(out, "file-00000.bin")}
-					}
-					return []string{rclone, "copy", "--transfers", "4", "--config", "/dev/null", in, out}
+				rclone := rclonePath(b)
+				measure(b, w, func(work string) []string {
+					return rcloneCopy(rclone, w, in, filepath.Join(work, "out"), "--multi-thread-streams", rcloneStreams)
 				})
 			})
 		})

@@ -2,8 +2,6 @@ package benchmarks
 
 import (
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/mftflow/mftflow/testkit/minio"
@@ -26,10 +24,11 @@ sinks:
       secret_access_key: %s
 `
 
-// BenchmarkLocalToS3 moves each single-file workload to a MinIO server on
-// loopback with the runner, next to rclone copyto of the same file to the
-// same server (4 streams each: rclone's default upload concurrency and the
-// runner's default parallelism).
+// BenchmarkLocalToS3 moves each workload to a MinIO server on loopback with
+// the runner, next to rclone of the same files to the same server and the
+// raw JetStream ceiling for the same bytes. rclone uploads one file with 4
+// parts at once (--s3-upload-concurrency 4: rclone's default and the
+// runner's default parallelism) and many files 8 at once (--transfers 8).
 func BenchmarkLocalToS3(b *testing.B) {
 	dir := benchDir(b)
 	bin, err := Runner()
@@ -38,10 +37,7 @@ func BenchmarkLocalToS3(b *testing.B) {
 	}
 	srv := minio.StartMinIO(b)
 	for _, w := range Workloads {
-		if w.Files != 1 {
-			continue
-		}
-		b.Run(w.Name, func(b *testing.B) {
+		b.Run(w.Name(), func(b *testing.B) {
 			if ok, why := w.Enabled(); !ok {
 				b.Skip(why)
 			}
@@ -49,22 +45,19 @@ func BenchmarkLocalToS3(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			b.Run("jetstream", func(b *testing.B) { busCeiling(b, w) })
 			b.Run("runner", func(b *testing.B) {
-				measure(b, w.Bytes(), func(work string) []string {
+				measure(b, w, func(work string) []string {
 					flow := fmt.Sprintf(s3Flow, in, srv.NewBucket(b), srv.Endpoint, minio.Region, minio.AccessKey, minio.SecretKey)
 					return runnerCommand(b, bin, work, flow)
 				})
 			})
 			b.Run("rclone", func(b *testing.B) {
-				rclone, err := exec.LookPath("rclone")
-				if err != nil {
-					b.Skip("rclone is not installed (Debian: apt-get install rclone)")
-				}
+				rclone := rclonePath(b)
 				remote := fmt.Sprintf(":s3,provider=Minio,endpoint='%s',access_key_id=%s,secret_access_key=%s,region=%s",
 					srv.Endpoint, minio.AccessKey, minio.SecretKey, minio.Region)
-				measure(b, w.Bytes(), func(work string) []string {
-					return []string{rclone, "copyto", "--config", "/dev/null", "--s3-upload-concurrency", "4",
-						filepath.Join(in, "file-00000.bin"), remote + ":" + srv.NewBucket(b) + "/file-00000.bin"}
+				measure(b, w, func(work string) []string {
+					return rcloneCopy(rclone, w, in, remote+":"+srv.NewBucket(b), "--s3-upload-concurrency", rcloneStreams)
 				})
 			})
 		})

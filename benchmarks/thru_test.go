@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mftflow/mftflow/bench"
 	"github.com/mftflow/mftflow/connectors/thru"
 )
 
@@ -160,9 +161,30 @@ func (s *thruSim) stop() {
 	}
 }
 
-// checkDeliveries fails b unless the site received exactly n copies of a
-// file of the given size and SHA-256, all through via.
-func (s *thruSim) checkDeliveries(b *testing.B, n int, via string, size int64, sum string) {
+// inputSum is the size and SHA-256 of one input file.
+type inputSum struct {
+	size   int64
+	sha256 string
+}
+
+// inputSums returns the size and SHA-256 of each of the workload's files,
+// by file name.
+func inputSums(w Workload, in string) (map[string]inputSum, error) {
+	sums := make(map[string]inputSum, w.Files)
+	for i := range w.Files {
+		name := inputFile(in, i)
+		sum, err := fileSHA256(name)
+		if err != nil {
+			return nil, err
+		}
+		sums[filepath.Base(name)] = inputSum{w.Size, sum}
+	}
+	return sums, nil
+}
+
+// checkDeliveries fails b unless the site received, through via, each file
+// of want exactly runs times, byte for byte, and nothing else.
+func (s *thruSim) checkDeliveries(b *testing.B, runs int, via string, want map[string]inputSum) {
 	b.Helper()
 	resp, err := http.Get(s.URL + "/_admin/deliveries")
 	if err != nil {
@@ -171,18 +193,30 @@ func (s *thruSim) checkDeliveries(b *testing.B, n int, via string, size int64, s
 	defer resp.Body.Close()
 	var ds []struct {
 		Via    string `json:"via"`
+		Name   string `json:"name"`
 		Size   int64  `json:"size"`
 		SHA256 string `json:"sha256"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&ds); err != nil {
 		b.Fatalf("thrusim deliveries: %v", err)
 	}
-	if len(ds) != n {
-		b.Fatalf("thrusim received %d files, want %d", len(ds), n)
+	if len(ds) != runs*len(want) {
+		b.Fatalf("thrusim received %d files, want %d (%d runs of %d files)", len(ds), runs*len(want), runs, len(want))
 	}
+	seen := map[string]int{}
 	for _, d := range ds {
-		if d.Via != via || d.Size != size || d.SHA256 != sum {
-			b.Fatalf("thrusim received %s %d bytes sha256 %s, want %s %d bytes sha256 %s", d.Via, d.Size, d.SHA256, via, size, sum)
+		w, ok := want[d.Name]
+		if !ok {
+			b.Fatalf("thrusim received %q, which is not an input file", d.Name)
+		}
+		if d.Via != via || d.Size != w.size || d.SHA256 != w.sha256 {
+			b.Fatalf("thrusim received %s by %s, %d bytes sha256 %s, want by %s, %d bytes sha256 %s", d.Name, d.Via, d.Size, d.SHA256, via, w.size, w.sha256)
+		}
+		seen[d.Name]++
+	}
+	for name, n := range seen {
+		if n != runs {
+			b.Fatalf("thrusim received %s %d times in %d runs", name, n, runs)
 		}
 	}
 }
@@ -200,13 +234,49 @@ func fileSHA256(name string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// BenchmarkLocalToThru moves each single-file workload to a simulated Thru
-// site (testkit/cmd/thrusim, a separate process on loopback) with the
-// runner, by chunked drop-off and by a Content API upload session, next to
-// curl sending the same file in one Content API simple upload to the same
-// site. Every sub-benchmark gets a fresh simulator, since it holds every
-// delivered file in memory. Each run is checked: the site must have received
-// the file, byte for byte.
+// curlParallel is how many uploads curl runs at once for many files: the
+// runner's default number of files delivered to a sink at once.
+const curlParallel = "4"
+
+// curlConfig writes a curl config file (curl -K) into dir that sends each
+// of the workload's files in one Content API simple upload to site, and
+// returns its path. Part 1 of each upload is the file's metadata JSON (read
+// from a file of its own as a text field), part 2 the file itself.
+func curlConfig(w Workload, in, dir, site string) (string, error) {
+	var cfg strings.Builder
+	cfg.WriteString("silent\n")
+	for i := range w.Files {
+		file := inputFile(in, i)
+		meta, err := json.Marshal(thru.FileMetadata{EndpointPath: thruEndpointPath(), Attributes: thru.FileAttributes{FileName: filepath.Base(file)}})
+		if err != nil {
+			return "", err
+		}
+		metaFile := filepath.Join(dir, fmt.Sprintf("metadata-%05d.json", i))
+		if err := os.WriteFile(metaFile, meta, 0o644); err != nil {
+			return "", err
+		}
+		if i > 0 {
+			cfg.WriteString("next\n")
+		}
+		fmt.Fprintf(&cfg, "url = %q\nfail\noutput = %q\nheader = %q\nform = %q\nform = %q\n",
+			site+thru.PathContent, os.DevNull,
+			thru.APIKeyHeader+": "+thruAPIKey,
+			thru.MetadataFormName+"=<"+metaFile+";type=application/json",
+			thru.ContentFormName+"=@"+file+";type=application/octet-stream")
+	}
+	path := filepath.Join(dir, "curl.conf")
+	return path, os.WriteFile(path, []byte(cfg.String()), 0o644)
+}
+
+// BenchmarkLocalToThru moves each workload to a simulated Thru site
+// (testkit/cmd/thrusim, a separate process on loopback) with the runner, by
+// chunked drop-off and by Content API upload sessions, next to curl sending
+// the same files in Content API simple uploads to the same site (one curl
+// process; many files 4 at once, as the runner delivers them) and the raw
+// JetStream ceiling for the same bytes. Every sub-benchmark gets a fresh
+// simulator, since it holds every delivered file in memory; for the same
+// reason the 4 GiB workload is skipped. Each run is checked: the site must
+// have received every file, byte for byte.
 func BenchmarkLocalToThru(b *testing.B) {
 	dir := benchDir(b)
 	bin, err := Runner()
@@ -218,10 +288,10 @@ func BenchmarkLocalToThru(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, w := range Workloads {
-		if w.Files != 1 {
-			continue
-		}
-		b.Run(w.Name, func(b *testing.B) {
+		b.Run(w.Name(), func(b *testing.B) {
+			if w.Bytes() > 1<<30 {
+				b.Skipf("the simulator keeps every delivered file in memory; %s would hold %s there per run", w.Name(), bench.FormatSize(w.Bytes()))
+			}
 			if ok, why := w.Enabled(); !ok {
 				b.Skip(why)
 			}
@@ -229,8 +299,7 @@ func BenchmarkLocalToThru(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			file := filepath.Join(in, "file-00000.bin")
-			sum, err := fileSHA256(file)
+			want, err := inputSums(w, in)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -240,9 +309,10 @@ func BenchmarkLocalToThru(b *testing.B) {
 				if via == "content" {
 					text = fmt.Sprintf(flowText, in, site.URL, thruEndpointPath())
 				}
-				runs := measure(b, w.Bytes(), func(work string) []string { return runnerCommand(b, bin, work, text) })
-				site.checkDeliveries(b, runs, via, w.Size, sum)
+				runs := measure(b, w, func(work string) []string { return runnerCommand(b, bin, work, text) })
+				site.checkDeliveries(b, runs, via, want)
 			}
+			b.Run("jetstream", func(b *testing.B) { busCeiling(b, w) })
 			b.Run("runner-dropoff", func(b *testing.B) { runner(b, thruDropOffFlow, "dropoff") })
 			b.Run("runner-session", func(b *testing.B) { runner(b, thruSessionFlow, "content") })
 			b.Run("curl", func(b *testing.B) {
@@ -251,28 +321,17 @@ func BenchmarkLocalToThru(b *testing.B) {
 					b.Skip("curl is not installed (Debian: apt-get install curl)")
 				}
 				if w.Size > thru.SimpleUploadLimit {
-					b.Skipf("%s is above the Content API's simple-upload limit of %d bytes", w.Name, int64(thru.SimpleUploadLimit))
+					b.Skipf("%s is above the Content API's simple-upload limit of %d bytes", w.Name(), int64(thru.SimpleUploadLimit))
 				}
 				site := startThruSim(b, sim)
-				work := b.TempDir()
-				meta, err := json.Marshal(thru.FileMetadata{EndpointPath: thruEndpointPath(), Attributes: thru.FileAttributes{FileName: filepath.Base(file)}})
+				conf, err := curlConfig(w, in, b.TempDir(), site.URL)
 				if err != nil {
 					b.Fatal(err)
 				}
-				metaFile := filepath.Join(work, "metadata.json")
-				if err := os.WriteFile(metaFile, meta, 0o644); err != nil {
-					b.Fatal(err)
-				}
-				// Part 1 is the metadata JSON (read from the file as a text
-				// field), part 2 the file itself.
-				runs := measure(b, w.Bytes(), func(string) []string {
-					return []string{curl, "-s", "-f", "-o", os.DevNull,
-						"-H", thru.APIKeyHeader + ": " + thruAPIKey,
-						"-F", thru.MetadataFormName + "=<" + metaFile + ";type=application/json",
-						"-F", thru.ContentFormName + "=@" + file + ";type=application/octet-stream",
-						site.URL + thru.PathContent}
+				runs := measure(b, w, func(string) []string {
+					return []string{curl, "--parallel", "--parallel-max", curlParallel, "-K", conf}
 				})
-				site.checkDeliveries(b, runs, "content", w.Size, sum)
+				site.checkDeliveries(b, runs, "content", want)
 			})
 		})
 	}
