@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,6 +27,7 @@ type runOptions struct {
 	memoryLimit string
 	replicas    int
 	http        string
+	cpuProfile  string
 }
 
 func newRunCmd(g *globalOptions) *cobra.Command {
@@ -75,6 +77,7 @@ failed (see "runner status --failed"), 1 on any other error.`,
 	f.DurationVar(&o.grace, "grace", 30*time.Second, "on SIGINT or SIGTERM, how long to let parts in flight finish")
 	f.IntVar(&o.replicas, "replicas", 0, "replicas of each flow's streams and KV bucket; 0 chooses 3 on a JetStream cluster of 3 or more servers, else 1 (an existing flow's count is then never lowered)")
 	f.StringVar(&o.memoryLimit, "memory-limit", defaultMemoryLimit, "soft memory limit of the Go runtime (GOMEMLIMIT, which wins when set); 0 for none")
+	f.StringVar(&o.cpuProfile, "cpu-profile", "", "write a pprof CPU profile of the whole run to this file (go tool pprof)")
 	f.StringVar(&o.http, "http", "", "serve /healthz, /readyz, /metrics and /status on this address, such as 127.0.0.1:9090 (empty: off)")
 	return cmd
 }
@@ -113,6 +116,13 @@ func loadFlows(reg *pipeline.Registry, paths []string) []loadResult {
 
 func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 	log := g.logger
+	if o.cpuProfile != "" {
+		stop, err := startCPUProfile(o.cpuProfile)
+		if err != nil {
+			return &exitError{exitErr, err.Error()}
+		}
+		defer stop()
+	}
 	reg, err := g.registry(context.Background())
 	if err != nil {
 		return &exitError{exitErr, err.Error()}
@@ -334,4 +344,20 @@ func applyMemoryLimit(limit string) error {
 		debug.SetMemoryLimit(n)
 	}
 	return nil
+}
+
+// startCPUProfile profiles the process into path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
