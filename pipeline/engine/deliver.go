@@ -375,7 +375,7 @@ func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 	defer msgs.Stop()
 
 	rec.PartSize = partSize
-	recorder := newPartRecorder(r, s, up, bus.DeliveryKey(m.ID, s.spec.Name), rec)
+	recorder := newPartRecorder(r, s, up, bus.DeliveryKey(m.ID, s.spec.Name), rec, fileSinks(*m, r))
 	recorder.resumed(partNo) // every part before the prefix was written by an earlier attempt
 	// A part that fails stops the reading and the dispatch of new parts, but
 	// the parts already being written finish and are recorded: a part the

@@ -87,6 +87,7 @@ func (r *Run) handleFile(item pipeline.Item) {
 			log.Error("resetting failed file", "err", err)
 			return
 		}
+		m = bus.Manifest{} // read afresh, for this run's sinks
 		fallthrough
 	default:
 		if err := r.ingestWithRetry(item, f, id, log); err != nil {
@@ -113,7 +114,7 @@ func (r *Run) handleFile(item pipeline.Item) {
 	}
 	release()
 
-	out, err := r.finisher.wait(r.stopping, id, r.sinkNames())
+	out, err := r.finisher.wait(r.stopping, id, fileSinks(m, r))
 	if err != nil {
 		return // stopping: the next run resumes
 	}
@@ -203,6 +204,17 @@ func statusOf(name string) pipeline.Status {
 		}
 	}
 	return pipeline.Failed
+}
+
+// fileSinks returns the sinks file m was queued to, which are the flow's
+// sinks when the file was read: runners of one flow may briefly differ in
+// their sinks during a rolling change, and a file's deliveries are those it
+// was queued for. A file not yet read goes to this run's sinks.
+func fileSinks(m bus.Manifest, r *Run) []string {
+	if len(m.Sinks) > 0 {
+		return m.Sinks
+	}
+	return r.sinkNames()
 }
 
 func (r *Run) sinkNames() []string {

@@ -19,6 +19,8 @@ type partRecorder struct {
 	up   pipeline.Upload
 	key  string
 	base bus.Delivery
+	// sinks are the file's sinks, which progressive purging waits for.
+	sinks []string
 
 	mu      sync.Mutex
 	pending []int
@@ -30,8 +32,8 @@ type partRecorder struct {
 	err     error
 }
 
-func newPartRecorder(r *Run, s *sinkRun, up pipeline.Upload, key string, base bus.Delivery) *partRecorder {
-	pr := &partRecorder{r: r, up: up, key: key, base: base, bounds: map[int]bus.Prefix{},
+func newPartRecorder(r *Run, s *sinkRun, up pipeline.Upload, key string, base bus.Delivery, sinks []string) *partRecorder {
+	pr := &partRecorder{r: r, up: up, key: key, base: base, sinks: sinks, bounds: map[int]bus.Prefix{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), ended: make(chan struct{})}
 	go pr.loop()
 	// Record the part size at once so a resumed attempt can trust Done.
@@ -141,7 +143,7 @@ func (pr *partRecorder) flush(ctx context.Context) {
 		return nil
 	})
 	if err == nil && advanced {
-		pr.r.purgeDelivered(ctx, d.File)
+		pr.r.purgeDelivered(ctx, d.File, pr.sinks)
 	}
 	if errors.Is(err, errSuperseded) {
 		pr.mu.Lock()
@@ -181,14 +183,14 @@ func (pr *partRecorder) close(ctx context.Context) error {
 // purged while a delivery has no prefix (not started, or failed and kept for
 // replay), or when the flow retains chunks (bus.retention or
 // bus.retention_size): a replay needs all of them.
-func (r *Run) purgeDelivered(ctx context.Context, id string) {
+func (r *Run) purgeDelivered(ctx context.Context, id string, sinks []string) {
 	if r.flow.Bus.Retains() {
 		return
 	}
 	var below uint64
-	for _, s := range r.sinks {
+	for _, s := range sinks {
 		var d bus.Delivery
-		if _, err := r.fb.Store.Get(ctx, bus.DeliveryKey(id, s.spec.Name), &d); err != nil {
+		if _, err := r.fb.Store.Get(ctx, bus.DeliveryKey(id, s), &d); err != nil {
 			return
 		}
 		switch {
