@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -232,20 +233,31 @@ func (u *upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) er
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	header := &pb.Part{Upload: u.id, Number: int64(p.Number), Offset: p.Offset, Size: p.Size, Last: p.Last}
+	if shm := u.p.shm; shm != nil && p.Size > 0 {
+		if off, ok := shm.alloc(p.Size); ok {
+			defer shm.release(off, p.Size)
+			if _, err := io.ReadFull(r, shm.mem[off:off+p.Size]); err != nil {
+				return fmt.Errorf("reading part %d: %w", p.Number, err)
+			}
+			header.Shm, header.ShmOffset = true, off
+		}
+	}
 	stream, err := u.client.WritePart(ctx)
 	if err == nil {
-		err = stream.Send(&pb.PartFrame{Frame: &pb.PartFrame_Part{Part: &pb.Part{
-			Upload: u.id, Number: int64(p.Number), Offset: p.Offset, Size: p.Size, Last: p.Last}}})
+		err = stream.Send(&pb.PartFrame{Frame: &pb.PartFrame_Part{Part: header}})
 	}
 	if err != nil {
 		return u.p.callError(ctx, u.gen, err)
 	}
-	_, err = sendFrames(r, func(b []byte) error {
-		return stream.Send(&pb.PartFrame{Frame: &pb.PartFrame_Data{Data: b}})
-	})
-	var send *wire.SendError
-	if err != nil && !errors.As(err, &send) {
-		return err // reading the part failed; cancel ends the call
+	if !header.Shm {
+		_, err = sendFrames(r, func(b []byte) error {
+			return stream.Send(&pb.PartFrame{Frame: &pb.PartFrame_Data{Data: b}})
+		})
+		var send *wire.SendError
+		if err != nil && !errors.As(err, &send) {
+			return err // reading the part failed; cancel ends the call
+		}
 	}
 	// After a send error the call has ended: CloseAndRecv says why.
 	_, err = stream.CloseAndRecv()

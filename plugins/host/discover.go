@@ -65,7 +65,7 @@ func describe(ctx context.Context, path string, log *slog.Logger) (Plugin, error
 	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
 		return Plugin{}, fmt.Errorf("plugin %s: not executable (mode %s): make it executable (chmod +x) or move it out of the plugins directory", path, fi.Mode())
 	}
-	s, err := start(path, nil, log)
+	s, err := start(path, nil, nil, log)
 	if err != nil {
 		return Plugin{}, err
 	}

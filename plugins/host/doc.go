@@ -11,6 +11,11 @@
 // dead process fail with a retryable error, and the engine resumes them from
 // the bus and the delivery state.
 //
+// File content crosses as frames of at most 1 MiB, except upload parts on
+// Linux: the host shares memory with each sink process (a memfd passed as
+// descriptor 3, named by wire.ShmEnv), copies a part in and sends only its
+// offset, which spares the data gRPC framing and TLS.
+//
 // Every plugin connector gets one extra config field, plugin_sha256: a
 // "sha256:<hex>" pin of the binary, checked by go-plugin each time the
 // process is started.

@@ -199,7 +199,18 @@ func errString(err error) string {
 	return err.Error()
 }
 
+// Parts reach a plugin sink through shared memory on Linux, else as gRPC
+// frames; the suite runs both ways.
 func TestSinkConformanceOverRPC(t *testing.T) {
+	t.Run("shared memory", func(t *testing.T) { sinkConformance(t) })
+	t.Run("frames", func(t *testing.T) {
+		*host.UseShm = false
+		defer func() { *host.UseShm = true }()
+		sinkConformance(t)
+	})
+}
+
+func sinkConformance(t *testing.T) {
 	reg, err := load(t, pluginsDir(t, "localfs"), nil)
 	if err != nil {
 		t.Fatal(err)

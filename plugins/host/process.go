@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,10 @@ import (
 	"google.golang.org/grpc"
 )
 
+// useShm says whether sinks get parts through shared memory where the
+// system has it; tests turn it off to cover the gRPC path.
+var useShm = true
+
 // StartTimeout bounds how long a plugin may take to answer the handshake.
 var StartTimeout = 15 * time.Second
 
@@ -31,11 +36,15 @@ type started struct {
 
 // start runs the plugin at path and connects to it. pin, when set, is the
 // sha256 the binary must have.
-func start(path string, pin []byte, log *slog.Logger) (*started, error) {
+func start(path string, pin []byte, shm *arena, log *slog.Logger) (*started, error) {
 	name := filepath.Base(path)
 	stderr := &lineLogger{}
 	cmd := exec.Command(path)
 	dieWithParent(cmd)
+	if shm != nil {
+		cmd.ExtraFiles = []*os.File{shm.file} // descriptor 3 in the plugin
+		cmd.Env = []string{wire.ShmEnv + "=3"}
+	}
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{wire.ProtocolVersion: {wire.PluginName: &wire.GRPCPlugin{}}},
@@ -48,8 +57,11 @@ func start(path string, pin []byte, log *slog.Logger) (*started, error) {
 		Stderr:           stderr,
 		SyncStdout:       &lineLogger{log: log.With("plugin", name, "stream", "stdout"), level: slog.LevelInfo},
 		SyncStderr:       &lineLogger{log: log.With("plugin", name, "stream", "stderr"), level: slog.LevelInfo},
-		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(wire.MaxMessageSize), grpc.MaxCallSendMsgSize(wire.MaxMessageSize))},
+		GRPCDialOptions: []grpc.DialOption{
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(wire.MaxMessageSize), grpc.MaxCallSendMsgSize(wire.MaxMessageSize)),
+			grpc.WithInitialWindowSize(wire.StreamWindow), grpc.WithInitialConnWindowSize(wire.ConnWindow),
+			grpc.WithReadBufferSize(wire.SocketBuffer), grpc.WithWriteBufferSize(wire.SocketBuffer),
+		},
 	}
 	if pin != nil {
 		cfg.SecureConfig = &plugin.SecureConfig{Checksum: pin, Hash: sha256.New()}
@@ -113,6 +125,9 @@ type process struct {
 	kind   pipeline.Kind
 	name   string
 	config map[string]*pb.Value
+	// shm is shared with every process started for this connector; nil
+	// where shared memory is not available.
+	shm *arena
 
 	mu       sync.Mutex
 	cur      *started
@@ -160,7 +175,13 @@ func (p *process) conn(ctx context.Context) (*grpc.ClientConn, uint64, error) {
 		case <-t.C:
 		}
 	}
-	s, err := start(p.path, p.pin, p.log)
+	if p.shm == nil && p.kind == pipeline.KindSink && useShm {
+		var aerr error
+		if p.shm, aerr = newArena(); aerr != nil {
+			p.log.Debug("parts go to the plugin through gRPC", "plugin", p.path, "err", aerr)
+		}
+	}
+	s, err := start(p.path, p.pin, p.shm, p.log)
 	if err == nil {
 		_, err = pb.NewPluginClient(s.conn).Configure(ctx, &pb.ConfigureRequest{Kind: string(p.kind), Name: p.name, Config: p.config})
 		if err != nil {
@@ -228,6 +249,9 @@ func (p *process) close() error {
 		return nil
 	}
 	p.closed = true
+	if p.shm != nil {
+		defer p.shm.close() // after the process is gone
+	}
 	if p.cur == nil {
 		return nil
 	}

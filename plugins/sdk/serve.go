@@ -28,13 +28,22 @@ func Serve(r *pipeline.Registry, opts ...Option) {
 		o(s)
 	}
 	slog.SetDefault(slog.New(newHCLogHandler(os.Stderr)))
+	shm, err := openShm()
+	if err != nil {
+		// Parts then come through gRPC only; the runner sends them
+		// there when it is told so.
+		slog.Warn("no shared memory with the runner", "err", err)
+	}
+	s.shm = shm
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: wire.Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{
 			wire.ProtocolVersion: {wire.PluginName: &wire.GRPCPlugin{Register: s.register}},
 		},
 		GRPCServer: func(o []grpc.ServerOption) *grpc.Server {
-			return grpc.NewServer(append(o, grpc.MaxRecvMsgSize(wire.MaxMessageSize), grpc.MaxSendMsgSize(wire.MaxMessageSize))...)
+			return grpc.NewServer(append(o, grpc.MaxRecvMsgSize(wire.MaxMessageSize), grpc.MaxSendMsgSize(wire.MaxMessageSize),
+				grpc.InitialWindowSize(wire.StreamWindow), grpc.InitialConnWindowSize(wire.ConnWindow),
+				grpc.ReadBufferSize(wire.SocketBuffer), grpc.WriteBufferSize(wire.SocketBuffer))...)
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: hclog.Info}),
 	})

@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ type server struct {
 	pb.UnimplementedPluginServer
 	reg     *pipeline.Registry
 	version string
+	shm     []byte // memory shared by the runner, read-only; nil if none
 
 	mu     sync.Mutex
 	kind   pipeline.Kind
@@ -298,13 +300,19 @@ func (sk *sinkServer) WritePart(stream pb.Sink_WritePartServer) error {
 	if err != nil {
 		return err
 	}
-	r := &wire.FrameReader{Recv: func() ([]byte, error) {
+	var r io.Reader = &wire.FrameReader{Recv: func() ([]byte, error) {
 		m, err := stream.Recv()
 		if err != nil {
 			return nil, err
 		}
 		return m.GetData(), nil
 	}}
+	if h.Shm {
+		if h.ShmOffset < 0 || h.Size < 0 || h.ShmOffset+h.Size > int64(len(sk.s.shm)) {
+			return status.Errorf(codes.InvalidArgument, "part %d lies outside the shared memory (%d bytes at %d of %d)", h.Number, h.Size, h.ShmOffset, len(sk.s.shm))
+		}
+		r = bytes.NewReader(sk.s.shm[h.ShmOffset : h.ShmOffset+h.Size])
+	}
 	p := pipeline.Part{Number: int(h.Number), Offset: h.Offset, Size: h.Size, Last: h.Last}
 	if err := u.WritePart(stream.Context(), p, io.LimitReader(r, h.Size)); err != nil {
 		return wire.ErrorToStatus(err)

@@ -1562,12 +1562,16 @@ func (x *OpenResponse) GetConcurrency() int32 {
 }
 
 type Part struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Upload        string                 `protobuf:"bytes,1,opt,name=upload,proto3" json:"upload,omitempty"`
-	Number        int64                  `protobuf:"varint,2,opt,name=number,proto3" json:"number,omitempty"`
-	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
-	Size          int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
-	Last          bool                   `protobuf:"varint,5,opt,name=last,proto3" json:"last,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Upload string                 `protobuf:"bytes,1,opt,name=upload,proto3" json:"upload,omitempty"`
+	Number int64                  `protobuf:"varint,2,opt,name=number,proto3" json:"number,omitempty"`
+	Offset int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Size   int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	Last   bool                   `protobuf:"varint,5,opt,name=last,proto3" json:"last,omitempty"`
+	// shm: the part's bytes are at shm_offset in the memory the host shares
+	// with the plugin (see wire.ShmEnv), and no data frames follow.
+	Shm           bool  `protobuf:"varint,6,opt,name=shm,proto3" json:"shm,omitempty"`
+	ShmOffset     int64 `protobuf:"varint,7,opt,name=shm_offset,json=shmOffset,proto3" json:"shm_offset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1635,6 +1639,20 @@ func (x *Part) GetLast() bool {
 		return x.Last
 	}
 	return false
+}
+
+func (x *Part) GetShm() bool {
+	if x != nil {
+		return x.Shm
+	}
+	return false
+}
+
+func (x *Part) GetShmOffset() int64 {
+	if x != nil {
+		return x.ShmOffset
+	}
+	return 0
 }
 
 type PartFrame struct {
@@ -2134,13 +2152,16 @@ const file_plugin_proto_rawDesc = "" +
 	"\fOpenResponse\x12\x16\n" +
 	"\x06upload\x18\x01 \x01(\tR\x06upload\x12\x1b\n" +
 	"\tpart_size\x18\x02 \x01(\x03R\bpartSize\x12 \n" +
-	"\vconcurrency\x18\x03 \x01(\x05R\vconcurrency\"v\n" +
+	"\vconcurrency\x18\x03 \x01(\x05R\vconcurrency\"\xa7\x01\n" +
 	"\x04Part\x12\x16\n" +
 	"\x06upload\x18\x01 \x01(\tR\x06upload\x12\x16\n" +
 	"\x06number\x18\x02 \x01(\x03R\x06number\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x12\n" +
 	"\x04size\x18\x04 \x01(\x03R\x04size\x12\x12\n" +
-	"\x04last\x18\x05 \x01(\bR\x04last\"Y\n" +
+	"\x04last\x18\x05 \x01(\bR\x04last\x12\x10\n" +
+	"\x03shm\x18\x06 \x01(\bR\x03shm\x12\x1d\n" +
+	"\n" +
+	"shm_offset\x18\a \x01(\x03R\tshmOffset\"Y\n" +
 	"\tPartFrame\x12-\n" +
 	"\x04part\x18\x01 \x01(\v2\x17.mftflow.plugin.v1.PartH\x00R\x04part\x12\x14\n" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\a\n" +

@@ -519,7 +519,7 @@ type SinkClient interface {
 	ManifestFirst(ctx context.Context, in *ManifestFirstRequest, opts ...grpc.CallOption) (*ManifestFirstResponse, error)
 	Open(ctx context.Context, in *OpenRequest, opts ...grpc.CallOption) (*OpenResponse, error)
 	// WritePart: a PartFrame with the header, then exactly header.size bytes
-	// of data frames.
+	// of data frames, or none when the part is in shared memory.
 	WritePart(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PartFrame, WritePartResponse], error)
 	Commit(ctx context.Context, in *CommitRequest, opts ...grpc.CallOption) (*CommitResponse, error)
 	Abort(ctx context.Context, in *AbortRequest, opts ...grpc.CallOption) (*AbortResponse, error)
@@ -604,7 +604,7 @@ type SinkServer interface {
 	ManifestFirst(context.Context, *ManifestFirstRequest) (*ManifestFirstResponse, error)
 	Open(context.Context, *OpenRequest) (*OpenResponse, error)
 	// WritePart: a PartFrame with the header, then exactly header.size bytes
-	// of data frames.
+	// of data frames, or none when the part is in shared memory.
 	WritePart(grpc.ClientStreamingServer[PartFrame, WritePartResponse]) error
 	Commit(context.Context, *CommitRequest) (*CommitResponse, error)
 	Abort(context.Context, *AbortRequest) (*AbortResponse, error)

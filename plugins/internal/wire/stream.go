@@ -17,6 +17,17 @@ const FrameSize = 1 << 20
 // for its header.
 const MaxMessageSize = FrameSize + 64<<10
 
+// Flow-control windows and socket buffers of the gRPC connection. gRPC's
+// defaults (64 KiB windows grown by estimating the link's bandwidth, 32 KiB
+// buffers) are made for networks; over the local socket to a plugin they
+// make file data wait on window updates. A whole part in flight per stream
+// and several parts per connection keep the data moving.
+const (
+	StreamWindow = 16 << 20
+	ConnWindow   = 64 << 20
+	SocketBuffer = 1 << 20
+)
+
 // Handshake is what the host and a plugin must agree on before anything
 // else: the cookie tells a plugin binary it was started by the runner (run
 // by hand it says so and exits), ProtocolVersion is the version of
@@ -105,3 +116,9 @@ func (r *FrameReader) Read(p []byte) (int, error) {
 	r.buf = r.buf[n:]
 	return n, nil
 }
+
+// ShmEnv names the environment variable that tells a plugin process which
+// of its file descriptors is the memory the host shares with it. Parts of
+// uploads travel there instead of through gRPC and its TLS: the host copies
+// a part in, the plugin's sink reads it in place.
+const ShmEnv = "MFTFLOW_PLUGIN_SHM_FD"

@@ -1,0 +1,4 @@
+package host
+
+// UseShm lets tests send parts through gRPC instead of shared memory.
+var UseShm = &useShm

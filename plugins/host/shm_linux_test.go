@@ -1,0 +1,31 @@
+package host
+
+import "testing"
+
+func TestArena(t *testing.T) {
+	a, err := newArena()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	x, ok1 := a.alloc(100)       // one page
+	y, ok2 := a.alloc(3 * 4096)  // three pages
+	z, ok3 := a.alloc(arenaSize) // too big now
+	if !ok1 || !ok2 || ok3 || x != 0 || y != 4096 {
+		t.Fatalf("alloc: %d %v, %d %v, %d %v; want 0 true, 4096 true, false", x, ok1, y, ok2, z, ok3)
+	}
+	copy(a.mem[y:], "part")
+	a.release(x, 100)
+	if got, ok := a.alloc(4096); !ok || got != 0 {
+		t.Fatalf("after release, alloc(4096) = %d %v; want the freed page at 0", got, ok)
+	}
+	a.release(0, 4096)
+	a.release(y, 3*4096)
+	// Everything merged back into one span: the whole arena is free.
+	if len(a.free) != 1 || a.free[0] != (span{0, arenaSize}) {
+		t.Fatalf("free list %v; want one span of the whole arena", a.free)
+	}
+	if got, ok := a.alloc(arenaSize); !ok || got != 0 {
+		t.Fatalf("alloc(arenaSize) = %d %v; want 0 true", got, ok)
+	}
+}
