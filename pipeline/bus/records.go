@@ -105,13 +105,13 @@ type Delivery struct {
 	Attempts int `json:"attempts"`
 	// Replays counts the times the delivery was replayed after failing;
 	// each replay starts Attempts again from 0.
-	Replays int       `json:"replays,omitempty"`
-	Bytes   int64     `json:"bytes"` // bytes committed
-	Error   string    `json:"error,omitempty"`
-	Owner   string    `json:"owner,omitempty"` // run id of the last runner to work on it
+	Replays int    `json:"replays,omitempty"`
+	Bytes   int64  `json:"bytes"` // bytes committed
+	Error   string `json:"error,omitempty"`
+	Owner   string `json:"owner,omitempty"` // run id of the last runner to work on it
 	// Task is the stream sequence of the task message the delivery is
 	// worked under; another task message for it is a duplicate.
-	Task uint64 `json:"task,omitempty"`
+	Task    uint64    `json:"task,omitempty"`
 	Updated time.Time `json:"updated"`
 }
 

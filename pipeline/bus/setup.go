@@ -85,6 +85,11 @@ func Ensure(ctx context.Context, js jetstream.JetStream, s Setup) (*FlowBus, err
 	if err != nil {
 		return nil, fmt.Errorf("creating KV bucket %s: %w", n.Bucket(), replicasHint(err, replicas))
 	}
+	if replicas > 1 {
+		if kv, err = leaderReads(ctx, js, n); err != nil {
+			return nil, err
+		}
+	}
 	// A changed replica count takes effect in the background (for a few
 	// seconds); a consumer can only grow onto servers its stream already
 	// runs on, so it waits for them. Consumers then follow in the background.
@@ -111,6 +116,29 @@ func Ensure(ctx context.Context, js jetstream.JetStream, s Setup) (*FlowBus, err
 		fb.Consumers[sink] = c
 	}
 	return fb, nil
+}
+
+// leaderReads turns off direct gets on the flow's KV stream and binds the
+// bucket again. A direct get may be answered by a replica that lags behind,
+// and runners read records right after another runner wrote them (a task
+// names a manifest written just before): with replicas, every read goes to
+// the stream's leader.
+func leaderReads(ctx context.Context, js jetstream.JetStream, n Names) (jetstream.KeyValue, error) {
+	st, err := js.Stream(ctx, n.KVStream())
+	if err != nil {
+		return nil, fmt.Errorf("reading stream %s: %w", n.KVStream(), err)
+	}
+	if cfg := st.CachedInfo().Config; cfg.AllowDirect {
+		cfg.AllowDirect = false
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("updating stream %s: %w", n.KVStream(), err)
+		}
+	}
+	kv, err := js.KeyValue(ctx, n.Bucket())
+	if err != nil {
+		return nil, fmt.Errorf("opening KV bucket %s: %w", n.Bucket(), err)
+	}
+	return kv, nil
 }
 
 // replicasHint adds what to do to JetStream's refusal of a replica count.

@@ -57,12 +57,17 @@ type Engine struct {
 	metrics *metrics
 }
 
+// publishAckTimeout bounds the wait for a chunk publish's ack.
+const publishAckTimeout = 10 * time.Second
+
 // New returns an engine that uses nc, which must stay open while runs are going.
 func New(nc *nats.Conn, o Options) (*Engine, error) {
 	if nc == nil {
 		return nil, errors.New("engine: nil NATS connection")
 	}
-	js, err := jetstream.New(nc)
+	// An async publish whose ack was lost (its stream's leader stopped)
+	// fails after this instead of waiting for ever; it is then sent again.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(publishAckTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -132,13 +133,23 @@ func (f *finisher) wait(ctx context.Context, id string, sinks []string) (pipelin
 		if err == nil && final {
 			return out, nil
 		}
+		// The watch wakes this up when a delivery changes; the timer
+		// covers a wake-up that came before the change could be read.
+		t := time.NewTimer(recheck)
 		select {
 		case <-ch:
+		case <-t.C:
 		case <-ctx.Done():
+			t.Stop()
 			return out, ctx.Err()
 		}
+		t.Stop()
 	}
 }
+
+// recheck is how often a file waiting for its deliveries looks at them
+// without being woken.
+const recheck = 2 * time.Second
 
 func (f *finisher) outcome(ctx context.Context, id string, sinks []string) (pipeline.Outcome, bool, error) {
 	out := pipeline.Outcome{Sinks: map[string]pipeline.SinkResult{}}
