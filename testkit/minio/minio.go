@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -32,6 +31,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/mftflow/mftflow/testkit"
 )
 
 // Credentials of every server StartMinIO starts.
@@ -60,40 +61,7 @@ type Server struct {
 }
 
 // Binary returns the path of the MinIO server binary, or "" if there is none.
-func Binary() string {
-	if p := os.Getenv("MFTFLOW_MINIO"); p != "" {
-		return p
-	}
-	if root := moduleRoot(); root != "" {
-		p := filepath.Join(root, "bin", "minio")
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("minio"); err == nil {
-		return p
-	}
-	return ""
-}
-
-// moduleRoot is the nearest directory above the working directory with a
-// go.mod file.
-func moduleRoot() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		up := filepath.Dir(dir)
-		if up == dir {
-			return ""
-		}
-		dir = up
-	}
-}
+func Binary() string { return testkit.FindBinary("MFTFLOW_MINIO", "minio") }
 
 // StartMinIO starts a MinIO server on 127.0.0.1 with random ports and data
 // in a temporary directory, waits until it answers, creates an empty bucket

@@ -20,6 +20,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mftflow/mftflow/testkit"
 )
 
 // Server limits of every node, the same as the runner's embedded server
@@ -60,40 +62,7 @@ type node struct {
 }
 
 // Binary returns the path of the nats-server binary, or "" if there is none.
-func Binary() string {
-	if p := os.Getenv("MFTFLOW_NATS_SERVER"); p != "" {
-		return p
-	}
-	if root := moduleRoot(); root != "" {
-		p := filepath.Join(root, "bin", "nats-server")
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("nats-server"); err == nil {
-		return p
-	}
-	return ""
-}
-
-// moduleRoot is the nearest directory above the working directory with a
-// go.mod file.
-func moduleRoot() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		up := filepath.Dir(dir)
-		if up == dir {
-			return ""
-		}
-		dir = up
-	}
-}
+func Binary() string { return testkit.FindBinary("MFTFLOW_NATS_SERVER", "nats-server") }
 
 // Start starts a cluster of nodes nats-server processes (nodes ≥ 1; one node
 // runs stand-alone, without a cluster) on 127.0.0.1, with JetStream and a
