@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -114,8 +115,9 @@ func writeSeededFile(t *testing.T, name string, size int64, seed uint64) string 
 
 // writeClusterFlow writes the flow file both runners run: a finite local
 // source (it ends once the files present at the start are delivered) into
-// one local sink.
-func writeClusterFlow(t *testing.T, dir, in, out string) string {
+// one local sink. With fsync every part is flushed to disk, which slows the
+// sink down enough for a fault to land while the big file is written.
+func writeClusterFlow(t *testing.T, dir, in, out string, fsync bool) string {
 	t.Helper()
 	return writeFile(t, dir, "shared.yaml", `name: `+clusterFlowName+`
 source:
@@ -131,6 +133,7 @@ sinks:
     local:
       path: `+out+`
       part_size: 4MiB
+      fsync: `+strconv.FormatBool(fsync)+`
 bus:
   compression: none
 `)
@@ -401,7 +404,7 @@ func TestClusterTwoRunnersShareTheWork(t *testing.T) {
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
 	want, _ := writeClusterInput(t, in, 256<<20, 16<<20, 20<<20, 24<<20, 32<<20)
-	flow := writeClusterFlow(t, dir, in, out)
+	flow := writeClusterFlow(t, dir, in, out, false)
 
 	// The first runner takes the lease before the second starts, so which
 	// process reads the source is known.
@@ -497,7 +500,7 @@ func TestClusterRunnerKilledMidTransfer(t *testing.T) {
 	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
 	const bigSize = 128 << 20
 	want, bigID := writeClusterInput(t, in, bigSize, 16<<20, 24<<20)
-	flow := writeClusterFlow(t, dir, in, out)
+	flow := writeClusterFlow(t, dir, in, out, true)
 
 	a := startClusterRunner(t, "a", dir, c.URLs(), flow)
 	holder := waitLeaseHolder(t, js, a)
@@ -619,7 +622,7 @@ func TestClusterNATSNodeStoppedMidTransfer(t *testing.T) {
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
 	want, bigID := writeClusterInput(t, in, 128<<20, 16<<20, 24<<20)
-	flow := writeClusterFlow(t, dir, in, out)
+	flow := writeClusterFlow(t, dir, in, out, true)
 
 	a := startClusterRunner(t, "a", dir, c.URLs(), flow, "--replicas", "3")
 	holder := waitLeaseHolder(t, js, a)
