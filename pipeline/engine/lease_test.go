@@ -86,10 +86,10 @@ func startLeaseRunner(t *testing.T, url, name, flow string, ttl time.Duration, s
 // more than the few lease TTLs any of these waits needs.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(3 * time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("still waiting, after a minute, until %s", what)
+			t.Fatalf("still waiting, after 3 minutes, until %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
