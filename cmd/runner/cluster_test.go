@@ -473,7 +473,10 @@ func waitMidTransfer(t *testing.T, js jetstream.JetStream, id string, parts int,
 		var d bus.Delivery
 		if e, err := kv.Get(ctx, bus.DeliveryKey(id, "out")); err == nil && json.Unmarshal(e.Value(), &d) == nil {
 			if bus.Final(d.State) {
-				t.Fatalf("big.bin's delivery was %s before the fault could be injected: the scenario did not happen", d.State)
+				// Timing, not a defect: the fault has to land while the big
+				// file is written, and a fast or busy machine can let the
+				// delivery end between two looks. Nothing was checked.
+				t.Skipf("big.bin's delivery was %s before the fault could be injected: the scenario did not happen on this run", d.State)
 			}
 			if d.State == bus.DeliveryActive && d.Done.Count() >= parts {
 				return d
