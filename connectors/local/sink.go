@@ -332,7 +332,7 @@ func copyAt(ctx context.Context, f *os.File, off int64, r io.Reader, n int64) er
 	defer copyBufs.Put(buf)
 	for done := int64(0); done < n; {
 		chunk := (*buf)[:min(int64(len(*buf)), n-done)]
-		got, err := io.ReadFull(ctxReader{ctx, r}, chunk)
+		got, err := io.ReadFull(pipeline.ContextReader(ctx, r), chunk)
 		if got > 0 {
 			if _, werr := f.WriteAt(chunk[:got], off+done); werr != nil {
 				return fsError(werr)
@@ -347,19 +347,6 @@ func copyAt(ctx context.Context, f *os.File, off int64, r io.Reader, n int64) er
 		}
 	}
 	return nil
-}
-
-// ctxReader stops a long copy when its context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // State returns the resume token: JSON naming the temporary file and the

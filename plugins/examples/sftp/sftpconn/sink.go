@@ -423,7 +423,7 @@ func copyAt(ctx context.Context, f *sftp.File, off int64, r io.Reader, n int64) 
 			return &partReadError{err}
 		}
 		chunk := (*buf)[:min(int64(len(*buf)), n-done)]
-		got, err := io.ReadFull(ctxReader{ctx, r}, chunk)
+		got, err := io.ReadFull(pipeline.ContextReader(ctx, r), chunk)
 		if got > 0 {
 			if _, werr := f.WriteAt(chunk[:got], off+done); werr != nil {
 				return werr
@@ -438,19 +438,6 @@ func copyAt(ctx context.Context, f *sftp.File, off int64, r io.Reader, n int64) 
 		}
 	}
 	return nil
-}
-
-// ctxReader stops a long copy when its context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // State returns the resume token: JSON naming the temporary file and the

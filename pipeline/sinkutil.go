@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"cmp"
+	"context"
+	"io"
 	"slices"
 )
 
@@ -33,4 +35,21 @@ func (r ByteRanges) Add(offset, n int64) ByteRanges {
 // Covers reports whether the set holds every byte of [0, size).
 func (r ByteRanges) Covers(size int64) bool {
 	return size <= 0 || len(r) > 0 && r[0][0] == 0 && r[0][1] >= size
+}
+
+// ContextReader returns a reader of r that fails with ctx's error once ctx
+// ends, so that a long copy from a part's reader (which does not see the
+// context) stops when its WritePart is cancelled.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
