@@ -193,30 +193,63 @@ var ErrUnchanged = errors.New("record unchanged")
 // TransientBudget, on transient JetStream errors. It returns the record as
 // written. fn may run more than once.
 func Update[T any](ctx context.Context, s Store, key string, fn func(v *T, exists bool) error) (T, error) {
+	v, err := update(ctx, s, key, nil, fn)
+	return v.V, err
+}
+
+// Versioned is a record with the revision it was read or written at; 0
+// means the record did not exist.
+type Versioned[T any] struct {
+	V   T
+	Rev uint64
+}
+
+// UpdateFrom is Update starting from cur, the record as last read or
+// written, instead of reading it first: one round trip instead of two when
+// nobody changed the record since (a revision of 0 expects it missing).
+// When somebody did, the compare-and-swap fails and it goes on as Update
+// does; so does an error or ErrUnchanged from fn on cur, which may be stale.
+// fn gets a copy of cur.V, but one that shares its maps and slices.
+// It returns the record as written, with its new revision.
+func UpdateFrom[T any](ctx context.Context, s Store, key string, cur Versioned[T], fn func(v *T, exists bool) error) (Versioned[T], error) {
+	return update(ctx, s, key, &cur, fn)
+}
+
+func update[T any](ctx context.Context, s Store, key string, cur *Versioned[T], fn func(v *T, exists bool) error) (Versioned[T], error) {
 	var transientSince time.Time
 	for attempt := 0; ; attempt++ {
 		var v T
-		rev, err := s.Get(ctx, key, &v)
-		if err != nil {
-			return v, err
+		var rev uint64
+		cached := cur != nil
+		if cached {
+			v, rev, cur = cur.V, cur.Rev, nil
+		} else {
+			var err error
+			if rev, err = s.Get(ctx, key, &v); err != nil {
+				return Versioned[T]{V: v}, err
+			}
 		}
 		if err := fn(&v, rev != 0); err != nil {
-			if errors.Is(err, ErrUnchanged) {
-				return v, nil
+			if cached {
+				continue // decided on what may be stale: read and decide again
 			}
-			return v, err
+			if errors.Is(err, ErrUnchanged) {
+				return Versioned[T]{v, rev}, nil
+			}
+			return Versioned[T]{V: v}, err
 		}
 		data, err := json.Marshal(v)
 		if err != nil {
-			return v, err
+			return Versioned[T]{V: v}, err
 		}
+		var next uint64
 		if rev == 0 {
-			_, err = s.KV.Create(ctx, key, data)
+			next, err = s.KV.Create(ctx, key, data)
 		} else {
-			_, err = s.KV.Update(ctx, key, data, rev)
+			next, err = s.KV.Update(ctx, key, data, rev)
 		}
 		if err == nil {
-			return v, nil
+			return Versioned[T]{v, next}, nil
 		}
 		if Transient(err) && ctx.Err() == nil {
 			// The write may have landed with its answer lost: read again
@@ -230,7 +263,7 @@ func Update[T any](ctx context.Context, s Store, key string, fn func(v *T, exist
 			}
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongSequence(err) || attempt > 100 {
-			return v, fmt.Errorf("writing %s: %w", key, err)
+			return Versioned[T]{V: v}, fmt.Errorf("writing %s: %w", key, err)
 		}
 	}
 }

@@ -153,7 +153,8 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 	if m.Replaying {
 		defer r.settleReplay(id) // the file's outcome may change once this ends
 	}
-	rec, err := bus.Update(ctx, r.fb.Store, key, func(d *bus.Delivery, exists bool) error {
+	// Usually the first attempt: expect no record, saving a read.
+	recv, err := bus.UpdateFrom(ctx, r.fb.Store, key, bus.Versioned[bus.Delivery]{}, func(d *bus.Delivery, exists bool) error {
 		if exists && bus.Final(d.State) {
 			return bus.ErrUnchanged
 		}
@@ -176,23 +177,28 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 	if err != nil {
 		return r.stopped(err)
 	}
+	rec := recv.V
 	if bus.Final(rec.State) {
 		return nil
 	}
 	owner := rec.Owner
 
-	// Watch the manifest: a read that fails for good ends the delivery.
+	// Watch the manifest of a file still being read: a read that fails for
+	// good ends the delivery.
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	mw, err := newManifestWatch(ctx, r.fb.Store, id, func(m bus.Manifest) {
-		if m.State == bus.FileFailed || m.State == bus.FileSkipped {
-			cancel(pipeline.Permanent(fmt.Errorf("reading %s from the source failed: %s", m.Name, m.Error)))
+	var mw *manifestWatch
+	if m.State == bus.FileIngesting {
+		mw, err = newManifestWatch(ctx, r.fb.Store, id, func(m bus.Manifest) {
+			if m.State == bus.FileFailed || m.State == bus.FileSkipped {
+				cancel(pipeline.Permanent(fmt.Errorf("reading %s from the source failed: %s", m.Name, m.Error)))
+			}
+		})
+		if err != nil {
+			return r.stopped(err)
 		}
-	})
-	if err != nil {
-		return r.stopped(err)
+		defer mw.stop()
 	}
-	defer mw.stop()
 
 	var up pipeline.Upload
 	fail := func(err error) error {
@@ -274,7 +280,7 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 	if errors.Is(err, pipeline.ErrSkip) {
 		log.Info("sink skipped the file", "reason", err)
 		s.stats.skipped.Add(1)
-		return r.finish(key, id, bus.DeliverySkipped, 0)
+		return r.finish(key, id, bus.DeliverySkipped, 0, &recv)
 	}
 	if err != nil {
 		return fail(fmt.Errorf("opening %s on sink %s: %w", m.Name, s.spec.Name, err))
@@ -290,7 +296,15 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 	if conc <= 0 {
 		conc = s.spec.Parallelism
 	}
-	size, err := r.writeParts(ctx, s, up, &m, rec, partSize, conc)
+	var (
+		size    int64
+		written func(*bus.Delivery)
+	)
+	if m.State != bus.FileIngesting && m.Chunks == 1 {
+		size, written, err = r.writeWhole(ctx, s, up, m, rec, partSize)
+	} else {
+		size, err = r.writeParts(ctx, s, up, &m, rec, partSize, conc)
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -304,25 +318,29 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 	}
 	// Claim the commit: only the latest owner of the delivery may commit, so
 	// a task redelivered after a stall is never committed twice.
-	if _, err := bus.Update(ctx, r.fb.Store, key, func(d *bus.Delivery, exists bool) error {
+	recv, err = bus.UpdateFrom(ctx, r.fb.Store, key, recv, func(d *bus.Delivery, exists bool) error {
 		if d.Owner != owner {
 			return errSuperseded
 		}
+		if written != nil {
+			written(d)
+		}
 		d.State, d.Updated = bus.DeliveryCommitting, time.Now().UTC()
 		return nil
-	}); err != nil {
+	})
+	if err != nil {
 		return fail(err)
 	}
 	if err := up.Commit(ctx, fileOf(m)); errors.Is(err, pipeline.ErrSkip) {
 		log.Info("sink skipped the file at commit", "reason", err)
 		s.stats.skipped.Add(1)
-		return r.finish(key, id, bus.DeliverySkipped, 0)
+		return r.finish(key, id, bus.DeliverySkipped, 0, &recv)
 	} else if err != nil {
 		return fail(fmt.Errorf("committing %s on sink %s: %w", m.Name, s.spec.Name, err))
 	}
 	s.stats.committed.Add(1)
 	log.Info("delivered", "file", m.Name, "bytes", m.Size)
-	if err := r.finish(key, id, bus.DeliveryCommitted, m.Size); err != nil {
+	if err := r.finish(key, id, bus.DeliveryCommitted, m.Size, &recv); err != nil {
 		return err
 	}
 	// Counted once the commit is recorded: a commit whose record failed is
@@ -331,12 +349,18 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 	return nil
 }
 
-func (r *Run) finish(key, id, state string, size int64) error {
-	_, err := bus.Update(r.hard, r.fb.Store, key, func(d *bus.Delivery, exists bool) error {
+// finish records a delivery's final state, starting from the record as last
+// written, and tells the file's finisher.
+func (r *Run) finish(key, id, state string, size int64, from *bus.Versioned[bus.Delivery]) error {
+	d, err := bus.UpdateFrom(r.hard, r.fb.Store, key, *from, func(d *bus.Delivery, exists bool) error {
 		d.State, d.Bytes, d.Error, d.Resume, d.Updated = state, size, "", nil, time.Now().UTC()
 		return nil
 	})
-	r.finisher.poke(id)
+	if err == nil {
+		r.finisher.settled(id, d.V)
+	} else {
+		r.finisher.poke(id)
+	}
 	return err
 }
 
@@ -483,6 +507,47 @@ func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 	return size, nil
 }
 
+// writeWhole writes a file that is one chunk on the bus, read with a single
+// direct get instead of a consumer. It returns the file's size and what to
+// record of the part: that goes into the commit's record write, which comes
+// next, instead of one of its own (a crash in between writes the part again).
+func (r *Run) writeWhole(ctx context.Context, s *sinkRun, up pipeline.Upload, m bus.Manifest, rec bus.Delivery, partSize int64) (int64, func(*bus.Delivery), error) {
+	var raw *jetstream.RawStreamMsg
+	err := bus.RetryTransient(ctx, func() (err error) {
+		raw, err = r.fb.Chunks.GetLastMsgForSubject(ctx, r.fb.ChunkSubject(m.ID))
+		return err
+	})
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil, pipeline.Permanent(fmt.Errorf("%s: chunk 0 is missing from the bus; were the chunks purged?", m.Name))
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("reading the chunk of %s: %w", m.Name, err)
+	}
+	c, err := r.codec.Decode(raw.Header, raw.Data)
+	if err != nil {
+		return 0, nil, pipeline.Permanent(fmt.Errorf("%s: %w", m.Name, err))
+	}
+	if c.Index != 0 || !c.Last {
+		return 0, nil, pipeline.Permanent(fmt.Errorf("%s: the bus holds chunk %d as the file's last, the manifest says it is one chunk", m.Name, c.Index))
+	}
+	size := int64(len(c.Data))
+	if rec.PartSize == partSize && rec.Done.Has(0) {
+		return size, func(d *bus.Delivery) { d.Resumed++ }, nil
+	}
+	p := pipeline.Part{Number: 0, Size: size, Last: true}
+	if err := writePart(ctx, up, p, net.Buffers{c.Data}, &s.metrics); err != nil {
+		return 0, nil, fmt.Errorf("writing part 0 of %s to sink %s: %w", m.Name, s.spec.Name, err)
+	}
+	s.stats.bytes.Add(size)
+	s.metrics.bytes.Add(float64(size))
+	state := up.State()
+	return size, func(d *bus.Delivery) {
+		d.PartSize, d.Done = partSize, bus.Bitmap(nil).Set(0)
+		d.Writes++
+		d.Resume = state
+	}, nil
+}
+
 // writePart writes one part, retrying a few times before giving up.
 func writePart(ctx context.Context, up pipeline.Upload, p pipeline.Part, data net.Buffers, sm *sinkMetrics) error {
 	b := newBackoff(200*time.Millisecond, 2*time.Second)
@@ -542,6 +607,7 @@ const staleRead = 3
 // chunk index is late (later ones arrived): once the file is wholly on the
 // bus and nothing comes, it is missing.
 func (r *Run) nextChunk(ctx context.Context, msgs jetstream.MessagesContext, m *bus.Manifest, index int, gap bool) (jetstream.Msg, error) {
+	onBus := false // the whole file was on the bus at the last timeout
 	for {
 		wait, cancel := context.WithTimeout(ctx, r.e.opts.AckWait)
 		stopWait := context.AfterFunc(r.stopping, cancel)
@@ -561,6 +627,14 @@ func (r *Run) nextChunk(ctx context.Context, msgs jetstream.MessagesContext, m *
 			if gap && cur.State != bus.FileIngesting {
 				return nil, pipeline.Permanent(fmt.Errorf("%s: chunk %d is missing from the bus; were the chunks purged?", m.Name, index))
 			}
+			if onBus {
+				// A whole wait with every chunk on the bus and none
+				// coming: the consumer stalled (a pull lost in a
+				// leadership change); a new attempt reads with a new one.
+				return nil, fmt.Errorf("waiting for chunk %d of %s: nothing came from the bus for %s though the whole file should be there (were the chunks purged?)",
+					index, m.Name, r.e.opts.AckWait)
+			}
+			onBus = cur.State != bus.FileIngesting
 			if idle := time.Since(cur.Updated); cur.State == bus.FileIngesting && idle > staleRead*r.e.opts.AckWait {
 				return nil, fmt.Errorf("waiting for chunk %d of %s: nobody has been reading it from the source for %s (a runner stopped, or the file changed before it was offered again)",
 					index, m.Name, idle.Round(time.Second))

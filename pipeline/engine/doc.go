@@ -18,6 +18,15 @@
 // overlap; a sink that needs the final size and sha256 up front implements
 // pipeline.ManifestFirst and is opened once the file is completely on the bus.
 //
+// A file that fits in one chunk takes a shorter path, since per-file round
+// trips to JetStream, not bytes, bound how many small files a second go
+// through: its chunk is published, then its manifest is written ready at
+// once, then its tasks are queued (a run that finds a ready file queues
+// them again, in case the one before stopped in between); its deliveries
+// read the chunk with one direct get instead of a consumer, record the part
+// in the commit's record write, and records are written from the revision
+// last seen (bus.UpdateFrom) instead of being read first.
+//
 // Several runners may share a flow (the same NATS cluster, the same flow
 // name): each takes delivery tasks, but only one at a time polls the source,
 // the holder of a lease in the flow's KV bucket (LeaseKey), so a pickup

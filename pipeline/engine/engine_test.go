@@ -291,6 +291,51 @@ func TestRestartDoesNotDeliverAgain(t *testing.T) {
 	}
 }
 
+// A runner that stops after putting a one-chunk file on the bus and marking
+// it ready, but before queueing its deliveries, leaves a ready file no sink
+// heard of: the next run queues them and delivers the file from the bus,
+// without reading it again.
+func TestReadyFileWithoutTasksIsDeliveredAfterRestart(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	data := testkit.RandomContent(3, 40<<10)
+	files := map[string][]byte{"ready.bin": data}
+	src := testkit.NewMemorySource(files, true)
+	sink := testkit.NewMemorySink()
+
+	// The bus as that runner left it.
+	fb, err := bus.Ensure(ctx, e.js, bus.Setup{Flow: "ready", Sinks: []string{"mem"}, Replicas: 1, AckWait: 5 * time.Second, MaxAckPending: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "ready.bin|" + testkit.SHA256Hex(data)[:16]
+	id := bus.FileID("ready", key)
+	codec, err := bus.NewCodec("s2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.PublishMsg(ctx, codec.Encode(fb.ChunkSubject(id), bus.Chunk{Index: 0, Data: data, Last: true})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.Update(ctx, fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+		*m = bus.Manifest{ID: id, Key: key, Name: "ready.bin", Size: int64(len(data)), SHA256: testkit.SHA256Hex(data),
+			ChunkSize: 64 << 10, Chunks: 1, Sinks: []string{"mem"}, State: bus.FileReady, TasksPublished: true}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	run := runToEnd(t, e.engine(t, engine.Options{}), pipeline.Flow{Name: "ready", Source: pipeline.SourceOf(src),
+		Sinks: []pipeline.SinkSpec{pipeline.SinkOf("mem", sink)}, Bus: pipeline.BusSpec{ChunkSize: 64 << 10}})
+	checkDelivered(t, files, sink.Files())
+	if o := src.Acked()["ready.bin"]; o.Status != pipeline.Passed || sink.Commits() != 1 {
+		t.Errorf("outcome %v (%s), %d commits; want passed, one commit", o.Status, o.Message, sink.Commits())
+	}
+	if s := run.Stats(); s.BytesRead != 0 {
+		t.Errorf("the run read %d bytes from the source; want none, the file was on the bus", s.BytesRead)
+	}
+}
+
 func TestStopThenResume(t *testing.T) {
 	e := newEnv(t)
 	files := map[string][]byte{"big.bin": testkit.RandomContent(7, 24<<20)}

@@ -65,10 +65,12 @@ func (r *Run) handleFile(item pipeline.Item) {
 	}
 
 	var m bus.Manifest
-	if _, err := r.fb.Store.Get(r.hard, bus.ManifestKey(id), &m); err != nil {
+	rev, err := r.fb.Store.Get(r.hard, bus.ManifestKey(id), &m)
+	if err != nil {
 		log.Error("reading manifest", "err", err)
 		return
 	}
+	known := &bus.Versioned[bus.Manifest]{V: m, Rev: rev}
 	if m.State == bus.FileDone && m.ReadError != "" {
 		m.State = bus.FileFailed // read it again
 	}
@@ -82,15 +84,26 @@ func (r *Run) handleFile(item pipeline.Item) {
 		r.ack(item, out, log)
 		return
 	case bus.FileReady:
+		// Read by a run that stopped before the file finished, maybe before
+		// its deliveries were queued: queue them (again; a task queued
+		// twice is dropped).
+		if err := r.queueDeliveries(r.hard, id, m.Epoch, fileSinks(m, r)); err != nil {
+			log.Error("queueing deliveries", "err", err)
+			return
+		}
 	case bus.FileFailed:
 		if err := r.resetFile(id); err != nil {
 			log.Error("resetting failed file", "err", err)
 			return
 		}
-		m = bus.Manifest{} // read afresh, for this run's sinks
+		m, known = bus.Manifest{}, nil // read afresh, for this run's sinks
 		fallthrough
 	default:
-		if err := r.ingestWithRetry(item, f, id, log); err != nil {
+		read, err := r.ingestWithRetry(item, f, id, known, log)
+		if err == nil {
+			m, known = read.V, &read
+		}
+		if err != nil {
 			if errors.Is(err, errStopped) {
 				return
 			}
@@ -105,11 +118,12 @@ func (r *Run) handleFile(item pipeline.Item) {
 			if _, gerr := r.fb.Store.Get(r.hard, bus.ManifestKey(id), &cur); gerr == nil && !cur.TasksPublished {
 				// No sink heard of the file: it fails here.
 				out := pipeline.Outcome{Status: pipeline.Failed, Message: err.Error(), RunID: r.e.opts.RunID}
-				r.finishFile(item, id, out, log)
+				r.finishFile(item, id, out, nil, log)
 				return
 			}
 			// The deliveries see the failed manifest and fail too; the
 			// outcome below gathers them.
+			known = nil
 		}
 	}
 	release()
@@ -119,14 +133,26 @@ func (r *Run) handleFile(item pipeline.Item) {
 		return // stopping: the next run resumes
 	}
 	out.RunID = r.e.opts.RunID
-	r.finishFile(item, id, out, log)
+	r.finishFile(item, id, out, known, log)
 }
 
 // finishFile records a file's outcome, removes its chunks when no sink needs
-// them, and acks the source.
-func (r *Run) finishFile(item pipeline.Item, id string, out pipeline.Outcome, log logger) {
+// them, and acks the source. known is the manifest as last read or written,
+// if at hand.
+func (r *Run) finishFile(item pipeline.Item, id string, out pipeline.Outcome, known *bus.Versioned[bus.Manifest], log logger) {
 	r.countOutcome(out.Status)
-	m, err := bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+	if known == nil {
+		known = &bus.Versioned[bus.Manifest]{}
+		rev, err := r.fb.Store.Get(r.hard, bus.ManifestKey(id), &known.V)
+		if err != nil {
+			log.Error("recording outcome", "err", err)
+			return
+		}
+		known.Rev = rev
+	}
+	// Marked purged in the same write when the chunks can go at once.
+	purge := false
+	_, err := bus.UpdateFrom(r.hard, r.fb.Store, bus.ManifestKey(id), *known, func(m *bus.Manifest, exists bool) error {
 		if !exists {
 			return bus.ErrUnchanged
 		}
@@ -137,13 +163,20 @@ func (r *Run) finishFile(item pipeline.Item, id string, out pipeline.Outcome, lo
 		}
 		m.Finished = time.Now().UTC()
 		m.Updated = m.Finished
+		purge = out.Status == pipeline.Passed && !r.flow.Bus.Retains() && !m.Purged && !m.Replaying
+		m.Purged = m.Purged || purge
 		return nil
 	})
 	if err != nil {
 		log.Error("recording outcome", "err", err)
 		return
 	}
-	r.purgeFinished(m, out.Status)
+	switch {
+	case purge:
+		r.removeChunks(id)
+	case r.flow.Bus.Retains():
+		r.kickJanitor()
+	}
 	r.ack(item, out, log)
 }
 
@@ -254,15 +287,20 @@ func (r *Run) resetFile(id string) error {
 	return err
 }
 
-// ingestWithRetry reads the file onto the bus, retrying read errors; when it
-// gives up the manifest is marked failed.
-func (r *Run) ingestWithRetry(item pipeline.Item, f pipeline.File, id string, log interface {
+// ingestWithRetry reads the file onto the bus, retrying read errors, and
+// returns its manifest; when it gives up the manifest is marked failed.
+// known is the manifest as read before, if at hand.
+func (r *Run) ingestWithRetry(item pipeline.Item, f pipeline.File, id string, known *bus.Versioned[bus.Manifest], log interface {
 	Warn(string, ...any)
-}) error {
+}) (bus.Versioned[bus.Manifest], error) {
 	b := newBackoff(time.Second, 30*time.Second)
-	var err error
+	var (
+		m   bus.Versioned[bus.Manifest]
+		err error
+	)
 	for attempt := 1; attempt <= ingestAttempts; attempt++ {
-		err = r.ingest(item, f, id)
+		m, err = r.ingest(item, f, id, known)
+		known = nil // a failed attempt may have changed it
 		if err == nil || errors.Is(err, errStopped) || errors.Is(err, pipeline.ErrSkip) || pipeline.IsPermanent(err) {
 			break
 		}
@@ -274,11 +312,11 @@ func (r *Run) ingestWithRetry(item pipeline.Item, f pipeline.File, id string, lo
 		select {
 		case <-time.After(d):
 		case <-r.stopping.Done():
-			return errStopped
+			return m, errStopped
 		}
 	}
 	if err == nil || errors.Is(err, errStopped) {
-		return err
+		return m, err
 	}
 	state := bus.FileFailed
 	if errors.Is(err, pipeline.ErrSkip) {
@@ -300,11 +338,13 @@ func (r *Run) ingestWithRetry(item pipeline.Item, f pipeline.File, id string, lo
 		}
 		return nil
 	})
-	return errors.Join(err, uerr)
+	return m, errors.Join(err, uerr)
 }
 
-// ingest puts one file on the bus, resuming from the manifest's checkpoint.
-func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string) error {
+// ingest puts one file on the bus, resuming from the manifest's checkpoint,
+// and returns the manifest as written. known is the manifest as read
+// before, if at hand.
+func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string, known *bus.Versioned[bus.Manifest]) (bus.Versioned[bus.Manifest], error) {
 	ctx, cancel := context.WithCancel(r.hard)
 	defer cancel()
 	stopWatch := context.AfterFunc(r.stopping, cancel)
@@ -313,29 +353,47 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string) error {
 	// Stages run before anything is recorded so a skipped file leaves no
 	// deliveries behind; they run again on resume (they are deterministic).
 	var cp *bus.Checkpoint
-	var existing bus.Manifest
-	if _, err := r.fb.Store.Get(ctx, bus.ManifestKey(id), &existing); err != nil {
-		return err
+	var mv bus.Versioned[bus.Manifest]
+	if known != nil {
+		mv = *known
+	} else {
+		rev, err := r.fb.Store.Get(ctx, bus.ManifestKey(id), &mv.V)
+		if err != nil {
+			return mv, err
+		}
+		mv.Rev = rev
 	}
-	if existing.State == bus.FileIngesting {
-		cp = existing.Checkpoint
+	if mv.V.State == bus.FileIngesting {
+		cp = mv.V.Checkpoint
 	}
 	chunkSize := r.flow.Bus.ChunkSize
-	if existing.ChunkSize > 0 {
-		chunkSize = existing.ChunkSize // a resumed file keeps its chunk size
+	if mv.V.ChunkSize > 0 {
+		chunkSize = mv.V.ChunkSize // a resumed file keeps its chunk size
 	}
 
 	out, next, closeSrc, ranged, err := r.openContent(ctx, item, f, cp, chunkSize)
 	if err != nil {
-		return r.stopped(err)
+		return mv, r.stopped(err)
 	}
 	defer closeSrc()
 	out.Name, err = pipeline.CleanName(out.Name)
 	if err != nil {
-		return err
+		return mv, err
+	}
+	// Read one chunk ahead, so the last chunk is published as such.
+	cur, err := next()
+	if err != nil && err != io.EOF {
+		return mv, r.stopped(err)
+	}
+	following, ferr := next()
+	if ferr != nil && ferr != io.EOF {
+		return mv, r.stopped(ferr)
+	}
+	if cp == nil && ferr == io.EOF {
+		return r.ingestWhole(ctx, f, id, mv, out, cur, chunkSize)
 	}
 
-	m, err := bus.Update(ctx, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+	mv, err = bus.UpdateFrom(ctx, r.fb.Store, bus.ManifestKey(id), mv, func(m *bus.Manifest, exists bool) error {
 		if exists && m.State == bus.FileIngesting && m.TasksPublished {
 			return bus.ErrUnchanged
 		}
@@ -349,58 +407,44 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string) error {
 		return nil
 	})
 	if err != nil {
-		return r.stopped(err)
+		return mv, r.stopped(err)
 	}
-	if !m.TasksPublished {
-		for _, s := range r.sinks {
-			_, err := r.fb.JS.Publish(ctx, r.fb.TaskSubject(s.spec.Name), []byte(id), jetstream.WithMsgID(fmt.Sprintf("%s.%d.%s", id, m.Epoch, s.spec.Name)))
-			if err != nil {
-				return r.stopped(fmt.Errorf("queueing delivery to %s: %w", s.spec.Name, err))
-			}
+	if !mv.V.TasksPublished {
+		if err := r.queueDeliveries(ctx, id, mv.V.Epoch, r.sinkNames()); err != nil {
+			return mv, r.stopped(err)
 		}
-		m, err = bus.Update(ctx, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+		mv, err = bus.UpdateFrom(ctx, r.fb.Store, bus.ManifestKey(id), mv, func(m *bus.Manifest, exists bool) error {
 			m.TasksPublished = true
 			return nil
 		})
 		if err != nil {
-			return r.stopped(err)
+			return mv, r.stopped(err)
 		}
 	}
 
-	p := &publisher{r: r, ctx: ctx, id: id, subject: r.fb.ChunkSubject(id), hash: sha256.New(), readBefore: m.SourceRead,
-		msgID: fmt.Sprintf("%s.%d.", id, m.Epoch)}
+	p := &publisher{r: r, ctx: ctx, id: id, subject: r.fb.ChunkSubject(id), hash: sha256.New(), readBefore: mv.V.SourceRead,
+		msgID: fmt.Sprintf("%s.%d.", id, mv.V.Epoch)}
 	stopBeat := r.heartbeat(ctx, id)
 	defer stopBeat()
 	if cp != nil {
 		if err := p.hash.(encoding.BinaryUnmarshaler).UnmarshalBinary(cp.Hash); err != nil {
-			return fmt.Errorf("resuming %s: bad checkpoint: %w", f.Name, err)
+			return mv, fmt.Errorf("resuming %s: bad checkpoint: %w", f.Name, err)
 		}
 		p.index, p.bytes, p.startBytes = cp.Chunks, cp.Bytes, cp.Bytes
 		if !ranged {
 			p.readBefore += cp.Bytes // read again and discarded to reach the checkpoint
 		}
 	}
-	cur, err := next()
-	if err != nil && err != io.EOF {
-		return r.stopped(err)
-	}
 	for {
 		if r.stopping.Err() != nil {
 			if err := p.checkpoint(r.hard); err != nil {
-				return err
+				return mv, err
 			}
-			return errStopped
+			return mv, errStopped
 		}
-		following, err := next()
-		if err != nil && err != io.EOF {
-			if cerr := p.checkpoint(r.hard); cerr != nil {
-				return errors.Join(err, cerr)
-			}
-			return r.stopped(err)
-		}
-		last := err == io.EOF
+		last := ferr == io.EOF
 		if err := p.publish(cur, last); err != nil {
-			return r.stopped(err)
+			return mv, r.stopped(err)
 		}
 		if last {
 			break
@@ -408,24 +452,93 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string) error {
 		cur = following
 		if p.index%checkpointEvery == 0 {
 			if err := p.checkpoint(ctx); err != nil {
-				return r.stopped(err)
+				return mv, r.stopped(err)
 			}
+		}
+		following, ferr = next()
+		if ferr != nil && ferr != io.EOF {
+			if cerr := p.checkpoint(r.hard); cerr != nil {
+				return mv, errors.Join(ferr, cerr)
+			}
+			return mv, r.stopped(ferr)
 		}
 	}
 	if err := p.drain(); err != nil {
-		return r.stopped(err)
+		return mv, r.stopped(err)
 	}
 	sum := hex.EncodeToString(p.hash.Sum(nil))
-	_, err = bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+	// Checkpoints and heartbeats may have written the manifest since; the
+	// compare-and-swap then reads it again.
+	mv, err = bus.UpdateFrom(r.hard, r.fb.Store, bus.ManifestKey(id), mv, func(m *bus.Manifest, exists bool) error {
 		m.Size, m.Chunks, m.SHA256 = p.bytes, p.index, sum
 		m.SourceRead = p.read()
 		m.State, m.Checkpoint, m.Updated = bus.FileReady, nil, time.Now().UTC()
 		return nil
 	})
-	if err == nil {
-		r.metrics.readFiles.Inc()
+	if err != nil {
+		return mv, err
 	}
-	return err
+	r.metrics.readFiles.Inc()
+	return mv, nil
+}
+
+// ingestWhole puts a file that fits in one chunk on the bus: the chunk, then
+// the manifest, ready at once, then the deliveries' tasks (a restart that
+// finds the file ready queues them again). Three round trips where a longer
+// file takes several more, and a delivery finds everything in place.
+func (r *Run) ingestWhole(ctx context.Context, f pipeline.File, id string, mv bus.Versioned[bus.Manifest], out pipeline.File, data []byte, chunkSize int64) (bus.Versioned[bus.Manifest], error) {
+	epoch := mv.V.Epoch
+	msg := r.codec.Encode(r.fb.ChunkSubject(id), bus.Chunk{Index: 0, Data: data, Last: true})
+	start := time.Now()
+	err := bus.RetryTransient(ctx, func() error {
+		_, err := r.fb.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(fmt.Sprintf("%s.%d.0", id, epoch)), jetstream.WithExpectStream(r.fb.ChunkStream()))
+		return err
+	})
+	if err != nil {
+		return mv, r.stopped(fmt.Errorf("publishing chunk 0: %w", err))
+	}
+	r.metrics.publish.Observe(time.Since(start).Seconds())
+	size := int64(len(data))
+	r.stats.bytesRead.Add(size)
+	r.metrics.readBytes.Add(float64(size))
+	sum := sha256.Sum256(data)
+	r.chunks.put(data)
+
+	mv, err = bus.UpdateFrom(ctx, r.fb.Store, bus.ManifestKey(id), mv, func(m *bus.Manifest, exists bool) error {
+		now := time.Now().UTC()
+		created, read := now, int64(0)
+		if exists && m.State == bus.FileIngesting {
+			created, read = m.Created, m.SourceRead
+		}
+		*m = bus.Manifest{ID: id, Key: f.Key, Name: out.Name, Size: size, SHA256: hex.EncodeToString(sum[:]),
+			ModTime: out.ModTime, Attrs: out.Attrs, ChunkSize: chunkSize, Chunks: 1, SourceRead: read + size,
+			Sinks: r.sinkNames(), State: bus.FileReady, TasksPublished: true, Epoch: epoch, Created: created, Updated: now}
+		return nil
+	})
+	if err != nil {
+		return mv, r.stopped(err)
+	}
+	if err := r.queueDeliveries(ctx, id, epoch, mv.V.Sinks); err != nil {
+		return mv, r.stopped(err)
+	}
+	r.metrics.readFiles.Inc()
+	return mv, nil
+}
+
+// queueDeliveries publishes a delivery task of file id for each sink. The
+// message ids make a task published again within the stream's duplicate
+// window a no-op; later, the delivery tells it is a duplicate.
+func (r *Run) queueDeliveries(ctx context.Context, id string, epoch int, sinks []string) error {
+	for _, s := range sinks {
+		err := bus.RetryTransient(ctx, func() error {
+			_, err := r.fb.JS.Publish(ctx, r.fb.TaskSubject(s), []byte(id), jetstream.WithMsgID(fmt.Sprintf("%s.%d.%s", id, epoch, s)))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("queueing delivery to %s: %w", s, err)
+		}
+	}
+	return nil
 }
 
 // stopped turns an error caused by the run stopping into errStopped.

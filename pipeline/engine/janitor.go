@@ -164,6 +164,13 @@ func (r *Run) purgeFile(id string) bool {
 	if err != nil || !marked {
 		return false
 	}
+	return r.removeChunks(id)
+}
+
+// removeChunks removes file id's chunks, marked purged in its manifest
+// before; when that fails, the mark is taken back so a later pass tries
+// again.
+func (r *Run) removeChunks(id string) bool {
 	if err := r.fb.Chunks.Purge(r.hard, jetstream.WithPurgeSubject(r.fb.ChunkSubject(id))); err != nil {
 		r.log.Warn("removing delivered chunks", "id", id, "err", err)
 		// Not removed: say so, so that a later pass tries again.

@@ -105,27 +105,59 @@ func TestChunksOutOfOrderOnTheBusAreReordered(t *testing.T) {
 	}
 }
 
-func TestMissingChunkFailsTheDelivery(t *testing.T) {
-	e := newEnv(t)
-	data := testkit.RandomContent(8, 4*64<<10)
+// startGated starts flow name moving data as f.bin to a sink held shut until
+// the returned gate is closed, with 500 ms AckWaits and attempts tries per
+// delivery, and waits until the file is wholly on the bus.
+func startGated(t *testing.T, e env, name string, data []byte, attempts int) (*engine.Run, *testkit.MemorySource, chan struct{}) {
+	t.Helper()
 	src := testkit.NewMemorySource(map[string][]byte{"f.bin": data}, true)
 	sink := gatedSink{testkit.NewMemorySink(), make(chan struct{})}
 	run, err := e.engine(t, engine.Options{AckWait: 500 * time.Millisecond}).Start(context.Background(), pipeline.Flow{
-		Name:   "missing",
+		Name:   name,
 		Source: pipeline.SourceOf(src),
-		Sinks:  []pipeline.SinkSpec{fastRetry(pipeline.SinkOf("out", sink), 3)},
+		Sinks:  []pipeline.SinkSpec{fastRetry(pipeline.SinkOf("out", sink), attempts)},
 		Bus:    pipeline.BusSpec{ChunkSize: 64 << 10, Compression: "none"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitReady(t, e.js, "missing")
-	moveChunk(t, e.js, "missing", 2, true)
-	close(sink.gate)
-	waitRun(t, run, time.Minute)
+	waitReady(t, e.js, name)
+	return run, src, sink.gate
+}
+
+// checkFailed checks that f.bin was acked failed with an error containing want.
+func checkFailed(t *testing.T, src *testkit.MemorySource, want string) {
+	t.Helper()
 	o := src.Acked()["f.bin"]
-	want := "f.bin: chunk 2 is missing from the bus; were the chunks purged?"
 	if o.Status != pipeline.Failed || !strings.Contains(o.Sinks["out"].Error, want) {
 		t.Fatalf("acked %v, sink result %+v; want failed with %q", o.Status, o.Sinks["out"], want)
 	}
+}
+
+func TestMissingChunkFailsTheDelivery(t *testing.T) {
+	e := newEnv(t)
+	run, src, gate := startGated(t, e, "missing", testkit.RandomContent(8, 4*64<<10), 3)
+	moveChunk(t, e.js, "missing", 2, true)
+	close(gate)
+	waitRun(t, run, time.Minute)
+	checkFailed(t, src, "f.bin: chunk 2 is missing from the bus; were the chunks purged?")
+}
+
+// A reader that gets nothing while the whole file should be on the bus gives
+// the attempt up instead of waiting for ever (a consumer can stall in a
+// cluster's leadership change; here every chunk is gone), and the delivery
+// fails once its attempts are spent.
+func TestDeliveryGivesUpWhenNothingComes(t *testing.T) {
+	e := newEnv(t)
+	run, src, gate := startGated(t, e, "nothing", testkit.RandomContent(9, 4*64<<10), 2)
+	chunks, err := e.js.Stream(context.Background(), bus.Names{Flow: "nothing"}.ChunkStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chunks.Purge(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	close(gate)
+	waitRun(t, run, time.Minute)
+	checkFailed(t, src, "waiting for chunk 0 of f.bin: nothing came from the bus for 500ms though the whole file should be there (were the chunks purged?)")
 }

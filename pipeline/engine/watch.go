@@ -77,7 +77,14 @@ type finisher struct {
 	r       *Run
 	w       jetstream.KeyWatcher
 	mu      sync.Mutex
-	waiting map[string]chan struct{}
+	waiting map[string]*waiter
+}
+
+// waiter is a file waiting for its deliveries, with the final records seen
+// meanwhile (by sink), which spare reading them again.
+type waiter struct {
+	wake  chan struct{}
+	final map[string]bus.Delivery
 }
 
 func newFinisher(r *Run) (*finisher, error) {
@@ -85,29 +92,62 @@ func newFinisher(r *Run) (*finisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &finisher{r: r, w: w, waiting: map[string]chan struct{}{}}
+	f := &finisher{r: r, w: w, waiting: map[string]*waiter{}}
 	go func() {
 		for e := range w.Updates() {
 			if e == nil {
 				continue
 			}
 			parts := strings.SplitN(e.Key(), ".", 3)
-			if len(parts) == 3 {
-				f.poke(parts[1])
+			if len(parts) != 3 {
+				continue
 			}
+			id, sink := parts[1], parts[2]
+			if f.needs(id, sink) && e.Operation() == jetstream.KeyValuePut {
+				var d bus.Delivery
+				if json.Unmarshal(e.Value(), &d) == nil {
+					f.settled(id, d)
+					continue
+				}
+			}
+			f.poke(id)
 		}
 	}()
 	return f, nil
 }
 
+// needs reports whether a file is waiting and has no final record of its
+// delivery to sink yet.
+func (f *finisher) needs(id, sink string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w := f.waiting[id]
+	if w == nil {
+		return false
+	}
+	_, ok := w.final[sink]
+	return !ok
+}
+
+// settled notes delivery record d of file id, as written or watched, and
+// wakes the file's goroutine.
+func (f *finisher) settled(id string, d bus.Delivery) {
+	f.mu.Lock()
+	if w := f.waiting[id]; w != nil && bus.Final(d.State) && d.Sink != "" {
+		w.final[d.Sink] = d
+	}
+	f.mu.Unlock()
+	f.poke(id)
+}
+
 // poke wakes the goroutine waiting for file id, if any.
 func (f *finisher) poke(id string) {
 	f.mu.Lock()
-	ch := f.waiting[id]
+	w := f.waiting[id]
 	f.mu.Unlock()
-	if ch != nil {
+	if w != nil {
 		select {
-		case ch <- struct{}{}:
+		case w.wake <- struct{}{}:
 		default:
 		}
 	}
@@ -116,9 +156,9 @@ func (f *finisher) poke(id string) {
 // wait blocks until every sink's delivery of file id is final and returns
 // the outcome.
 func (f *finisher) wait(ctx context.Context, id string, sinks []string) (pipeline.Outcome, error) {
-	ch := make(chan struct{}, 1)
+	w := &waiter{wake: make(chan struct{}, 1), final: map[string]bus.Delivery{}}
 	f.mu.Lock()
-	f.waiting[id] = ch
+	f.waiting[id] = w
 	f.mu.Unlock()
 	defer func() {
 		f.mu.Lock()
@@ -126,7 +166,7 @@ func (f *finisher) wait(ctx context.Context, id string, sinks []string) (pipelin
 		f.mu.Unlock()
 	}()
 	for {
-		out, final, err := f.outcome(ctx, id, sinks)
+		out, final, err := f.gather(ctx, id, sinks, w)
 		if err != nil && ctx.Err() != nil {
 			return out, ctx.Err()
 		}
@@ -137,7 +177,7 @@ func (f *finisher) wait(ctx context.Context, id string, sinks []string) (pipelin
 		// covers a wake-up that came before the change could be read.
 		t := time.NewTimer(recheck)
 		select {
-		case <-ch:
+		case <-w.wake:
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
@@ -152,18 +192,32 @@ func (f *finisher) wait(ctx context.Context, id string, sinks []string) (pipelin
 const recheck = 2 * time.Second
 
 func (f *finisher) outcome(ctx context.Context, id string, sinks []string) (pipeline.Outcome, bool, error) {
+	return f.gather(ctx, id, sinks, nil)
+}
+
+// gather reads the deliveries of file id to sinks (those w holds final
+// from w) and returns the file's outcome once every one is final.
+func (f *finisher) gather(ctx context.Context, id string, sinks []string, w *waiter) (pipeline.Outcome, bool, error) {
 	out := pipeline.Outcome{Sinks: map[string]pipeline.SinkResult{}}
 	var good, bad int
 	var msgs []string
 	for _, s := range sinks {
 		var d bus.Delivery
-		if _, err := f.r.fb.Store.Get(ctx, bus.DeliveryKey(id, s), &d); err != nil {
-			return out, false, err
+		ok := false
+		if w != nil {
+			f.mu.Lock()
+			d, ok = w.final[s]
+			f.mu.Unlock()
+		}
+		if !ok {
+			if _, err := f.r.fb.Store.Get(ctx, bus.DeliveryKey(id, s), &d); err != nil {
+				return out, false, err
+			}
 		}
 		if !bus.Final(d.State) {
 			return out, false, nil
 		}
-		ok := d.State != bus.DeliveryFailed
+		ok = d.State != bus.DeliveryFailed
 		out.Sinks[s] = pipeline.SinkResult{Committed: ok, Error: d.Error}
 		if ok {
 			good++
