@@ -2,7 +2,9 @@ package host
 
 import (
 	"fmt"
+	"math"
 	"os"
+	"runtime/debug"
 	"slices"
 	"sync"
 
@@ -22,8 +24,9 @@ type arena struct {
 	file *os.File
 	mem  []byte
 
-	mu   sync.Mutex
-	free []span // disjoint, by offset
+	mu      sync.Mutex
+	free    []span // disjoint, by offset
+	touched int64  // bytes from the start that parts have used, and so are resident
 }
 
 type span struct{ off, n int64 }
@@ -61,6 +64,10 @@ func (a *arena) alloc(n int64) (int64, bool) {
 		} else {
 			a.free[i] = span{s.off + n, s.n - n}
 		}
+		if end := s.off + n; end > a.touched {
+			chargeShared(end - a.touched)
+			a.touched = end
+		}
 		return s.off, true
 	}
 	return 0, false
@@ -87,6 +94,33 @@ func (a *arena) release(off, n int64) {
 func (a *arena) close() {
 	unix.Munmap(a.mem)
 	a.file.Close()
+	a.mu.Lock()
+	chargeShared(-a.touched)
+	a.touched = 0
+	a.mu.Unlock()
+}
+
+// shared is what the arenas hold resident. The Go runtime's soft memory
+// limit does not see these pages, yet they count in the process's memory
+// like its heap: the limit is lowered by them (down to half of what it was),
+// so that the runner as a whole stays within it with plugin sinks too.
+var shared struct {
+	sync.Mutex
+	base  int64 // the limit before any arena held pages
+	bytes int64
+}
+
+func chargeShared(n int64) {
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.bytes == 0 {
+		shared.base = debug.SetMemoryLimit(-1)
+	}
+	shared.bytes += n
+	if shared.base == math.MaxInt64 {
+		return // no limit
+	}
+	debug.SetMemoryLimit(max(shared.base-shared.bytes, shared.base/2))
 }
 
 func pages(n int64) int64 {

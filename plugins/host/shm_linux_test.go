@@ -1,6 +1,9 @@
 package host
 
-import "testing"
+import (
+	"runtime/debug"
+	"testing"
+)
 
 func TestArena(t *testing.T) {
 	a, err := newArena()
@@ -27,5 +30,30 @@ func TestArena(t *testing.T) {
 	}
 	if got, ok := a.alloc(arenaSize); !ok || got != 0 {
 		t.Fatalf("alloc(arenaSize) = %d %v; want 0 true", got, ok)
+	}
+}
+
+// The pages parts have used stay resident: the Go memory limit is lowered by
+// them while the arena lives, down to half, and given back when it closes.
+func TestArenaLowersTheMemoryLimit(t *testing.T) {
+	const limit = 160 << 20
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(limit))
+	a, err := newArena()
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, _ := a.alloc(8 << 20)
+	a.release(off, 8<<20)
+	a.alloc(4 << 20) // reuses the first pages: nothing more is resident
+	if got := debug.SetMemoryLimit(-1); got != limit-8<<20 {
+		t.Errorf("limit with 8 MiB of parts resident: %d, want %d", got, limit-8<<20)
+	}
+	a.alloc(100 << 20)
+	if got := debug.SetMemoryLimit(-1); got != limit/2 {
+		t.Errorf("limit with 108 MiB resident: %d, want half of %d", got, limit)
+	}
+	a.close()
+	if got := debug.SetMemoryLimit(-1); got != limit {
+		t.Errorf("limit after close: %d, want %d again", got, limit)
 	}
 }
