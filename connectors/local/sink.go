@@ -416,8 +416,10 @@ func (u *upload) commit(final pipeline.File) error {
 				return pipeline.Permanent(fmt.Errorf("committing %q: the temporary file %s holds %d bytes but the file has %d: parts are missing",
 					u.name, u.temp, info.Size(), final.Size))
 			}
-			if err := u.file.Truncate(final.Size); err != nil {
-				return fsError(fmt.Errorf("committing %q: truncating %s: %w", u.name, u.temp, err))
+			if info.Size() > final.Size {
+				if err := u.file.Truncate(final.Size); err != nil {
+					return fsError(fmt.Errorf("committing %q: truncating %s: %w", u.name, u.temp, err))
+				}
 			}
 		}
 		if u.sink.cfg.Fsync {
