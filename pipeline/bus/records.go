@@ -50,6 +50,12 @@ type Manifest struct {
 	// under way: when every delivery is final again, the outcome is
 	// recomputed and the flag cleared. The source is not acked again.
 	Replaying bool `json:"replaying,omitempty"`
+	// Inline is set on a small file whose bytes travel in Content, in this
+	// record, instead of as a chunk on the chunk stream. Content is cleared
+	// with Purged once every sink committed the file; it stays while a
+	// delivery of it failed, for a replay.
+	Inline  bool   `json:"inline,omitempty"`
+	Content []byte `json:"content,omitempty"`
 	// Checkpoint is the last point up to which every chunk is known to be on
 	// the bus; an interrupted read resumes there.
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`

@@ -507,35 +507,21 @@ func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 	return size, nil
 }
 
-// writeWhole writes a file that is one chunk on the bus, read with a single
-// direct get instead of a consumer. It returns the file's size and what to
+// writeWhole writes a file that is one chunk on the bus, or inline in its
+// manifest (see wholeChunk), without a consumer. It returns the file's size and what to
 // record of the part: that goes into the commit's record write, which comes
 // next, instead of one of its own (a crash in between writes the part again).
 func (r *Run) writeWhole(ctx context.Context, s *sinkRun, up pipeline.Upload, m bus.Manifest, rec bus.Delivery, partSize int64) (int64, func(*bus.Delivery), error) {
-	var raw *jetstream.RawStreamMsg
-	err := bus.RetryTransient(ctx, func() (err error) {
-		raw, err = r.fb.Chunks.GetLastMsgForSubject(ctx, r.fb.ChunkSubject(m.ID))
-		return err
-	})
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, nil, pipeline.Permanent(fmt.Errorf("%s: chunk 0 is missing from the bus; were the chunks purged?", m.Name))
-	}
+	data, err := r.wholeChunk(ctx, m)
 	if err != nil {
-		return 0, nil, fmt.Errorf("reading the chunk of %s: %w", m.Name, err)
+		return 0, nil, err
 	}
-	c, err := r.codec.Decode(raw.Header, raw.Data)
-	if err != nil {
-		return 0, nil, pipeline.Permanent(fmt.Errorf("%s: %w", m.Name, err))
-	}
-	if c.Index != 0 || !c.Last {
-		return 0, nil, pipeline.Permanent(fmt.Errorf("%s: the bus holds chunk %d as the file's last, the manifest says it is one chunk", m.Name, c.Index))
-	}
-	size := int64(len(c.Data))
+	size := int64(len(data))
 	if rec.PartSize == partSize && rec.Done.Has(0) {
 		return size, func(d *bus.Delivery) { d.Resumed++ }, nil
 	}
 	p := pipeline.Part{Number: 0, Size: size, Last: true}
-	if err := writePart(ctx, up, p, net.Buffers{c.Data}, &s.metrics); err != nil {
+	if err := writePart(ctx, up, p, net.Buffers{data}, &s.metrics); err != nil {
 		return 0, nil, fmt.Errorf("writing part 0 of %s to sink %s: %w", m.Name, s.spec.Name, err)
 	}
 	s.stats.bytes.Add(size)
@@ -546,6 +532,36 @@ func (r *Run) writeWhole(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 		d.Writes++
 		d.Resume = state
 	}, nil
+}
+
+// wholeChunk returns the content of a one-chunk file: from its manifest
+// when it travels inline, else its chunk read with a direct get.
+func (r *Run) wholeChunk(ctx context.Context, m bus.Manifest) ([]byte, error) {
+	if m.Inline {
+		if int64(len(m.Content)) != m.Size {
+			return nil, pipeline.Permanent(fmt.Errorf("%s: the manifest holds %d bytes of the file's %d; were they purged?", m.Name, len(m.Content), m.Size))
+		}
+		return m.Content, nil
+	}
+	var raw *jetstream.RawStreamMsg
+	err := bus.RetryTransient(ctx, func() (err error) {
+		raw, err = r.fb.Chunks.GetLastMsgForSubject(ctx, r.fb.ChunkSubject(m.ID))
+		return err
+	})
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, pipeline.Permanent(fmt.Errorf("%s: chunk 0 is missing from the bus; were the chunks purged?", m.Name))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the chunk of %s: %w", m.Name, err)
+	}
+	c, err := r.codec.Decode(raw.Header, raw.Data)
+	if err != nil {
+		return nil, pipeline.Permanent(fmt.Errorf("%s: %w", m.Name, err))
+	}
+	if c.Index != 0 || !c.Last {
+		return nil, pipeline.Permanent(fmt.Errorf("%s: the bus holds chunk %d as the file's last, the manifest says it is one chunk", m.Name, c.Index))
+	}
+	return c.Data, nil
 }
 
 // writePart writes one part, retrying a few times before giving up.

@@ -25,7 +25,11 @@
 // them again, in case the one before stopped in between); its deliveries
 // read the chunk with one direct get instead of a consumer, record the part
 // in the commit's record write, and records are written from the revision
-// last seen (bus.UpdateFrom) instead of being read first.
+// last seen (bus.UpdateFrom) instead of being read first. A file of at most
+// 32 KiB goes further, unless the flow retains chunks: its bytes travel
+// inside its manifest (Manifest.Inline), so it has no chunk to publish, read
+// or purge; they leave the manifest with the write that records every sink
+// committed, and stay while a delivery failed, for a replay.
 //
 // Several runners may share a flow (the same NATS cluster, the same flow
 // name): each takes delivery tasks, but only one at a time polls the source,

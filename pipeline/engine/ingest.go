@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding"
@@ -151,7 +152,7 @@ func (r *Run) finishFile(item pipeline.Item, id string, out pipeline.Outcome, kn
 		known.Rev = rev
 	}
 	// Marked purged in the same write when the chunks can go at once.
-	purge := false
+	purge, chunks := false, false
 	_, err := bus.UpdateFrom(r.hard, r.fb.Store, bus.ManifestKey(id), *known, func(m *bus.Manifest, exists bool) error {
 		if !exists {
 			return bus.ErrUnchanged
@@ -164,7 +165,10 @@ func (r *Run) finishFile(item pipeline.Item, id string, out pipeline.Outcome, kn
 		m.Finished = time.Now().UTC()
 		m.Updated = m.Finished
 		purge = out.Status == pipeline.Passed && !r.flow.Bus.Retains() && !m.Purged && !m.Replaying
-		m.Purged = m.Purged || purge
+		if purge {
+			m.Purged, m.Content = true, nil
+		}
+		chunks = !m.Inline
 		return nil
 	})
 	if err != nil {
@@ -172,7 +176,7 @@ func (r *Run) finishFile(item pipeline.Item, id string, out pipeline.Outcome, kn
 		return
 	}
 	switch {
-	case purge:
+	case purge && chunks:
 		r.removeChunks(id)
 	case r.flow.Bus.Retains():
 		r.kickJanitor()
@@ -482,29 +486,40 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string, known *bus.
 	return mv, nil
 }
 
-// ingestWhole puts a file that fits in one chunk on the bus: the chunk, then
-// the manifest, ready at once, then the deliveries' tasks (a restart that
-// finds the file ready queues them again). Three round trips where a longer
-// file takes several more, and a delivery finds everything in place.
+// inlineMax is the largest file whose bytes travel inside its manifest
+// rather than as a chunk, when the flow does not retain chunks.
+const inlineMax = 32 << 10
+
+// ingestWhole puts a file that fits in one chunk on the bus: the chunk (or,
+// for a small file, the bytes inside the manifest), then the manifest, ready
+// at once, then the deliveries' tasks (a restart that finds the file ready
+// queues them again). Two or three round trips where a longer file takes
+// several more, and a delivery finds everything in place.
 func (r *Run) ingestWhole(ctx context.Context, f pipeline.File, id string, mv bus.Versioned[bus.Manifest], out pipeline.File, data []byte, chunkSize int64) (bus.Versioned[bus.Manifest], error) {
 	epoch := mv.V.Epoch
-	msg := r.codec.Encode(r.fb.ChunkSubject(id), bus.Chunk{Index: 0, Data: data, Last: true})
-	start := time.Now()
-	err := bus.RetryTransient(ctx, func() error {
-		_, err := r.fb.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(fmt.Sprintf("%s.%d.0", id, epoch)), jetstream.WithExpectStream(r.fb.ChunkStream()))
-		return err
-	})
-	if err != nil {
-		return mv, r.stopped(fmt.Errorf("publishing chunk 0: %w", err))
-	}
-	r.metrics.publish.Observe(time.Since(start).Seconds())
 	size := int64(len(data))
+	inline := size <= inlineMax && !r.flow.Bus.Retains()
+	var content []byte
+	if inline {
+		content = bytes.Clone(data)
+	} else {
+		msg := r.codec.Encode(r.fb.ChunkSubject(id), bus.Chunk{Index: 0, Data: data, Last: true})
+		start := time.Now()
+		err := bus.RetryTransient(ctx, func() error {
+			_, err := r.fb.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(fmt.Sprintf("%s.%d.0", id, epoch)), jetstream.WithExpectStream(r.fb.ChunkStream()))
+			return err
+		})
+		if err != nil {
+			return mv, r.stopped(fmt.Errorf("publishing chunk 0: %w", err))
+		}
+		r.metrics.publish.Observe(time.Since(start).Seconds())
+	}
 	r.stats.bytesRead.Add(size)
 	r.metrics.readBytes.Add(float64(size))
 	sum := sha256.Sum256(data)
 	r.chunks.put(data)
 
-	mv, err = bus.UpdateFrom(ctx, r.fb.Store, bus.ManifestKey(id), mv, func(m *bus.Manifest, exists bool) error {
+	mv, err := bus.UpdateFrom(ctx, r.fb.Store, bus.ManifestKey(id), mv, func(m *bus.Manifest, exists bool) error {
 		now := time.Now().UTC()
 		created, read := now, int64(0)
 		if exists && m.State == bus.FileIngesting {
@@ -512,7 +527,8 @@ func (r *Run) ingestWhole(ctx context.Context, f pipeline.File, id string, mv bu
 		}
 		*m = bus.Manifest{ID: id, Key: f.Key, Name: out.Name, Size: size, SHA256: hex.EncodeToString(sum[:]),
 			ModTime: out.ModTime, Attrs: out.Attrs, ChunkSize: chunkSize, Chunks: 1, SourceRead: read + size,
-			Sinks: r.sinkNames(), State: bus.FileReady, TasksPublished: true, Epoch: epoch, Created: created, Updated: now}
+			Sinks: r.sinkNames(), State: bus.FileReady, TasksPublished: true, Epoch: epoch, Created: created, Updated: now,
+			Inline: inline, Content: content}
 		return nil
 	})
 	if err != nil {

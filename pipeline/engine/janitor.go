@@ -152,17 +152,20 @@ func (r *Run) applyRetention(ctx context.Context) {
 // sees the mark) never counts on chunks about to go; it reports whether the
 // chunks were removed.
 func (r *Run) purgeFile(id string) bool {
-	marked := false
+	marked, inline := false, false
 	_, err := bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
 		marked = false
 		if !exists || m.Purged || m.Replaying {
 			return bus.ErrUnchanged
 		}
-		m.Purged, marked = true, true
+		m.Purged, m.Content, marked, inline = true, nil, true, m.Inline
 		return nil
 	})
 	if err != nil || !marked {
 		return false
+	}
+	if inline {
+		return true // its bytes went with the record
 	}
 	return r.removeChunks(id)
 }

@@ -413,3 +413,84 @@ func TestReplayWhileTheFlowRuns(t *testing.T) {
 		t.Errorf("stats %+v: want the failure and the replay's pass", s)
 	}
 }
+
+// Small files travel inside their manifests, not as chunks: nothing of them
+// is published to the chunk stream. Their bytes stay in the manifest while a
+// delivery of them failed, so a replay without bus.retention still has them,
+// and leave it once every sink committed.
+func TestSmallFilesTravelInTheirManifests(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	files := map[string][]byte{
+		"empty.txt": {},
+		"one.txt":   []byte("1"),
+		"c.bin":     testkit.RandomContent(21, 20<<10),
+		"d.bin":     testkit.RandomContent(22, 40<<10),  // one chunk, above the inline bound
+		"e.bin":     testkit.RandomContent(23, 200<<10), // four chunks
+	}
+	inline := []string{"empty.txt", "one.txt", "c.bin"}
+	src := testkit.NewMemorySource(files, true)
+	good := testkit.NewMemorySink()
+	down := &switchSink{MemorySink: testkit.NewMemorySink()}
+	down.broken.Store(true)
+	flow := pipeline.Flow{
+		Name:   "inline",
+		Source: pipeline.SourceOf(src),
+		Sinks:  []pipeline.SinkSpec{pipeline.SinkOf("good", good), fastRetry(pipeline.SinkOf("down", down), 2)},
+		Bus:    pipeline.BusSpec{ChunkSize: 64 << 10},
+	}
+	runToEnd(t, e.engine(t, engine.Options{}), flow)
+	checkDelivered(t, files, good.Files())
+
+	names := bus.Names{Flow: "inline"}
+	chunks, err := e.js.Stream(ctx, names.ChunkStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := chunks.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.State.LastSeq; got != 5 {
+		t.Errorf("%d chunk messages were published; want 5, those of d.bin and e.bin", got)
+	}
+	kv, err := e.js.KeyValue(ctx, names.Bucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := func(name string) bus.Manifest {
+		t.Helper()
+		var m bus.Manifest
+		key := name + "|" + testkit.SHA256Hex(files[name])[:16]
+		if _, err := (bus.Store{KV: kv}).Get(ctx, bus.ManifestKey(bus.FileID("inline", key)), &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	for _, name := range inline {
+		if m := manifest(name); !m.Inline || string(m.Content) != string(files[name]) {
+			t.Errorf("%s: inline %v with %d bytes in the manifest after a failed delivery; want its %d bytes kept for a replay",
+				name, m.Inline, len(m.Content), len(files[name]))
+		}
+	}
+
+	down.broken.Store(false)
+	rep, err := engine.Replay(ctx, e.js, "inline", engine.Selector{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Requeued) != len(files) || len(rep.Refused) != 0 {
+		t.Fatalf("replay: requeued %v, refused %v; want every file requeued", rep.Requeued, rep.Refused)
+	}
+	flow.Source = pipeline.SourceOf(testkit.NewMemorySource(nil, true))
+	runToEnd(t, e.engine(t, engine.Options{}), flow)
+	checkDelivered(t, files, down.Files())
+	for _, name := range inline {
+		if m := manifest(name); m.Content != nil || !m.Purged {
+			t.Errorf("%s: %d bytes left in the manifest (purged %v) after every sink committed", name, len(m.Content), m.Purged)
+		}
+	}
+	if info, err = chunks.Info(ctx); err != nil || info.State.Msgs != 0 {
+		t.Errorf("chunk stream after the replay: %+v, %v; want it empty", info.State, err)
+	}
+}

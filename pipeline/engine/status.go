@@ -55,6 +55,9 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream, flows ...string) ([
 		if err != nil {
 			return nil, err
 		}
+		for i := range fs.Files {
+			fs.Files[i].Manifest.Content = nil // a small file's bytes are not status
+		}
 		out = append(out, fs)
 	}
 	return out, nil
