@@ -213,7 +213,11 @@ func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 		r, err := eng.Start(ctx, *f)
 		if err != nil {
 			stopRuns(runs, make([]bool, len(runs)), o.grace, log)
-			return &exitError{exitErr, fmt.Sprintf("starting flow %s: %v", f.Name, err)}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "flow "+f.Name+": ") {
+				msg = "flow " + f.Name + ": " + msg
+			}
+			return &exitError{exitErr, "starting " + msg}
 		}
 		log.Info("flow started", "flow", f.Name, "nats", c.where)
 		runs = append(runs, r)
