@@ -115,7 +115,10 @@
 // size alone; a later write of the same part replaces it as usual. (The
 // engine itself skips parts it recorded as done.) A Commit repeated after a
 // crash that followed CompleteMultipartUpload finds the upload gone and
-// succeeds if the object has the file's size and sha256.
+// succeeds if the object has the file's size and sha256; an object without
+// the sha256 metadata (the crash came before it was written) is read and
+// hashed first, and one whose content is not the file's (another writer
+// replaced it) fails the delivery instead of getting the file's sha256.
 //
 // Overwrite: "replace" (default); "fail" fails the file with
 // pipeline.ErrExists if the key exists, checked at Open (before any data is

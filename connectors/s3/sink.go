@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -340,6 +341,7 @@ func (s *Sink) tagging(extra map[string]string) string {
 type objectInfo struct {
 	size   int64
 	sha256 string
+	etag   string
 	meta   map[string]string
 }
 
@@ -352,7 +354,7 @@ func (s *Sink) head(ctx context.Context, key string) (*objectInfo, error) {
 		}
 		return nil, s.cfg.wrapErr("HeadObject", key, err)
 	}
-	return &objectInfo{size: aws.ToInt64(out.ContentLength), sha256: out.Metadata[MetaSHA256], meta: out.Metadata}, nil
+	return &objectInfo{size: aws.ToInt64(out.ContentLength), sha256: out.Metadata[MetaSHA256], etag: aws.ToString(out.ETag), meta: out.Metadata}, nil
 }
 
 // overwriteCheck applies the overwrite policy to an existing object.
@@ -412,7 +414,7 @@ func (u *Upload) lostRace(ctx context.Context, f pipeline.File) error {
 	})
 	if isCode(err, "NoSuchUpload") {
 		u.gone = true
-		return u.finishExisting(ctx, f)
+		return u.finishExisting(ctx, f, false)
 	}
 	if err := u.abort(ctx); err != nil {
 		return err
@@ -761,7 +763,7 @@ func (u *Upload) record(p types.CompletedPart) {
 func (u *Upload) Commit(ctx context.Context, f pipeline.File) error {
 	s := u.s
 	if u.gone {
-		return u.finishExisting(ctx, f)
+		return u.finishExisting(ctx, f, false)
 	}
 	if s.cfg.Overwrite != OverwriteReplace {
 		head, err := s.head(ctx, u.key)
@@ -805,7 +807,7 @@ func (u *Upload) Commit(ctx context.Context, f pipeline.File) error {
 	}
 	_, err = s.client.CompleteMultipartUpload(ctx, in)
 	if isCode(err, "NoSuchUpload") {
-		return u.finishExisting(ctx, f) // an earlier Commit completed it
+		return u.finishExisting(ctx, f, false) // an earlier Commit completed it, or not
 	}
 	if s.cfg.Overwrite == OverwriteFail && isPreconditionFailed(err) {
 		return u.lostRace(ctx, f)
@@ -813,7 +815,7 @@ func (u *Upload) Commit(ctx context.Context, f pipeline.File) error {
 	if err != nil {
 		return s.cfg.wrapErr("CompleteMultipartUpload", u.key, err)
 	}
-	return u.finishExisting(ctx, f)
+	return u.finishExisting(ctx, f, true)
 }
 
 // completedParts lists every part of a file of size bytes, in order, and
@@ -865,8 +867,12 @@ func (u *Upload) putEmpty(ctx context.Context, f pipeline.File) error {
 	return s.cfg.wrapErr("PutObject", u.key, err)
 }
 
-// finishExisting checks the completed object and records its sha256.
-func (u *Upload) finishExisting(ctx context.Context, f pipeline.File) error {
+// finishExisting checks the completed object and records its sha256. ours
+// says this call completed it; otherwise the object found under the key may
+// be another writer's (our upload completed by a run that died before
+// recording it, then replaced), and without a sha256 of its own it is read
+// and hashed before ours is written on it.
+func (u *Upload) finishExisting(ctx context.Context, f pipeline.File, ours bool) error {
 	s := u.s
 	head, err := s.head(ctx, u.key)
 	if err != nil {
@@ -885,7 +891,40 @@ func (u *Upload) finishExisting(ctx context.Context, f pipeline.File) error {
 		return pipeline.Permanent(fmt.Errorf("s3 sink: s3://%s/%s: the object's sha256 metadata is %s, want %s",
 			s.cfg.Bucket, u.key, head.sha256, f.SHA256))
 	}
+	if !ours {
+		sum, err := s.objectSHA256(ctx, u.key, head.etag)
+		if err != nil {
+			return err
+		}
+		if sum != f.SHA256 {
+			return pipeline.Permanent(fmt.Errorf("s3 sink: s3://%s/%s: the upload is gone and the object under the key is not this file (its content has sha256 %s, want %s): another writer replaced it; send the file again",
+				s.cfg.Bucket, u.key, sum, f.SHA256))
+		}
+	}
 	return u.recordSHA256(ctx, f, head)
+}
+
+// optional is v as an optional field: nil when empty.
+func optional(v string) *string {
+	if v == "" {
+		return nil
+	}
+	return &v
+}
+
+// objectSHA256 reads the object at key, as it was at etag, and returns the
+// hex sha256 of its content.
+func (s *Sink) objectSHA256(ctx context.Context, key, etag string) (string, error) {
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key), IfMatch: optional(etag)})
+	if err != nil {
+		return "", s.cfg.wrapErr("GetObject", key, err)
+	}
+	defer out.Body.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, out.Body); err != nil {
+		return "", s.cfg.wrapErr("GetObject", key, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // recordSHA256 adds the sha256 to a completed object: objects up to 5 GiB
@@ -912,6 +951,7 @@ func (u *Upload) recordSHA256(ctx context.Context, f pipeline.File, head *object
 		Bucket:            aws.String(s.cfg.Bucket),
 		Key:               aws.String(u.key),
 		CopySource:        aws.String(copySource(s.cfg.Bucket, u.key)),
+		CopySourceIfMatch: optional(head.etag), // the object checked, not one written since
 		MetadataDirective: types.MetadataDirectiveReplace,
 		Metadata:          meta,
 		ContentType:       aws.String(s.contentType(u.key)),

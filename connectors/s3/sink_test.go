@@ -465,3 +465,62 @@ func TestSHA256TagAboveCopyLimit(t *testing.T) {
 		t.Errorf("tags %v, want team=billing and sha256=%s", got, testkit.SHA256Hex(content))
 	}
 }
+
+// A Commit that finds its upload gone (completed by a run that died before it
+// recorded the sha256) writes the sha256 on the object under the key only if
+// that object holds the file: one another writer put there meanwhile is
+// refused, never stamped as ours.
+func TestResumedCommitChecksTheObject(t *testing.T) {
+	srv := minio.StartMinIO(t)
+	bucket := srv.NewBucket(t)
+	cfg := SinkConfig{ClientConfig: clientConfig(srv, bucket), PartSize: MinPartSize}
+	content := testkit.RandomContent(51, MinPartSize+9) // two parts
+	for _, replaced := range []bool{false, true} {
+		t.Run(fmt.Sprintf("replaced=%v", replaced), func(t *testing.T) {
+			f := fileOf(fmt.Sprintf("gone-%v.bin", replaced), content)
+			f.SHA256 = testkit.SHA256Hex(content)
+			s := newTestSink(t, cfg)
+			up, err := s.Open(t.Context(), f, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeParts(t, up, content, 0, 1)
+			state := up.State()
+			if err := up.Commit(t.Context(), f); err != nil {
+				t.Fatal(err)
+			}
+			// The object as that run left it: without the sha256 (it died
+			// before recording it), or replaced by another writer.
+			if replaced {
+				other := bytes.Repeat([]byte{'x'}, len(content))
+				if _, err := srv.Client.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(f.Name), Body: bytes.NewReader(other)}); err != nil {
+					t.Fatal(err)
+				}
+			} else if _, err := srv.Client.CopyObject(t.Context(), &s3.CopyObjectInput{Bucket: aws.String(bucket), Key: aws.String(f.Name),
+				CopySource: aws.String(bucket + "/" + f.Name), MetadataDirective: "REPLACE", Metadata: map[string]string{}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, sha := headSHA(t, srv, bucket, f.Name); sha != "" {
+				t.Fatalf("setting up: the object still has sha256 %q", sha)
+			}
+
+			again, err := newTestSink(t, cfg).Open(t.Context(), f, state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = again.Commit(t.Context(), f)
+			_, sha := headSHA(t, srv, bucket, f.Name)
+			if !replaced {
+				if err != nil || sha != f.SHA256 {
+					t.Fatalf("Commit: %v, object sha256 %q; want success and %s recorded", err, sha, f.SHA256)
+				}
+				return
+			}
+			want := fmt.Sprintf("s3 sink: s3://%s/%s: the upload is gone and the object under the key is not this file (its content has sha256 %s, want %s): another writer replaced it; send the file again",
+				bucket, f.Name, testkit.SHA256Hex(bytes.Repeat([]byte{'x'}, len(content))), f.SHA256)
+			if err == nil || err.Error() != want || !pipeline.IsPermanent(err) || sha != "" {
+				t.Fatalf("Commit: %v (permanent %v), object sha256 %q;\nwant the permanent error %q and no sha256 written", err, pipeline.IsPermanent(err), sha, want)
+			}
+		})
+	}
+}
