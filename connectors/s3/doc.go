@@ -118,7 +118,9 @@
 // succeeds if the object has the file's size and sha256; an object without
 // the sha256 metadata (the crash came before it was written) is read and
 // hashed first, and one whose content is not the file's (another writer
-// replaced it) fails the delivery instead of getting the file's sha256.
+// replaced it) fails the delivery instead of getting the file's sha256 (an
+// object in an archive storage class, which cannot be read before a
+// restore, is taken on its size).
 //
 // Overwrite: "replace" (default); "fail" fails the file with
 // pipeline.ErrExists if the key exists, checked at Open (before any data is

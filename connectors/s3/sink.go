@@ -891,7 +891,22 @@ func (u *Upload) finishExisting(ctx context.Context, f pipeline.File, ours bool)
 		return pipeline.Permanent(fmt.Errorf("s3 sink: s3://%s/%s: the object's sha256 metadata is %s, want %s",
 			s.cfg.Bucket, u.key, head.sha256, f.SHA256))
 	}
-	if !ours {
+	tagged := f.Size > copyLimit || archived(s.cfg.StorageClass)
+	if !ours && tagged {
+		// Its sha256 goes in a tag; recorded before the crash, maybe.
+		out, err := s.client.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(u.key)})
+		if err != nil {
+			return s.cfg.wrapErr("GetObjectTagging", u.key, err)
+		}
+		for _, t := range out.TagSet {
+			if aws.ToString(t.Key) == MetaSHA256 && aws.ToString(t.Value) == f.SHA256 {
+				return nil
+			}
+		}
+	}
+	// An archived object cannot be read before a restore: it is taken on
+	// its size, as before the hash check.
+	if !ours && !archived(s.cfg.StorageClass) {
 		sum, err := s.objectSHA256(ctx, u.key, head.etag)
 		if err != nil {
 			return err

@@ -52,8 +52,9 @@ type Manifest struct {
 	Replaying bool `json:"replaying,omitempty"`
 	// Inline is set on a small file whose bytes travel in Content, in this
 	// record, instead of as a chunk on the chunk stream. Content is cleared
-	// with Purged once every sink committed the file; it stays while a
-	// delivery of it failed, for a replay.
+	// where a file's chunks would be purged (with Purged): once every sink
+	// committed the file; it stays while a delivery of it failed, for a
+	// replay.
 	Inline  bool   `json:"inline,omitempty"`
 	Content []byte `json:"content,omitempty"`
 	// Checkpoint is the last point up to which every chunk is known to be on

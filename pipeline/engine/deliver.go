@@ -201,6 +201,10 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 	}
 
 	var up pipeline.Upload
+	// unrecorded is set while the upload's resume state is in no record (a
+	// one-chunk file records it only with the commit claim): an attempt
+	// that fails before then aborts it, as no later attempt can resume it.
+	unrecorded := false
 	fail := func(err error) error {
 		if errors.Is(err, errSuperseded) {
 			return err
@@ -228,7 +232,7 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 		if uerr != nil {
 			return r.stopped(uerr)
 		}
-		if final && up != nil {
+		if (final || unrecorded) && up != nil {
 			// Only the owner that recorded the failure aborts the upload.
 			if aerr := up.Abort(r.hard, err); aerr != nil {
 				log.Warn("aborting upload", "err", aerr)
@@ -301,6 +305,7 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 		written func(*bus.Delivery)
 	)
 	if m.State != bus.FileIngesting && m.Chunks == 1 {
+		unrecorded = true
 		size, written, err = r.writeWhole(ctx, s, up, m, rec, partSize)
 	} else {
 		size, err = r.writeParts(ctx, s, up, &m, rec, partSize, conc)
@@ -331,6 +336,7 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 	if err != nil {
 		return fail(err)
 	}
+	unrecorded = false
 	if err := up.Commit(ctx, fileOf(m)); errors.Is(err, pipeline.ErrSkip) {
 		log.Info("sink skipped the file at commit", "reason", err)
 		s.stats.skipped.Add(1)
@@ -535,7 +541,8 @@ func (r *Run) writeWhole(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 }
 
 // wholeChunk returns the content of a one-chunk file: from its manifest
-// when it travels inline, else its chunk read with a direct get.
+// when it travels inline, else its chunk, read in one request (the
+// subject's last message).
 func (r *Run) wholeChunk(ctx context.Context, m bus.Manifest) ([]byte, error) {
 	if m.Inline {
 		if int64(len(m.Content)) != m.Size {
@@ -644,11 +651,11 @@ func (r *Run) nextChunk(ctx context.Context, msgs jetstream.MessagesContext, m *
 				return nil, pipeline.Permanent(fmt.Errorf("%s: chunk %d is missing from the bus; were the chunks purged?", m.Name, index))
 			}
 			if onBus {
-				// A whole wait with every chunk on the bus and none
-				// coming: the consumer stalled (a pull lost in a
+				// A whole wait (after the one that found the file on
+				// the bus) with none coming: the consumer stalled (a pull lost in a
 				// leadership change); a new attempt reads with a new one.
 				return nil, fmt.Errorf("waiting for chunk %d of %s: nothing came from the bus for %s though the whole file should be there (were the chunks purged?)",
-					index, m.Name, r.e.opts.AckWait)
+					index, m.Name, 2*r.e.opts.AckWait)
 			}
 			onBus = cur.State != bus.FileIngesting
 			if idle := time.Since(cur.Updated); cur.State == bus.FileIngesting && idle > staleRead*r.e.opts.AckWait {

@@ -23,7 +23,7 @@
 // through: its chunk is published, then its manifest is written ready at
 // once, then its tasks are queued (a run that finds a ready file queues
 // them again, in case the one before stopped in between); its deliveries
-// read the chunk with one direct get instead of a consumer, record the part
+// read the chunk in one request instead of a consumer, record the part
 // in the commit's record write, and records are written from the revision
 // last seen (bus.UpdateFrom) instead of being read first. A file of at most
 // 32 KiB goes further, unless the flow retains chunks: its bytes travel

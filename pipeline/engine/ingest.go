@@ -86,8 +86,9 @@ func (r *Run) handleFile(item pipeline.Item) {
 		return
 	case bus.FileReady:
 		// Read by a run that stopped before the file finished, maybe before
-		// its deliveries were queued: queue them (again; a task queued
-		// twice is dropped).
+		// its deliveries were queued: queue them (again: a task queued twice
+		// is dropped by the stream's duplicate window or, later, by the
+		// delivery's own duplicate check).
 		if err := r.queueDeliveries(r.hard, id, m.Epoch, fileSinks(m, r)); err != nil {
 			log.Error("queueing deliveries", "err", err)
 			return
@@ -393,7 +394,9 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string, known *bus.
 	if ferr != nil && ferr != io.EOF {
 		return mv, r.stopped(ferr)
 	}
-	if cp == nil && ferr == io.EOF {
+	// An interrupted earlier read may have left chunks on the bus; the
+	// chunked path below publishes over them as they expect.
+	if cp == nil && ferr == io.EOF && mv.V.State != bus.FileIngesting {
 		return r.ingestWhole(ctx, f, id, mv, out, cur, chunkSize)
 	}
 
@@ -496,7 +499,7 @@ const inlineMax = 32 << 10
 // queues them again). Two or three round trips where a longer file takes
 // several more, and a delivery finds everything in place.
 func (r *Run) ingestWhole(ctx context.Context, f pipeline.File, id string, mv bus.Versioned[bus.Manifest], out pipeline.File, data []byte, chunkSize int64) (bus.Versioned[bus.Manifest], error) {
-	epoch := mv.V.Epoch
+	epoch := mv.V.Epoch // changes only in resetFile, before this
 	size := int64(len(data))
 	inline := size <= inlineMax && !r.flow.Bus.Retains()
 	var content []byte
@@ -534,8 +537,21 @@ func (r *Run) ingestWhole(ctx context.Context, f pipeline.File, id string, mv bu
 	if err != nil {
 		return mv, r.stopped(err)
 	}
-	if err := r.queueDeliveries(ctx, id, epoch, mv.V.Sinks); err != nil {
-		return mv, r.stopped(err)
+	// The file is ready: from here a failure is no read failure. Queue
+	// until it works; a run that stops first leaves the file ready and the
+	// next one queues the tasks.
+	b := newBackoff(time.Second, 30*time.Second)
+	for {
+		err := r.queueDeliveries(ctx, id, mv.V.Epoch, mv.V.Sinks)
+		if err == nil {
+			break
+		}
+		if r.stopping.Err() != nil || ctx.Err() != nil {
+			return mv, errStopped
+		}
+		d := b.next()
+		r.log.Warn("queueing deliveries failed; retrying", "id", id, "in", d, "err", err)
+		sleep(ctx, d)
 	}
 	r.metrics.readFiles.Inc()
 	return mv, nil

@@ -159,5 +159,5 @@ func TestDeliveryGivesUpWhenNothingComes(t *testing.T) {
 	}
 	close(gate)
 	waitRun(t, run, time.Minute)
-	checkFailed(t, src, "waiting for chunk 0 of f.bin: nothing came from the bus for 500ms though the whole file should be there (were the chunks purged?)")
+	checkFailed(t, src, "waiting for chunk 0 of f.bin: nothing came from the bus for 1s though the whole file should be there (were the chunks purged?)")
 }

@@ -103,12 +103,16 @@ func newFinisher(r *Run) (*finisher, error) {
 				continue
 			}
 			id, sink := parts[1], parts[2]
-			if f.needs(id, sink) && e.Operation() == jetstream.KeyValuePut {
+			if f.isWaiting(id) {
+				// Keep a final record, forget one that is final no more (a
+				// replay reset it, a new read deleted it).
 				var d bus.Delivery
-				if json.Unmarshal(e.Value(), &d) == nil {
-					f.settled(id, d)
-					continue
+				if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &d) != nil {
+					d = bus.Delivery{}
 				}
+				d.Sink = sink
+				f.settled(id, d)
+				continue
 			}
 			f.poke(id)
 		}
@@ -116,25 +120,24 @@ func newFinisher(r *Run) (*finisher, error) {
 	return f, nil
 }
 
-// needs reports whether a file is waiting and has no final record of its
-// delivery to sink yet.
-func (f *finisher) needs(id, sink string) bool {
+// isWaiting reports whether a goroutine waits for file id.
+func (f *finisher) isWaiting(id string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	w := f.waiting[id]
-	if w == nil {
-		return false
-	}
-	_, ok := w.final[sink]
-	return !ok
+	return f.waiting[id] != nil
 }
 
-// settled notes delivery record d of file id, as written or watched, and
+// settled notes delivery record d of file id, as written or watched: a
+// final one is kept, any other makes the sink's record be read again. It
 // wakes the file's goroutine.
 func (f *finisher) settled(id string, d bus.Delivery) {
 	f.mu.Lock()
-	if w := f.waiting[id]; w != nil && bus.Final(d.State) && d.Sink != "" {
-		w.final[d.Sink] = d
+	if w := f.waiting[id]; w != nil && d.Sink != "" {
+		if bus.Final(d.State) {
+			w.final[d.Sink] = d
+		} else {
+			delete(w.final, d.Sink)
+		}
 	}
 	f.mu.Unlock()
 	f.poke(id)

@@ -103,7 +103,9 @@ func (a *arena) close() {
 // shared is what the arenas hold resident. The Go runtime's soft memory
 // limit does not see these pages, yet they count in the process's memory
 // like its heap: the limit is lowered by them (down to half of what it was),
-// so that the runner as a whole stays within it with plugin sinks too.
+// so that the runner as a whole stays within it with plugin sinks too. The
+// limit is read when the first arena takes pages and set back when the last
+// one closes: a limit set meanwhile by other code is overridden.
 var shared struct {
 	sync.Mutex
 	base  int64 // the limit before any arena held pages
