@@ -203,7 +203,8 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 	var up pipeline.Upload
 	// unrecorded is set while the upload's resume state is in no record (a
 	// one-chunk file records it only with the commit claim): an attempt
-	// that fails before then aborts it, as no later attempt can resume it.
+	// that fails before then records it with the failure, so the next
+	// attempt resumes the upload (a Thru session keeps the chunks it got).
 	unrecorded := false
 	fail := func(err error) error {
 		if errors.Is(err, errSuperseded) {
@@ -216,12 +217,19 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 			return errStopped
 		}
 		final := pipeline.IsPermanent(err) || rec.Attempts >= s.spec.Retry.Attempts
+		var resume []byte
+		if unrecorded && up != nil {
+			resume = up.State()
+		}
 		_, uerr := bus.Update(r.hard, r.fb.Store, key, func(d *bus.Delivery, exists bool) error {
 			if d.Owner != owner {
 				return errSuperseded
 			}
 			d.Error, d.Updated = err.Error(), time.Now().UTC()
 			d.State = bus.DeliveryPending // not holding reads back while it waits
+			if resume != nil {
+				d.Resume = resume
+			}
 			if final {
 				// Nothing of the upload is kept, so a replay needs every
 				// chunk: without a prefix none is purged.
@@ -232,7 +240,7 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 		if uerr != nil {
 			return r.stopped(uerr)
 		}
-		if (final || unrecorded) && up != nil {
+		if final && up != nil {
 			// Only the owner that recorded the failure aborts the upload.
 			if aerr := up.Abort(r.hard, err); aerr != nil {
 				log.Warn("aborting upload", "err", aerr)
