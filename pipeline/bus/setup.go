@@ -2,9 +2,11 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -50,37 +52,43 @@ func Ensure(ctx context.Context, js jetstream.JetStream, s Setup) (*FlowBus, err
 			return nil, fmt.Errorf("choosing the replica count of flow %s (set one to skip this): %w", s.Flow, err)
 		}
 	}
-	chunks, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        n.ChunkStream(),
-		Description: "mftflow file chunks of flow " + s.Flow,
-		Subjects:    []string{n.ChunkSubject("*")},
-		Retention:   jetstream.LimitsPolicy,
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-		Duplicates:  2 * time.Minute,
-		Discard:     jetstream.DiscardNew,
+	chunks, err := retried(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:        n.ChunkStream(),
+			Description: "mftflow file chunks of flow " + s.Flow,
+			Subjects:    []string{n.ChunkSubject("*")},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+			Duplicates:  2 * time.Minute,
+			Discard:     jetstream.DiscardNew,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating stream %s: %w", n.ChunkStream(), replicasHint(err, replicas))
 	}
-	tasks, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        n.TaskStream(),
-		Description: "mftflow delivery tasks of flow " + s.Flow,
-		Subjects:    []string{n.TaskSubject("*")},
-		Retention:   jetstream.WorkQueuePolicy,
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-		Duplicates:  2 * time.Minute,
+	tasks, err := retried(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:        n.TaskStream(),
+			Description: "mftflow delivery tasks of flow " + s.Flow,
+			Subjects:    []string{n.TaskSubject("*")},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+			Duplicates:  2 * time.Minute,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating stream %s: %w", n.TaskStream(), replicasHint(err, replicas))
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      n.Bucket(),
-		Description: "mftflow state of flow " + s.Flow,
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-		History:     1,
+	kv, err := retried(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      n.Bucket(),
+			Description: "mftflow state of flow " + s.Flow,
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+			History:     1,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating KV bucket %s: %w", n.Bucket(), replicasHint(err, replicas))
@@ -100,15 +108,17 @@ func Ensure(ctx context.Context, js jetstream.JetStream, s Setup) (*FlowBus, err
 	}
 	fb := &FlowBus{Names: n, JS: js, Chunks: chunks, Tasks: tasks, Store: Store{KV: kv}, Consumers: map[string]jetstream.Consumer{}, Replicas: replicas}
 	for _, sink := range s.Sinks {
-		c, err := tasks.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-			Durable:       n.Consumer(sink),
-			Description:   "mftflow deliveries to sink " + sink,
-			FilterSubject: n.TaskSubject(sink),
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       s.AckWait,
-			MaxDeliver:    -1,
-			MaxAckPending: max(s.MaxAckPending, 1),
-			Replicas:      replicas,
+		c, err := retried(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+			return tasks.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+				Durable:       n.Consumer(sink),
+				Description:   "mftflow deliveries to sink " + sink,
+				FilterSubject: n.TaskSubject(sink),
+				AckPolicy:     jetstream.AckExplicitPolicy,
+				AckWait:       s.AckWait,
+				MaxDeliver:    -1,
+				MaxAckPending: max(s.MaxAckPending, 1),
+				Replicas:      replicas,
+			})
 		})
 		if err != nil {
 			return nil, fmt.Errorf("creating consumer for sink %s: %w", sink, err)
@@ -116,6 +126,33 @@ func Ensure(ctx context.Context, js jetstream.JetStream, s Setup) (*FlowBus, err
 		fb.Consumers[sink] = c
 	}
 	return fb, nil
+}
+
+// apiAttempt bounds one request of Ensure to JetStream's API: a request
+// whose answer is lost (a cluster electing its meta leader, a server
+// stopping) is sent again rather than waited on until ctx ends; creating or
+// updating with the same configuration again is harmless. apiBudget bounds
+// the attempts together.
+const (
+	apiAttempt = 10 * time.Second
+	apiBudget  = time.Minute
+)
+
+// retried runs call with a deadline of apiAttempt, again while it fails
+// transiently and the budget lasts.
+func retried[T any](ctx context.Context, call func(context.Context) (T, error)) (T, error) {
+	start := time.Now()
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, apiAttempt)
+		v, err := call(actx)
+		cancel()
+		// No responders at all is a server without JetStream more often
+		// than a passing state: said at once.
+		if err == nil || !Transient(err) || errors.Is(err, nats.ErrNoResponders) || ctx.Err() != nil || time.Since(start) >= apiBudget {
+			return v, err
+		}
+		pause(ctx, attempt)
+	}
 }
 
 // leaderReads turns off direct gets on the flow's KV stream and binds the
