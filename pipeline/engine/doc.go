@@ -18,18 +18,19 @@
 // overlap; a sink that needs the final size and sha256 up front implements
 // pipeline.ManifestFirst and is opened once the file is completely on the bus.
 //
-// A file that fits in one chunk takes a shorter path, since per-file round
-// trips to JetStream, not bytes, bound how many small files a second go
-// through: its chunk is published, then its manifest is written ready at
-// once, then its tasks are queued (a run that finds a ready file queues
-// them again, in case the one before stopped in between); its deliveries
-// read the chunk in one request instead of a consumer, record the part
-// in the commit's record write, and records are written from the revision
-// last seen (bus.UpdateFrom) instead of being read first. A file of at most
-// 32 KiB goes further, unless the flow retains chunks: its bytes travel
-// inside its manifest (Manifest.Inline), so it has no chunk to publish, read
-// or purge; they leave the manifest with the write that records every sink
-// committed, and stay while a delivery failed, for a replay.
+// Per-file round trips to JetStream, not bytes, bound how many small files
+// a second go through, so a file that fits in one chunk takes a shorter
+// path (unless an earlier read of it was interrupted): its chunk is
+// published, then its manifest is written ready at once, then its tasks are
+// queued (a run that finds a ready file queues them again, in case the one
+// before stopped in between); its deliveries read the chunk in one request
+// instead of a consumer and record the part in the commit's record write;
+// records are written from the revision last seen (bus.UpdateFrom) instead
+// of being read first. A file of at most 32 KiB goes further, unless the
+// flow retains chunks: its bytes travel inside its manifest
+// (Manifest.Inline), so it has no chunk to publish, read or purge; they
+// leave the manifest with the write that records every sink committed, and
+// stay while a delivery failed, for a replay.
 //
 // Several runners may share a flow (the same NATS cluster, the same flow
 // name): each takes delivery tasks, but only one at a time polls the source,
