@@ -390,6 +390,66 @@ func checkStreamReplicas(t *testing.T, js jetstream.JetStream, want int) {
 	}
 }
 
+// clusterPair is two runners of one flow on a three-node cluster, runner a
+// holding the source lease.
+type clusterPair struct {
+	c      *natscluster.Cluster
+	js     jetstream.JetStream
+	out    string
+	want   map[string]clusterInput
+	bigID  string
+	a, b   *clusterRunner
+	holder string // runner a's run id
+}
+
+// startClusterPair writes the input (big.bin of big bytes, then mids) and
+// the flow, and starts runner a, then, once a holds the source lease (so
+// which process reads the source is known), runner b; flags go to both.
+func startClusterPair(t *testing.T, fsync bool, flags []string, big int64, mids ...int64) *clusterPair {
+	t.Helper()
+	p := &clusterPair{c: natscluster.Start(t, 3)}
+	p.js = connectCluster(t, p.c)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	p.out = filepath.Join(dir, "out")
+	p.want, p.bigID = writeClusterInput(t, in, big, mids...)
+	flow := writeClusterFlow(t, dir, in, p.out, fsync)
+	p.a = startClusterRunner(t, "a", dir, p.c.URLs(), flow, flags...)
+	p.holder = waitLeaseHolder(t, p.js, p.a)
+	p.b = startClusterRunner(t, "b", dir, p.c.URLs(), flow, flags...)
+	return p
+}
+
+// checkFinished checks that every file arrived once and byte-identical and
+// that the flow's state says so, and returns the deliveries by file name.
+func (p *clusterPair) checkFinished(t *testing.T) map[string]bus.Delivery {
+	t.Helper()
+	checkClusterOutput(t, p.out, p.want)
+	st, ok := clusterStatus(p.js)
+	if !ok {
+		t.Fatal("cannot read the flow's state")
+	}
+	return checkClusterState(t, st, p.want)
+}
+
+// checkSummary checks that runner r reports every file passed.
+func checkSummary(t *testing.T, r *clusterRunner) {
+	t.Helper()
+	if want := fmt.Sprintf("%s: %d passed, 0 failed, 0 skipped;", clusterFlowName, clusterFiles); !strings.HasPrefix(r.stdout.String(), want) {
+		t.Errorf("runner %s summary %q; want it to start with %q", r.name, r.stdout.String(), want)
+	}
+}
+
+// checkWritesOnce checks that every part of every delivery was written once.
+func checkWritesOnce(t *testing.T, deliveries map[string]bus.Delivery, want map[string]clusterInput) {
+	t.Helper()
+	for name, d := range deliveries {
+		if p := partsOf(want[name].size); d.Writes != p {
+			t.Errorf("%s: %d part writes, want %d (each part once)", name, d.Writes, p)
+		}
+	}
+}
+
 // TestClusterTwoRunnersShareTheWork runs two runners on the same flow on a
 // three-node cluster. One holds the source lease and reads the files; both
 // take delivery tasks. The flow is finite: the holder ends once every file
@@ -399,50 +459,30 @@ func TestClusterTwoRunnersShareTheWork(t *testing.T) {
 	if testing.Short() {
 		t.Skip("moves 370 MiB through a three-node cluster; skipped with -short")
 	}
-	c := natscluster.Start(t, 3)
-	js := connectCluster(t, c)
-	dir := t.TempDir()
-	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
-	want, _ := writeClusterInput(t, in, 256<<20, 16<<20, 20<<20, 24<<20, 32<<20)
-	flow := writeClusterFlow(t, dir, in, out, false)
+	p := startClusterPair(t, false, nil, 256<<20, 16<<20, 20<<20, 24<<20, 32<<20)
+	a, b, holder := p.a, p.b, p.holder
 
-	// The first runner takes the lease before the second starts, so which
-	// process reads the source is known.
-	a := startClusterRunner(t, "a", dir, c.URLs(), flow)
-	holder := waitLeaseHolder(t, js, a)
-	b := startClusterRunner(t, "b", dir, c.URLs(), flow)
-
-	if code := a.wait(t, js); code != 0 {
+	if code := a.wait(t, p.js); code != 0 {
 		t.Fatalf("runner a (the lease holder) exited %d", code)
 	}
-	if code := b.wait(t, js); code != 0 {
+	if code := b.wait(t, p.js); code != 0 {
 		t.Fatalf("runner b exited %d", code)
 	}
-	for _, r := range []*clusterRunner{a, b} {
-		if want := fmt.Sprintf("%s: %d passed, 0 failed, 0 skipped;", clusterFlowName, clusterFiles); !strings.HasPrefix(r.stdout.String(), want) {
-			t.Errorf("runner %s summary %q; want it to start with %q", r.name, r.stdout.String(), want)
-		}
-	}
+	checkSummary(t, a)
+	checkSummary(t, b)
 	if !logged(b.stderr.String(), `msg="another runner polls the source; this one delivers and takes over if that one stops renewing its lease"`, "holder="+holder+" ") {
 		t.Errorf("runner b did not report that runner a (%s) polls the source", holder)
 	}
 
-	checkClusterOutput(t, out, want)
-	st, ok := clusterStatus(js)
-	if !ok {
-		t.Fatal("cannot read the flow's state")
-	}
-	deliveries := checkClusterState(t, st, want)
-	checkStreamReplicas(t, js, 3)
+	deliveries := p.checkFinished(t)
+	checkStreamReplicas(t, p.js, 3)
 
 	// Each delivery was committed by one of the two runs, each of its parts
 	// written once; both runs committed some.
+	checkWritesOnce(t, deliveries, p.want)
 	byRun := map[string]int{}
-	for name, d := range deliveries {
+	for _, d := range deliveries {
 		byRun[runOf(d.Owner)]++
-		if p := partsOf(want[name].size); d.Writes != p {
-			t.Errorf("%s: %d part writes, want %d (each part once)", name, d.Writes, p)
-		}
 	}
 	if len(byRun) != 2 || byRun[holder] == 0 || byRun[holder] == len(deliveries) {
 		t.Errorf("deliveries committed by run: %v; want both runs (runner a is %s) to have committed some", byRun, holder)
@@ -497,22 +537,14 @@ func TestClusterRunnerKilledMidTransfer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("moves 190 MiB through a three-node cluster; skipped with -short")
 	}
-	c := natscluster.Start(t, 3)
-	js := connectCluster(t, c)
-	dir := t.TempDir()
-	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
 	const bigSize = 128 << 20
-	want, bigID := writeClusterInput(t, in, bigSize, 16<<20, 24<<20)
-	flow := writeClusterFlow(t, dir, in, out, true)
-
-	a := startClusterRunner(t, "a", dir, c.URLs(), flow)
-	holder := waitLeaseHolder(t, js, a)
-	b := startClusterRunner(t, "b", dir, c.URLs(), flow)
+	p := startClusterPair(t, true, nil, bigSize, 16<<20, 24<<20)
+	js, a, b, holder := p.js, p.a, p.b, p.holder
 
 	// Kill whichever runner is writing big.bin. That is usually runner a,
 	// the lease holder: it starts first and big.bin is the first file read,
 	// so the other runner then has to take the source over as well.
-	atKill := waitMidTransfer(t, js, bigID, 3, a, b)
+	atKill := waitMidTransfer(t, js, p.bigID, 3, a, b)
 	victimRun := runOf(atKill.Owner)
 	victim, survivor := b, a
 	if victimRun == holder {
@@ -527,24 +559,13 @@ func TestClusterRunnerKilledMidTransfer(t *testing.T) {
 	if code := survivor.wait(t, js); code != 0 {
 		t.Fatalf("runner %s exited %d", survivor.name, code)
 	}
-	if want := fmt.Sprintf("%s: %d passed, 0 failed, 0 skipped;", clusterFlowName, clusterFiles); !strings.HasPrefix(survivor.stdout.String(), want) {
-		t.Errorf("runner %s summary %q; want it to start with %q", survivor.name, survivor.stdout.String(), want)
-	}
-	checkClusterOutput(t, out, want)
-	st, ok := clusterStatus(js)
-	if !ok {
-		t.Fatal("cannot read the flow's state")
-	}
-	deliveries := checkClusterState(t, st, want)
+	checkSummary(t, survivor)
+	deliveries := p.checkFinished(t)
 	checkStreamReplicas(t, js, 3)
 
 	// No part of any file was written twice: a part the killed runner wrote
 	// without recording it counts once, when the survivor writes it again.
-	for name, d := range deliveries {
-		if p := partsOf(want[name].size); d.Writes != p {
-			t.Errorf("%s: %d part writes, want %d (each part once)", name, d.Writes, p)
-		}
-	}
+	checkWritesOnce(t, deliveries, p.want)
 	// big.bin was finished by the survivor, which skipped every part the
 	// killed runner had recorded.
 	d := deliveries["big.bin"]
@@ -620,18 +641,10 @@ func TestClusterNATSNodeStoppedMidTransfer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("moves 190 MiB through a three-node cluster; skipped with -short")
 	}
-	c := natscluster.Start(t, 3)
-	js := connectCluster(t, c)
-	dir := t.TempDir()
-	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
-	want, bigID := writeClusterInput(t, in, 128<<20, 16<<20, 24<<20)
-	flow := writeClusterFlow(t, dir, in, out, true)
+	p := startClusterPair(t, true, []string{"--replicas", "3"}, 128<<20, 16<<20, 24<<20)
+	c, js, a, b, holder := p.c, p.js, p.a, p.b, p.holder
 
-	a := startClusterRunner(t, "a", dir, c.URLs(), flow, "--replicas", "3")
-	holder := waitLeaseHolder(t, js, a)
-	b := startClusterRunner(t, "b", dir, c.URLs(), flow, "--replicas", "3")
-
-	atStop := waitMidTransfer(t, js, bigID, 1, a, b)
+	atStop := waitMidTransfer(t, js, p.bigID, 1, a, b)
 	// The node leading the most of the meta group and the flow's streams.
 	led := map[string][]string{metaLeader(t, c, 0): {"meta"}}
 	for _, name := range flowStreams() {
@@ -649,7 +662,7 @@ func TestClusterNATSNodeStoppedMidTransfer(t *testing.T) {
 	}
 	name := c.Name(stop)
 	c.Stop(stop)
-	t.Logf("stopped node %s (leader of %v) with big.bin's delivery at %d of %d parts", name, led[name], atStop.Done.Count(), partsOf(want["big.bin"].size))
+	t.Logf("stopped node %s (leader of %v) with big.bin's delivery at %d of %d parts", name, led[name], atStop.Done.Count(), partsOf(p.want["big.bin"].size))
 
 	// The flow completes on the two other nodes.
 	if code := a.wait(t, js); code != 0 {
@@ -658,12 +671,7 @@ func TestClusterNATSNodeStoppedMidTransfer(t *testing.T) {
 	if code := b.wait(t, js); code != 0 {
 		t.Fatalf("runner b exited %d", code)
 	}
-	checkClusterOutput(t, out, want)
-	st, ok := clusterStatus(js)
-	if !ok {
-		t.Fatal("cannot read the flow's state with one node down")
-	}
-	checkClusterState(t, st, want)
+	p.checkFinished(t) // with one node down
 
 	// Started again, the node rejoins: every stream of the flow counts it
 	// as a current replica again.

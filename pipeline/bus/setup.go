@@ -52,34 +52,30 @@ func Ensure(ctx context.Context, js jetstream.JetStream, s Setup) (*FlowBus, err
 			return nil, fmt.Errorf("choosing the replica count of flow %s (set one to skip this): %w", s.Flow, err)
 		}
 	}
-	chunks, err := retried(ctx, func(ctx context.Context) (jetstream.Stream, error) {
-		return js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-			Name:        n.ChunkStream(),
-			Description: "mftflow file chunks of flow " + s.Flow,
-			Subjects:    []string{n.ChunkSubject("*")},
-			Retention:   jetstream.LimitsPolicy,
-			Storage:     jetstream.FileStorage,
-			Replicas:    replicas,
-			Duplicates:  2 * time.Minute,
-			Discard:     jetstream.DiscardNew,
-		})
+	chunks, err := createStream(ctx, js, jetstream.StreamConfig{
+		Name:        n.ChunkStream(),
+		Description: "mftflow file chunks of flow " + s.Flow,
+		Subjects:    []string{n.ChunkSubject("*")},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+		Duplicates:  2 * time.Minute,
+		Discard:     jetstream.DiscardNew,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("creating stream %s: %w", n.ChunkStream(), replicasHint(err, replicas))
+		return nil, err
 	}
-	tasks, err := retried(ctx, func(ctx context.Context) (jetstream.Stream, error) {
-		return js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-			Name:        n.TaskStream(),
-			Description: "mftflow delivery tasks of flow " + s.Flow,
-			Subjects:    []string{n.TaskSubject("*")},
-			Retention:   jetstream.WorkQueuePolicy,
-			Storage:     jetstream.FileStorage,
-			Replicas:    replicas,
-			Duplicates:  2 * time.Minute,
-		})
+	tasks, err := createStream(ctx, js, jetstream.StreamConfig{
+		Name:        n.TaskStream(),
+		Description: "mftflow delivery tasks of flow " + s.Flow,
+		Subjects:    []string{n.TaskSubject("*")},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+		Duplicates:  2 * time.Minute,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("creating stream %s: %w", n.TaskStream(), replicasHint(err, replicas))
+		return nil, err
 	}
 	kv, err := retried(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
 		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -153,6 +149,17 @@ func retried[T any](ctx context.Context, call func(context.Context) (T, error)) 
 		}
 		pause(ctx, attempt)
 	}
+}
+
+// createStream creates or updates the stream of cfg.
+func createStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	st, err := retried(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, cfg)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating stream %s: %w", cfg.Name, replicasHint(err, cfg.Replicas))
+	}
+	return st, nil
 }
 
 // leaderReads turns off direct gets on the flow's KV stream and binds the
