@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+
+	"github.com/mftflow/mftflow/pipeline"
 )
 
 // Values of ClientConfig.Credentials.
@@ -38,7 +40,8 @@ type ClientConfig struct {
 	// Region of the bucket; DefaultRegion if empty.
 	Region string
 	// Endpoint is the base URL of an S3-compatible server, such as
-	// "http://127.0.0.1:9000". Empty: AWS.
+	// "http://127.0.0.1:9000". Empty: AWS. User info ("user:pass@") is
+	// refused: the SDK would ignore it.
 	Endpoint string
 	// PathStyle addresses buckets as ENDPOINT/BUCKET/KEY instead of
 	// BUCKET.ENDPOINT/KEY. Most S3-compatible servers need it.
@@ -72,6 +75,13 @@ func (c ClientConfig) check() error {
 		return fmt.Errorf("s3: credentials %q: want %q or %q", c.Credentials, CredentialsStatic, CredentialsDefault)
 	}
 	if c.Endpoint != "" {
+		// The SDK drops user info from the endpoint and signs with the
+		// access key: a password there would be ignored, then shown in
+		// errors. The endpoint is not quoted, lest it carry one.
+		if strings.Contains(c.Endpoint, "@") {
+			return errors.New("s3: endpoint: remove the user info (user:password@) from the URL: S3 does not use it; " +
+				"put the credentials in access_key_id and secret_access_key (or set credentials: default)")
+		}
 		u, err := url.Parse(c.Endpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("s3: endpoint %q: want a URL such as https://s3.example.com or http://127.0.0.1:9000", c.Endpoint)
@@ -153,7 +163,7 @@ func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "s3 %s s3://%s/%s", e.Op, e.Bucket, e.Key)
 	if e.Endpoint != "" {
-		fmt.Fprintf(&b, " at %s", e.Endpoint)
+		fmt.Fprintf(&b, " at %s", pipeline.RedactURLs(e.Endpoint))
 	}
 	b.WriteString(": ")
 	switch {
@@ -217,6 +227,8 @@ func (c ClientConfig) wrapErr(op, key string, err error) error {
 	if err == nil {
 		return nil
 	}
+	// The SDK's messages may quote request URLs: none leaves with user info.
+	err = pipeline.RedactErr(err)
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("s3 %s s3://%s/%s: %w", op, c.Bucket, key, err)
 	}

@@ -1,10 +1,13 @@
 package s3
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/mftflow/mftflow/pipeline"
@@ -50,5 +53,40 @@ func TestErrorMapping(t *testing.T) {
 				t.Errorf("error fields %+v", e)
 			}
 		})
+	}
+}
+
+// An endpoint with user info is refused, and the message does not repeat
+// it: the SDK would ignore the user info, and errors would show it.
+func TestEndpointUserInfoRefused(t *testing.T) {
+	const want = "s3: endpoint: remove the user info (user:password@) from the URL: S3 does not use it; " +
+		"put the credentials in access_key_id and secret_access_key (or set credentials: default)"
+	cc := ClientConfig{Bucket: "b", Endpoint: "http://user:topsecret@127.0.0.1:9000", PathStyle: true,
+		AccessKeyID: "id", SecretAccessKey: "secret"}
+	if _, err := NewSink(t.Context(), SinkConfig{ClientConfig: cc}); err == nil || err.Error() != want {
+		t.Errorf("NewSink: %v\nwant %s", err, want)
+	}
+	if _, err := NewSource(t.Context(), SourceConfig{ClientConfig: cc}); err == nil || err.Error() != want {
+		t.Errorf("NewSource: %v\nwant %s", err, want)
+	}
+}
+
+// Errors name the endpoint and quote the SDK's messages, which may hold
+// request URLs: neither shows a password.
+func TestErrorRedactsURLs(t *testing.T) {
+	cc := ClientConfig{Bucket: "b", Endpoint: "http://user:topsecret@127.0.0.1:1"}
+	sdkErr := fmt.Errorf(`request send failed, Put "http://user:topsecret@127.0.0.1:1/b/k": %w`, syscall.ECONNREFUSED)
+	err := cc.wrapErr("PutObject", "k", sdkErr)
+	want := `s3 PutObject s3://b/k at http://user:xxxxx@127.0.0.1:1: the endpoint does not answer: check endpoint, ` +
+		`and that the server runs and is reachable (request send failed, Put "http://user:xxxxx@127.0.0.1:1/b/k": connection refused)`
+	if err.Error() != want {
+		t.Errorf("got  %v\nwant %s", err, want)
+	}
+	if e := asError(t, err); !errors.Is(e, syscall.ECONNREFUSED) || e.Permanent() {
+		t.Errorf("the error lost its cause or became permanent: %+v", e)
+	}
+	cancelled := cc.wrapErr("PutObject", "k", fmt.Errorf(`Put "http://user:topsecret@127.0.0.1:1/b/k": %w`, context.Canceled))
+	if strings.Contains(cancelled.Error(), "topsecret") || !errors.Is(cancelled, context.Canceled) {
+		t.Errorf("cancelled: %v", cancelled)
 	}
 }

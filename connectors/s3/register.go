@@ -69,7 +69,8 @@ func clientFields() []pipeline.Field {
 			Name: "endpoint",
 			Type: pipeline.TypeString,
 			Doc: `Base URL of an S3-compatible server, such as "http://127.0.0.1:9000" or ` +
-				`"https://minio.example.com". Empty: AWS S3.`,
+				`"https://minio.example.com". Empty: AWS S3. No user info: credentials go in access_key_id ` +
+				`and secret_access_key.`,
 		},
 		{
 			Name:    "path_style",
