@@ -78,7 +78,7 @@ type Client struct {
 func NewClient(cfg ClientConfig) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("thru: base URL %q: want http(s)://host[:port]", cfg.BaseURL)
+		return nil, fmt.Errorf("thru: base URL %q: want http(s)://host[:port]", pipeline.RedactURLs(cfg.BaseURL))
 	}
 	if cfg.SiteURL == "" {
 		cfg.SiteURL = u.Host
@@ -227,7 +227,7 @@ func (cl *Client) once(ctx context.Context, c call) (*http.Response, error) {
 	}
 	req, err := http.NewRequestWithContext(ctx, c.method, cl.base.String()+c.path, body)
 	if err != nil {
-		return nil, fmt.Errorf("thru: %s: %v", c.name, err)
+		return nil, fmt.Errorf("thru: %s: %v", c.name, pipeline.RedactErr(err))
 	}
 	if body != nil {
 		req.ContentLength = length
@@ -280,8 +280,10 @@ func (cl *Client) authorize(req *http.Request, content bool) error {
 	return nil
 }
 
-// scrub removes secrets from text that came from elsewhere.
+// scrub removes secrets from text that came from elsewhere, and the user
+// info of URLs (net/http hides a base URL's password, not a token).
 func (cl *Client) scrub(s string) string {
+	s = pipeline.RedactURLs(s)
 	for _, sec := range []string{cl.cfg.SiteAccessKey, cl.cfg.FlowSecretKey, cl.cfg.APIKey, cl.cfg.BearerToken} {
 		if len(sec) >= 4 {
 			s = strings.ReplaceAll(s, sec, "***")

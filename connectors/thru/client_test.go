@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -610,5 +611,35 @@ func TestResponseTimeoutRetried(t *testing.T) {
 	time.Sleep(400 * time.Millisecond) // let the slow handlers finish before counting
 	if n := len(site.CallsOf(thrusim.KindReserve)); n != 2 {
 		t.Fatalf("%d calls, want 2", n)
+	}
+}
+
+// User info in the base URL (a password, or a token in the user part)
+// shows in no error.
+func TestBaseURLUserInfoRedacted(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close() // nothing listens there now: connections are refused
+	for _, tc := range []struct{ base, want string }{
+		{"http://user:topsecret@" + closed, "http://user:xxxxx@" + closed + "/"},
+		{"http://topsecret@" + closed, "http://xxxxx@" + closed + "/"},
+	} {
+		cl, err := thru.NewClient(thru.ClientConfig{BaseURL: tc.base, APIKey: apiKey,
+			Retry: thru.RetryPolicy{Attempts: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = cl.Preflight(t.Context(), meta("a"))
+		if err == nil || strings.Contains(err.Error(), "topsecret") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("base %s: %v\nwant it to name %s and hide the secret", tc.base, err, tc.want)
+		}
+	}
+	_, err = thru.NewClient(thru.ClientConfig{BaseURL: "ftp://user:topsecret@example.com"})
+	want := `thru: base URL "ftp://user:xxxxx@example.com": want http(s)://host[:port]`
+	if err == nil || err.Error() != want {
+		t.Errorf("NewClient: %v\nwant %s", err, want)
 	}
 }
