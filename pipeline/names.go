@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // CleanName checks a file name from any source and returns it in clean,
@@ -13,9 +14,16 @@ import (
 // element, NUL bytes or backslashes are rejected with an error wrapping
 // ErrBadName that quotes the name.
 func CleanName(name string) (string, error) {
-	bad := func(why string) (string, error) {
+	clean, why := cleanName(name)
+	if why != "" {
 		return "", fmt.Errorf("file name %q: %s: %w", name, why, ErrBadName)
 	}
+	return clean, nil
+}
+
+// cleanName is CleanName with the reason a name is refused, or "".
+func cleanName(name string) (clean, why string) {
+	bad := func(why string) (string, string) { return "", why }
 	switch {
 	case name == "":
 		return bad("empty name")
@@ -31,14 +39,41 @@ func CleanName(name string) (string, error) {
 			return bad(`contains ".." and would escape the target directory`)
 		}
 	}
-	clean := path.Clean(name)
+	clean = path.Clean(name)
 	if clean == "." {
 		return bad("names no file")
 	}
 	if hasDrive(clean) {
 		return bad("absolute path")
 	}
-	return clean, nil
+	return clean, ""
+}
+
+// CheckSourceName checks a file name as a source gives it: CleanName's
+// checks, and that the name is already in the form CleanName gives it. A
+// name such as "a//b" or "./a" is refused rather than cleaned, since a
+// source that can hold it (an S3 bucket) may also hold "a/b" or "a", and
+// two files must never become one at a sink.
+func CheckSourceName(name string) error {
+	clean, err := CleanName(name)
+	if err != nil {
+		return err
+	}
+	if clean != name {
+		return fmt.Errorf("file name %q: not in clean form (it would be written as %q, which may be another file's name): rename it at the source: %w", name, clean, ErrBadName)
+	}
+	return nil
+}
+
+// CheckUTF8Name refuses a file name that is not valid UTF-8 for a sink (or
+// protocol) that can only carry UTF-8 names, such as S3 keys or JSON: the
+// bytes are never replaced, so two names never become one. The error is
+// permanent and wraps ErrBadName.
+func CheckUTF8Name(name, who string) error {
+	if utf8.ValidString(name) {
+		return nil
+	}
+	return Permanent(fmt.Errorf("file name %q is not valid UTF-8, which %s cannot carry: rename the file at the source or with a rename stage: %w", name, who, ErrBadName))
 }
 
 // hasDrive reports a Windows drive prefix ("C:"), refused so that names
@@ -116,6 +151,32 @@ func ExpandName(tmpl string, f File, now time.Time) (string, error) {
 func CheckTemplate(tmpl string) error {
 	_, err := ExpandName(tmpl, File{Name: "x"}, time.Time{})
 	return err
+}
+
+// CheckNameTemplate is CheckTemplate for a template of file names: it also
+// refuses a template whose literal text makes every name unsafe, such as
+// "/out/{name}" (absolute) or "../{name}" (leaves the directory), which
+// CleanName would refuse for every file. Placeholders count as a plain
+// name here, so a name unsafe only for some files is not reported.
+func CheckNameTemplate(tmpl string) error {
+	if err := CheckTemplate(tmpl); err != nil {
+		return err
+	}
+	var b strings.Builder
+	for rest := tmpl; ; {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			b.WriteString(rest)
+			break
+		}
+		b.WriteString(rest[:i])
+		b.WriteString("x")
+		rest = rest[i+strings.IndexByte(rest[i:], '}')+1:]
+	}
+	if _, why := cleanName(b.String()); why != "" {
+		return fmt.Errorf("name template %q makes unsafe names (%s): every file would be refused", tmpl, why)
+	}
+	return nil
 }
 
 func placeholder(key string, f File, now time.Time) (string, error) {

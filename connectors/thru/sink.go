@@ -115,6 +115,9 @@ type sinkState struct {
 
 // Open starts or resumes one file.
 func (s *Sink) Open(ctx context.Context, f pipeline.File, resume []byte) (pipeline.Upload, error) {
+	if err := pipeline.CheckUTF8Name(f.Name, "Thru"); err != nil {
+		return nil, err
+	}
 	var st sinkState
 	if len(resume) > 0 {
 		if err := json.Unmarshal(resume, &st); err != nil || st.Mode != s.cfg.Mode {

@@ -115,6 +115,9 @@ func (r *streamReader) Close() error {
 type stage struct{ p *process }
 
 func (s *stage) Process(ctx context.Context, f pipeline.File, r io.Reader) (pipeline.File, io.Reader, error) {
+	if err := pipeline.CheckUTF8Name(f.Name, "a plugin connector"); err != nil {
+		return pipeline.File{}, nil, err
+	}
 	conn, gen, err := s.p.conn(ctx)
 	if err != nil {
 		return pipeline.File{}, nil, err
@@ -190,6 +193,10 @@ func (s *sink) ManifestFirst(f pipeline.File) bool {
 }
 
 func (s *sink) Open(ctx context.Context, f pipeline.File, resume []byte) (pipeline.Upload, error) {
+	// Protocol buffers strings are UTF-8.
+	if err := pipeline.CheckUTF8Name(f.Name, "a plugin connector"); err != nil {
+		return nil, err
+	}
 	conn, gen, err := s.p.conn(ctx)
 	if err != nil {
 		return nil, err
