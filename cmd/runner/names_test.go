@@ -80,7 +80,7 @@ sinks:
 	if exit != 3 || !strings.HasPrefix(stdout, "s3names: 1 passed, 1 failed, 0 skipped; ") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", exit, stdout, stderr)
 	}
-	want := `key template "{name}" gives the key "\xff.txt", which is not valid UTF-8`
+	want := `file name \"\\xff.txt\" is not valid UTF-8, which an S3 key (bucket \"` + srv.Bucket + `\") cannot carry: rename the file at the source or with a rename stage`
 	if !strings.Contains(stderr, want) {
 		t.Errorf("stderr does not say %q:\n%s", want, stderr)
 	}

@@ -191,7 +191,7 @@ func (s *Sink) Key(f pipeline.File) (string, error) {
 	case len(key) > 1024:
 		return bad(fmt.Sprintf("a key of %d bytes (S3 allows 1024)", len(key)))
 	case !utf8.ValidString(key):
-		return bad(fmt.Sprintf("the key %q, which is not valid UTF-8", key))
+		return "", pipeline.CheckUTF8Name(key, fmt.Sprintf("an S3 key (bucket %q)", s.cfg.Bucket))
 	}
 	return key, nil
 }

@@ -225,7 +225,7 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 			if d.Owner != owner {
 				return errSuperseded
 			}
-			d.Error, d.Updated = err.Error(), time.Now().UTC()
+			d.Error, d.Updated = pipeline.RedactURLs(err.Error()), time.Now().UTC()
 			d.State = bus.DeliveryPending // not holding reads back while it waits
 			if resume != nil {
 				d.Resume = resume

@@ -161,7 +161,7 @@ func (r *Run) finishFile(item pipeline.Item, id string, out pipeline.Outcome, kn
 		m.State = bus.FileDone
 		m.Outcome = out.Status.String()
 		if out.Message != "" {
-			m.Error = out.Message
+			m.Error = pipeline.RedactURLs(out.Message)
 		}
 		m.Finished = time.Now().UTC()
 		m.Updated = m.Finished
@@ -208,6 +208,7 @@ type logger interface {
 // not told offers the file again after a restart, and Ack is idempotent.
 func (r *Run) ack(item pipeline.Item, out pipeline.Outcome, log logger) {
 	b := newBackoff(500*time.Millisecond, 5*time.Second)
+	out.Message = pipeline.RedactURLs(out.Message) // a source may pass it on (Thru reports it to the site)
 	for attempt := 1; ; attempt++ {
 		err := item.Ack(r.hard, out)
 		if err == nil {
@@ -269,7 +270,7 @@ func (r *Run) recordRejected(id string, f pipeline.File, cause error) {
 	now := time.Now().UTC()
 	bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
 		*m = bus.Manifest{ID: id, Key: f.Key, Name: f.Name, Size: f.Size, State: bus.FileDone,
-			Outcome: pipeline.Failed.String(), Error: cause.Error(), Created: now, Updated: now, Finished: now}
+			Outcome: pipeline.Failed.String(), Error: pipeline.RedactURLs(cause.Error()), Created: now, Updated: now, Finished: now}
 		return nil
 	})
 }
@@ -332,9 +333,9 @@ func (r *Run) ingestWithRetry(item pipeline.Item, f pipeline.File, id string, kn
 			*m = bus.Manifest{ID: id, Key: f.Key, Name: f.Name, Size: f.Size, Created: time.Now().UTC()}
 		}
 		m.State = state
-		m.Error = err.Error()
+		m.Error = pipeline.RedactURLs(err.Error())
 		if state == bus.FileFailed {
-			m.ReadError = err.Error()
+			m.ReadError = m.Error
 		}
 		m.Updated = time.Now().UTC()
 		if state == bus.FileSkipped {
