@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/bus"
 )
 
@@ -23,6 +25,23 @@ type FlowStatus struct {
 type FileStatus struct {
 	Manifest   bus.Manifest   `json:"manifest"`
 	Deliveries []bus.Delivery `json:"deliveries"`
+	// Error says why the file failed before its deliveries: its name was
+	// refused or it could not be read. Such a file usually has no delivery
+	// to fail (none is queued before the read starts), yet a run counts it
+	// failed. Empty for other files: a failed delivery carries its own
+	// error.
+	Error string `json:"error,omitempty"`
+}
+
+// failedBeforeDelivery returns why f failed before any delivery, or "".
+func failedBeforeDelivery(f FileStatus) string {
+	m := f.Manifest
+	failed := m.State == bus.FileFailed ||
+		(m.State == bus.FileDone && m.Outcome == pipeline.Failed.String() && len(f.Deliveries) == 0)
+	if !failed {
+		return ""
+	}
+	return cmp.Or(m.ReadError, m.Error, "failed before delivery")
 }
 
 // SinkCounts counts one sink's deliveries by state.
@@ -56,7 +75,16 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream, flows ...string) ([
 			return nil, err
 		}
 		for i := range fs.Files {
-			fs.Files[i].Manifest.Content = nil // a small file's bytes are not status
+			f := &fs.Files[i]
+			f.Manifest.Content = nil // a small file's bytes are not status
+			// Errors were redacted when recorded; records of older
+			// versions were not.
+			f.Manifest.Error = pipeline.RedactURLs(f.Manifest.Error)
+			f.Manifest.ReadError = pipeline.RedactURLs(f.Manifest.ReadError)
+			for j := range f.Deliveries {
+				f.Deliveries[j].Error = pipeline.RedactURLs(f.Deliveries[j].Error)
+			}
+			f.Error = pipeline.RedactURLs(failedBeforeDelivery(*f))
 		}
 		out = append(out, fs)
 	}
