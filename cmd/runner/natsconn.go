@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/bus"
 )
 
@@ -233,16 +233,12 @@ func (o natsOptions) connectOptions(log *slog.Logger, forever bool) []nats.Optio
 	return opts
 }
 
-// redactURLs hides passwords and tokens in a comma-separated URL list.
+// redactURLs hides passwords and tokens in a comma-separated URL list, as
+// pipeline.RedactURLs does.
 func redactURLs(list string) string {
 	parts := strings.Split(list, ",")
 	for i, p := range parts {
-		p = strings.TrimSpace(p)
-		if u, err := url.Parse(p); err == nil && u.User != nil {
-			u.User = url.User("redacted")
-			p = u.String()
-		}
-		parts[i] = p
+		parts[i] = pipeline.RedactURLs(strings.TrimSpace(p))
 	}
 	return strings.Join(parts, ",")
 }

@@ -64,7 +64,7 @@ func TestConnectForStatusNoState(t *testing.T) {
 
 func TestRedactURLs(t *testing.T) {
 	got := redactURLs("nats://user:secret@n1:4222, nats://n2:4222,tls://tok@n3:4222")
-	want := "nats://redacted@n1:4222,nats://n2:4222,tls://redacted@n3:4222"
+	want := "nats://user:xxxxx@n1:4222,nats://n2:4222,tls://xxxxx@n3:4222"
 	if got != want {
 		t.Errorf("redactURLs = %q, want %q", got, want)
 	}

@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/spf13/cobra"
+
+	"github.com/mftflow/mftflow/pipeline"
 )
 
 // defaultData is the default data directory.
@@ -131,11 +133,37 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 	default:
 		lvl = slog.LevelInfo
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
+	opts := &slog.HandlerOptions{Level: lvl, ReplaceAttr: redactAttr}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// redactAttr hides the user info of URLs in what is logged: messages,
+// string values and errors (an error's text may quote an endpoint, and
+// plugins log through here too). Other values pass unchanged.
+func redactAttr(_ []string, a slog.Attr) slog.Attr {
+	var s string
+	switch a.Value.Kind() {
+	case slog.KindString:
+		s = a.Value.String()
+	case slog.KindAny:
+		switch v := a.Value.Any().(type) {
+		case error:
+			s = v.Error()
+		case fmt.Stringer:
+			s = v.String()
+		default:
+			return a
+		}
+	default:
+		return a
+	}
+	if red := pipeline.RedactURLs(s); red != s {
+		a.Value = slog.StringValue(red)
+	}
+	return a
 }
 
 // switchWriter is an io.Writer whose destination can change while loggers

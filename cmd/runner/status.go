@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/bus"
 	"github.com/mftflow/mftflow/pipeline/engine"
 )
@@ -31,7 +34,8 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 		Short: "Show the delivery state of flows",
 		Long: `Status reads the flows' state from JetStream: for each flow and sink, how many
 deliveries are in flight, committed, failed and skipped. --failed lists every
-failed delivery with its error.
+failed delivery with its error, and every file that failed before delivery
+(its name was refused, or it could not be read) with sink "-".
 
 It reads from --nats-url when given; else from the runner using the data
 directory, if one is running; else it opens the data directory's store itself.`,
@@ -45,7 +49,7 @@ directory, if one is running; else it opens the data directory's store itself.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.asJSON, "json", false, "print the state as JSON")
-	f.BoolVar(&o.failed, "failed", false, "list failed deliveries (and files that could not be read)")
+	f.BoolVar(&o.failed, "failed", false, "list failed deliveries, and files that failed before delivery (a refused name, a failed read)")
 	f.StringSliceVar(&o.flows, "flow", nil, "show only this flow (repeat or separate with commas)")
 	return cmd
 }
@@ -103,11 +107,12 @@ func showStatus(g *globalOptions, o *statusOptions) error {
 	return writeStatus(g.stdout, flows, o.failed)
 }
 
-// failedFiles keeps the files with a failed delivery or that could not be read.
+// failedFiles keeps the files with a failed delivery or that failed before
+// delivery.
 func failedFiles(files []engine.FileStatus) []engine.FileStatus {
 	var out []engine.FileStatus
 	for _, f := range files {
-		keep := f.Manifest.State == bus.FileFailed
+		keep := f.Error != ""
 		for _, d := range f.Deliveries {
 			keep = keep || d.State == bus.DeliveryFailed
 		}
@@ -132,23 +137,30 @@ func writeStatus(w io.Writer, flows []engine.FlowStatus, listFailed bool) error 
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  SINK\tIN FLIGHT\tCOMMITTED\tFAILED\tSKIPPED")
-		failed := 0
+		var failed []string
+		deliveries := 0
 		for _, s := range fs.Sinks {
 			fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\n", s.Sink, s.InFlight, s.Committed, s.Failed, s.Skipped)
-			failed += s.Failed
+			deliveries += s.Failed
 		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}
 		if !listFailed {
-			if failed > 0 {
-				fmt.Fprintf(w, "  %s; list with \"runner status --failed --flow %s\"\n", plural(int64(failed), "failed delivery", "failed deliveries"), fs.Flow)
+			if deliveries > 0 {
+				failed = append(failed, plural(int64(deliveries), "failed delivery", "failed deliveries"))
+			}
+			if n := failedBefore(fs.Files); n > 0 {
+				failed = append(failed, plural(n, "file", "files")+" failed before delivery")
+			}
+			if len(failed) > 0 {
+				fmt.Fprintf(w, "  %s; list with \"runner status --failed --flow %s\"\n", strings.Join(failed, ", "), fs.Flow)
 			}
 			continue
 		}
 		rows := failedRows(fs.Files)
 		if len(rows) == 0 {
-			fmt.Fprintln(w, "  no failed deliveries")
+			fmt.Fprintln(w, "  no failed deliveries or files")
 			continue
 		}
 		fmt.Fprintln(w)
@@ -164,17 +176,29 @@ func writeStatus(w io.Writer, flows []engine.FlowStatus, listFailed bool) error 
 	return nil
 }
 
-// fileCounts summarises files by manifest state: "12 files (10 done, 2 in progress)".
-func fileCounts(files []engine.FileStatus) string {
-	var done, skipped, unreadable, active int64
+// failedBefore counts the files that failed before delivery.
+func failedBefore(files []engine.FileStatus) int64 {
+	var n int64
 	for _, f := range files {
-		switch f.Manifest.State {
-		case bus.FileDone:
+		if f.Error != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// fileCounts summarises files by manifest state: "12 files (10 done, 2 in
+// progress)". Files that failed before delivery are counted apart.
+func fileCounts(files []engine.FileStatus) string {
+	var done, skipped, failed, active int64
+	for _, f := range files {
+		switch {
+		case f.Error != "":
+			failed++
+		case f.Manifest.State == bus.FileDone:
 			done++
-		case bus.FileSkipped:
+		case f.Manifest.State == bus.FileSkipped:
 			skipped++
-		case bus.FileFailed:
-			unreadable++
 		default:
 			active++
 		}
@@ -183,7 +207,7 @@ func fileCounts(files []engine.FileStatus) string {
 	for _, p := range []struct {
 		n    int64
 		what string
-	}{{done, "done"}, {active, "in progress"}, {skipped, "skipped"}, {unreadable, "unreadable"}} {
+	}{{done, "done"}, {active, "in progress"}, {skipped, "skipped"}, {failed, "failed before delivery"}} {
 		if p.n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", p.n, p.what))
 		}
@@ -197,14 +221,14 @@ func fileCounts(files []engine.FileStatus) string {
 
 type failedRow struct{ file, sink, attempts, err string }
 
-// failedRows lists failed deliveries, and files that could not be read
-// (sink "-"), sorted by file name and sink.
+// failedRows lists failed deliveries, and files that failed before
+// delivery (sink "-"), sorted by file name and sink.
 func failedRows(files []engine.FileStatus) []failedRow {
 	var rows []failedRow
 	for _, f := range files {
-		name := f.Manifest.Name
-		if f.Manifest.State == bus.FileFailed {
-			rows = append(rows, failedRow{name, "-", "-", oneLine(f.Manifest.Error)})
+		name := shownName(f.Manifest.Name)
+		if f.Error != "" {
+			rows = append(rows, failedRow{name, "-", "-", oneLine(pipeline.RedactURLs(f.Error))})
 		}
 		for _, d := range f.Deliveries {
 			if d.State != bus.DeliveryFailed {
@@ -212,9 +236,9 @@ func failedRows(files []engine.FileStatus) []failedRow {
 			}
 			n := name
 			if n == "" {
-				n = d.Name
+				n = shownName(d.Name)
 			}
-			rows = append(rows, failedRow{n, d.Sink, fmt.Sprint(d.Attempts), oneLine(d.Error)})
+			rows = append(rows, failedRow{n, d.Sink, fmt.Sprint(d.Attempts), oneLine(pipeline.RedactURLs(d.Error))})
 		}
 	}
 	sort.SliceStable(rows, func(i, j int) bool {
@@ -224,4 +248,15 @@ func failedRows(files []engine.FileStatus) []failedRow {
 		return rows[i].sink < rows[j].sink
 	})
 	return rows
+}
+
+// shownName is a file name for a table: quoted when it holds a tab, a
+// newline or another unprintable character (a refused name may hold any).
+func shownName(name string) string {
+	for _, r := range name {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(name)
+		}
+	}
+	return name
 }

@@ -20,7 +20,9 @@ func statusFixture() []engine.FlowStatus {
 				{Sink: "archive", State: bus.DeliveryActive, Attempts: 1},
 				{Sink: "s3", State: bus.DeliveryPending},
 			}},
-			{Manifest: bus.Manifest{Name: "c.csv", State: bus.FileFailed, Error: "reading: permission denied"}},
+			{Manifest: bus.Manifest{Name: "c.csv", State: bus.FileFailed, Error: "reading: permission denied"},
+				Error: "reading: permission denied"},
+			{Manifest: bus.Manifest{Name: "d\tname", State: bus.FileDone, Outcome: "failed", Error: "refused"}, Error: "refused"},
 		},
 		Sinks: []engine.SinkCounts{
 			{Sink: "archive", InFlight: 1, Committed: 1},
@@ -34,11 +36,11 @@ func TestWriteStatus(t *testing.T) {
 	if err := writeStatus(&b, statusFixture(), false); err != nil {
 		t.Fatal(err)
 	}
-	want := `flow orders: 3 files (1 done, 1 in progress, 1 unreadable)
+	want := `flow orders: 4 files (1 done, 1 in progress, 2 failed before delivery)
   SINK     IN FLIGHT  COMMITTED  FAILED  SKIPPED
   archive  1          1          0       0
   s3       1          0          1       0
-  1 failed delivery; list with "runner status --failed --flow orders"
+  1 failed delivery, 2 files failed before delivery; list with "runner status --failed --flow orders"
 `
 	if b.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
@@ -48,8 +50,8 @@ func TestWriteStatus(t *testing.T) {
 func TestWriteStatusFailed(t *testing.T) {
 	flows := statusFixture()
 	flows[0].Files = failedFiles(flows[0].Files)
-	if len(flows[0].Files) != 2 {
-		t.Fatalf("failedFiles kept %d files, want a.csv and c.csv", len(flows[0].Files))
+	if len(flows[0].Files) != 3 {
+		t.Fatalf("failedFiles kept %d files, want a.csv, c.csv and d\tname", len(flows[0].Files))
 	}
 	var b bytes.Buffer
 	if err := writeStatus(&b, flows, true); err != nil {
@@ -60,9 +62,27 @@ func TestWriteStatusFailed(t *testing.T) {
   archive  1          1          0       0
   s3       1          0          1       0
 
-  FILE   SINK  ATTEMPTS  ERROR
-  a.csv  s3    5         writing part 3: 503 Slow Down
-  c.csv  -     -         reading: permission denied
+  FILE       SINK  ATTEMPTS  ERROR
+  "d\tname"  -     -         refused
+  a.csv      s3    5         writing part 3: 503 Slow Down
+  c.csv      -     -         reading: permission denied
+`
+	if b.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+// Nothing failed: the list says so, naming both kinds of failure.
+func TestWriteStatusNothingFailed(t *testing.T) {
+	flows := []engine.FlowStatus{{Flow: "orders", Sinks: []engine.SinkCounts{{Sink: "s3", Committed: 1}}}}
+	var b bytes.Buffer
+	if err := writeStatus(&b, flows, true); err != nil {
+		t.Fatal(err)
+	}
+	want := `flow orders
+  SINK  IN FLIGHT  COMMITTED  FAILED  SKIPPED
+  s3    0          1          0       0
+  no failed deliveries or files
 `
 	if b.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
