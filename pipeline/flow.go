@@ -239,8 +239,19 @@ func (f Flow) Check() error {
 		}
 		seen[s.Name] = true
 	}
+	for _, l := range f.Limits() {
+		pos := f.Pos
+		if i, ok := l.sink(); ok {
+			pos = f.Sinks[i].Pos
+		}
+		if s := pos.String(); s != "" {
+			errs = append(errs, fmt.Errorf("%s: %w", s, l))
+		} else {
+			errs = append(errs, l)
+		}
+	}
 	b := f.Bus
-	if b.ChunkSize < 0 || (b.ChunkSize > 0 && b.ChunkSize < 4096) {
+	if b.ChunkSize < 0 || (b.ChunkSize > 0 && b.ChunkSize < MinChunkSize) {
 		at(f.Pos, "bus chunk_size %d: must be at least 4KiB", b.ChunkSize)
 	}
 	if b.Compression != "" && !contains(Compressions, b.Compression) {
