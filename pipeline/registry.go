@@ -26,6 +26,20 @@ type Spec struct {
 	Fields  []Field
 	// Origin says where the connector comes from: "built-in" or a plugin path.
 	Origin string
+	// Check, when set, checks a parsed config for what the field types do
+	// not say: a regular expression that does not compile, an unknown
+	// placeholder in a template, a level out of range, a directory that
+	// does not exist. It must not change anything nor connect anywhere
+	// (reading the local file system is fine): "runner validate" calls it.
+	// Problems with one field are *FieldError values (several joined with
+	// errors.Join), so a flow file can point at the field's value.
+	Check func(Config) error
+	// Place, when set, tells where the connector reads or writes with this
+	// config, as far as the config says. "runner validate" uses it to
+	// refuse two sinks that write into one place and a sink that writes
+	// where the source reads (see Registry.CheckPlaces). ok is false when
+	// the config does not say.
+	Place func(Config) (p Place, ok bool)
 }
 
 // Field returns the field called name.
