@@ -14,22 +14,22 @@
 //	  - match:                  # each item: one stage name and its config
 //	      include: ["*.csv"]
 //	  - compress: {format: gzip}
-//	sinks:                      # required: at least one
+//	sinks:                      # required: at least one, at most 64
 //	  - name: archive           # optional; defaults to the connector's name
 //	    local:                  # exactly one connector
 //	      path: ./out
-//	    parallelism: 4          # parts of one file written at once
-//	    files: 4                # files delivered to this sink at once
+//	    parallelism: 4          # parts of one file written at once (at most 64)
+//	    files: 4                # files delivered to this sink at once (at most 256)
 //	    retry:
-//	      attempts: 5           # tries before a delivery is marked failed
+//	      attempts: 5           # tries before a delivery is marked failed (at most 1000)
 //	      initial: 1s           # first backoff, doubled on each retry ...
-//	      max: 1m               # ... up to this
+//	      max: 1m               # ... up to this (both at most 24h)
 //	bus:                        # optional tuning of the JetStream transport
-//	  chunk_size: 1MiB          # payload of one bus message, at least 4KiB
+//	  chunk_size: 1MiB          # payload of one bus message, 4KiB to 64MiB
 //	  compression: s2           # s2, zstd or none
-//	  files: 4                  # files read from the source at once
-//	  readers: 4                # chunks of one file read at once
-//	  window: 32MiB             # how far reading may run ahead of the slowest sink
+//	  files: 4                  # files read from the source at once (at most 256)
+//	  readers: 4                # chunks of one file read at once (at most 64)
+//	  window: 32MiB             # how far reading may run ahead of the slowest sink (at most 1TiB)
 //	  retention: 0s             # keep chunks this long after every sink committed
 //	  retention_size: 0         # at most this many bytes of chunks of finished files
 //
@@ -46,7 +46,8 @@
 // room. Sizes count the files' bytes before bus compression.
 //
 // Settings left out are zero in the parsed Flow and take their defaults from
-// pipeline.Flow.WithDefaults. Counts accept 0 (the default) and up; sizes are
+// pipeline.Flow.WithDefaults. Counts accept 0 (the default) up to their
+// limit (see Limits); sizes are
 // a number of bytes or a number with a unit (512KiB, 8MiB, 1GB; see
 // pipeline.ParseSize); durations use Go's syntax (500ms, 10s, 1m30s).
 //
@@ -58,6 +59,69 @@
 // left to pipeline.ParseConfig. A strings field also takes a single string,
 // and a quoted number or boolean ("5", "true") is accepted where one is
 // expected. A field with an empty value (path: or path: ~) counts as not set.
+//
+// # Limits
+//
+// Every count has an upper bound, far above what a demanding flow needs, so
+// that a slip (an extra zero) is an error at validation rather than a runner
+// that starts a goroutine per slot: pipeline.Flow.Check applies the same
+// bounds to flows built in Go. They agree with the engine's own: a runner
+// holds at most 1024 tasks of one sink and 1024 files not yet final.
+//
+//	setting             limit   what it bounds
+//	sinks               64      sinks per flow (split a wider fan-out into flows)
+//	stages              64      stages per flow
+//	sinks[].files       256     files delivered at once per sink (a goroutine each)
+//	sinks[].parallelism 64      parts of one file written at once (each held in memory)
+//	retry.attempts      1000    attempts per delivery
+//	retry.initial, max  24h     backoff between attempts
+//	bus.files           256     files read from the source at once
+//	bus.readers         64      range reads of one file at once (a chunk each in memory)
+//	bus.chunk_size      64MiB   payload of one bus message (the largest a NATS
+//	                            client buffers); without --nats-url, the runner's
+//	                            embedded server carries 8191KiB (8MiB max_payload
+//	                            less 1KiB of headers)
+//	bus.window          1TiB    reading ahead of the slowest sink (bus storage)
+//
+// A setting above its limit is reported at its value, with the limit:
+//
+//	flow.yaml:9:12: sinks[0].files: 1000000000 is above the limit of 256 files delivered at once per sink; lower it
+//
+// Connectors bound their own settings the same way (the local sink's
+// part_size at 1GiB, the S3 sink's at S3's 5GiB, its concurrency at 64).
+//
+// # Checks beyond types
+//
+// A connector whose pipeline.Spec has a Check gets its config checked for
+// what the types cannot say, and the problem is reported at the field's
+// value: a regular expression that does not compile, an unknown
+// {placeholder} or an absolute or ".." name template, a compression level
+// out of range, a local source directory that does not exist. When the
+// value came from a variable that was not set, the message says so:
+//
+//	flow.yaml:4:11: local source: field "path": directory /data/inbox does not exist: create it, or correct the path (INBOX is not set, so ${INBOX:/data/inbox} gave "/data/inbox")
+//
+// A required field whose value is empty, written so or left so by a
+// variable ("path: ${OUT:}" with OUT not set), is an error naming the
+// variable.
+//
+// Sinks must not overwrite each other's files: two sinks writing into one
+// place (the same local directory, or the same S3 bucket prefix on the same
+// endpoint) or one inside the other are refused, as is a sink that writes
+// into the directory the source reads, where every file delivered would be
+// read again; a source that skips that directory (exclude: ["out/**"], an
+// ignore pattern such as ".*", recursive: false for a subdirectory) may
+// hold it. A sink's place includes the literal directories its name
+// template starts with, so sinks with name "a/{name}" and "b/{name}" in one
+// directory are apart. Stages that rename files are not taken into
+// account. Both sinks are named, each with its position:
+//
+//	flow.yaml:12:5: sink "copy" writes into local directory /data/out, as sink "archive" does (flow.yaml:8:5): the two would overwrite each other's files and deliveries would fail with parts missing; give each sink its own place
+//
+// Options.Chunk bounds bus.chunk_size by what the NATS server carries: the
+// runner sets it to its embedded server's max_payload unless --nats-url is
+// given (an external server's max_payload is known only once connected,
+// and the engine checks it then).
 //
 // # Environment variables
 //

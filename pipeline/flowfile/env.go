@@ -74,3 +74,62 @@ func validVarName(name string) bool {
 	}
 	return true
 }
+
+// varRef is one ${VAR} or ${VAR:default} reference in a value.
+type varRef struct {
+	name, def string
+	hasDef    bool
+}
+
+// varRefs returns the well-formed ${...} references of s in order, as
+// expand reads them ("$$" escapes a "$").
+func varRefs(s string) []varRef {
+	var out []varRef
+	for {
+		i := strings.IndexByte(s, '$')
+		if i < 0 || i == len(s)-1 {
+			return out
+		}
+		switch s[i+1] {
+		case '$':
+			s = s[i+2:]
+			continue
+		case '{':
+		default:
+			s = s[i+1:]
+			continue
+		}
+		end := strings.IndexByte(s[i+2:], '}')
+		if end < 0 {
+			return out
+		}
+		name, def, hasDef := strings.Cut(s[i+2:i+2+end], ":")
+		if validVarName(name) {
+			out = append(out, varRef{name: name, def: def, hasDef: hasDef})
+		}
+		s = s[i+2+end+1:]
+	}
+}
+
+// varNote explains where the value of raw came from when it holds ${...}
+// references that fell back to their default or are set to "": `X is not
+// set, so ${X:} gave ""`. It returns "" when raw holds no reference or
+// every one was set to something. Values of variables are never quoted.
+func varNote(raw string, lookup func(string) (string, bool)) string {
+	var notes []string
+	seen := map[string]bool{}
+	for _, r := range varRefs(raw) {
+		if seen[r.name] {
+			continue
+		}
+		seen[r.name] = true
+		v, ok := lookup(r.name)
+		switch {
+		case !ok && r.hasDef:
+			notes = append(notes, fmt.Sprintf("%s is not set, so ${%s:%s} gave %q", r.name, r.name, r.def, r.def))
+		case ok && v == "":
+			notes = append(notes, fmt.Sprintf("%s is set to an empty value", r.name))
+		}
+	}
+	return strings.Join(notes, "; ")
+}

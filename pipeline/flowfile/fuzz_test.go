@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"testing"
+
+	"github.com/mftflow/mftflow/pipeline"
 )
 
 // FuzzParse checks that Parse never panics, that a nil error comes with a
@@ -52,6 +54,63 @@ func FuzzParse(f *testing.F) {
 		_, again := Parse("fuzz.yaml", []byte(in), reg, lookup)
 		if again == nil || again.Error() != err.Error() {
 			t.Errorf("second Parse differs:\n%v\nthen:\n%v", err, again)
+		}
+	})
+}
+
+// FuzzParseChecks is FuzzParse over connectors with Check and Place
+// functions and with a chunk size limit: Parse must not panic, and a flow
+// it accepts must pass every check it runs (the spec checks, the limits,
+// CheckPlaces), so that "runner validate" and "runner run" agree.
+func FuzzParseChecks(f *testing.F) {
+	for _, tt := range checkCases {
+		f.Add(tt.in)
+	}
+	f.Add(lines("name: x", "source: {dir: {path: '${IN:in}'}}", "stages: [pick: {regex: 'a+'}]",
+		"sinks: [{dir: {path: out, name: 'a/{name}'}, files: 256}, {dir: {path: out/b}, retry: {attempts: 1000}}]",
+		"bus: {chunk_size: 1MiB, files: 256, readers: 64, window: 1TiB}"))
+	reg := checkRegistry(f)
+	opts := Options{Lookup: env(map[string]string{"IN": "in", "EMPTY": ""}), Chunk: ChunkLimit{Max: 1 << 20, Why: "(w)", Fix: "f"}}
+	f.Fuzz(func(t *testing.T, in string) {
+		flow, err := ParseWith("fuzz.yaml", []byte(in), reg, opts)
+		if err != nil {
+			var all Errors
+			if !errors.As(err, &all) || len(all) == 0 {
+				t.Fatalf("error is not a non-empty Errors: %#v", err)
+			}
+			for _, e := range all {
+				if e.Pos.File != "fuzz.yaml" || e.Pos.Line < 1 || e.Pos.Column < 1 || e.Msg == "" {
+					t.Errorf("malformed error %#v", e)
+				}
+			}
+			return
+		}
+		checkParsed(t, reg, flow)
+		if err := reg.CheckPlaces(*flow); err != nil {
+			t.Errorf("accepted flow fails CheckPlaces: %v", err)
+		}
+		if flow.Bus.ChunkSize > opts.Chunk.Max {
+			t.Errorf("accepted chunk_size %d above the limit", flow.Bus.ChunkSize)
+		}
+		spec := func(k pipeline.Kind, c pipeline.Component) {
+			s, _ := reg.Lookup(k, c.Type)
+			if s.Check == nil {
+				return
+			}
+			cfg, err := pipeline.ParseConfig(s, c.Config)
+			if err == nil {
+				err = s.Check(cfg)
+			}
+			if err != nil {
+				t.Errorf("accepted %s %q fails its Check: %v", k, c.Type, err)
+			}
+		}
+		spec(pipeline.KindSource, flow.Source)
+		for _, s := range flow.Stages {
+			spec(pipeline.KindStage, s)
+		}
+		for _, s := range flow.Sinks {
+			spec(pipeline.KindSink, s.Component)
 		}
 	})
 }

@@ -73,11 +73,34 @@ func (es Errors) Unwrap() []error {
 // environment (os.LookupEnv) and parses it with Parse. A file that cannot be
 // read gives the error from os; problems in the file give Errors.
 func Load(path string, reg *pipeline.Registry) (*pipeline.Flow, error) {
+	return LoadWith(path, reg, Options{})
+}
+
+// Options add to what Parse and Load check.
+type Options struct {
+	// Lookup resolves ${VAR} references; nil means os.LookupEnv.
+	Lookup func(string) (string, bool)
+	// Chunk, when its Max is above 0, bounds bus.chunk_size below
+	// pipeline.MaxChunkSize: the runner sets it to what its embedded NATS
+	// server carries.
+	Chunk ChunkLimit
+}
+
+// ChunkLimit is the largest bus.chunk_size the NATS server a flow will run
+// on carries. A larger chunk_size is reported as
+// "bus.chunk_size: 16MiB is above the limit of 8191KiB WHY; FIX".
+type ChunkLimit struct {
+	Max      int64
+	Why, Fix string
+}
+
+// LoadWith is Load with options.
+func LoadWith(path string, reg *pipeline.Registry, o Options) (*pipeline.Flow, error) {
 	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading flow file: %w", err)
 	}
-	return Parse(path, data, reg, os.LookupEnv)
+	return ParseWith(path, data, reg, o)
 }
 
 func readFile(path string) ([]byte, error) {
@@ -99,11 +122,22 @@ func readFile(path string) ([]byte, error) {
 // pipeline.Flow.WithDefaults) and each component's Config holds only the
 // fields the file sets, converted to their Go types. On any problem Parse
 // returns a nil flow and Errors listing every problem found.
+//
+// Beyond the file's syntax and each connector's field types, Parse runs
+// each connector's pipeline.Spec.Check, bounds the flow's own settings
+// (pipeline.Flow.Limits) and refuses sinks that would overwrite each other's
+// files or feed the source (pipeline.Registry.CheckPlaces).
 func Parse(filename string, data []byte, reg *pipeline.Registry, lookup func(string) (string, bool)) (*pipeline.Flow, error) {
+	return ParseWith(filename, data, reg, Options{Lookup: lookup})
+}
+
+// ParseWith is Parse with options.
+func ParseWith(filename string, data []byte, reg *pipeline.Registry, o Options) (*pipeline.Flow, error) {
+	lookup := o.Lookup
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	p := &parser{file: filename, reg: reg, lookup: lookup, active: map[*yaml.Node]bool{}}
+	p := &parser{file: filename, reg: reg, lookup: lookup, chunk: o.Chunk, active: map[*yaml.Node]bool{}}
 	f := p.parse(data)
 	if len(p.errs) > 0 {
 		return nil, p.sorted()
@@ -115,6 +149,7 @@ type parser struct {
 	file   string
 	reg    *pipeline.Registry
 	lookup func(string) (string, bool)
+	chunk  ChunkLimit
 	errs   Errors
 
 	// visits counts nodes reached while converting the tree; aliases can
@@ -206,6 +241,9 @@ func (p *parser) parse(data []byte) *pipeline.Flow {
 		return nil
 	}
 	f := p.flow(doc.Content[0])
+	if f != nil && p.stop == nil {
+		p.report(f, p.reg.CheckPlaces(*f))
+	}
 	if len(p.errs) == 0 && f != nil {
 		p.check(f)
 	}
@@ -726,8 +764,7 @@ var (
 )
 
 const (
-	nameRule     = "use 1 to 64 letters, digits, '-' or '_'"
-	minChunkSize = 4 << 10 // as pipeline.Flow.Check requires
+	nameRule = "use 1 to 64 letters, digits, '-' or '_'"
 )
 
 func (p *parser) known(k pipeline.Kind) string {
@@ -974,7 +1011,8 @@ func (p *parser) config(spec pipeline.Spec, e pair) (map[string]any, bool) {
 		return nil, false
 	}
 	good := true
-	given := map[string]*yaml.Node{} // field name -> key node, for each field written
+	given := map[string]*yaml.Node{}  // field name -> key node, for each field written
+	values := map[string]*yaml.Node{} // field name -> value node, for each field with a value
 	empty := map[string]bool{}
 	for _, fe := range entries {
 		f, ok := spec.Field(fe.key)
@@ -1005,6 +1043,19 @@ func (p *parser) config(spec pipeline.Spec, e pair) (map[string]any, bool) {
 			good = false
 			continue
 		}
+		values[f.Name] = v
+		if f.Required && pv == "" {
+			// "path: ${X:}" with X unset: a required field that the
+			// flow file does give, but as nothing.
+			msg := fmt.Sprintf("%s: required field %q is empty", label, f.Name)
+			if note := varNote(v.Value, p.lookup); note != "" && !f.Secret {
+				msg += ": " + note + `; set the variable, or give a default that is not empty ("${VAR:value}")`
+			}
+			err := &pipeline.FieldError{Connector: spec.Name, Field: f.Name, Err: errors.New("required field is empty")}
+			p.add(p.pos(v), err, "%s", msg)
+			good = false
+			continue
+		}
 		cfg[f.Name] = pv
 	}
 	for _, f := range spec.Fields {
@@ -1022,7 +1073,54 @@ func (p *parser) config(spec pipeline.Spec, e pair) (map[string]any, bool) {
 		}
 		// Otherwise its value was wrong, and that is reported already.
 	}
+	if good && spec.Check != nil {
+		good = p.checkConfig(spec, label, cfg, e.k, values)
+	}
 	return cfg, good
+}
+
+// checkConfig runs the spec's own Check on a config that has the right
+// fields and types, and reports what it finds: at the value of the field
+// a *pipeline.FieldError names, else at the connector's key (at).
+func (p *parser) checkConfig(spec pipeline.Spec, label string, cfg map[string]any, at *yaml.Node, values map[string]*yaml.Node) bool {
+	c, err := pipeline.ParseConfig(spec, cfg)
+	if err == nil {
+		err = spec.Check(c)
+	}
+	if err == nil {
+		return true
+	}
+	for _, e := range unjoin(err) {
+		var fe *pipeline.FieldError
+		if !errors.As(e, &fe) {
+			p.add(p.pos(at), e, "%s: %v", label, e)
+			continue
+		}
+		n, ok := values[fe.Field]
+		if !ok {
+			n = at
+		}
+		msg := fmt.Sprintf("%s: field %q: %v", label, fe.Field, fe.Err)
+		if f, known := spec.Field(fe.Field); ok && known && !f.Secret {
+			if note := varNote(n.Value, p.lookup); note != "" {
+				msg += " (" + note + ")"
+			}
+		}
+		p.add(p.pos(n), e, "%s", msg)
+	}
+	return false
+}
+
+// unjoin returns the errors joined in err (errors.Join), or err itself.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, unjoin(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }
 
 func fieldNames(s pipeline.Spec) []string {
@@ -1042,6 +1140,9 @@ func (p *parser) stages(e pair) []pipeline.Component {
 	if n.Kind != yaml.SequenceNode {
 		p.errorf(n, "stages: want a list of stages, got %s", describe(n))
 		return nil
+	}
+	if len(n.Content) > pipeline.MaxStages {
+		p.limit(pipeline.Flow{Stages: make([]pipeline.Component, len(n.Content))}.Limits()[0], n, n)
 	}
 	var out []pipeline.Component
 	for i, item := range n.Content {
@@ -1085,6 +1186,9 @@ func (p *parser) sinks(e pair) []pipeline.SinkSpec {
 		p.errorf(n, "sinks is empty: add at least one sink (known: %s)", p.known(pipeline.KindSink))
 		return nil
 	}
+	if len(n.Content) > pipeline.MaxSinks {
+		p.limit(pipeline.Flow{Sinks: make([]pipeline.SinkSpec, len(n.Content))}.Limits()[0], n, n)
+	}
 	var out []pipeline.SinkSpec
 	names := map[string]*yaml.Node{}
 	for i, item := range n.Content {
@@ -1107,6 +1211,8 @@ func (p *parser) sink(i int, item *yaml.Node, names map[string]*yaml.Node) (pipe
 	}
 	var s pipeline.SinkSpec
 	var cand []pair
+	path := fmt.Sprintf("sinks[%d].", i)
+	nodes := map[string]*yaml.Node{} // setting path -> value node, for limits
 	for _, e := range p.pairs(m) {
 		switch e.key {
 		case "name":
@@ -1123,14 +1229,19 @@ func (p *parser) sink(i int, item *yaml.Node, names map[string]*yaml.Node) (pipe
 				names[s.Name] = n
 			}
 		case "parallelism":
-			s.Parallelism = p.count0(e, "parallelism")
+			s.Parallelism = p.count0(e, path+"parallelism")
+			nodes[path+"parallelism"] = e.v
 		case "files":
-			s.Files = p.count0(e, "files")
+			s.Files = p.count0(e, path+"files")
+			nodes[path+"files"] = e.v
 		case "retry":
-			s.Retry = p.retry(e)
+			s.Retry = p.retry(e, path+"retry.", nodes)
 		default:
 			cand = append(cand, e)
 		}
+	}
+	for _, l := range s.Limits(i) {
+		p.limit(l, nodes[l.Setting], m)
 	}
 	unknownKey := func(e pair) {
 		p.errorf(e.k, "unknown key %q (known: %s and one sink connector: %s)", e.key, strings.Join(sinkKeys, ", "), p.known(pipeline.KindSink))
@@ -1177,31 +1288,36 @@ func (p *parser) block(e pair, what string) []pair {
 	return p.pairs(n)
 }
 
-func (p *parser) retry(e pair) pipeline.Retry {
+// retry parses a sink's retry block; path is the settings' prefix
+// ("sinks[0].retry.") and nodes receives their value nodes.
+func (p *parser) retry(e pair, path string, nodes map[string]*yaml.Node) pipeline.Retry {
 	var r pipeline.Retry
 	var initialAt *yaml.Node
 	for _, re := range p.block(e, "attempts, initial and max") {
+		nodes[path+re.key] = re.v
 		switch re.key {
 		case "attempts":
-			r.Attempts = p.count0(re, "retry.attempts")
+			r.Attempts = p.count0(re, path+"attempts")
 		case "initial":
-			r.Initial = p.duration(re, "retry.initial")
+			r.Initial = p.duration(re, path+"initial")
 			initialAt = re.v
 		case "max":
-			r.Max = p.duration(re, "retry.max")
+			r.Max = p.duration(re, path+"max")
 		default:
 			p.errorf(re.k, "unknown key %q (known: %s)", re.key, strings.Join(retryKeys, ", "))
 		}
 	}
 	if r.Initial > 0 && r.Max > 0 && r.Initial > r.Max {
-		p.errorf(initialAt, "retry.initial %v is longer than retry.max %v", r.Initial, r.Max)
+		p.errorf(initialAt, "%sinitial %v is longer than retry.max %v", path, r.Initial, r.Max)
 	}
 	return r
 }
 
 func (p *parser) bus(e pair) pipeline.BusSpec {
 	var b pipeline.BusSpec
+	nodes := map[string]*yaml.Node{} // setting path -> value node, for limits
 	for _, be := range p.block(e, strings.Join(busKeys, ", ")) {
+		nodes["bus."+be.key] = be.v
 		switch be.key {
 		case "chunk_size":
 			v, n, ok := p.setting(be, "bus.chunk_size", sizeField)
@@ -1209,9 +1325,12 @@ func (p *parser) bus(e pair) pipeline.BusSpec {
 				continue
 			}
 			size := v.(int64)
-			if size > 0 && size < minChunkSize {
+			if size > 0 && size < pipeline.MinChunkSize {
 				p.errorf(n, "bus.chunk_size: %d bytes is too small: use at least 4KiB", size)
 				continue
+			}
+			if c := p.chunk; c.Max > 0 && size > c.Max && size <= pipeline.MaxChunkSize {
+				p.limit(&pipeline.LimitError{Setting: "bus.chunk_size", Value: size, Limit: c.Max, Size: true, What: c.Why, Fix: c.Fix}, n, n)
 			}
 			b.ChunkSize = size
 		case "compression":
@@ -1237,13 +1356,30 @@ func (p *parser) bus(e pair) pipeline.BusSpec {
 			p.errorf(be.k, "unknown key %q (known: %s)", be.key, strings.Join(busKeys, ", "))
 		}
 	}
+	for _, l := range b.Limits() {
+		p.limit(l, nodes[l.Setting], e.k)
+	}
 	return b
+}
+
+// limit reports a setting above its bound at its value n, or at fallback
+// when the value node is not known.
+func (p *parser) limit(l *pipeline.LimitError, n, fallback *yaml.Node) {
+	if n == nil {
+		n = fallback
+	}
+	p.add(p.pos(n), l, "%v", l)
 }
 
 // check runs pipeline.Flow.Check, which should find nothing the parser has
 // not reported already, and reports what it finds at the position it names.
 func (p *parser) check(f *pipeline.Flow) {
-	err := f.Check()
+	p.report(f, f.Check())
+}
+
+// report adds the problems in err, which pipeline.Flow.Check or
+// pipeline.Registry.CheckPlaces found in f, at the position each names.
+func (p *parser) report(f *pipeline.Flow, err error) {
 	if err == nil {
 		return
 	}

@@ -451,8 +451,8 @@ var errorCases = []struct {
 			"  - memory: {}", "    name: dup", "  - memory: {}", "    name: dup"),
 		want: lines(
 			`f.yaml:5:11: sink name "a b": use 1 to 64 letters, digits, '-' or '_'`,
-			`f.yaml:6:18: parallelism: must not be negative, got -1`,
-			`f.yaml:7:12: files: want an integer, got string four`,
+			`f.yaml:6:18: sinks[0].parallelism: must not be negative, got -1`,
+			`f.yaml:7:12: sinks[0].files: want an integer, got string four`,
 			`f.yaml:11:11: sink name "dup" is used twice (first at 9:11): give each sink its own name`,
 		),
 	},
@@ -466,8 +466,8 @@ var errorCases = []struct {
 		in: lines("name: x", srcOK, "sinks:", "  - memory: {}", "    retry:",
 			"      attempts: 1.5", "      initial: 1m", "      max: 10s", "      jitter: 1s"),
 		want: lines(
-			`f.yaml:6:17: retry.attempts: want an integer, got float64 1.5`,
-			`f.yaml:7:16: retry.initial 1m0s is longer than retry.max 10s`,
+			`f.yaml:6:17: sinks[0].retry.attempts: want an integer, got float64 1.5`,
+			`f.yaml:7:16: sinks[0].retry.initial 1m0s is longer than retry.max 10s`,
 			`f.yaml:9:7: unknown key "jitter" (known: attempts, initial, max)`,
 		),
 	},
