@@ -20,6 +20,8 @@ func sourceSpec() pipeline.Spec {
 		Name:    "local",
 		Summary: "Reads files from a local directory, optionally watching it for new files.",
 		Origin:  "built-in",
+		Check:   checkSource,
+		Place:   sourcePlace,
 		Fields: []pipeline.Field{
 			{
 				Name:     "path",
@@ -109,6 +111,8 @@ func sinkSpec() pipeline.Spec {
 		Name:    "local",
 		Summary: "Writes files to a local directory, atomically and with parts written in parallel.",
 		Origin:  "built-in",
+		Check:   checkSink,
+		Place:   sinkPlace,
 		Fields: []pipeline.Field{
 			{
 				Name:     "path",
@@ -136,15 +140,17 @@ func sinkSpec() pipeline.Spec {
 				Name:    "fsync",
 				Type:    pipeline.TypeBool,
 				Default: false,
-				Doc: `Flush every part and the final file and directory to stable storage, so a ` +
-					`power cut loses nothing that was reported written. Slower.`,
+				Doc: `Flush every part, the final file and its directories to stable storage before ` +
+					`the file counts as delivered, so a power cut loses nothing that was reported written. ` +
+					`Slower. Without it, a source with "after: delete" or "move" still removes a file only ` +
+					`once the sink's file system has been synced (one sync serves many files).`,
 			},
 			{
 				Name:    "part_size",
 				Type:    pipeline.TypeSize,
 				Default: "8MiB",
 				Doc: `How much of a file one write covers; parts are written concurrently, up to ` +
-					`the sink's parallelism in the flow. 0 uses the default.`,
+					`the sink's parallelism in the flow. 0 uses the default; at most 1GiB.`,
 			},
 		},
 	}
