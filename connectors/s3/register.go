@@ -113,6 +113,8 @@ func sourceSpec() pipeline.Spec {
 		Name:    "s3",
 		Summary: "Reads objects from an S3 bucket (AWS or any S3-compatible server), polling for new ones.",
 		Origin:  "built-in",
+		Check:   checkSource,
+		Place:   sourcePlace,
 		Fields: append(clientFields(), []pipeline.Field{
 			{
 				Name: "prefix",
@@ -174,6 +176,8 @@ func sinkSpec() pipeline.Spec {
 		Name:    "s3",
 		Summary: "Writes files as S3 objects (AWS or any S3-compatible server), parts uploaded in parallel, resumable.",
 		Origin:  "built-in",
+		Check:   checkSink,
+		Place:   sinkPlace,
 		Fields: append(clientFields(), []pipeline.Field{
 			{
 				Name: "prefix",
