@@ -91,11 +91,12 @@ type loadResult struct {
 
 // loadFlows loads every flow file, and rejects two files declaring the same
 // flow name: their state on the bus would be mixed up.
-func loadFlows(reg *pipeline.Registry, paths []string) []loadResult {
+func loadFlows(g *globalOptions, reg *pipeline.Registry, paths []string) []loadResult {
 	results := make([]loadResult, len(paths))
 	byName := map[string]string{}
+	opts := flowOptions(g)
 	for i, p := range paths {
-		f, err := flowfile.Load(p, reg)
+		f, err := flowfile.LoadWith(p, reg, opts)
 		results[i] = loadResult{path: p, flow: f, err: err}
 		if err != nil || f == nil {
 			continue
@@ -129,7 +130,7 @@ func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 	}
 	var flows []*pipeline.Flow
 	bad := 0
-	for _, r := range loadFlows(reg, paths) {
+	for _, r := range loadFlows(g, reg, paths) {
 		if r.err != nil {
 			fmt.Fprintln(g.stderr, strings.TrimRight(r.err.Error(), "\n"))
 			bad++

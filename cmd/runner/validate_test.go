@@ -30,6 +30,9 @@ colour: blue
 
 func TestValidate(t *testing.T) {
 	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "in"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	writeFile(t, dir, "good.yaml", goodFlow)
 	writeFile(t, dir, "bad.yaml", badFlow)
 	writeFile(t, dir, "again.yaml", strings.Replace(goodFlow, "./out", "./elsewhere", 1))
