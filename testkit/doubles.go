@@ -153,6 +153,19 @@ func FailEveryNth(s pipeline.Sink, n int, err error) pipeline.Sink {
 	}}
 }
 
+// FailParts wraps s so that each WritePart fails with what fail returns
+// for its part, without reaching s; nil lets the part through. fail is
+// called for every WritePart, concurrently: a disk that fills up and is
+// freed again. Everything else passes through.
+func FailParts(s pipeline.Sink, fail func(pipeline.Part) error) pipeline.Sink {
+	return &sinkWrapper{Sink: s, writePart: func(ctx context.Context, u pipeline.Upload, p pipeline.Part, r io.Reader) error {
+		if err := fail(p); err != nil {
+			return fmt.Errorf("writing part %d: %w", p.Number, err)
+		}
+		return u.WritePart(ctx, p, r)
+	}}
+}
+
 // FailAlways wraps s so that every Open fails with err, or ErrInjected if err
 // is nil; nothing reaches s but Close. Give it
 // pipeline.Permanent(errors.New("disk on fire")) to test a delivery that

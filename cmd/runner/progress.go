@@ -106,6 +106,9 @@ func formatSummary(s engine.Stats, elapsed time.Duration) string {
 		fmt.Fprintf(&b, "%d partly failed, ", s.FilesMixed)
 	}
 	fmt.Fprintf(&b, "%d skipped", s.FilesSkipped)
+	if s.FilesEarlier > 0 {
+		fmt.Fprintf(&b, ", %d finished by an earlier run (not sent again)", s.FilesEarlier)
+	}
 	if s.FilesInFlight > 0 {
 		fmt.Fprintf(&b, ", %d unfinished", s.FilesInFlight)
 	}

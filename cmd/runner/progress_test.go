@@ -124,6 +124,12 @@ func TestFormatSummary(t *testing.T) {
 			want:    "orders: 5 passed, 1 failed, 2 partly failed, 3 skipped, 1 unfinished; 2.0 MiB in 1m30s, 22.7 KiB/s",
 		},
 		{
+			name:    "run before",
+			stats:   engine.Stats{Flow: "again", FilesSeen: 3, FilesPassed: 1, FilesEarlier: 2},
+			elapsed: time.Second,
+			want:    "again: 1 passed, 0 failed, 0 skipped, 2 finished by an earlier run (not sent again); 0 B in 1s, 0 B/s",
+		},
+		{
 			name:    "nothing",
 			stats:   engine.Stats{Flow: "idle"},
 			elapsed: 1234 * time.Millisecond,

@@ -186,8 +186,9 @@ bus:
 
 	cmd.Process.Signal(syscall.SIGTERM)
 	err = cmd.Wait()
-	// The run's summary counts what it saw: the failure, then the replay.
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 || !strings.HasPrefix(stdout.String(), "live: 1 passed, 1 failed, ") {
+	// The run's summary says what status says: the replay turned the
+	// failure into a pass, so the run succeeded.
+	if err != nil || !strings.HasPrefix(stdout.String(), "live: 1 passed, 0 failed, ") {
 		t.Errorf("runner after SIGTERM: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 	}
 }

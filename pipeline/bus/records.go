@@ -109,7 +109,12 @@ type Delivery struct {
 	// counts parts an attempt did not write because an earlier one had.
 	Writes   int `json:"writes"`
 	Resumed  int `json:"resumed"`
-	Attempts int `json:"attempts"`
+	Attempts int `json:"attempts"` // attempts started
+	// Failures counts the attempts that failed at the sink: they spend the
+	// sink's retry budget. An attempt that ends because its runner stopped
+	// or died, or because nobody was reading the file from its source any
+	// more, is no failure of the sink's and spends none of it.
+	Failures int `json:"failures,omitempty"`
 	// Replays counts the times the delivery was replayed after failing;
 	// each replay starts Attempts again from 0.
 	Replays int    `json:"replays,omitempty"`

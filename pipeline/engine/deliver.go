@@ -68,10 +68,13 @@ func (r *Run) taskPending(ctx context.Context, seq uint64) (bool, error) {
 	return false, fmt.Errorf("looking up delivery task %d: %w", seq, err)
 }
 
-// retryLater asks for the task to be redelivered after a delay.
+// retryLater asks for the task to be redelivered after a delay. waiting
+// says the attempt ended for want of a reader of the file, not by a
+// failure of the sink's.
 type retryLater struct {
-	err   error
-	after time.Duration
+	err     error
+	after   time.Duration
+	waiting bool
 }
 
 func (e *retryLater) Error() string { return e.err.Error() }
@@ -120,6 +123,9 @@ func (r *Run) handleTask(s *sinkRun, msg jetstream.Msg) {
 		log.Warn("delivery taken over by another owner; leaving it to them")
 	case errors.Is(err, errStopped) || r.stopping.Err() != nil:
 		msg.Nak() // the next run takes it at once
+	case errors.As(err, &later) && later.waiting:
+		log.Info("delivery waits for the file to be read from its source again", "in", later.after, "reason", later.err)
+		msg.NakWithDelay(later.after)
 	case errors.As(err, &later):
 		s.stats.retries.Add(1)
 		s.metrics.retries.Inc()
@@ -216,15 +222,23 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 		if r.stopping.Err() != nil && !pipeline.IsPermanent(err) {
 			return errStopped
 		}
-		final := pipeline.IsPermanent(err) || rec.Attempts >= s.spec.Retry.Attempts
+		// Waiting for a reader is no failure of the sink's.
+		waiting := errors.Is(err, errNoReader)
 		var resume []byte
 		if unrecorded && up != nil {
 			resume = up.State()
 		}
+		final := false
+		failures := 0
 		_, uerr := bus.Update(r.hard, r.fb.Store, key, func(d *bus.Delivery, exists bool) error {
 			if d.Owner != owner {
 				return errSuperseded
 			}
+			if !waiting {
+				d.Failures++
+			}
+			failures = d.Failures
+			final = pipeline.IsPermanent(err) || d.Failures >= s.spec.Retry.Attempts
 			d.Error, d.Updated = pipeline.RedactURLs(err.Error()), time.Now().UTC()
 			d.State = bus.DeliveryPending // not holding reads back while it waits
 			if resume != nil {
@@ -249,11 +263,14 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 		if final {
 			s.stats.failed.Add(1)
 			s.metrics.failures.Inc()
-			log.Error("delivery failed", "attempts", rec.Attempts, "err", err)
+			log.Error("delivery failed", "attempts", rec.Attempts, "failures", failures, "err", err)
 			r.finisher.poke(id)
 			return nil
 		}
-		return &retryLater{err: err, after: retryDelay(s.spec.Retry, rec.Attempts)}
+		if waiting {
+			return &retryLater{err: err, after: r.e.opts.AckWait, waiting: true}
+		}
+		return &retryLater{err: err, after: retryDelay(s.spec.Retry, failures)}
 	}
 
 	// Waits for the manifest end when the run stops.
@@ -626,10 +643,20 @@ type storedChunk struct {
 // fits and a chunk that is really missing is found out.
 const maxAhead = 2 * publishWindow
 
-// A read may go this many AckWaits without a sign of life (the reader's
-// heartbeat comes every AckWait) before deliveries waiting for it give up
-// the attempt; they check every AckWait.
-const staleRead = 3
+// A read may go staleRead AckWaits without a sign of life (the reader's
+// heartbeat comes every AckWait) before a delivery waiting for it ends its
+// attempt (errNoReader, which spends none of the retry budget: a runner
+// that restarts, or another that takes the source over, reads on); they
+// check every AckWait. After abandonedRead AckWaits without one, the file
+// is taken as abandoned (it changed or went at the source before any
+// runner was offered it again) and the delivery fails.
+const (
+	staleRead     = 3
+	abandonedRead = 50
+)
+
+// errNoReader ends a delivery attempt that waits for chunks nobody reads.
+var errNoReader = errors.New("nobody has been reading it from the source")
 
 // nextChunk waits for the file's next chunk. It returns errStopped when the
 // run stops, and a retryable error when no runner has been reading the file
@@ -666,9 +693,15 @@ func (r *Run) nextChunk(ctx context.Context, msgs jetstream.MessagesContext, m *
 					index, m.Name, 2*r.e.opts.AckWait)
 			}
 			onBus = cur.State != bus.FileIngesting
-			if idle := time.Since(cur.Updated); cur.State == bus.FileIngesting && idle > staleRead*r.e.opts.AckWait {
-				return nil, fmt.Errorf("waiting for chunk %d of %s: nobody has been reading it from the source for %s (a runner stopped, or the file changed before it was offered again)",
-					index, m.Name, idle.Round(time.Second))
+			idle := time.Since(cur.Updated)
+			switch {
+			case cur.State != bus.FileIngesting:
+			case idle > abandonedRead*r.e.opts.AckWait:
+				return nil, pipeline.Permanent(fmt.Errorf("waiting for chunk %d of %s: nobody has read it from the source for %s: the runner reading it stopped and no runner was offered the file since (did it change or go at the source?); it is read afresh if the source offers it again",
+					index, m.Name, idle.Round(time.Second)))
+			case idle > staleRead*r.e.opts.AckWait:
+				return nil, fmt.Errorf("waiting for chunk %d of %s: %w for %s (a runner stopped; the one that polls the source next reads on)",
+					index, m.Name, errNoReader, idle.Round(time.Second))
 			}
 			continue
 		}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -49,18 +50,17 @@ func (r *Run) handleFile(item pipeline.Item) {
 
 	id := bus.FileID(r.flow.Name, f.Key)
 	log = log.With("id", id)
-	name, err := pipeline.CleanName(f.Name)
+	err := pipeline.CheckSourceName(f.Name)
 	if err == nil && f.Key == "" {
 		err = pipeline.Permanent(fmt.Errorf("file %q: the source gave no key", f.Name))
 	}
 	if err != nil {
 		log.Error("file rejected", "err", err)
 		r.recordRejected(id, f, err)
-		r.countOutcome(pipeline.Failed)
+		r.countOutcome(id, pipeline.Failed)
 		r.ack(item, pipeline.Outcome{Status: pipeline.Failed, Message: err.Error(), RunID: r.e.opts.RunID}, log)
 		return
 	}
-	f.Name = name
 	if f.Size >= 0 {
 		r.stats.bytesKnown.Add(f.Size)
 	}
@@ -75,14 +75,22 @@ func (r *Run) handleFile(item pipeline.Item) {
 	if m.State == bus.FileDone && m.ReadError != "" {
 		m.State = bus.FileFailed // read it again
 	}
+	if m.State == bus.FileDone {
+		again, err := r.failedDeliveries(m)
+		if err != nil {
+			log.Error("reading deliveries", "err", err)
+			return
+		}
+		if len(again) > 0 {
+			// The source still holds a file whose delivery failed: read it
+			// again for those sinks (the bus may no longer hold its chunks).
+			log.Info("file failed before at some sinks; reading it again from the source", "sinks", again)
+			m.State = bus.FileFailed
+		}
+	}
 	switch m.State {
 	case bus.FileDone, bus.FileSkipped:
-		// Finished before; ack again in case the previous run stopped before
-		// its source ack took effect.
-		out := pipeline.Outcome{Status: statusOf(m.Outcome), Message: m.Error, RunID: r.e.opts.RunID}
-		r.countOutcome(out.Status)
-		r.purgeFinished(m, out.Status)
-		r.ack(item, out, log)
+		r.finishedEarlier(item, m, log)
 		return
 	case bus.FileReady:
 		// Read by a run that stopped before the file finished, maybe before
@@ -94,7 +102,7 @@ func (r *Run) handleFile(item pipeline.Item) {
 			return
 		}
 	case bus.FileFailed:
-		if err := r.resetFile(id); err != nil {
+		if err := r.resetFile(id, m); err != nil {
 			log.Error("resetting failed file", "err", err)
 			return
 		}
@@ -111,7 +119,7 @@ func (r *Run) handleFile(item pipeline.Item) {
 			}
 			if errors.Is(err, pipeline.ErrSkip) {
 				log.Info("file skipped", "reason", err)
-				r.countOutcome(pipeline.Skipped)
+				r.countOutcome(id, pipeline.Skipped)
 				r.ack(item, pipeline.Outcome{Status: pipeline.Skipped, Message: err.Error(), RunID: r.e.opts.RunID}, log)
 				return
 			}
@@ -142,7 +150,7 @@ func (r *Run) handleFile(item pipeline.Item) {
 // them, and acks the source. known is the manifest as last read or written,
 // if at hand.
 func (r *Run) finishFile(item pipeline.Item, id string, out pipeline.Outcome, known *bus.Versioned[bus.Manifest], log logger) {
-	r.countOutcome(out.Status)
+	r.countOutcome(id, out.Status)
 	if known == nil {
 		known = &bus.Versioned[bus.Manifest]{}
 		rev, err := r.fb.Store.Get(r.hard, bus.ManifestKey(id), &known.V)
@@ -223,17 +231,62 @@ func (r *Run) ack(item pipeline.Item, out pipeline.Outcome, log logger) {
 	}
 }
 
-func (r *Run) countOutcome(s pipeline.Status) {
-	switch s {
-	case pipeline.Passed:
-		r.stats.passed.Add(1)
-	case pipeline.Mixed:
-		r.stats.mixed.Add(1)
-	case pipeline.Skipped:
-		r.stats.skipped.Add(1)
-	default:
-		r.stats.failed.Add(1)
+// countOutcome counts file id under outcome s. A file counted before in
+// this run (its replayed delivery changed its outcome) moves from its old
+// count to the new one, so the run's summary says what status says. It
+// reports whether the file was new to the counts.
+func (r *Run) countOutcome(id string, s pipeline.Status) bool {
+	prev, counted := r.stats.outcome(id, s)
+	if counted {
+		r.stats.counter(prev).Add(-1)
 	}
+	r.stats.counter(s).Add(1)
+	return !counted
+}
+
+// finishedEarlier handles a file an earlier run finished: it is not sent
+// again, and the source is acked again in case the earlier run stopped
+// before its ack took effect. Sinks added to the flow since are named, with
+// how to deliver the file to them.
+func (r *Run) finishedEarlier(item pipeline.Item, m bus.Manifest, log logger) {
+	r.stats.earlier.Add(1)
+	out := pipeline.Outcome{Status: statusOf(m.Outcome), Message: m.Error, RunID: r.e.opts.RunID}
+	if added := missing(r.sinkNames(), m.Sinks); len(added) > 0 && m.State == bus.FileDone {
+		log.Warn("file delivered by an earlier run before these sinks were added: it is not sent to them; to send it, replay it to them",
+			"delivered_to", m.Sinks, "not_to", added, "how", fmt.Sprintf("runner replay --flow %s --file %s --sink %s", r.flow.Name, m.ID, added[0]))
+	}
+	r.purgeFinished(m, out.Status)
+	r.ack(item, out, log)
+}
+
+// missing returns the names in a that are not in b.
+func missing(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// failedDeliveries returns the sinks of finished file m whose delivery
+// failed for good, unless a replay of the file is under way.
+func (r *Run) failedDeliveries(m bus.Manifest) ([]string, error) {
+	if m.Replaying || (m.Outcome != pipeline.Failed.String() && m.Outcome != pipeline.Mixed.String()) {
+		return nil, nil
+	}
+	var failed []string
+	for _, s := range fileSinks(m, r) {
+		var d bus.Delivery
+		if _, err := r.fb.Store.Get(r.hard, bus.DeliveryKey(m.ID, s), &d); err != nil {
+			return nil, err
+		}
+		if d.State == bus.DeliveryFailed {
+			failed = append(failed, s)
+		}
+	}
+	return failed, nil
 }
 
 func statusOf(name string) pipeline.Status {
@@ -275,14 +328,25 @@ func (r *Run) recordRejected(id string, f pipeline.File, cause error) {
 	})
 }
 
-// resetFile forgets a file whose earlier read failed so it is read afresh,
-// in a new epoch so that its messages are not taken for duplicates.
-func (r *Run) resetFile(id string) error {
+// resetFile forgets a file whose earlier read or delivery failed so it is
+// read afresh, in a new epoch so that its messages are not taken for
+// duplicates. Deliveries that were committed (or that the sink skipped)
+// stay: those sinks are not sent the file again.
+func (r *Run) resetFile(id string, m bus.Manifest) error {
 	if err := r.fb.Chunks.Purge(r.hard, jetstream.WithPurgeSubject(r.fb.ChunkSubject(id))); err != nil {
 		return err
 	}
-	for _, s := range r.sinks {
-		if err := r.fb.Store.KV.Delete(r.hard, bus.DeliveryKey(id, s.spec.Name)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	for _, s := range append(r.sinkNames(), missing(m.Sinks, r.sinkNames())...) {
+		key := bus.DeliveryKey(id, s)
+		var d bus.Delivery
+		rev, err := r.fb.Store.Get(r.hard, key, &d)
+		if err != nil {
+			return err
+		}
+		if rev == 0 || d.State == bus.DeliveryCommitted || d.State == bus.DeliverySkipped {
+			continue
+		}
+		if err := r.fb.Store.KV.Delete(r.hard, key, jetstream.LastRevision(rev)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 			return err
 		}
 	}

@@ -277,7 +277,7 @@ func (rp *replayer) delivery(ctx context.Context, m bus.Manifest, d bus.Delivery
 		}
 		// A fresh retry budget under a new owner. Done, Prefix, Resume and
 		// PartSize stay: the sink resumes whatever they still describe.
-		cur.State, cur.Attempts, cur.Owner, cur.Error = bus.DeliveryPending, 0, "", ""
+		cur.State, cur.Attempts, cur.Failures, cur.Owner, cur.Error = bus.DeliveryPending, 0, 0, "", ""
 		cur.Replays++
 		cur.Updated = time.Now().UTC()
 		return nil
@@ -393,8 +393,9 @@ func (r *Run) settleReplay(id string) {
 	if !settled {
 		return
 	}
-	r.stats.seen.Add(1)
-	r.countOutcome(out.Status)
+	if r.countOutcome(id, out.Status) {
+		r.stats.seen.Add(1)
+	}
 	r.log.Info("replayed file finished (the source is not told again)", "id", id, "file", m.Name, "outcome", out.Status.String())
 	r.purgeFinished(m, out.Status)
 }

@@ -4,14 +4,18 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mftflow/mftflow/pipeline"
 )
 
 // Stats is a snapshot of a run's counters since it started.
 type Stats struct {
 	Flow    string
 	Started time.Time
-	// Files by outcome; FilesInFlight are taken but not yet final.
-	FilesSeen, FilesPassed, FilesFailed, FilesMixed, FilesSkipped, FilesInFlight int64
+	// Files by the outcome this run gave them; FilesInFlight are taken but
+	// not yet final. FilesEarlier are files an earlier run of the flow
+	// finished (delivered, or skipped), which this one did not send again.
+	FilesSeen, FilesPassed, FilesFailed, FilesMixed, FilesSkipped, FilesInFlight, FilesEarlier int64
 	// BytesKnown sums the known sizes of the files taken so far (for an ETA);
 	// BytesRead counts bytes put on the bus.
 	BytesKnown, BytesRead int64
@@ -30,9 +34,37 @@ type SinkStats struct {
 type stats struct {
 	started                                                               time.Time
 	seen, passed, failed, mixed, skipped, inFlight, bytesKnown, bytesRead atomic.Int64
+	earlier                                                               atomic.Int64
 
-	mu    sync.Mutex
-	sinks []*sinkStats
+	mu       sync.Mutex
+	sinks    []*sinkStats
+	outcomes map[string]pipeline.Status // by file id, as counted
+}
+
+// outcome records s as file id's outcome and returns the one counted
+// before, if any.
+func (s *stats) outcome(id string, st pipeline.Status) (prev pipeline.Status, counted bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.outcomes == nil {
+		s.outcomes = map[string]pipeline.Status{}
+	}
+	prev, counted = s.outcomes[id]
+	s.outcomes[id] = st
+	return prev, counted
+}
+
+// counter returns the count of files with outcome st.
+func (s *stats) counter(st pipeline.Status) *atomic.Int64 {
+	switch st {
+	case pipeline.Passed:
+		return &s.passed
+	case pipeline.Mixed:
+		return &s.mixed
+	case pipeline.Skipped:
+		return &s.skipped
+	}
+	return &s.failed
 }
 
 type sinkStats struct {
@@ -55,7 +87,7 @@ func (r *Run) Stats() Stats {
 		Flow: r.flow.Name, Started: s.started,
 		FilesSeen: s.seen.Load(), FilesPassed: s.passed.Load(), FilesFailed: s.failed.Load(),
 		FilesMixed: s.mixed.Load(), FilesSkipped: s.skipped.Load(), FilesInFlight: s.inFlight.Load(),
-		BytesKnown: s.bytesKnown.Load(), BytesRead: s.bytesRead.Load(),
+		BytesKnown: s.bytesKnown.Load(), BytesRead: s.bytesRead.Load(), FilesEarlier: s.earlier.Load(),
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
