@@ -25,6 +25,14 @@ func (n Names) ChunkSubject(id string) string { return "mft." + n.Flow + ".chunk
 // TaskSubject is where delivery tasks for sink are published.
 func (n Names) TaskSubject(sink string) string { return "mft." + n.Flow + ".task." + sink }
 
+// AliveSubject is where the run with id run answers while its NATS
+// connection lasts (the source lease's liveness check). Run ids are
+// hashed: they may hold characters that subjects cannot.
+func (n Names) AliveSubject(run string) string {
+	h := sha256.Sum256([]byte(run))
+	return "mft." + n.Flow + ".alive." + hex.EncodeToString(h[:8])
+}
+
 // Consumer is the durable work-queue consumer of sink's tasks.
 func (n Names) Consumer(sink string) string { return "sink_" + sink }
 

@@ -209,7 +209,7 @@ func (e *Engine) Start(ctx context.Context, f pipeline.Flow) (*Run, error) {
 			go r.deliveryWorker(s)
 		}
 	}
-	r.lease = startSourceLease(r.fb.Store.KV, e.opts.RunID, e.opts.LeaseTTL, r.log)
+	r.lease = startSourceLease(r.fb.Store.KV, e.nc, r.fb.AliveSubject(e.opts.RunID), e.opts.RunID, e.opts.LeaseTTL, r.log)
 	go r.intake()
 	return r, nil
 }

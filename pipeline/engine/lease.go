@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -23,6 +24,9 @@ type Lease struct {
 	Holder  string        `json:"holder"`  // run id
 	TTL     time.Duration `json:"ttl"`     // the holder's TTL, in nanoseconds
 	Renewed time.Time     `json:"renewed"` // holder's clock; informative only
+	// Alive is the NATS subject on which the holder's run answers while
+	// its process is connected; empty if it does not (see sourceLease).
+	Alive string `json:"alive,omitempty"`
 }
 
 // sourceLease makes sure only one run of a flow, among every runner sharing
@@ -39,6 +43,20 @@ type Lease struct {
 // this run's own id (a runner restarted with a fixed Options.RunID) is taken
 // at once: run ids must differ between runners.
 //
+// Waiting a TTL is needed only when the holder may still be alive. Each run
+// answers requests on a subject of its own (Lease.Alive) for as long as its
+// NATS connection lasts, and subscribes before it ever takes the lease; a
+// run that finds the record of another asks that subject, and NATS answers
+// "no responders" at once when nobody subscribes to it: the holder's
+// connection is gone (its process died, and the kernel closed the socket),
+// so the lease is taken over at once. Runners that restart faster than the
+// TTL thus still read on. A holder whose own connection drops stops
+// polling at once, so it never polls beside a runner that took over this
+// way. A holder cut off from NATS without its server noticing keeps its
+// subscription there, answers nothing, and is taken over after the TTL as
+// before; so is a record without Alive (a run without permission to
+// subscribe: it checks that it hears itself before it sets Alive).
+//
 // A per-key TTL on the KV bucket (JetStream 2.11 and later) was not chosen:
 // nats.go's KeyValue.Update clears a key's TTL, so renewals would need raw
 // publishes on the bucket's internal subjects; every flow bucket would need
@@ -48,7 +66,9 @@ type Lease struct {
 // over a record left behind by a run that died.
 type sourceLease struct {
 	kv     jetstream.KeyValue
+	nc     *nats.Conn
 	holder string
+	alive  string // subject this run answers on; "" until it hears itself there
 	ttl    time.Duration
 	log    *slog.Logger
 
@@ -62,12 +82,44 @@ type sourceLease struct {
 	done   chan struct{}
 }
 
-// startSourceLease starts contending for the lease. Call release to stop.
-func startSourceLease(kv jetstream.KeyValue, holder string, ttl time.Duration, log *slog.Logger) *sourceLease {
+// startSourceLease starts contending for the lease, answering on alive
+// while it runs. Call release to stop.
+func startSourceLease(kv jetstream.KeyValue, nc *nats.Conn, alive, holder string, ttl time.Duration, log *slog.Logger) *sourceLease {
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &sourceLease{kv: kv, holder: holder, ttl: ttl, log: log, changed: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
-	go l.run(ctx)
+	l := &sourceLease{kv: kv, nc: nc, holder: holder, ttl: ttl, log: log, changed: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	go l.run(ctx, alive)
 	return l
+}
+
+// answer subscribes to subject, answering every request while this run's
+// connection lasts, and checks that it hears itself there before it names
+// the subject in its lease records. It returns the unsubscribe function.
+func (l *sourceLease) answer(ctx context.Context, subject string) func() {
+	sub, err := l.nc.Subscribe(subject, func(m *nats.Msg) { m.Respond([]byte(l.holder)) })
+	if err != nil {
+		l.log.Debug("answering liveness requests; a lease left by this run is taken over after its TTL", "err", err)
+		return func() {}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := l.nc.RequestWithContext(ctx, subject, nil); err != nil {
+		l.log.Debug("this run does not hear itself on its liveness subject; a lease left by it is taken over after its TTL", "subject", subject, "err", err)
+	} else {
+		l.alive = subject
+	}
+	return func() { sub.Unsubscribe() }
+}
+
+// gone reports whether the run that wrote lease record cur has no NATS
+// connection any more: nobody subscribes to the subject it answers on.
+func (l *sourceLease) gone(ctx context.Context, cur Lease) bool {
+	if cur.Alive == "" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, min(2*time.Second, l.ttl/4))
+	defer cancel()
+	_, err := l.nc.RequestWithContext(ctx, cur.Alive, nil)
+	return errors.Is(err, nats.ErrNoResponders)
 }
 
 // wait blocks until this run holds the lease or stop ends. It returns a
@@ -107,13 +159,14 @@ func (l *sourceLease) setHeld(ctx context.Context) {
 }
 
 func (l *sourceLease) record() []byte {
-	b, _ := json.Marshal(Lease{Holder: l.holder, TTL: l.ttl, Renewed: time.Now().UTC()})
+	b, _ := json.Marshal(Lease{Holder: l.holder, TTL: l.ttl, Renewed: time.Now().UTC(), Alive: l.alive})
 	return b
 }
 
 // run contends for the lease and holds it, until ctx ends.
-func (l *sourceLease) run(ctx context.Context) {
+func (l *sourceLease) run(ctx context.Context, alive string) {
 	defer close(l.done)
+	defer l.answer(ctx, alive)()
 	// A watch on the key makes a release seen at once; polling alone would
 	// find it within a quarter of the TTL.
 	var updates <-chan jetstream.KeyValueEntry
@@ -138,7 +191,7 @@ func (l *sourceLease) run(ctx context.Context) {
 			if !open {
 				updates = nil
 			}
-		case <-time.After(l.ttl / 4):
+		case <-time.After(min(l.ttl/4, 2*time.Second)): // a holder that is gone is found out soon
 		}
 	}
 }
@@ -175,6 +228,9 @@ func (l *sourceLease) take(ctx context.Context, seen *uint64, seenAt *time.Time)
 	switch {
 	case cur.Holder == l.holder:
 		// Ours, from before a restart with the same run id.
+	case l.gone(ctx, cur):
+		l.log.Info("source lease taken over: its holder's connection to NATS is gone", "from", cur.Holder)
+		*seen = 0
 	case e.Revision() != *seen:
 		*seen, *seenAt = e.Revision(), time.Now()
 		if cur.Holder != l.other {
@@ -192,7 +248,7 @@ func (l *sourceLease) take(ctx context.Context, seen *uint64, seenAt *time.Time)
 		}
 		return 0, false
 	}
-	if cur.Holder != l.holder {
+	if cur.Holder != l.holder && *seen == e.Revision() {
 		l.log.Info("source lease taken over: its holder stopped renewing it", "from", cur.Holder, "after", ttl)
 	}
 	return rev, true
@@ -216,10 +272,20 @@ func (l *sourceLease) hold(ctx context.Context, rev uint64, updates <-chan jetst
 	defer expiry.Stop()
 	renew := time.NewTimer(l.ttl / 3)
 	defer renew.Stop()
+	// A run that loses its connection stops polling at once: another may
+	// take the lease over as soon as the server drops the connection.
+	status := l.nc.StatusChanged(nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
+	defer l.nc.RemoveStatusListener(status)
+	if !l.nc.IsConnected() {
+		return
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			l.releaseRecord(rev)
+			return
+		case st := <-status:
+			l.log.Warn("source lease given up: the connection to NATS dropped; polling stops", "status", st.String())
 			return
 		case <-expiry.C:
 			l.log.Warn("source lease expired: could not renew it; polling stops", "ttl", l.ttl)

@@ -307,3 +307,35 @@ func TestSourceLeaseLostStopsPolling(t *testing.T) {
 	waitUntil(t, "runner-a takes the lease back", func() bool { return leaseHolder(t, js, "lease-lost") == "runner-a" })
 	waitUntil(t, "runner-a reads the waiting file", func() bool { return len(src.Acked()) == 1 })
 }
+
+// A runner whose connection to NATS is gone (its process died) is taken
+// over at once, not after its TTL: runners restarted faster than the TTL
+// still read the source. A runner that is alive is never taken over so.
+func TestSourceLeaseTakenAtOnceWhenHoldersConnectionIsGone(t *testing.T) {
+	url := testkit.StartNATS(t)
+	js, err := jetstream.New(testkit.ConnectNATS(t, url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A TTL no wait below comes near: only the liveness check lets
+	// another runner in.
+	const ttl = time.Hour
+	srcA := testkit.NewMemorySource(leaseFiles(2), false)
+	mem := testkit.NewMemorySink()
+	a := startLeaseRunner(t, url, "runner-a", "lease-gone", ttl, srcA, mem)
+	waitUntil(t, "runner-a holds the lease and waits in Next", func() bool {
+		return leaseHolder(t, js, "lease-gone") == "runner-a" && a.src.active.Load() == 1
+	})
+	b := startLeaseRunner(t, url, "runner-b", "lease-gone", ttl, srcA.Reopen(), mem)
+	waitUntil(t, "both files are delivered", func() bool { return len(srcA.Acked()) == 2 })
+	time.Sleep(time.Second) // runner-b asks runner-a several times meanwhile
+	if n := b.src.calls.Load(); n != 0 {
+		t.Fatalf("runner-b called Next %d times while runner-a was alive; want 0", n)
+	}
+
+	a.nc.Close() // as a SIGKILL does: the server drops the connection
+	waitUntil(t, "runner-a stops polling", func() bool { return a.src.active.Load() == 0 })
+	waitUntil(t, "runner-b takes the lease over and polls", func() bool {
+		return leaseHolder(t, js, "lease-gone") == "runner-b" && b.src.active.Load() == 1
+	})
+}
