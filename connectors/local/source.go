@@ -119,6 +119,7 @@ type Source struct {
 	readySort  bool
 	readyKeys  map[string]bool
 	offered    map[string]struct{} // keys offered in this process
+	refused    []*refusedItem      // paths too long to read, to offer as failing items
 	watched    map[string]bool     // directories added to the watcher
 	warned     map[string]bool     // paths already warned about
 }
@@ -263,6 +264,9 @@ func (s *Source) Next(ctx context.Context) (pipeline.Item, error) {
 		}
 		if !s.nextDue.IsZero() && !now.Before(s.nextDue) {
 			s.recheckPending(now)
+		}
+		if it := s.popRefused(); it != nil {
+			return it, nil
 		}
 		if it := s.pop(now); it != nil {
 			return it, nil
@@ -423,6 +427,9 @@ func (s *Source) scanDir(abs, rel string, now time.Time, seen, dirs map[string]b
 		if rel == "" {
 			return fmt.Errorf("listing source directory %s: %w", abs, err)
 		}
+		if s.refuseTooLong(rel, abs, err, true) {
+			return nil
+		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			s.warnOnce(abs, "local source: skipping a directory that cannot be read", err)
 		}
@@ -454,6 +461,7 @@ func (s *Source) scanDir(abs, rel string, now time.Time, seen, dirs map[string]b
 			}
 			info, err := s.fileInfo(childAbs, e)
 			if err != nil {
+				s.refuseTooLong(childRel, childAbs, err, false)
 				continue // vanished, or a link to something that is not a regular file
 			}
 			seen[childRel] = true
