@@ -98,6 +98,9 @@ func replay(g *globalOptions, o *replayOptions) error {
 		if rep.Refused == nil {
 			rep.Refused = []engine.ReplayItem{}
 		}
+		if rep.Reread == nil {
+			rep.Reread = []engine.ReplayItem{}
+		}
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
 		if jerr := enc.Encode(rep); jerr != nil && err == nil {
@@ -117,7 +120,7 @@ func replay(g *globalOptions, o *replayOptions) error {
 
 // writeReplay prints what was queued and what was not, and why.
 func writeReplay(w io.Writer, rep engine.Report, allFailed bool) {
-	if len(rep.Requeued) == 0 && len(rep.Refused) == 0 {
+	if len(rep.Requeued) == 0 && len(rep.Refused) == 0 && len(rep.Reread) == 0 {
 		if allFailed {
 			fmt.Fprintf(w, "flow %s: no failed deliveries to replay\n", rep.Flow)
 		}
@@ -130,6 +133,16 @@ func writeReplay(w io.Writer, rep engine.Report, allFailed bool) {
 		fmt.Fprintln(tw, "  FILE\tSINK\tID")
 		for _, it := range rep.Requeued {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", it.Name, it.Sink, it.File)
+		}
+		tw.Flush()
+	}
+	if len(rep.Reread) > 0 {
+		fmt.Fprintf(w, "flow %s: %s to be made by reading the file again from its source: run the flow again (a source keeps a file whose delivery failed)\n",
+			rep.Flow, plural(int64(len(rep.Reread)), "delivery", "deliveries"))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  FILE\tSINK\tWHY")
+		for _, it := range rep.Reread {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", it.Name, it.Sink, oneLine(it.Reason))
 		}
 		tw.Flush()
 	}

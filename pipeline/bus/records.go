@@ -50,6 +50,11 @@ type Manifest struct {
 	// under way: when every delivery is final again, the outcome is
 	// recomputed and the flag cleared. The source is not acked again.
 	Replaying bool `json:"replaying,omitempty"`
+	// Redeliver names sinks to send the file to by reading it again from
+	// its source, the next time a run of the flow is offered it: set by a
+	// replay when the bus no longer holds the file's chunks, or for a sink
+	// the file was never queued to. Reading it again clears it.
+	Redeliver []string `json:"redeliver,omitempty"`
 	// Inline is set on a small file whose bytes travel in Content, in this
 	// record, instead of as a chunk on the chunk stream. Content is cleared
 	// where a file's chunks would be purged (with Purged): once every sink

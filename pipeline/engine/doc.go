@@ -63,6 +63,24 @@
 // finished, is not called. A "replay.<id>" key lets a run that ends by itself
 // find replayed files and wait for them first.
 //
+// When the chunks are gone, or a replay names a sink the file was never
+// queued to, the file is marked instead (Manifest.Redeliver) to be read
+// again from its source. A run whose source offers a finished file reads it
+// again for the sinks whose delivery failed and those the mark names: it
+// starts a new epoch, keeps the records of the deliveries that committed
+// (their tasks, queued again with the others, end at once) and forgets the
+// rest. A source keeps a file whose delivery failed, so a rerun delivers
+// what a full disk or a sink's outage stopped, without bus retention.
+//
+// # Crashes and restarts
+//
+// A delivery's retry budget counts failures at its sink (Delivery.Failures),
+// not attempts: an attempt cut short because its runner stopped or died,
+// or because nobody has read the file from its source for staleRead
+// AckWaits (the reader's runner died; a restarted runner reads on), spends
+// none of it. After abandonedRead AckWaits without a reader the file is
+// taken as abandoned and the delivery fails, saying so.
+//
 // # Metrics
 //
 // With Options.Metrics set, the engine registers these Prometheus

@@ -76,15 +76,16 @@ func (r *Run) handleFile(item pipeline.Item) {
 		m.State = bus.FileFailed // read it again
 	}
 	if m.State == bus.FileDone {
-		again, err := r.failedDeliveries(m)
+		again, err := r.deliverAgain(m)
 		if err != nil {
 			log.Error("reading deliveries", "err", err)
 			return
 		}
 		if len(again) > 0 {
-			// The source still holds a file whose delivery failed: read it
-			// again for those sinks (the bus may no longer hold its chunks).
-			log.Info("file failed before at some sinks; reading it again from the source", "sinks", again)
+			// The source still holds a file whose delivery failed (or that
+			// a replay asked for): read it again for those sinks, since the
+			// bus may no longer hold its chunks.
+			log.Info("delivering the file again: reading it again from the source", "sinks", again)
 			m.State = bus.FileFailed
 		}
 	}
@@ -270,19 +271,29 @@ func missing(a, b []string) []string {
 	return out
 }
 
-// failedDeliveries returns the sinks of finished file m whose delivery
-// failed for good, unless a replay of the file is under way.
-func (r *Run) failedDeliveries(m bus.Manifest) ([]string, error) {
-	if m.Replaying || (m.Outcome != pipeline.Failed.String() && m.Outcome != pipeline.Mixed.String()) {
+// deliverAgain returns the sinks that finished file m is to be read again
+// for: those whose delivery failed for good, and those of this run that a
+// replay named (Manifest.Redeliver); none while a replay from the bus is
+// under way.
+func (r *Run) deliverAgain(m bus.Manifest) ([]string, error) {
+	if m.Replaying {
 		return nil, nil
 	}
 	var failed []string
+	for _, s := range m.Redeliver {
+		if slices.Contains(r.sinkNames(), s) {
+			failed = append(failed, s)
+		}
+	}
+	if m.Outcome != pipeline.Failed.String() && m.Outcome != pipeline.Mixed.String() {
+		return failed, nil
+	}
 	for _, s := range fileSinks(m, r) {
 		var d bus.Delivery
 		if _, err := r.fb.Store.Get(r.hard, bus.DeliveryKey(m.ID, s), &d); err != nil {
 			return nil, err
 		}
-		if d.State == bus.DeliveryFailed {
+		if d.State == bus.DeliveryFailed && !slices.Contains(failed, s) {
 			failed = append(failed, s)
 		}
 	}

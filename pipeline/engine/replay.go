@@ -31,6 +31,11 @@ type Report struct {
 	// Requeued are the deliveries queued again; the flow's runners deliver
 	// them from the bus.
 	Requeued []ReplayItem `json:"requeued"`
+	// Reread are deliveries to be made by reading the file again from its
+	// source (its chunks are gone from the bus, or the file was never
+	// queued to the sink): the next run of the flow whose source offers
+	// the file reads it again for them.
+	Reread []ReplayItem `json:"reread"`
 	// Refused are the selected deliveries (or files) that were not queued,
 	// each with its Reason.
 	Refused []ReplayItem `json:"refused"`
@@ -45,8 +50,13 @@ type ReplayItem struct {
 	Reason string `json:"reason,omitempty"` // why it was refused; empty in Requeued
 }
 
-// ReasonPurged is the Reason of a delivery whose file's chunks are gone.
-const ReasonPurged = "chunks purged; set bus.retention to keep them for replay"
+// ReasonPurged is the Reason of a delivery whose file's chunks are gone,
+// in Report.Reread.
+const ReasonPurged = "chunks purged: the file is read again from its source for it the next time a run of the flow is offered it (set bus.retention to replay from the bus)"
+
+// ReasonNeverQueued is the Reason of a Report.Reread item for a sink the
+// file was never queued to.
+const ReasonNeverQueued = "never queued to this sink (added since?): the file is read again from its source for it the next time a run of the flow is offered it"
 
 // Replay queues again the failed deliveries of flow chosen by sel, so that
 // they are delivered from the chunks still on the bus, without reading the
@@ -55,8 +65,10 @@ const ReasonPurged = "chunks purged; set bus.retention to keep them for replay"
 // the delivery ends (the source, already acked, is not told), resets the
 // delivery record (state pending, attempts 0, owner and error cleared; the
 // parts and resume state it kept stay, so the sink resumes what it had) and
-// publishes a new delivery task. A delivery whose chunks are gone is refused
-// with ReasonPurged.
+// publishes a new delivery task. A delivery whose chunks are gone, and a
+// sink named with a file that was never queued to it, are marked on the
+// file's manifest (Manifest.Redeliver) to be made by reading the file
+// again from its source, and listed in Report.Reread.
 //
 // Replay only writes the flow's KV records and publishes tasks: it works
 // whether or not a runner of the flow is running. A running runner takes
@@ -93,7 +105,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, flow string, sel Select
 		known = append(known, c.Sink)
 	}
 	for _, want := range sel.Sinks {
-		if !slices.Contains(known, want) {
+		if !slices.Contains(known, want) && len(sel.Files) == 0 {
 			rep.Refused = append(rep.Refused, ReplayItem{Sink: want,
 				Reason: fmt.Sprintf("flow %s has no deliveries to this sink (it has: %s)", flow, strings.Join(known, ", "))})
 		}
@@ -135,10 +147,14 @@ func Replay(ctx context.Context, js jetstream.JetStream, flow string, sel Select
 			continue
 		}
 		if named {
+			var never []string
 			for _, s := range sel.Sinks {
-				if slices.Contains(known, s) && !slices.ContainsFunc(f.Deliveries, func(d bus.Delivery) bool { return d.Sink == s }) {
-					rep.Refused = append(rep.Refused, ReplayItem{File: m.ID, Name: m.Name, Sink: s, Reason: "the file has no delivery to this sink"})
+				if !slices.ContainsFunc(f.Deliveries, func(d bus.Delivery) bool { return d.Sink == s }) {
+					never = append(never, s)
 				}
+			}
+			if err := rp.reread(ctx, m, never, ReasonNeverQueued); err != nil {
+				return rep, fmt.Errorf("flow %s: replaying %s: %w", flow, m.Name, err)
 			}
 		}
 		if len(chosen) == 0 {
@@ -180,9 +196,8 @@ func (rp *replayer) file(ctx context.Context, m bus.Manifest, chosen []bus.Deliv
 	if err != nil {
 		return err
 	}
-	if !ok {
-		refuse(ReasonPurged)
-		return nil
+	if m.Purged || !ok {
+		return rp.reread(ctx, m, sinksOf(chosen), ReasonPurged)
 	}
 	// Mark the file before touching its deliveries: from here on chunks
 	// are not removed (purging marks the manifest first and skips marked
@@ -200,8 +215,7 @@ func (rp *replayer) file(ctx context.Context, m bus.Manifest, chosen []bus.Deliv
 		return err
 	}
 	if purged {
-		refuse(ReasonPurged)
-		return nil
+		return rp.reread(ctx, m, sinksOf(chosen), ReasonPurged)
 	}
 	if _, err := rp.store.KV.Put(ctx, bus.ReplayKey(m.ID), []byte(m.Name)); err != nil {
 		return fmt.Errorf("marking the replay: %w", err)
@@ -212,6 +226,39 @@ func (rp *replayer) file(ctx context.Context, m bus.Manifest, chosen []bus.Deliv
 		}
 	}
 	return nil
+}
+
+// reread marks file m to be read again for sinks the next time its source
+// offers it, and reports them in Report.Reread with reason.
+func (rp *replayer) reread(ctx context.Context, m bus.Manifest, sinks []string, reason string) error {
+	if len(sinks) == 0 {
+		return nil
+	}
+	if _, err := bus.Update(ctx, rp.store, bus.ManifestKey(m.ID), func(cur *bus.Manifest, exists bool) error {
+		if !exists {
+			return bus.ErrUnchanged
+		}
+		for _, s := range sinks {
+			if !slices.Contains(cur.Redeliver, s) {
+				cur.Redeliver = append(cur.Redeliver, s)
+			}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("marking the file to be read again: %w", err)
+	}
+	for _, s := range sinks {
+		rp.rep.Reread = append(rp.rep.Reread, ReplayItem{File: m.ID, Name: m.Name, Sink: s, Reason: reason})
+	}
+	return nil
+}
+
+func sinksOf(ds []bus.Delivery) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.Sink)
+	}
+	return out
 }
 
 // unreplayable says why the file m cannot be delivered from the bus, or "".
@@ -225,8 +272,6 @@ func unreplayable(m bus.Manifest) string {
 			msg += " (" + m.ReadError + ")"
 		}
 		return msg + "; it is read again when the source offers it again"
-	case m.Purged:
-		return ReasonPurged
 	}
 	return ""
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"sync/atomic"
 	"testing"
@@ -257,7 +258,9 @@ func (u partFailUpload) WritePart(ctx context.Context, p pipeline.Part, r io.Rea
 	return u.Upload.WritePart(ctx, p, r)
 }
 
-func TestReplayRefusedOnceChunksArePurged(t *testing.T) {
+// A replay of a delivery whose chunks are gone marks the file to be read
+// again, and the next run whose source offers it delivers it.
+func TestReplayOnceChunksArePurgedReadsTheFileAgain(t *testing.T) {
 	e := newEnv(t)
 	files := map[string][]byte{"f.bin": testkit.RandomContent(3, 10<<16)}
 	src := testkit.NewMemorySource(files, true)
@@ -265,12 +268,11 @@ func TestReplayRefusedOnceChunksArePurged(t *testing.T) {
 	mem.SetPlan(pipeline.PartPlan{PartSize: 64 << 10, Concurrency: 1})
 	// Without retention, the chunks of the parts written are removed as
 	// they are written; the delivery then fails at part 2.
-	runToEnd(t, e.engine(t, engine.Options{}), pipeline.Flow{
-		Name:   "purged",
-		Source: pipeline.SourceOf(src),
-		Sinks:  []pipeline.SinkSpec{fastRetry(pipeline.SinkOf("s", &partFailSink{mem, 2}), 1)},
-		Bus:    pipeline.BusSpec{ChunkSize: 64 << 10},
-	})
+	flow := func(src pipeline.Source, s pipeline.Sink) pipeline.Flow {
+		return pipeline.Flow{Name: "purged", Source: pipeline.SourceOf(src),
+			Sinks: []pipeline.SinkSpec{fastRetry(pipeline.SinkOf("s", s), 1)}, Bus: pipeline.BusSpec{ChunkSize: 64 << 10}}
+	}
+	runToEnd(t, e.engine(t, engine.Options{}), flow(src, &partFailSink{mem, 2}))
 	if o := src.Acked()["f.bin"]; o.Status != pipeline.Failed {
 		t.Fatalf("acked %+v, want failed", o)
 	}
@@ -282,17 +284,58 @@ func TestReplayRefusedOnceChunksArePurged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []engine.ReplayItem{{File: m.ID, Name: "f.bin", Sink: "s", Reason: "chunks purged; set bus.retention to keep them for replay"}}
-	if diff := cmp.Diff(want, rep.Refused); diff != "" || len(rep.Requeued) != 0 {
-		t.Errorf("requeued %v; refused (-want +got):\n%s", rep.Requeued, diff)
+	want := []engine.ReplayItem{{File: m.ID, Name: "f.bin", Sink: "s", Reason: engine.ReasonPurged}}
+	if diff := cmp.Diff(want, rep.Reread); diff != "" || len(rep.Requeued)+len(rep.Refused) != 0 {
+		t.Errorf("requeued %v, refused %v; reread (-want +got):\n%s", rep.Requeued, rep.Refused, diff)
 	}
 	f := manifests(t, e.js, "purged")["f.bin"]
-	if f.Manifest.Replaying || f.Deliveries[0].State != bus.DeliveryFailed || f.Deliveries[0].Replays != 0 {
-		t.Errorf("a refused replay changed the records: %+v", f)
+	if f.Manifest.Replaying || !slices.Equal(f.Manifest.Redeliver, []string{"s"}) || f.Deliveries[0].State != bus.DeliveryFailed {
+		t.Errorf("records after the replay: %+v; want the file marked to be delivered again to s", f)
+	}
+
+	runToEnd(t, e.engine(t, engine.Options{}), flow(src.Reopen(), mem))
+	checkDelivered(t, files, mem.Files())
+	if o := src.Acked()["f.bin"]; o.Status != pipeline.Passed {
+		t.Errorf("acked %+v after the run that read it again, want passed", o)
+	}
+	if f := manifests(t, e.js, "purged")["f.bin"]; len(f.Manifest.Redeliver) != 0 || f.Manifest.Outcome != "passed" {
+		t.Errorf("manifest after delivery: %+v", f.Manifest)
 	}
 
 	if _, err := engine.Replay(context.Background(), e.js, "nosuchflow", engine.Selector{}); err == nil || err.Error() != `flow "nosuchflow" has no state on this server` {
 		t.Errorf("replay of an unknown flow: %v", err)
+	}
+}
+
+// A sink added to a flow does not get the files an earlier run delivered;
+// a replay naming the file and the sink sends it there, and only there.
+func TestReplayToASinkAddedSince(t *testing.T) {
+	e := newEnv(t)
+	files := map[string][]byte{"f.bin": testkit.RandomContent(5, 200<<10)}
+	src := testkit.NewMemorySource(files, true)
+	a, b := testkit.NewMemorySink(), testkit.NewMemorySink()
+	flow := func(src pipeline.Source, sinks ...pipeline.SinkSpec) pipeline.Flow {
+		return pipeline.Flow{Name: "added", Source: pipeline.SourceOf(src), Sinks: sinks, Bus: pipeline.BusSpec{ChunkSize: 64 << 10}}
+	}
+	runToEnd(t, e.engine(t, engine.Options{}), flow(src, pipeline.SinkOf("a", a)))
+	run := runToEnd(t, e.engine(t, engine.Options{}), flow(src.Reopen(), pipeline.SinkOf("a", a), pipeline.SinkOf("b", b)))
+	if s := run.Stats(); s.FilesEarlier != 1 || s.FilesPassed != 0 || len(b.Files()) != 0 {
+		t.Fatalf("second run: stats %+v, b holds %d files; want the file finished earlier and not sent to b", s, len(b.Files()))
+	}
+	m := manifests(t, e.js, "added")["f.bin"].Manifest
+	rep, err := engine.Replay(context.Background(), e.js, "added", engine.Selector{Files: []string{m.ID}, Sinks: []string{"b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []engine.ReplayItem{{File: m.ID, Name: "f.bin", Sink: "b", Reason: engine.ReasonNeverQueued}}
+	if diff := cmp.Diff(want, rep.Reread); diff != "" || len(rep.Requeued)+len(rep.Refused) != 0 {
+		t.Errorf("requeued %v, refused %v; reread (-want +got):\n%s", rep.Requeued, rep.Refused, diff)
+	}
+	commits := a.Commits()
+	runToEnd(t, e.engine(t, engine.Options{}), flow(src.Reopen(), pipeline.SinkOf("a", a), pipeline.SinkOf("b", b)))
+	checkDelivered(t, files, b.Files())
+	if a.Commits() != commits {
+		t.Errorf("a: %d commits, %d before; want none again", a.Commits(), commits)
 	}
 }
 
