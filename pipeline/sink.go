@@ -76,3 +76,23 @@ type Upload interface {
 type ManifestFirst interface {
 	ManifestFirst(f File) bool
 }
+
+// Flusher is an optional Sink ability, for sinks whose Commit can return
+// before the file is on stable storage (a local file system without a sync
+// per file). Flush blocks until every file this sink committed before the
+// call is on stable storage: its content, its name and the directories
+// leading to it survive a power cut. Where it can, it covers files committed
+// by an earlier process too (a file-system-wide sync does): a runner that
+// restarts may find a file committed by the run before and remove it from
+// its source after flushing. ctx bounds the wait, not necessarily the work
+// already started. Flush is safe for concurrent use; calls may be coalesced,
+// so that one sync serves every caller that asked before it started. An
+// error means the files may not be durable.
+//
+// The engine calls Flush before an Ack that removes the file from its source
+// (AckRemover). A sink whose Commit returns only once the file is durable
+// (an object store's acknowledgement, a local sink that syncs every file)
+// needs no Flush, or returns nil at once.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}

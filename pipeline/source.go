@@ -31,9 +31,31 @@ type Item interface {
 	Ack(ctx context.Context, o Outcome) error
 }
 
+// AckRemover is an optional Item ability: AckRemoves reports whether Ack
+// with status s takes the file away from the source (deletes or moves it, or
+// drops the source's only copy), so that after it the sinks' copies are the
+// only ones. The engine then makes those copies durable before it calls Ack
+// (see Flusher). It must not block and must give the same answer for the
+// same s every time. An Item without this ability is taken to leave the file
+// where it is.
+type AckRemover interface {
+	AckRemoves(s Status) bool
+}
+
 // RangeOpener is an optional Item ability: reading a byte range, which lets
 // the engine read several chunks of one file at once and resume a read in the
 // middle. OpenRange must be safe for concurrent use.
 type RangeOpener interface {
 	OpenRange(ctx context.Context, offset, length int64) (io.ReadCloser, error)
+}
+
+// HandsOutOnce reports whether a source connector hands each file out only
+// once, like a queue (the Thru pickup): once taken, the file cannot be read
+// from the source again, so until the sinks commit it the bus holds the only
+// copy. Sources that list a place they can list again (local, S3, SFTP)
+// have a "watch" field; a source spec without one is taken to hand files
+// out once, which errs on the safe side for a plugin.
+func (s Spec) HandsOutOnce() bool {
+	_, ok := s.Field("watch")
+	return s.Kind == KindSource && !ok
 }
