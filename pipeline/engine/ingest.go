@@ -216,6 +216,9 @@ type logger interface {
 // ack tells the source the outcome, retrying a few times: a source that is
 // not told offers the file again after a restart, and Ack is idempotent.
 func (r *Run) ack(item pipeline.Item, out pipeline.Outcome, log logger) {
+	if !r.flushBeforeAck(item, out, log) {
+		return // see flushBeforeAck
+	}
 	b := newBackoff(500*time.Millisecond, 5*time.Second)
 	out.Message = pipeline.RedactURLs(out.Message) // a source may pass it on (Thru reports it to the site)
 	for attempt := 1; ; attempt++ {
