@@ -70,7 +70,17 @@
 // target; with "fail", "skip" and "rename" by hard-linking it to the target
 // name, which cannot replace a file that appeared meanwhile, then removing
 // the temporary name. Abort removes the temporary file. With fsync, each part,
-// the final file and its directory are flushed before the call returns.
+// the final file and every directory from its own up to the sink's are
+// flushed before the call returns.
+//
+// Without fsync, a committed file may sit in the page cache: a killed runner
+// loses nothing, a power cut may. The sink implements pipeline.Flusher, so
+// the engine asks it to flush before a source removes a file (after: delete
+// or move): on Linux one syncfs(2) of the sink's file system, shared by every
+// file committed before it began (a Flush waits for a sync that started after
+// it was called, so concurrent deliveries share one), elsewhere an fsync of
+// each file committed since the last Flush and of its directories. With
+// fsync, Flush returns at once.
 //
 // Upload.State is a small JSON document naming the temporary file and the
 // target, so after a crash Open resumes writing the same temporary file under

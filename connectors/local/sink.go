@@ -32,7 +32,10 @@ type SinkConfig struct {
 	// Overwrite is what to do when the target exists: OverwriteReplace (the
 	// default for ""), OverwriteSkip, OverwriteFail or OverwriteRename.
 	Overwrite string
-	// Fsync flushes parts, the final file and its directory to stable storage.
+	// Fsync flushes parts, the final file and its directories to stable
+	// storage before Commit returns. Without it, Flush does that for every
+	// file committed so far, at once (the engine calls it before a source
+	// removes a file).
 	Fsync bool
 	// PartSize is the part size in bytes; 0 means DefaultPartSize.
 	PartSize int64
@@ -40,11 +43,15 @@ type SinkConfig struct {
 
 // Sink writes files into a local directory. Each file is written into a
 // hidden temporary file next to its target, part by part with WriteAt, and
-// published under its name by Commit. It implements pipeline.Sink.
+// published under its name by Commit. It implements pipeline.Sink and
+// pipeline.Flusher.
 type Sink struct {
 	dir string // absolute
 	cfg SinkConfig
 	now func() time.Time
+
+	dur     *durability // notes commits for Flush
+	flushes *flushGroup // runs dur.sync for Flush
 }
 
 // NewSink checks c, creates the directory and returns a Sink.
@@ -78,10 +85,35 @@ func NewSink(c SinkConfig) (*Sink, error) {
 	if c.PartSize == 0 {
 		c.PartSize = DefaultPartSize
 	}
-	if err := os.MkdirAll(dir, 0o777); err != nil {
+	if err := mkdirAll(dir, c.Fsync); err != nil {
 		return nil, bad("path", "creating the directory: %w", err)
 	}
-	return &Sink{dir: dir, cfg: c, now: time.Now}, nil
+	d := newDurability(dir)
+	return &Sink{dir: dir, cfg: c, now: time.Now, dur: d, flushes: newFlushGroup(d.sync)}, nil
+}
+
+// mkdirAll creates dir and its missing parents and, with fsync, flushes the
+// parent of each directory it created, so that they survive a power cut.
+func mkdirAll(dir string, fsync bool) error {
+	var created []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil || filepath.Dir(d) == d {
+			break
+		}
+		created = append(created, d)
+	}
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return err
+	}
+	if !fsync {
+		return nil
+	}
+	for _, d := range created {
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Open starts writing f, or resumes the upload that produced resume (from
@@ -400,7 +432,7 @@ func (u *upload) commit(final pipeline.File) error {
 	u.wmu.Unlock()
 	if lost && u.published(final) {
 		u.discard() // published before a restart; this temporary file is surplus
-		return nil
+		return u.durable(u.target)
 	}
 	if u.file != nil {
 		if final.Size >= 0 {
@@ -433,24 +465,35 @@ func (u *upload) commit(final pipeline.File) error {
 			return fmt.Errorf("committing %q: closing %s: %w", u.name, u.temp, err)
 		}
 	}
-	if err := u.publish(final); err != nil {
+	name, err := u.publish(final)
+	if err != nil {
 		return err
 	}
-	if u.sink.cfg.Fsync {
-		if err := syncDir(filepath.Dir(u.target)); err != nil {
-			return fmt.Errorf("committing %q: %w", u.name, err)
-		}
+	return u.durable(name)
+}
+
+// durable makes the file published under name durable with fsync (its
+// content was synced before it was published): its directory and every
+// directory up to the sink's, which a template may have created, are
+// flushed. Without fsync it notes the file for Flush.
+func (u *upload) durable(name string) error {
+	if !u.sink.cfg.Fsync {
+		u.sink.dur.committed(name)
+		return nil
+	}
+	if err := syncDirsUp(u.sink.dir, filepath.Dir(name)); err != nil {
+		return fmt.Errorf("committing %q: %w", u.name, err)
 	}
 	return nil
 }
 
-// publish gives the temporary file its target name.
-func (u *upload) publish(final pipeline.File) error {
-	vanished := func() error {
+// publish gives the temporary file its target name, and returns the name.
+func (u *upload) publish(final pipeline.File) (string, error) {
+	vanished := func() (string, error) {
 		if u.published(final) {
-			return nil
+			return u.target, nil
 		}
-		return fmt.Errorf("committing %q: the temporary file %s vanished and %s does not hold the file", u.name, u.temp, u.target)
+		return "", fmt.Errorf("committing %q: the temporary file %s vanished and %s does not hold the file", u.name, u.temp, u.target)
 	}
 	policy := u.sink.cfg.Overwrite
 	if policy == OverwriteReplace {
@@ -461,33 +504,33 @@ func (u *upload) publish(final pipeline.File) error {
 			}
 		}
 		if err != nil {
-			return fsError(fmt.Errorf("committing %q: renaming %s to %s: %w", u.name, u.temp, u.target, err))
+			return "", fsError(fmt.Errorf("committing %q: renaming %s to %s: %w", u.name, u.temp, u.target, err))
 		}
-		return nil
+		return u.target, nil
 	}
 	tempInfo, err := os.Lstat(u.temp)
 	if errors.Is(err, fs.ErrNotExist) {
 		return vanished()
 	} else if err != nil {
-		return fsError(fmt.Errorf("committing %q: %w", u.name, err))
+		return "", fsError(fmt.Errorf("committing %q: %w", u.name, err))
 	}
 	for n := 0; n < maxSuffix; n++ {
 		cand := withSuffix(u.target, n)
 		taken, err := claim(u.temp, cand, tempInfo)
 		if err != nil {
-			return fsError(fmt.Errorf("committing %q: publishing %s as %s: %w", u.name, u.temp, cand, err))
+			return "", fsError(fmt.Errorf("committing %q: publishing %s as %s: %w", u.name, u.temp, cand, err))
 		}
 		if !taken {
-			return nil
+			return cand, nil
 		}
 		switch policy {
 		case OverwriteFail:
-			return fmt.Errorf("committing %q to %s: %w (overwrite: fail)", u.name, cand, pipeline.ErrExists)
+			return "", fmt.Errorf("committing %q to %s: %w (overwrite: fail)", u.name, cand, pipeline.ErrExists)
 		case OverwriteSkip:
-			return fmt.Errorf("committing %q to %s: the target appeared meanwhile (overwrite: skip): %w", u.name, cand, pipeline.ErrSkip)
+			return "", fmt.Errorf("committing %q to %s: the target appeared meanwhile (overwrite: skip): %w", u.name, cand, pipeline.ErrSkip)
 		}
 	}
-	return pipeline.Permanent(fmt.Errorf("committing %q: no free name for %s after %d tries", u.name, u.target, maxSuffix))
+	return "", pipeline.Permanent(fmt.Errorf("committing %q: no free name for %s after %d tries", u.name, u.target, maxSuffix))
 }
 
 // claim gives temp the name cand unless cand exists (taken). A hard link
@@ -577,6 +620,21 @@ func (u *upload) Abort(ctx context.Context, cause error) error {
 	return nil
 }
 
+// syncDirsUp flushes dir and every directory above it up to root, so that
+// a file in dir and the directories created for it survive a power cut.
+func syncDirsUp(root, dir string) error {
+	for {
+		if err := syncDir(dir); err != nil {
+			return err
+		}
+		parent := filepath.Dir(dir)
+		if dir == root || parent == dir || !strings.HasPrefix(parent, root) {
+			return nil
+		}
+		dir = parent
+	}
+}
+
 // syncDir flushes a directory's entries, so a rename or a new file survives a
 // power cut. Windows cannot open directories for this and needs no help.
 func syncDir(dir string) error {
@@ -595,6 +653,7 @@ func syncDir(dir string) error {
 }
 
 var (
-	_ pipeline.Sink   = (*Sink)(nil)
-	_ pipeline.Upload = (*upload)(nil)
+	_ pipeline.Sink    = (*Sink)(nil)
+	_ pipeline.Flusher = (*Sink)(nil)
+	_ pipeline.Upload  = (*upload)(nil)
 )
