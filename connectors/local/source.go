@@ -809,6 +809,13 @@ func (it *item) sameAsOffered(info fs.FileInfo) error {
 		it.file.Size, it.file.ModTime.Format(time.RFC3339Nano), info.Size(), info.ModTime().Format(time.RFC3339Nano))
 }
 
+// AckRemoves reports whether Ack with s deletes or moves the file: for
+// Passed with "after: delete" or "after: move". It implements
+// pipeline.AckRemover.
+func (it *item) AckRemoves(s pipeline.Status) bool {
+	return s == pipeline.Passed && (it.src.cfg.After == AfterDelete || it.src.cfg.After == AfterMove)
+}
+
 // Ack applies the source's after action when o.Status is Passed and does
 // nothing otherwise. It is idempotent: a file already deleted or moved is not
 // an error. A file that changed since it was offered is left in place and
@@ -1012,4 +1019,5 @@ var (
 	_ pipeline.Source      = (*Source)(nil)
 	_ pipeline.Item        = (*item)(nil)
 	_ pipeline.RangeOpener = (*item)(nil)
+	_ pipeline.AckRemover  = (*item)(nil)
 )

@@ -271,6 +271,13 @@ func (it *item) get(ctx context.Context, rng *string) (io.ReadCloser, error) {
 	return out.Body, nil
 }
 
+// AckRemoves reports whether Ack with s deletes or moves the object: for
+// Passed with "after: delete" or "after: move". It implements
+// pipeline.AckRemover.
+func (it *item) AckRemoves(s pipeline.Status) bool {
+	return s == pipeline.Passed && (it.s.cfg.After == AfterDelete || it.s.cfg.After == AfterMove)
+}
+
 // Ack applies the after action for Passed and does nothing otherwise. It is
 // idempotent: an object already deleted or moved is not an error. An object
 // replaced since it was listed is left alone.
@@ -336,4 +343,5 @@ var (
 	_ pipeline.Source      = (*Source)(nil)
 	_ pipeline.Item        = (*item)(nil)
 	_ pipeline.RangeOpener = (*item)(nil)
+	_ pipeline.AckRemover  = (*item)(nil)
 )

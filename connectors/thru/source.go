@@ -253,6 +253,11 @@ func (it *item) OpenRange(_ context.Context, offset, length int64) (io.ReadClose
 	}{io.NewSectionReader(f, offset, length), f}, nil
 }
 
+// AckRemoves reports true for every status: Ack removes the spooled file,
+// the only copy left once the site handed the file out. It implements
+// pipeline.AckRemover.
+func (it *item) AckRemoves(pipeline.Status) bool { return true }
+
 // Ack reports the outcome to the site (FlowOutcome: 1 passed, 2 failed,
 // 3 mixed; a skipped file counts as passed, its reason in the message) with
 // the run id as flowInstanceCode, then removes the spooled file. A second
@@ -290,4 +295,5 @@ func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
 var (
 	_ pipeline.Source      = (*Source)(nil)
 	_ pipeline.RangeOpener = (*item)(nil)
+	_ pipeline.AckRemover  = (*item)(nil)
 )
