@@ -69,7 +69,7 @@ func CheckFlow(f pipeline.Flow, reg *pipeline.Registry, synthetic bool, s Sweep)
 		case !ok:
 			problems = append(problems, fmt.Sprintf("unknown source connector %q", src.Type))
 		default:
-			if _, ok := spec.Field("watch"); !ok {
+			if spec.HandsOutOnce() {
 				problems = append(problems, fmt.Sprintf("source %s hands each file out once, so it cannot be read again on every run: use --files and --size for a generated workload sent to this flow's sinks", src.Type))
 			}
 			if fld, ok := spec.Field("after"); ok {

@@ -353,7 +353,7 @@ func (x *childExecutor) Execute(ctx context.Context, job bench.Job, progress fun
 	} else {
 		data := filepath.Join(x.work, "nats-"+job.Name)
 		defer os.RemoveAll(data)
-		args = append(args, "--data", data)
+		args = append(args, "--data", data, "--bus-sync", g.busSync.String())
 	}
 	cmd := exec.CommandContext(ctx, x.bin, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }

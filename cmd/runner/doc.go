@@ -16,6 +16,15 @@
 // state. With --nats-url the runner joins an existing NATS server or cluster
 // instead, and several runners may share the same flows.
 //
+// --bus-sync sets when the embedded server flushes its store to stable
+// storage: always (every write; a power cut loses nothing it acknowledged),
+// an interval (a power cut may lose that much of the bus's state; files still
+// at their sources are then read and delivered again), or auto: always when
+// a flow's source hands each file out once (pipeline.Spec.HandsOutOnce: the
+// bus then holds the only copy until the sinks commit), else nats-server's
+// default of two minutes. Sources give files up only once the sinks' copies
+// are durable (see the engine's package doc), whatever the setting.
+//
 // Exit codes: 0 when every file passed or was skipped, including after a
 // graceful stop on SIGINT or SIGTERM; 3 when some deliveries failed (after a
 // stop too); 1 for any other error (a bad flow file, NATS unreachable, a run

@@ -106,8 +106,9 @@ func (c *natsConn) removeURLFile() {
 }
 
 // connectForRun connects to --nats-url, or else takes the data directory,
-// starts the embedded server on it and publishes its URL in nats.url.
-func connectForRun(g *globalOptions) (*natsConn, error) {
+// starts the embedded server on it (with opts) and publishes its URL in
+// nats.url.
+func connectForRun(g *globalOptions, opts ...bus.EmbeddedOption) (*natsConn, error) {
 	if g.nats.url != "" {
 		return dialExternal(g, true)
 	}
@@ -116,7 +117,7 @@ func connectForRun(g *globalOptions) (*natsConn, error) {
 		return nil, err
 	}
 	c := &natsConn{lock: lock, where: "the embedded server in " + g.data}
-	if c.embedded, err = bus.StartEmbedded(g.data); err != nil {
+	if c.embedded, err = bus.StartEmbedded(g.data, opts...); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -176,7 +177,7 @@ func connectForStatus(g *globalOptions) (*natsConn, error) {
 		return nil, &errNoState{g.data}
 	}
 	c := &natsConn{lock: lock, where: "the store in " + g.data}
-	if c.embedded, err = bus.StartEmbedded(g.data); err != nil {
+	if c.embedded, err = bus.StartEmbedded(g.data, embeddedOptions(g, nil, nil)...); err != nil {
 		c.Close()
 		return nil, err
 	}

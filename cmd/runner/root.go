@@ -23,6 +23,7 @@ type globalOptions struct {
 	// pluginsDir holds plugin binaries (see plugins/host).
 	pluginsDir string
 	nats       natsOptions
+	busSync    busSyncFlag // --bus-sync, for the embedded server
 
 	stdout, stderr io.Writer
 	// logOut is where log records go: stderr, or above the progress bars
@@ -71,6 +72,7 @@ NATS server or cluster.`,
 	f.Var(g.logLevel, "log-level", "log level: debug, info, warn or error")
 	f.StringVar(&g.pluginsDir, "plugins-dir", defaultPluginsDir, "directory of connector plugin executables (absent: no plugins)")
 	f.StringVar(&g.data, "data", defaultData, "data directory of the embedded NATS server (unused with --nats-url)")
+	f.Var(&g.busSync, "bus-sync", busSyncUsage)
 	f.StringVar(&g.nats.url, "nats-url", "", "connect to this NATS server or cluster (comma-separated URLs) instead of starting an embedded one")
 	f.StringVar(&g.nats.creds, "nats-creds", "", "NATS user credentials file (.creds)")
 	f.StringVar(&g.nats.tlsCA, "nats-tls-ca", "", "CA certificate file to verify the NATS server")

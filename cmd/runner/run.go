@@ -184,7 +184,7 @@ func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 		os.Exit(exitErr)
 	}()
 
-	c, err := connectForRun(g)
+	c, err := connectForRun(g, embeddedOptions(g, reg, flows)...)
 	if err != nil {
 		return &exitError{exitErr, err.Error()}
 	}
