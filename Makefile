@@ -1,16 +1,17 @@
 # The README's commands. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: test minio sshd nats-server test-short fmt vet lint bench quickstart proto
+.PHONY: test minio sshd nats-server strace test-short fmt vet lint bench quickstart proto
 
 # The S3 tests need a MinIO server: scripts/minio.sh builds the pinned one into
 # bin/ once (about five minutes), and the tests start it on 127.0.0.1. The SFTP
 # tests need Debian's OpenSSH server: scripts/sshd.sh installs it (as root). The
 # cluster tests start three nats-server processes: scripts/nats-server.sh builds
-# the version in go.mod into bin/ once. One package at a time (-p 1): the crash
+# the version in go.mod into bin/ once. The durability tests watch system calls
+# with strace: scripts/strace.sh installs it. One package at a time (-p 1): the crash
 # and failover tests inject their fault while a transfer is under way, which a
 # machine busy with every other package at once makes hard to catch.
-test: minio sshd nats-server
+test: minio sshd nats-server strace
 	$(GO) test -race -count=1 -p 1 -timeout 25m ./...
 
 minio:
@@ -21,6 +22,9 @@ sshd:
 
 nats-server:
 	@./scripts/nats-server.sh >/dev/null
+
+strace:
+	@./scripts/strace.sh >/dev/null
 
 test-short:
 	$(GO) test -short -count=1 ./...
