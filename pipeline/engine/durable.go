@@ -54,7 +54,13 @@ func (r *Run) flushBeforeAck(item pipeline.Item, out pipeline.Outcome, log logge
 	wg.Wait()
 	durable := true
 	for i, err := range errs {
-		if err != nil {
+		switch {
+		case err == nil:
+		case r.hard.Err() != nil:
+			durable = false
+			log.Warn("stopped while a sink flushed its copy; the source is acked on the next run",
+				"sink", flushers[i].spec.Name, "outcome", out.Status.String())
+		default:
 			durable = false
 			log.Error("sink could not make its copy durable; the source is not acked, so the file stays there and is offered again after a restart",
 				"sink", flushers[i].spec.Name, "outcome", out.Status.String(), "err", err)
