@@ -26,6 +26,14 @@ nats-server:
 strace:
 	@./scripts/strace.sh >/dev/null
 
+# The crash harness at length: 20 runs of 10 SIGKILLs each on a 1 GiB
+# file (with small ones beside it), for each target (local, S3, Thru);
+# SOAK_TARGET=local narrows it. make test runs one short run of each.
+SOAK_TARGET ?=
+soak: minio nats-server
+	MFTFLOW_CRASH_RUNS=20 MFTFLOW_CRASH_KILLS=10 MFTFLOW_CRASH_SIZE=1GiB MFTFLOW_CRASH_TARGET=$(SOAK_TARGET) \
+		$(GO) test -run TestRandomKillsLoseNothing -count=1 -v -timeout 6h ./cmd/runner/
+
 test-short:
 	$(GO) test -short -count=1 ./...
 

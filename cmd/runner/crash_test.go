@@ -1,0 +1,428 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/pipeline/bus"
+	"github.com/mftflow/mftflow/pipeline/engine"
+	"github.com/mftflow/mftflow/testkit/minio"
+)
+
+// The crash harness kills the runner with SIGKILL at random moments of a
+// run (a big file among small ones with awkward names, the source deleting
+// what it delivered), restarts it at once or after a pause (shorter and
+// longer than the source lease's TTL), and after the last kill lets a run
+// finish. Then every sink must hold exactly one byte-identical copy of
+// every file and nothing else (no temporary file, no second copy), the
+// source must be empty, and runner status must say every file passed.
+//
+// The plan comes from the environment, so that `make soak` runs it long:
+//
+//	MFTFLOW_CRASH_RUNS   runs per target (default 1)
+//	MFTFLOW_CRASH_KILLS  kills per run (default 5)
+//	MFTFLOW_CRASH_SIZE   size of the big file (default 256MiB)
+//	MFTFLOW_CRASH_SEED   seed of the first run (default: from the clock; logged)
+//	MFTFLOW_CRASH_TARGET only this target: local, s3 or thru
+//
+// Kills come 0.2s–1.5s apart (0.5s–4.5s when the big file is 512 MiB or
+// more); a restart comes within 300ms four times in five, else after 3–12s.
+type crashPlan struct {
+	runs, kills int
+	size        int64
+	seed        uint64
+	target      string
+}
+
+func crashPlanFromEnv(t *testing.T) crashPlan {
+	t.Helper()
+	p := crashPlan{runs: 1, kills: 5, size: 256 << 20, seed: uint64(time.Now().UnixNano())}
+	num := func(name string, into *int) {
+		if v := os.Getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				t.Fatalf("%s=%q: want a count", name, v)
+			}
+			*into = n
+		}
+	}
+	num("MFTFLOW_CRASH_RUNS", &p.runs)
+	num("MFTFLOW_CRASH_KILLS", &p.kills)
+	if v := os.Getenv("MFTFLOW_CRASH_SIZE"); v != "" {
+		n, err := pipeline.ParseSize(v)
+		if err != nil {
+			t.Fatalf("MFTFLOW_CRASH_SIZE=%q: %v", v, err)
+		}
+		p.size = n
+	}
+	if v := os.Getenv("MFTFLOW_CRASH_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("MFTFLOW_CRASH_SEED=%q: %v", v, err)
+		}
+		p.seed = n
+	}
+	p.target = os.Getenv("MFTFLOW_CRASH_TARGET")
+	return p
+}
+
+// crashTarget is one kind of sink the harness delivers to.
+type crashTarget struct {
+	name string
+	// utf8Only: the sink refuses names that are not UTF-8.
+	utf8Only bool
+	// sinks returns the flow's sinks section for a run in dir.
+	sinks func(t *testing.T, dir string) string
+	// check checks that the sinks hold exactly files (name → sha256).
+	check func(t *testing.T, dir string, files map[string]string)
+}
+
+func TestRandomKillsLoseNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills the runner many times; skipped with -short")
+	}
+	plan := crashPlanFromEnv(t)
+	t.Logf("plan: %d runs of %d kills, big file %s, first seed %d (MFTFLOW_CRASH_SEED repeats it)",
+		plan.runs, plan.kills, pipeline.FormatSize(plan.size), plan.seed)
+	for _, target := range []crashTarget{localTarget(), s3Target(t), thruTarget()} {
+		if plan.target != "" && plan.target != target.name {
+			continue
+		}
+		t.Run(target.name, func(t *testing.T) {
+			for i := range plan.runs {
+				seed := plan.seed + uint64(i)
+				if !t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) { crashRun(t, target, plan, seed) }) {
+					return
+				}
+			}
+		})
+	}
+}
+
+// crashRun is one run of the harness against target.
+func crashRun(t *testing.T, target crashTarget, plan crashPlan, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	dir := t.TempDir()
+	in, data := filepath.Join(dir, "in"), filepath.Join(dir, "data")
+	files := crashInput(t, in, plan.size, rng, target.utf8Only)
+	flow := writeFile(t, dir, "crash.yaml", `name: crash
+source:
+  local:
+    path: `+in+`
+    watch: false
+    stable_for: 0s
+    after: delete
+sinks:
+`+target.sinks(t, dir)+`bus:
+  compression: none
+`)
+	args := []string{"run", "--data", data, "--progress", "none", "--log-level", "info", flow}
+
+	lo, hi := 200*time.Millisecond, 1500*time.Millisecond
+	if plan.size >= 512<<20 {
+		lo, hi = 500*time.Millisecond, 4500*time.Millisecond
+	}
+	var logs []string
+	for k := range plan.kills {
+		logPath := filepath.Join(dir, fmt.Sprintf("run%02d.log", k))
+		logs = append(logs, logPath)
+		after := lo + time.Duration(rng.Int64N(int64(hi-lo)))
+		exit, killed := runAndKill(t, args, logPath, after)
+		if !killed {
+			if exit != 0 {
+				t.Fatalf("run %d ended by itself with exit %d before its kill\n%s", k, exit, tailOf(logPath))
+			}
+			t.Logf("run %d finished before its kill at %s; %d kills in all", k, after, k)
+			break
+		}
+		pause := time.Duration(rng.Int64N(int64(300 * time.Millisecond)))
+		if rng.IntN(5) == 0 {
+			pause = 3*time.Second + time.Duration(rng.Int64N(int64(9*time.Second)))
+		}
+		t.Logf("run %d killed after %s; restart in %s", k, after.Round(time.Millisecond), pause.Round(time.Millisecond))
+		time.Sleep(pause)
+	}
+
+	final := filepath.Join(dir, "final.log")
+	logs = append(logs, final)
+	if exit, _ := runAndKill(t, args, final, 5*time.Minute); exit != 0 {
+		t.Fatalf("the last run exited %d\n%s", exit, tailAll(logs))
+	}
+	if left := listFiles(t, in); len(left) != 0 {
+		t.Errorf("the source still holds %q; want every file delivered and deleted", left)
+	}
+	target.check(t, dir, files)
+	checkCrashStatus(t, dir, data, files)
+	if t.Failed() {
+		t.Logf("logs of the runs:\n%s", tailAll(logs))
+	}
+}
+
+// runAndKill runs the runner with args, its output in logPath, and sends it
+// SIGKILL after d unless it ended before. It returns the exit code, and
+// whether it was killed.
+func runAndKill(t *testing.T, args []string, logPath string, d time.Duration) (int, bool) {
+	t.Helper()
+	f, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(runnerBin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return exitCode(t, err), false
+	case <-time.After(d):
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-done
+		return -1, true
+	}
+}
+
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	t.Fatal(err)
+	return -1
+}
+
+// crashInput writes the harness's files under in: a big one of size bytes
+// and small ones of awkward sizes and names. It returns name → sha256.
+func crashInput(t *testing.T, in string, size int64, rng *rand.Rand, utf8Only bool) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	if err := os.MkdirAll(in, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files["big.bin"] = writeRandomFile(t, filepath.Join(in, "big.bin"), size)
+	names := []string{"empty.txt", "one byte", "dé jà/vu.csv", "deep/er/still/x.edi", "名前.txt", "a-b_c.d.e", "dot.in.mid.dle"}
+	sizes := []int{0, 1, 33 << 10, 32 << 10, 1<<20 + 1, 3 << 20, 7}
+	if !utf8Only {
+		names = append(names, "\xff.txt", "\xfe.txt")
+		sizes = append(sizes, 10, 11)
+	}
+	for i, n := range names {
+		b := make([]byte, sizes[i])
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		writeFile(t, in, n, string(b))
+		sum := sha256.Sum256(b)
+		files[n] = hex.EncodeToString(sum[:])
+	}
+	return files
+}
+
+// checkCrashStatus checks runner status: every file done and passed, every
+// delivery committed, and no other file.
+func checkCrashStatus(t *testing.T, dir, data string, files map[string]string) {
+	t.Helper()
+	out, errOut, exit := runRunner(t, dir, "status", "--json", "--data", data)
+	var st []engine.FlowStatus
+	if exit != 0 || json.Unmarshal([]byte(out), &st) != nil || len(st) != 1 {
+		t.Fatalf("status: exit %d\n%s\n%s", exit, out, errOut)
+	}
+	var names []string
+	for _, f := range st[0].Files {
+		m := f.Manifest
+		names = append(names, m.Name)
+		if m.State != bus.FileDone || m.Outcome != "passed" || m.SHA256 != files[m.Name] {
+			t.Errorf("status of %q: %s, %s, sha256 %s; want done, passed, %s (error %q)", m.Name, m.State, m.Outcome, m.SHA256, files[m.Name], m.Error)
+		}
+		for _, d := range f.Deliveries {
+			if d.State != bus.DeliveryCommitted {
+				t.Errorf("delivery of %q to %s: %s (%q); want committed", m.Name, d.Sink, d.State, d.Error)
+			}
+		}
+	}
+	slices.Sort(names)
+	if want := sortedKeys(files); !slices.Equal(names, want) {
+		t.Errorf("status lists %q; want %q", names, want)
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkLocalCopies checks that dir holds exactly files, byte-identical:
+// no temporary file, nothing else.
+func checkLocalCopies(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	got := listFiles(t, dir)
+	if want := sortedKeys(files); !slices.Equal(got, want) {
+		t.Errorf("%s holds %q; want exactly %q", dir, got, want)
+	}
+	for _, n := range got {
+		if sum, ok := files[n]; ok && fileSHA256(t, filepath.Join(dir, n)) != sum {
+			t.Errorf("%s/%q: sha256 differs from the source's", dir, n)
+		}
+	}
+}
+
+func localTarget() crashTarget {
+	return crashTarget{
+		name: "local",
+		sinks: func(t *testing.T, dir string) string {
+			return `  - name: one
+    local:
+      path: ` + filepath.Join(dir, "out1") + `
+  - name: two
+    parallelism: 2
+    local:
+      path: ` + filepath.Join(dir, "out2") + `
+      part_size: 4MiB
+`
+		},
+		check: func(t *testing.T, dir string, files map[string]string) {
+			checkLocalCopies(t, filepath.Join(dir, "out1"), files)
+			checkLocalCopies(t, filepath.Join(dir, "out2"), files)
+		},
+	}
+}
+
+func s3Target(t *testing.T) crashTarget {
+	var srv *minio.Server
+	return crashTarget{
+		name:     "s3",
+		utf8Only: true,
+		sinks: func(t *testing.T, dir string) string {
+			if srv == nil {
+				srv = minio.StartMinIO(t)
+			}
+			bucket := srv.NewBucket(t)
+			t.Cleanup(func() { srv.Bucket = "" })
+			srv.Bucket = bucket
+			return `  - name: bucket
+    parallelism: 2
+    s3:
+      bucket: ` + bucket + `
+      endpoint: ` + srv.Endpoint + `
+      path_style: true
+      region: ` + minio.Region + `
+      access_key_id: ` + minio.AccessKey + `
+      secret_access_key: ` + minio.SecretKey + `
+      part_size: 5MiB
+`
+		},
+		check: func(t *testing.T, dir string, files map[string]string) {
+			ctx := context.Background()
+			bucket := aws.String(srv.Bucket)
+			list, err := srv.Client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: bucket})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keys []string
+			for _, o := range list.Contents {
+				keys = append(keys, aws.ToString(o.Key))
+			}
+			slices.Sort(keys)
+			if want := sortedKeys(files); !slices.Equal(keys, want) {
+				t.Errorf("the bucket holds %q; want exactly %q", keys, want)
+			}
+			for _, k := range keys {
+				obj, err := srv.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: bucket, Key: aws.String(k)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				h := sha256.New()
+				_, err = io.Copy(h, obj.Body)
+				obj.Body.Close()
+				if err != nil || hex.EncodeToString(h.Sum(nil)) != files[k] {
+					t.Errorf("object %q: sha256 differs from the source's (%v)", k, err)
+				}
+			}
+			ups, err := srv.Client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: bucket})
+			if err != nil || len(ups.Uploads) != 0 {
+				t.Errorf("multipart uploads left: %d (%v); want none", len(ups.Uploads), err)
+			}
+		},
+	}
+}
+
+func thruTarget() crashTarget {
+	var site *simSite
+	return crashTarget{
+		name:     "thru",
+		utf8Only: true,
+		sinks: func(t *testing.T, dir string) string {
+			site = startThrusim(t, dir)
+			return `  - name: thru
+    parallelism: 2
+    retry: {attempts: 5, initial: 200ms, max: 2s}
+    thru:
+      mode: content
+      base_url: ` + site.url + `
+      endpoint_path: "` + simEndpoint + `"
+      api_key: ` + simAPIKey + `
+      part_size: 4MiB
+`
+		},
+		check: func(t *testing.T, dir string, files map[string]string) {
+			got := map[string]int{}
+			for _, d := range site.deliveries(t) {
+				name := strings.TrimPrefix(strings.ReplaceAll(d.Path, `\`, "/")+"/"+d.Name, "/")
+				got[name]++
+				if files[name] != d.SHA256 {
+					t.Errorf("the site's %q: sha256 %s, want %s", name, d.SHA256, files[name])
+				}
+			}
+			for name := range files {
+				if got[name] != 1 {
+					t.Errorf("the site has %q %d times; want once", name, got[name])
+				}
+			}
+			if len(got) != len(files) {
+				t.Errorf("the site has %d files; want %d", len(got), len(files))
+			}
+		},
+	}
+}
+
+// tailOf returns the last lines of the file at path.
+func tailOf(path string) string {
+	b, _ := os.ReadFile(path)
+	return tail(string(b), 40)
+}
+
+func tailAll(paths []string) string {
+	var b strings.Builder
+	for _, p := range paths {
+		fmt.Fprintf(&b, "== %s\n%s\n", filepath.Base(p), tailOf(p))
+	}
+	return b.String()
+}
