@@ -101,6 +101,7 @@ func sinkSpec() pipeline.Spec {
 		Name:    "thru",
 		Summary: "Delivers files to Thru MFT by chunked drop-off or through the Content API.",
 		Origin:  "built-in",
+		Check:   checkSink,
 		Fields:  fields,
 	}
 }
