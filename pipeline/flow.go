@@ -38,39 +38,43 @@ type SinkSpec struct {
 	Component
 	Retry Retry
 	// Parallelism is how many parts of one file are written at once, unless
-	// the sink's part plan says otherwise. Default 4.
+	// the sink's part plan says otherwise. Default 4, at most MaxParallelism.
 	Parallelism int
-	// Files is how many files are delivered to this sink at once. Default 4.
+	// Files is how many files are delivered to this sink at once. Default 4,
+	// at most MaxSinkFiles.
 	Files int
 }
 
 // Retry is a sink's retry budget with exponential backoff.
 type Retry struct {
 	// Attempts is how many times a delivery is tried before it is marked
-	// failed. Default 5.
+	// failed. Default 5, at most MaxAttempts.
 	Attempts int
 	// Initial is the first backoff (default 1s); each retry doubles it up to
-	// Max (default 1m).
+	// Max (default 1m). Both at most MaxBackoff.
 	Initial, Max time.Duration
 }
 
 // BusSpec tunes how files travel through JetStream.
 type BusSpec struct {
 	// ChunkSize is the size of one bus message's payload. Default 1 MiB; it may
-	// not exceed the server's max_payload.
+	// not exceed the server's max_payload (less bus.HeaderRoom), nor
+	// MaxChunkSize.
 	ChunkSize int64
 	// Compression of bus chunks: "s2" (default; chunks that do not shrink are
 	// sent as they are), "zstd" or "none".
 	Compression string
-	// Files is how many files are read from the source at once. Default 4.
+	// Files is how many files are read from the source at once. Default 4, at
+	// most MaxBusFiles.
 	Files int
 	// Readers is how many chunks of one file are read at once when the source
-	// supports range reads and no stage changes the content. Default 4.
+	// supports range reads and no stage changes the content. Default 4, at
+	// most MaxReaders.
 	Readers int
 	// Window bounds how far reading a file may run ahead of the slowest sink
 	// that is writing it. Chunks every sink has written are removed from the
 	// bus as delivery goes on, so memory and bus storage stay bounded by the
-	// window whatever the file size. Default 32 MiB.
+	// window whatever the file size. Default 32 MiB, at most MaxWindow.
 	Window int64
 	// Retention keeps a file's chunks this long after every sink committed it.
 	// 0 (with RetentionSize 0) removes chunks as soon as every sink has them.
@@ -196,8 +200,9 @@ func (f Flow) WithDefaults() Flow {
 }
 
 // Check validates the flow's own settings (not connector configs): names,
-// sink count, bus settings. It reports every problem, each prefixed with its
-// position when known.
+// sink count, bus settings, and every count and size against its upper
+// bound (see Limits; those problems are *LimitError values). It reports
+// every problem, each prefixed with its position when known.
 func (f Flow) Check() error {
 	var errs []error
 	at := func(p Pos, format string, args ...any) {
