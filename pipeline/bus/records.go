@@ -55,6 +55,11 @@ type Manifest struct {
 	// replay when the bus no longer holds the file's chunks, or for a sink
 	// the file was never queued to. Reading it again clears it.
 	Redeliver []string `json:"redeliver,omitempty"`
+	// SourceRemoves is set when the source removes the file once it is
+	// delivered (pipeline.AckRemover): a delivery then makes its sink's
+	// copy durable (pipeline.Flusher) before it records the commit, so that
+	// a commit on record is never one a power cut can take back.
+	SourceRemoves bool `json:"source_removes,omitempty"`
 	// Inline is set on a small file whose bytes travel in Content, in this
 	// record, instead of as a chunk on the chunk stream. Content is cleared
 	// where a file's chunks would be purged (with Purged): once every sink

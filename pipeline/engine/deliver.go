@@ -308,6 +308,10 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 	up, err = s.sink.Open(ctx, file, rec.Resume)
 	if errors.Is(err, pipeline.ErrSkip) {
 		log.Info("sink skipped the file", "reason", err)
+		// What it holds may be an earlier attempt's commit, not yet durable.
+		if err := flushCommitted(ctx, s, m); err != nil {
+			return fail(err)
+		}
 		s.stats.skipped.Add(1)
 		return r.finish(key, id, bus.DeliverySkipped, 0, &recv)
 	}
@@ -364,10 +368,16 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 	unrecorded = false
 	if err := up.Commit(ctx, fileOf(m)); errors.Is(err, pipeline.ErrSkip) {
 		log.Info("sink skipped the file at commit", "reason", err)
+		if err := flushCommitted(ctx, s, m); err != nil {
+			return fail(err)
+		}
 		s.stats.skipped.Add(1)
 		return r.finish(key, id, bus.DeliverySkipped, 0, &recv)
 	} else if err != nil {
 		return fail(fmt.Errorf("committing %s on sink %s: %w", m.Name, s.spec.Name, err))
+	}
+	if err := flushCommitted(ctx, s, m); err != nil {
+		return fail(err)
 	}
 	s.stats.committed.Add(1)
 	log.Info("delivered", "file", m.Name, "bytes", m.Size)

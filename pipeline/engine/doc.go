@@ -44,7 +44,13 @@
 // # Durability before the source lets go
 //
 // A SIGKILL leaves what the process wrote in the operating system's page
-// cache; a power cut does not. So before the engine acks a file with an
+// cache; a power cut does not. So when the source removes a file once it is
+// delivered (Manifest.SourceRemoves, from pipeline.AckRemover at ingest), a
+// delivery calls its sink's Flush between Commit and recording the commit
+// (or the skip): a commit on record, which a later run trusts, is then
+// never one a power cut can take back, and a flush that fails is a failed
+// attempt of that delivery (the next attempt commits and flushes again).
+// And before the engine acks a file with an
 // outcome whose Ack removes the file from its source (the item implements
 // pipeline.AckRemover and says so: local and S3 sources with "after: delete"
 // or "move" for Passed, the Thru pickup, whose spooled copy goes, for any
@@ -56,24 +62,18 @@
 // with one syncfs of its file system for all the files committed before the
 // call, or returns at once with fsync set.
 //
-// When a Flush fails, the file is not acked at all: not as passed, which
-// would remove a file whose only copies may not survive a power cut, nor as
-// failed, which would misreport a delivered file. It stays at the source and
-// is offered again after a restart; that run finds the file done, flushes
-// again and acks it. Sources that keep their files are acked without a
-// flush.
+// When a Flush before the ack fails, the file is not acked at all: not as
+// passed, which would remove a file whose only copies may not survive a
+// power cut, nor as failed, which would misreport a delivered file. It stays
+// at the source and is offered again after a restart; that run finds the
+// file done, flushes again and acks it. Sources that keep their files are
+// acked without a flush.
 //
 // The embedded server's own store is flushed every two minutes by default
 // (bus.Sync; the runner's --bus-sync): a power cut may lose that much of the
 // bus's state, and files that their sources still hold are then read and
 // delivered again (subject to each sink's overwrite policy). A source that
 // hands each file out once needs the bus flushed on every write.
-//
-// What this does not cover: a delivery records its commit before the flush,
-// so a power cut after that record reached stable storage but before the
-// sink's copy did leaves a record of a copy the sink lost; a run that then
-// finds the file done flushes and removes it from the source. Sinks that
-// must rule that out set fsync.
 //
 // # Retention and replay
 //

@@ -1,11 +1,36 @@
 package engine
 
 import (
+	"context"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/pipeline/bus"
 )
+
+// ackRemoves reports whether acking item as passed removes the file from
+// its source.
+func ackRemoves(item pipeline.Item) bool {
+	rm, ok := item.(pipeline.AckRemover)
+	return ok && rm.AckRemoves(pipeline.Passed)
+}
+
+// flushCommitted makes sink s's copy of file m durable before its commit is
+// recorded, when the source removes the file once delivered: a commit on
+// record, which a later run trusts, is then never one a power cut can take
+// back.
+func flushCommitted(ctx context.Context, s *sinkRun, m bus.Manifest) error {
+	fl, ok := s.sink.(pipeline.Flusher)
+	if !m.SourceRemoves || !ok {
+		return nil
+	}
+	if err := fl.Flush(ctx); err != nil {
+		return fmt.Errorf("making %s durable on sink %s: %w", m.Name, s.spec.Name, err)
+	}
+	return nil
+}
 
 // flushBeforeAck makes the sinks' copies of a file durable before an Ack
 // that removes the file from its source (pipeline.AckRemover): it calls

@@ -476,7 +476,7 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string, known *bus.
 	// An interrupted earlier read may have left chunks on the bus; the
 	// chunked path below publishes over them as they expect.
 	if cp == nil && ferr == io.EOF && mv.V.State != bus.FileIngesting {
-		return r.ingestWhole(ctx, f, id, mv, out, cur, chunkSize)
+		return r.ingestWhole(ctx, f, id, mv, out, cur, chunkSize, ackRemoves(item))
 	}
 
 	mv, err = bus.UpdateFrom(ctx, r.fb.Store, bus.ManifestKey(id), mv, func(m *bus.Manifest, exists bool) error {
@@ -488,6 +488,7 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string, known *bus.
 			*m = bus.Manifest{ID: id, Key: f.Key, Size: -1, ChunkSize: chunkSize, Created: now, Epoch: m.Epoch}
 		}
 		m.Name, m.ModTime, m.Attrs, m.Sinks = out.Name, out.ModTime, out.Attrs, r.sinkNames()
+		m.SourceRemoves = ackRemoves(item)
 		m.Size = out.Size // known up front when no stage changed the content
 		m.State, m.Updated = bus.FileIngesting, now
 		return nil
@@ -577,7 +578,7 @@ const inlineMax = 32 << 10
 // at once, then the deliveries' tasks (a restart that finds the file ready
 // queues them again). Two or three round trips where a longer file takes
 // several more, and a delivery finds everything in place.
-func (r *Run) ingestWhole(ctx context.Context, f pipeline.File, id string, mv bus.Versioned[bus.Manifest], out pipeline.File, data []byte, chunkSize int64) (bus.Versioned[bus.Manifest], error) {
+func (r *Run) ingestWhole(ctx context.Context, f pipeline.File, id string, mv bus.Versioned[bus.Manifest], out pipeline.File, data []byte, chunkSize int64, removes bool) (bus.Versioned[bus.Manifest], error) {
 	epoch := mv.V.Epoch // changes only in resetFile, before this
 	size := int64(len(data))
 	inline := size <= inlineMax && !r.flow.Bus.Retains()
@@ -610,7 +611,7 @@ func (r *Run) ingestWhole(ctx context.Context, f pipeline.File, id string, mv bu
 		*m = bus.Manifest{ID: id, Key: f.Key, Name: out.Name, Size: size, SHA256: hex.EncodeToString(sum[:]),
 			ModTime: out.ModTime, Attrs: out.Attrs, ChunkSize: chunkSize, Chunks: 1, SourceRead: read + size,
 			Sinks: r.sinkNames(), State: bus.FileReady, TasksPublished: true, Epoch: epoch, Created: created, Updated: now,
-			Inline: inline, Content: content}
+			Inline: inline, Content: content, SourceRemoves: removes}
 		return nil
 	})
 	if err != nil {
