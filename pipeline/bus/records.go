@@ -183,7 +183,12 @@ func (b Bitmap) Count() int {
 }
 
 // Store reads and writes a flow's records with compare-and-swap.
-type Store struct{ KV jetstream.KeyValue }
+type Store struct {
+	KV jetstream.KeyValue
+	// Space makes writes refused for want of room wait for it; nil: they
+	// fail at once, as *StoreFullError.
+	Space *SpaceWait
+}
 
 // Get reads the record under key into v and returns its revision; a missing
 // key returns revision 0 and no error.
@@ -211,9 +216,10 @@ func (s Store) Get(ctx context.Context, key string, v any) (uint64, error) {
 var ErrUnchanged = errors.New("record unchanged")
 
 // Update applies fn to the record under key (the zero value if missing) and
-// writes it back with compare-and-swap, retrying on conflicts and, for up to
-// TransientBudget, on transient JetStream errors. It returns the record as
-// written. fn may run more than once.
+// writes it back with compare-and-swap, retrying on conflicts, for up to
+// TransientBudget on transient JetStream errors and, as s.Space allows, on
+// refusals for want of room (returned as *StoreFullError when it does not).
+// It returns the record as written. fn may run more than once.
 func Update[T any](ctx context.Context, s Store, key string, fn func(v *T, exists bool) error) (T, error) {
 	v, err := update(ctx, s, key, nil, fn)
 	return v.V, err
@@ -237,8 +243,13 @@ func UpdateFrom[T any](ctx context.Context, s Store, key string, cur Versioned[T
 	return update(ctx, s, key, &cur, fn)
 }
 
-func update[T any](ctx context.Context, s Store, key string, cur *Versioned[T], fn func(v *T, exists bool) error) (Versioned[T], error) {
+func update[T any](ctx context.Context, s Store, key string, cur *Versioned[T], fn func(v *T, exists bool) error) (_ Versioned[T], err error) {
 	var transientSince time.Time
+	space := &waiter{w: s.Space, ctx: ctx}
+	// A write refused before and not through since is told it gave up.
+	defer func() { space.end(err) }()
+	// attempt counts tries for a conflict; those waiting for room are not.
+	refusals := 0
 	for attempt := 0; ; attempt++ {
 		var v T
 		var rev uint64
@@ -271,7 +282,19 @@ func update[T any](ctx context.Context, s Store, key string, cur *Versioned[T], 
 			next, err = s.KV.Update(ctx, key, data, rev)
 		}
 		if err == nil {
+			space.ok()
 			return Versioned[T]{v, next}, nil
+		}
+		if IsStoreFull(err) {
+			// Refused, so not written: read again after the wait, as
+			// the record may change meanwhile.
+			space.size = int64(len(data))
+			again, ferr := space.retry(err)
+			if again {
+				refusals++
+				continue
+			}
+			return Versioned[T]{V: v}, fmt.Errorf("writing %s: %w", key, ferr)
 		}
 		if Transient(err) && ctx.Err() == nil {
 			// The write may have landed with its answer lost: read again
@@ -284,7 +307,7 @@ func update[T any](ctx context.Context, s Store, key string, cur *Versioned[T], 
 				continue
 			}
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongSequence(err) || attempt > 100 {
+		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongSequence(err) || attempt-refusals > 100 {
 			return Versioned[T]{V: v}, fmt.Errorf("writing %s: %w", key, err)
 		}
 	}
@@ -311,16 +334,11 @@ func Transient(err error) bool {
 const jsClusterNotAvailable = 10008
 
 // RetryTransient runs op until it succeeds, fails otherwise than
-// transiently, ctx ends or TransientBudget has passed.
+// transiently, ctx ends or TransientBudget has passed. A refusal for want of
+// room is returned at once as *StoreFullError (SpaceWait.Do waits for room).
 func RetryTransient(ctx context.Context, op func() error) error {
-	start := time.Now()
-	for attempt := 0; ; attempt++ {
-		err := op()
-		if err == nil || !Transient(err) || ctx.Err() != nil || time.Since(start) >= TransientBudget {
-			return err
-		}
-		pause(ctx, attempt)
-	}
+	var nowait *SpaceWait
+	return nowait.Do(ctx, 0, op)
 }
 
 // pause sleeps a little longer on each attempt, up to a second.
