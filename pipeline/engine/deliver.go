@@ -123,6 +123,9 @@ func (r *Run) handleTask(s *sinkRun, msg jetstream.Msg) {
 		log.Warn("delivery taken over by another owner; leaving it to them")
 	case errors.Is(err, errStopped) || r.stopping.Err() != nil:
 		msg.Nak() // the next run takes it at once
+	case errors.As(err, &later) && later.waiting && errors.Is(err, bus.ErrStoreFull):
+		log.Warn("delivery waits for room in the bus store", "in", later.after, "reason", later.err)
+		msg.NakWithDelay(later.after)
 	case errors.As(err, &later) && later.waiting:
 		log.Info("delivery waits for the file to be read from its source again", "in", later.after, "reason", later.err)
 		msg.NakWithDelay(later.after)
@@ -131,6 +134,10 @@ func (r *Run) handleTask(s *sinkRun, msg jetstream.Msg) {
 		s.metrics.retries.Inc()
 		log.Warn("delivery attempt failed; retrying", "in", later.after, "err", later.err)
 		msg.NakWithDelay(later.after)
+	case errors.Is(err, bus.ErrStoreFull):
+		// Its record could not be written: no failure of the sink's.
+		log.Warn("delivery waits for room in the bus store", "in", r.e.opts.AckWait, "reason", err)
+		msg.NakWithDelay(r.e.opts.AckWait)
 	default:
 		log.Error("delivery task failed", "err", err)
 		msg.NakWithDelay(r.e.opts.AckWait)
@@ -156,6 +163,7 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 		log.Warn("delivery task for an unknown file; dropping it")
 		return nil
 	}
+	ctx = withFile(ctx, id, m.Name)
 	if m.Replaying {
 		defer r.settleReplay(id) // the file's outcome may change once this ends
 	}
@@ -222,15 +230,16 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 		if r.stopping.Err() != nil && !pipeline.IsPermanent(err) {
 			return errStopped
 		}
-		// Waiting for a reader is no failure of the sink's.
-		waiting := errors.Is(err, errNoReader)
+		// Waiting for a reader, or for room on the bus to record the
+		// delivery's progress, is no failure of the sink's.
+		waiting := errors.Is(err, errNoReader) || errors.Is(err, bus.ErrStoreFull)
 		var resume []byte
 		if unrecorded && up != nil {
 			resume = up.State()
 		}
 		final := false
 		failures := 0
-		_, uerr := bus.Update(r.hard, r.fb.Store, key, func(d *bus.Delivery, exists bool) error {
+		_, uerr := bus.Update(withFile(r.hard, id, m.Name), r.fb.Store, key, func(d *bus.Delivery, exists bool) error {
 			if d.Owner != owner {
 				return errSuperseded
 			}

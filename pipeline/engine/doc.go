@@ -75,6 +75,27 @@
 // delivered again (subject to each sink's overwrite policy). A source that
 // hands each file out once needs the bus flushed on every write.
 //
+// # A full bus store
+//
+// A write the bus refuses for want of room (bus.StoreFullError: the
+// server's JetStream storage, an account's limit, a stream's max_bytes) is
+// tried again with backoff: chunk and task publishes and record writes
+// alike (bus.SpaceWait, one per run, which bus.Store's writes use too).
+// Room comes back as deliveries write chunks and remove them. The bound,
+// Options.BusFullWait, is on the spell of refusals: once the store has
+// refused writes for that long with none going through, a waiting write
+// gives up, and so does every later one at its first refusal until a
+// write goes through. A read that gives up is not tried again: the file
+// fails, its chunks are removed from the bus first so that its failure
+// (and its deliveries' failures) can be recorded, and the source keeps it
+// for a later run, which reads it afresh. A delivery whose record cannot
+// be written is no failure of the sink's: it waits like one for a reader.
+// Waits are logged once per file, then every 30 seconds, and once more
+// when room comes; Run.Problems says so while they last (the runner's
+// /readyz). A store that refuses every write for twice the bound and a
+// minute more, so that not even a failure can be recorded, stops the run
+// with that error (a finite source would otherwise never end).
+//
 // # Retention and replay
 //
 // A file's chunks leave the bus as the sinks write them (below the slowest
@@ -136,6 +157,8 @@
 //	mftflow_bus_chunks_stored{flow}              messages in the flow's chunk stream
 //	mftflow_bus_chunk_bytes_stored{flow}         bytes in the flow's chunk stream
 //	mftflow_bus_info_errors_total                bus gauge reads that failed
+//	mftflow_bus_store_full{flow}                 1 while the bus store refuses the flow's writes for want of room
+//	mftflow_bus_writes_refused_total{flow}       writes refused for want of room (once per write)
 //
 // Counters count what this process did. A file counts as delivered once,
 // when its committed state is recorded. Delivered bytes count each part when

@@ -47,6 +47,17 @@ type Options struct {
 	// share a registry: their series carry the flow (and sink) name and the
 	// collectors are registered once.
 	Metrics prometheus.Registerer
+	// BusFullWait bounds how long writes the bus refuses for want of room
+	// (bus.StoreFullError: chunk and task publishes, record writes) wait
+	// for it, trying again with backoff: once the store has refused writes
+	// for this long, a file waiting for room fails (see the package doc).
+	// Default DefaultBusFullWait; negative: a refused write fails at once.
+	BusFullWait time.Duration
+	// BusStore names the bus's store and says what to do when it is full,
+	// in errors, logs and Run.Problems; zero: bus.ServerStore. A program
+	// running the embedded server says where its store is
+	// (bus.EmbeddedStoreHint).
+	BusStore bus.StoreHint
 }
 
 // Engine runs flows over one NATS connection. It is safe for concurrent use.
@@ -88,6 +99,12 @@ func New(nc *nats.Conn, o Options) (*Engine, error) {
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = DefaultLeaseTTL
 	}
+	switch {
+	case o.BusFullWait == 0:
+		o.BusFullWait = DefaultBusFullWait
+	case o.BusFullWait < 0:
+		o.BusFullWait = 0
+	}
 	m, err := newMetrics(o.Metrics)
 	if err != nil {
 		return nil, err
@@ -124,8 +141,9 @@ type Run struct {
 	files     sync.WaitGroup
 	workers   sync.WaitGroup
 	finisher  *finisher
-	lease     *sourceLease // only its holder polls the source
-	retention *retention   // nil unless the flow keeps chunks after delivery
+	lease     *sourceLease   // only its holder polls the source
+	retention *retention     // nil unless the flow keeps chunks after delivery
+	space     *bus.SpaceWait // writes refused for want of room wait here
 
 	done    chan struct{}
 	errOnce sync.Once
@@ -194,6 +212,8 @@ func (e *Engine) Start(ctx context.Context, f pipeline.Flow) (*Run, error) {
 	for _, s := range r.sinks {
 		s.consumer = r.fb.Consumers[s.spec.Name]
 	}
+	r.space = r.newSpace(e.metrics.refused.WithLabelValues(f.Name))
+	r.fb.Store.Space = r.space
 	r.finisher, err = newFinisher(r)
 	if err != nil {
 		r.closeComponents()
@@ -209,8 +229,9 @@ func (e *Engine) Start(ctx context.Context, f pipeline.Flow) (*Run, error) {
 			go r.deliveryWorker(s)
 		}
 	}
-	r.lease = startSourceLease(r.fb.Store.KV, e.nc, r.fb.AliveSubject(e.opts.RunID), e.opts.RunID, e.opts.LeaseTTL, r.log)
+	r.lease = startSourceLease(r.fb.Store.KV, e.nc, r.fb.AliveSubject(e.opts.RunID), e.opts.RunID, e.opts.LeaseTTL, r.log, r.space)
 	go r.intake()
+	go r.watchSpace()
 	return r, nil
 }
 

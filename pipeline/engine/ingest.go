@@ -385,7 +385,9 @@ func (r *Run) ingestWithRetry(item pipeline.Item, f pipeline.File, id string, kn
 	for attempt := 1; attempt <= ingestAttempts; attempt++ {
 		m, err = r.ingest(item, f, id, known)
 		known = nil // a failed attempt may have changed it
-		if err == nil || errors.Is(err, errStopped) || errors.Is(err, pipeline.ErrSkip) || pipeline.IsPermanent(err) {
+		// A store still full after the bus's wait for room is not retried:
+		// each attempt would wait as long again.
+		if err == nil || errors.Is(err, errStopped) || errors.Is(err, pipeline.ErrSkip) || pipeline.IsPermanent(err) || errors.Is(err, bus.ErrStoreFull) {
 			break
 		}
 		if attempt == ingestAttempts {
@@ -406,7 +408,18 @@ func (r *Run) ingestWithRetry(item pipeline.Item, f pipeline.File, id string, kn
 	if errors.Is(err, pipeline.ErrSkip) {
 		state = bus.FileSkipped
 	}
-	_, uerr := bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+	if errors.Is(err, bus.ErrStoreFull) {
+		// The file's chunks make room for the record that it failed and
+		// for its deliveries to record theirs; a later read starts afresh
+		// (resetFile) and needs none of them. A crash between the purge
+		// and the record leaves a checkpoint whose chunks are gone: the
+		// deliveries then find chunks missing and fail, and the file is
+		// read afresh the time after.
+		if perr := r.fb.Chunks.Purge(r.hard, jetstream.WithPurgeSubject(r.fb.ChunkSubject(id))); perr != nil {
+			log.Warn("removing the chunks of a file that failed for want of room on the bus", "err", perr)
+		}
+	}
+	_, uerr := bus.Update(withFile(r.hard, id, f.Name), r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
 		if !exists {
 			*m = bus.Manifest{ID: id, Key: f.Key, Name: f.Name, Size: f.Size, Created: time.Now().UTC()}
 		}
@@ -429,7 +442,7 @@ func (r *Run) ingestWithRetry(item pipeline.Item, f pipeline.File, id string, kn
 // and returns the manifest as written. known is the manifest as read
 // before, if at hand.
 func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string, known *bus.Versioned[bus.Manifest]) (bus.Versioned[bus.Manifest], error) {
-	ctx, cancel := context.WithCancel(r.hard)
+	ctx, cancel := context.WithCancel(withFile(r.hard, id, f.Name))
 	defer cancel()
 	stopWatch := context.AfterFunc(r.stopping, cancel)
 	defer stopWatch()
@@ -510,7 +523,7 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string, known *bus.
 	}
 
 	p := &publisher{r: r, ctx: ctx, id: id, subject: r.fb.ChunkSubject(id), hash: sha256.New(), readBefore: mv.V.SourceRead,
-		msgID: fmt.Sprintf("%s.%d.", id, mv.V.Epoch)}
+		msgID: fmt.Sprintf("%s.%d.", id, mv.V.Epoch), size: mv.V.Size}
 	stopBeat := r.heartbeat(ctx, id)
 	defer stopBeat()
 	if cp != nil {
@@ -588,12 +601,12 @@ func (r *Run) ingestWhole(ctx context.Context, f pipeline.File, id string, mv bu
 	} else {
 		msg := r.codec.Encode(r.fb.ChunkSubject(id), bus.Chunk{Index: 0, Data: data, Last: true})
 		start := time.Now()
-		err := bus.RetryTransient(ctx, func() error {
+		err := r.space.Do(ctx, size, func() error {
 			_, err := r.fb.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(fmt.Sprintf("%s.%d.0", id, epoch)), jetstream.WithExpectStream(r.fb.ChunkStream()))
 			return err
 		})
 		if err != nil {
-			return mv, r.stopped(fmt.Errorf("publishing chunk 0: %w", err))
+			return mv, r.stopped(fmt.Errorf("publishing chunk 0: %w", remaining(err, size)))
 		}
 		r.metrics.publish.Observe(time.Since(start).Seconds())
 	}
@@ -642,7 +655,7 @@ func (r *Run) ingestWhole(ctx context.Context, f pipeline.File, id string, mv bu
 // window a no-op; later, the delivery tells it is a duplicate.
 func (r *Run) queueDeliveries(ctx context.Context, id string, epoch int, sinks []string) error {
 	for _, s := range sinks {
-		err := bus.RetryTransient(ctx, func() error {
+		err := r.space.Do(ctx, int64(len(id)), func() error {
 			_, err := r.fb.JS.Publish(ctx, r.fb.TaskSubject(s), []byte(id), jetstream.WithMsgID(fmt.Sprintf("%s.%d.%s", id, epoch, s)))
 			return err
 		})
@@ -651,6 +664,18 @@ func (r *Run) queueDeliveries(ctx context.Context, id string, epoch int, sinks [
 		}
 	}
 	return nil
+}
+
+// remaining says in a refusal for want of room how much of the file was
+// still to go onto the bus; other errors are returned as they are.
+func remaining(err error, n int64) error {
+	full, ok := err.(*bus.StoreFullError)
+	if n <= 0 || !ok {
+		return err
+	}
+	c := *full
+	c.Remaining = n
+	return &c
 }
 
 // stopped turns an error caused by the run stopping into errStopped.
@@ -731,6 +756,7 @@ type publisher struct {
 	hash    hash.Hash
 	index   int   // next chunk index
 	bytes   int64 // bytes published so far
+	size    int64 // the file's size, if known before the end; else -1
 	pending []inFlight
 	slowest int
 	// startBytes is where this attempt started; readBefore counts the
@@ -786,6 +812,7 @@ func (p *publisher) reap() {
 		p.r.metrics.publish.Observe(time.Since(p.pending[0].at).Seconds())
 		p.r.chunks.put(p.pending[0].buf)
 		p.pending = p.pending[1:]
+		p.r.space.Room()
 	}
 }
 
@@ -796,16 +823,26 @@ func (p *publisher) awaitOldest(ctx context.Context) error {
 	case <-fut.Ok():
 		p.r.metrics.publish.Observe(time.Since(at).Seconds())
 		p.r.chunks.put(buf)
+		p.r.space.Room()
 		return nil
 	case err := <-fut.Err():
 		// Publish again synchronously; the message id deduplicates it if the
-		// first one did land.
+		// first one did land. A store without room is waited for.
 		msg := fut.Msg()
-		err = bus.RetryTransient(ctx, func() error {
+		err = p.r.space.Do(ctx, int64(len(msg.Data)), func() error {
 			_, err := p.r.fb.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(msg.Header.Get("Nats-Msg-Id")))
 			return err
 		})
 		if err != nil {
+			if p.size >= 0 {
+				// What was on the bus before this chunk and the ones
+				// published after it.
+				onBus := p.bytes - int64(len(buf))
+				for _, f := range p.pending {
+					onBus -= int64(len(f.buf))
+				}
+				err = remaining(err, p.size-onBus)
+			}
 			return fmt.Errorf("publishing chunk %s: %w", msg.Header.Get(bus.HeaderIndex), err)
 		}
 		p.r.metrics.publish.Observe(time.Since(at).Seconds())

@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mftflow/mftflow/pipeline/bus"
 )
 
 // LeaseKey is the key of the source lease in a flow's KV bucket.
@@ -74,6 +76,9 @@ type sourceLease struct {
 
 	other string // holder last logged
 
+	space      *bus.SpaceWait // told when a lease write goes through
+	fullLogged bool           // a refusal for want of room was logged since the last write
+
 	mu      sync.Mutex
 	held    context.Context // ends when the lease is lost; nil while not held
 	changed chan struct{}   // closed and replaced when held changes
@@ -84,9 +89,9 @@ type sourceLease struct {
 
 // startSourceLease starts contending for the lease, answering on alive
 // while it runs. Call release to stop.
-func startSourceLease(kv jetstream.KeyValue, nc *nats.Conn, alive, holder string, ttl time.Duration, log *slog.Logger) *sourceLease {
+func startSourceLease(kv jetstream.KeyValue, nc *nats.Conn, alive, holder string, ttl time.Duration, log *slog.Logger, space *bus.SpaceWait) *sourceLease {
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &sourceLease{kv: kv, nc: nc, holder: holder, ttl: ttl, log: log, changed: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	l := &sourceLease{kv: kv, nc: nc, holder: holder, ttl: ttl, log: log, space: space, changed: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
 	go l.run(ctx, alive)
 	return l
 }
@@ -207,10 +212,11 @@ func (l *sourceLease) take(ctx context.Context, seen *uint64, seenAt *time.Time)
 		rev, err := l.kv.Create(ctx, LeaseKey, l.record())
 		if err != nil {
 			if !errors.Is(err, jetstream.ErrKeyExists) {
-				l.log.Warn("taking the source lease", "err", err)
+				l.warn("taking the source lease", err)
 			}
 			return 0, false
 		}
+		l.wrote()
 		l.log.Debug("source lease taken: this runner polls the source")
 		return rev, true
 	}
@@ -244,10 +250,11 @@ func (l *sourceLease) take(ctx context.Context, seen *uint64, seenAt *time.Time)
 	rev, err := l.kv.Update(ctx, LeaseKey, l.record(), e.Revision())
 	if err != nil {
 		if !isConflict(err) {
-			l.log.Warn("taking over the source lease", "err", err)
+			l.warn("taking over the source lease", err)
 		}
 		return 0, false
 	}
+	l.wrote()
 	if cur.Holder != l.holder && *seen == e.Revision() {
 		l.log.Info("source lease taken over: its holder stopped renewing it", "from", cur.Holder, "after", ttl)
 	}
@@ -304,6 +311,7 @@ func (l *sourceLease) hold(ctx context.Context, rev uint64, updates <-chan jetst
 		cancel()
 		switch {
 		case err == nil:
+			l.wrote()
 			rev = next
 			expires = start.Add(l.ttl - margin)
 			expiry.Reset(time.Until(expires))
@@ -313,11 +321,35 @@ func (l *sourceLease) hold(ctx context.Context, rev uint64, updates <-chan jetst
 			return
 		default:
 			if ctx.Err() == nil && time.Now().Before(expires) {
-				l.log.Warn("renewing the source lease; retrying", "err", err)
+				l.warn("renewing the source lease; retrying", err)
 			}
 			renew.Reset(min(time.Second, l.ttl/10))
 		}
 	}
+}
+
+// warn logs a lease write that failed. A refusal for want of room is logged
+// once until a lease write goes through: it is retried every second, and
+// the engine logs the store's state itself.
+func (l *sourceLease) warn(msg string, err error) {
+	if bus.IsStoreFull(err) {
+		if l.fullLogged {
+			return
+		}
+		l.fullLogged = true
+		var hint bus.StoreHint
+		if l.space != nil {
+			hint = l.space.Hint
+		}
+		err = bus.AsStoreFull(err, hint, 0)
+	}
+	l.log.Warn(msg, "err", err)
+}
+
+// wrote notes a lease write that went through: the bus store has room.
+func (l *sourceLease) wrote() {
+	l.fullLogged = false
+	l.space.Room()
 }
 
 // releaseRecord deletes the record at revision rev, unless it changed since.

@@ -29,7 +29,8 @@ type metrics struct {
 	partRetries, deliveryRetries, deliveryFail *prometheus.CounterVec
 	partWrite                                  *prometheus.HistogramVec
 	inFlight                                   *prometheus.GaugeVec
-	bus                                        *busCollector // nil without a Registerer
+	refused                                    *prometheus.CounterVec // flow
+	bus                                        *busCollector          // nil without a Registerer
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -53,12 +54,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 18)}, flowSink),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: metricNamespace, Name: "deliveries_in_flight",
 			Help: "Deliveries this process is working on."}, flowSink),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metricNamespace, Subsystem: "bus", Name: "writes_refused_total",
+			Help: "Writes to the bus (chunk and task publishes, record writes) refused for want of room in its store; a write counts once however often it is tried again."}, flow),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	var err error
-	for _, c := range []**prometheus.CounterVec{&m.readBytes, &m.readFiles, &m.delivBytes, &m.delivFiles, &m.partRetries, &m.deliveryRetries, &m.deliveryFail} {
+	for _, c := range []**prometheus.CounterVec{&m.readBytes, &m.readFiles, &m.delivBytes, &m.delivFiles, &m.partRetries, &m.deliveryRetries, &m.deliveryFail, &m.refused} {
 		if *c, err = register(reg, *c); err != nil {
 			return nil, err
 		}
@@ -140,6 +143,7 @@ func (m *metrics) start(r *Run) runMetrics {
 // same streams, so each flow is read once.
 type busCollector struct {
 	tasksPending, tasksAckPending, chunks, chunkBytes *prometheus.Desc
+	storeFull                                         *prometheus.Desc
 	errors                                            prometheus.Counter
 
 	mu   sync.Mutex
@@ -155,6 +159,7 @@ func newBusCollector() *busCollector {
 		tasksAckPending: desc("tasks_ack_pending", "Delivery tasks taken by a runner and not yet acknowledged (in progress or waiting for a retry).", "flow", "sink"),
 		chunks:          desc("chunks_stored", "Chunk messages stored in the flow's chunk stream.", "flow"),
 		chunkBytes:      desc("chunk_bytes_stored", "Bytes stored in the flow's chunk stream.", "flow"),
+		storeFull:       desc("store_full", "1 while the bus store refuses the flow's writes for want of room (from the first refusal to the next write that goes through), else 0.", "flow"),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: metricNamespace, Subsystem: "bus", Name: "info_errors_total",
 			Help: "Scrapes of the bus gauges that could not read a stream or consumer from JetStream (its series are left out of that scrape)."}),
 	}
@@ -182,6 +187,7 @@ func (b *busCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- b.tasksAckPending
 	ch <- b.chunks
 	ch <- b.chunkBytes
+	ch <- b.storeFull
 	b.errors.Describe(ch)
 }
 
@@ -206,6 +212,11 @@ func (b *busCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	for _, r := range runs {
 		flow := r.flow.Name
+		full := 0.0
+		if _, _, ok := r.space.Full(); ok {
+			full = 1
+		}
+		ch <- prometheus.MustNewConstMetric(b.storeFull, prometheus.GaugeValue, full, flow)
 		if info, err := r.fb.Chunks.Info(ctx); err != nil {
 			b.errors.Inc()
 			r.log.Debug("reading the chunk stream for metrics", "err", err)

@@ -95,12 +95,13 @@ func (pr *partRecorder) resumed(n int) {
 
 func (pr *partRecorder) loop() {
 	defer close(pr.ended)
+	ctx := withFile(pr.r.hard, pr.base.File, pr.base.Name)
 	for {
 		select {
 		case <-pr.wake:
-			pr.flush(pr.r.hard)
+			pr.flush(ctx)
 		case <-pr.stop:
-			pr.flush(pr.r.hard)
+			pr.flush(ctx)
 			return
 		}
 	}
