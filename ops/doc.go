@@ -1,9 +1,11 @@
 // Package ops serves a runner's operations endpoints over HTTP:
 //
 //	GET /healthz   200 "ok": the process is alive and serving.
-//	GET /readyz    200 "ok" when the NATS connection is up, JetStream answers
-//	               and every flow's chunk and task streams, sink consumers
-//	               and KV bucket exist; else 503 with one reason a line.
+//	GET /readyz    200 "ok" when the NATS connection is up, JetStream answers,
+//	               every flow's chunk and task streams, sink consumers and KV
+//	               bucket exist and no flow's bus store refuses writes for
+//	               want of room (Options.Problems); else 503 with one reason
+//	               a line.
 //	GET /metrics   Prometheus metrics (text or protobuf, as the scraper asks):
 //	               the engine's (see package pipeline/engine) and whatever
 //	               else the gatherer holds.

@@ -40,6 +40,11 @@ type Options struct {
 	// /status reads may take up to a minute.
 	Timeout time.Duration
 	Logger  *slog.Logger
+	// Problems, if set, gives further reasons for /readyz to report not
+	// ready, one line each, such as engine.Run.Problems (a bus store that
+	// refuses writes for want of room). It is called on every probe and
+	// must not block.
+	Problems func() []string
 }
 
 // statusTimeout bounds a /status read, as it does "runner status".
@@ -104,11 +109,15 @@ func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 
 // check returns why the runner is not ready, one reason each.
 func (h *handler) check(ctx context.Context) []string {
+	var extra []string
+	if h.o.Problems != nil {
+		extra = h.o.Problems()
+	}
 	if st := h.o.Conn.Status(); st != nats.CONNECTED {
-		return []string{fmt.Sprintf("NATS: not connected (%s)", st)}
+		return append([]string{fmt.Sprintf("NATS: not connected (%s)", st)}, extra...)
 	}
 	if _, err := h.js.AccountInfo(ctx); err != nil {
-		return []string{fmt.Sprintf("JetStream: %v", err)}
+		return append([]string{fmt.Sprintf("JetStream: %v", err)}, extra...)
 	}
 	var problems []string
 	for _, f := range h.o.Flows {
@@ -141,7 +150,7 @@ func (h *handler) check(ctx context.Context) []string {
 			missing("KV bucket "+n.Bucket(), err)
 		}
 	}
-	return problems
+	return append(problems, extra...)
 }
 
 var errNotYet = errors.New("does not exist yet")

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -161,6 +162,35 @@ func TestReadyzNamesAMissingConsumer(t *testing.T) {
 	want := "not ready\n- flow partial: consumer sink_b of sink b: does not exist yet\n"
 	if code != http.StatusServiceUnavailable || body != want {
 		t.Errorf("/readyz: %d %q, want 503 %q", code, body, want)
+	}
+}
+
+// A reason the runs give (a bus store refusing writes for want of room)
+// makes /readyz answer 503 with it, and only while they give it.
+func TestReadyzSaysWhatTheRunsSay(t *testing.T) {
+	nc := testkit.ConnectNATS(t, testkit.StartNATS(t))
+	var mu sync.Mutex
+	var problems []string
+	url := serve(t, ops.Options{Conn: nc, Problems: func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return problems
+	}})
+	if code, body := get(t, url+"/readyz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("/readyz without problems: %d %q, want 200 \"ok\\n\"", code, body)
+	}
+	full := "flow orders: the bus store is full: the embedded server's store in .mftflow/jetstream has refused writes for 12s (a file waiting for room fails after 2m0s): free space on that file system"
+	mu.Lock()
+	problems = []string{full}
+	mu.Unlock()
+	if code, body := get(t, url+"/readyz"); code != http.StatusServiceUnavailable || body != "not ready\n- "+full+"\n" {
+		t.Errorf("/readyz with the store full: %d %q", code, body)
+	}
+	mu.Lock()
+	problems = nil
+	mu.Unlock()
+	if code, _ := get(t, url+"/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz once the store has room: %d, want 200", code)
 	}
 }
 
