@@ -18,10 +18,11 @@ import (
 const opsShutdownGrace = 5 * time.Second
 
 // startOps serves the operations endpoints on addr (--http) for flows over
-// c. It returns the registry the engine puts its metrics in and a function
+// c; problems gives /readyz the runs' own reasons (ops.Options.Problems).
+// It returns the registry the engine puts its metrics in and a function
 // that shuts the server down; with addr empty nothing is served, metrics is
 // nil and stop does nothing.
-func startOps(addr string, c *natsConn, flows []*pipeline.Flow, log *slog.Logger) (metrics prometheus.Registerer, stop func(), err error) {
+func startOps(addr string, c *natsConn, flows []*pipeline.Flow, log *slog.Logger, problems func() []string) (metrics prometheus.Registerer, stop func(), err error) {
 	if addr == "" {
 		return nil, func() {}, nil
 	}
@@ -36,7 +37,7 @@ func startOps(addr string, c *natsConn, flows []*pipeline.Flow, log *slog.Logger
 		}
 		ready = append(ready, of)
 	}
-	h, err := ops.NewHandler(ops.Options{Conn: c.nc, Flows: ready, Gatherer: reg, Logger: log})
+	h, err := ops.NewHandler(ops.Options{Conn: c.nc, Flows: ready, Gatherer: reg, Logger: log, Problems: problems})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/pipeline/bus"
 	"github.com/mftflow/mftflow/pipeline/engine"
 	"github.com/mftflow/mftflow/pipeline/flowfile"
 )
@@ -28,6 +29,7 @@ type runOptions struct {
 	replicas    int
 	http        string
 	cpuProfile  string
+	busFullWait time.Duration
 }
 
 func newRunCmd(g *globalOptions) *cobra.Command {
@@ -62,6 +64,9 @@ failed (see "runner status --failed"), 1 on any other error.`,
 			if o.grace <= 0 {
 				return &exitError{exitErr, fmt.Sprintf("--grace %s: must be more than 0", o.grace)}
 			}
+			if o.busFullWait < 0 {
+				return &exitError{exitErr, fmt.Sprintf("--bus-full-wait %s: must not be negative (0 fails a file at the first refusal)", o.busFullWait)}
+			}
 			if o.replicas < 0 || o.replicas > 5 {
 				return &exitError{exitErr, fmt.Sprintf("--replicas %d: want 1 to 5 (JetStream's limit), or 0 to choose", o.replicas)}
 			}
@@ -75,6 +80,7 @@ failed (see "runner status --failed"), 1 on any other error.`,
 	f.Var(o.progress, "progress", "progress display: auto (bar on a terminal, else plain), bar, plain or none")
 	f.DurationVar(&o.stats, "stats", 10*time.Second, "interval between plain progress lines (0 for none)")
 	f.DurationVar(&o.grace, "grace", 30*time.Second, "on SIGINT or SIGTERM, how long to let parts in flight finish")
+	f.DurationVar(&o.busFullWait, "bus-full-wait", engine.DefaultBusFullWait, "when the bus store is full, how long writes wait for room before the file being read fails (0: at once)")
 	f.IntVar(&o.replicas, "replicas", 0, "replicas of each flow's streams and KV bucket; 0 chooses 3 on a JetStream cluster of 3 or more servers, else 1 (an existing flow's count is then never lowered)")
 	f.StringVar(&o.memoryLimit, "memory-limit", defaultMemoryLimit, "soft memory limit of the Go runtime (GOMEMLIMIT, which wins when set); 0 for none")
 	f.StringVar(&o.cpuProfile, "cpu-profile", "", "write a pprof CPU profile of the whole run to this file (go tool pprof)")
@@ -193,13 +199,34 @@ func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 	connMu.Unlock()
 	defer c.Close()
 
-	metrics, stopOps, err := startOps(o.http, c, flows, log)
+	// The runs, once started, tell /readyz of a full bus store.
+	var runsMu sync.Mutex
+	var started []*engine.Run
+	problems := func() []string {
+		runsMu.Lock()
+		defer runsMu.Unlock()
+		var p []string
+		for _, r := range started {
+			p = append(p, r.Problems()...)
+		}
+		return p
+	}
+	metrics, stopOps, err := startOps(o.http, c, flows, log, problems)
 	if err != nil {
 		return &exitError{exitErr, err.Error()}
 	}
 	defer stopOps()
 
-	eng, err := engine.New(c.nc, engine.Options{Registry: reg, Logger: log, Grace: o.grace, Replicas: o.replicas, Metrics: metrics})
+	wait := o.busFullWait
+	if wait == 0 {
+		wait = -1 // the engine's "at once"
+	}
+	store := bus.ServerStore
+	if c.embedded != nil {
+		store = bus.EmbeddedStoreHint(g.data, "--data")
+	}
+	eng, err := engine.New(c.nc, engine.Options{Registry: reg, Logger: log, Grace: o.grace, Replicas: o.replicas, Metrics: metrics,
+		BusFullWait: wait, BusStore: store})
 	if err != nil {
 		return &exitError{exitErr, fmt.Sprintf("starting the engine: %v", err)}
 	}
@@ -222,6 +249,9 @@ func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 		}
 		log.Info("flow started", "flow", f.Name, "nats", c.where)
 		runs = append(runs, r)
+		runsMu.Lock()
+		started = append(started, r)
+		runsMu.Unlock()
 	}
 
 	statsers := make([]statser, len(runs))
