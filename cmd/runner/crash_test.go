@@ -141,23 +141,28 @@ sinks:
 		lo, hi = 500*time.Millisecond, 4500*time.Millisecond
 	}
 	var logs []string
-	for k := range plan.kills {
-		logPath := filepath.Join(dir, fmt.Sprintf("run%02d.log", k))
+	for k, run := 0, 0; k < plan.kills; run++ {
+		logPath := filepath.Join(dir, fmt.Sprintf("run%02d.log", run))
 		logs = append(logs, logPath)
 		after := lo + time.Duration(rng.Int64N(int64(hi-lo)))
 		exit, killed := runAndKill(t, args, logPath, after)
 		if !killed {
 			if exit != 0 {
-				t.Fatalf("run %d ended by itself with exit %d before its kill\n%s", k, exit, tailOf(logPath))
+				t.Fatalf("run %d ended by itself with exit %d before its kill\n%s", run, exit, tailOf(logPath))
 			}
-			t.Logf("run %d finished before its kill at %s; %d kills in all", k, after, k)
-			break
+			// Everything was delivered before the kill: give the next
+			// runs another big file, so that every kill lands mid-transfer.
+			name := fmt.Sprintf("big%d.bin", run)
+			files[name] = writeSeededFile(t, filepath.Join(in, name), plan.size, rng.Uint64())
+			t.Logf("run %d finished before its kill at %s; %s added", run, after.Round(time.Millisecond), name)
+			continue
 		}
+		k++
 		pause := time.Duration(rng.Int64N(int64(300 * time.Millisecond)))
 		if rng.IntN(5) == 0 {
 			pause = 3*time.Second + time.Duration(rng.Int64N(int64(9*time.Second)))
 		}
-		t.Logf("run %d killed after %s; restart in %s", k, after.Round(time.Millisecond), pause.Round(time.Millisecond))
+		t.Logf("run %d killed after %s (kill %d); restart in %s", run, after.Round(time.Millisecond), k, pause.Round(time.Millisecond))
 		time.Sleep(pause)
 	}
 
@@ -223,7 +228,7 @@ func crashInput(t *testing.T, in string, size int64, rng *rand.Rand, utf8Only bo
 	if err := os.MkdirAll(in, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	files["big.bin"] = writeRandomFile(t, filepath.Join(in, "big.bin"), size)
+	files["big.bin"] = writeSeededFile(t, filepath.Join(in, "big.bin"), size, rng.Uint64())
 	names := []string{"empty.txt", "one byte", "dé jà/vu.csv", "deep/er/still/x.edi", "名前.txt", "a-b_c.d.e", "dot.in.mid.dle"}
 	sizes := []int{0, 1, 33 << 10, 32 << 10, 1<<20 + 1, 3 << 20, 7}
 	if !utf8Only {
