@@ -290,6 +290,21 @@ func (w *SpaceWait) Room() {
 	}
 }
 
+// Refusal notes err, when it is a refusal for want of room, as one of a
+// write that w does not run (a write retried on its own schedule), so that
+// Full tells of it; it returns the refusal, or nil for other errors.
+func (w *SpaceWait) Refusal(err error) *StoreFullError {
+	var hint StoreHint
+	if w != nil {
+		hint = w.Hint
+	}
+	full := AsStoreFull(err, hint, 0)
+	if full != nil {
+		w.refused(full)
+	}
+	return full
+}
+
 // refused records a refusal and returns how long the spell has lasted and
 // a channel closed when it ends.
 func (w *SpaceWait) refused(full *StoreFullError) (time.Duration, <-chan struct{}) {

@@ -92,9 +92,10 @@
 // be written is no failure of the sink's: it waits like one for a reader.
 // Waits are logged once per file, then every 30 seconds, and once more
 // when room comes; Run.Problems says so while they last (the runner's
-// /readyz). A store that refuses every write for twice the bound and a
-// minute more, so that not even a failure can be recorded, stops the run
-// with that error (a finite source would otherwise never end).
+// /readyz). A store that refuses every write for twice the bound and three
+// lease TTLs more, so that not even a failure can be recorded nor the
+// source lease taken, stops the run with that error (a finite source would
+// otherwise never end).
 //
 // # Retention and replay
 //

@@ -329,19 +329,17 @@ func (l *sourceLease) hold(ctx context.Context, rev uint64, updates <-chan jetst
 }
 
 // warn logs a lease write that failed. A refusal for want of room is logged
-// once until a lease write goes through: it is retried every second, and
-// the engine logs the store's state itself.
+// once until a lease write goes through (it is retried every second, and
+// the engine logs the store's state itself), and noted in the run's wait
+// for room: a run that cannot even take its lease is stopped like one
+// whose files cannot be recorded (Run.watchSpace).
 func (l *sourceLease) warn(msg string, err error) {
-	if bus.IsStoreFull(err) {
+	if full := l.space.Refusal(err); full != nil {
 		if l.fullLogged {
 			return
 		}
 		l.fullLogged = true
-		var hint bus.StoreHint
-		if l.space != nil {
-			hint = l.space.Hint
-		}
-		err = bus.AsStoreFull(err, hint, 0)
+		err = full
 	}
 	l.log.Warn(msg, "err", err)
 }

@@ -145,16 +145,17 @@ func (r *Run) newSpace(refused prometheus.Counter) *bus.SpaceWait {
 }
 
 // wedgedAfter is how long the bus store may refuse every write before the
-// run gives up and stops (see watchSpace): long after files waiting for
-// room have failed and made what room they could.
-func (r *Run) wedgedAfter() time.Duration { return 2*r.space.Max + time.Minute }
+// run gives up and stops (see watchSpace): a bound after files waiting for
+// room have failed and made what room they could, and time for the source
+// lease, renewed every third of its TTL, to find that room.
+func (r *Run) wedgedAfter() time.Duration { return 2*r.space.Max + 3*r.e.opts.LeaseTTL }
 
 // watchSpace stops the run when the bus store has refused every write for
 // wedgedAfter: files that failed for want of room removed their chunks,
 // and still nothing can be written, so nothing can be recorded either, and
 // a run of a finite source would otherwise never end (its deliveries
-// cannot be recorded final; its source lease cannot be renewed). The
-// run's error says why; files in flight resume on the next run.
+// cannot be recorded final; its source lease cannot be taken or renewed).
+// The run's error says why; files in flight resume on the next run.
 func (r *Run) watchSpace() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"math/rand/v2"
 	"path/filepath"
 	"regexp"
@@ -131,4 +132,60 @@ func newEngineOn(t *testing.T, url string) *engine.Engine {
 		t.Fatal(err)
 	}
 	return eng
+}
+
+// A run on a store that is full from the start, with nothing of its own to
+// remove, cannot even take its source lease: it does not hang but stops
+// once the store has refused every write for twice the wait and three
+// lease TTLs, with an error that says the bus store is full.
+func TestBusStoreFullFromTheStartStopsTheRun(t *testing.T) {
+	srv, err := bus.StartEmbedded(t.TempDir(), bus.WithMaxStore(2<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc := testkit.ConnectNATS(t, srv.URL())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// Another program's stream takes every byte.
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "OTHER", Subjects: []string{"other"}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if _, err := js.Publish(ctx, "other", make([]byte, 256<<10)); bus.IsStoreFull(err) {
+			break
+		} else if err != nil || i > 64 {
+			t.Fatalf("filling the store: %v after %d messages", err, i)
+		}
+	}
+	eng, err := engine.New(nc, engine.Options{AckWait: 2 * time.Second, LeaseTTL: time.Second, BusFullWait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := testkit.NewMemorySource(map[string][]byte{"a.bin": make([]byte, 100<<10)}, true)
+	start := time.Now()
+	run, err := eng.Start(ctx, pipeline.Flow{Name: "wedged", Source: pipeline.SourceOf(src), Sinks: []pipeline.SinkSpec{pipeline.SinkOf("mem", testkit.NewMemorySink())}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- run.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(time.Minute):
+		run.Stop(ctx)
+		t.Fatalf("the run did not end within a minute on a full store: %+v", run.Stats())
+	}
+	if !errors.Is(err, bus.ErrStoreFull) || !strings.HasPrefix(err.Error(), "the bus store is full: the NATS server's JetStream storage refused a write, and no room came for ") {
+		t.Errorf("run ended with %v; want the bus store full", err)
+	}
+	if took := time.Since(start); took < 5*time.Second {
+		t.Errorf("the run stopped after %s, before twice the wait and three lease TTLs", took)
+	}
+	if len(src.Acked()) != 0 {
+		t.Errorf("files were acked: %v", src.Acked())
+	}
 }
