@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -113,10 +115,53 @@ sinks:
 		return append(append(cmd[:1:1], disk.args...), cmd[1:]...)
 	}
 	start := time.Now()
-	stdout, stderr, exit := runRunner(t, dir, args("run", "--progress", "none", "--bus-full-wait", "5s", "flow.yaml")...)
+	cmd := exec.Command(runnerBin, args("run", "--progress", "none", "--bus-full-wait", "5s", "--http", "127.0.0.1:0", "flow.yaml")...)
+	cmd.Dir = dir
+	var outLog, errLog opsLog
+	cmd.Stdout, cmd.Stderr = &outLog, &errLog
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	ended := make(chan error, 1)
+	go func() { ended <- cmd.Wait() }()
+	// While the store refuses writes, /readyz says so and the gauge is 1.
+	listening := regexp.MustCompile(`msg="operations endpoints listening" url=(http://127\.0\.0\.1:\d+) `)
+	var base, ready string
+	var gauge float64
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && (ready == "" || gauge != 1); time.Sleep(20 * time.Millisecond) {
+		if m := listening.FindStringSubmatch(errLog.String()); m != nil {
+			base = m[1]
+		}
+		if base == "" {
+			continue
+		}
+		if code, body, err := httpGet(base + "/readyz"); err == nil && code == http.StatusServiceUnavailable && strings.Contains(body, "the bus store is full") {
+			ready = body
+		}
+		if _, body, err := httpGet(base + "/metrics"); err == nil && strings.Contains(body, "\nmftflow_bus_store_full{flow=\"full\"} 1\n") {
+			gauge = 1
+		}
+	}
+	wantReady := regexp.MustCompile(`^not ready\n- flow full: the bus store is full: ` + regexp.QuoteMeta(disk.where) +
+		` has refused writes for \d+s \(a file waiting for room fails after 5s\): ` + regexp.QuoteMeta(disk.fix) + "\n$")
+	if !wantReady.MatchString(ready) {
+		t.Errorf("/readyz while the store is full: %q\nwant it to match %s", ready, wantReady)
+	}
+	if gauge != 1 {
+		t.Error("mftflow_bus_store_full{flow=\"full\"} was never 1")
+	}
+	var err error
+	select {
+	case err = <-ended:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the runner did not end\nstderr:\n%s", errLog.String())
+	}
 	took := time.Since(start)
-	if exit != 3 {
-		t.Fatalf("exit %d, want 3\nstdout:\n%s\nstderr:\n%s", exit, stdout, stderr)
+	stdout, stderr := outLog.String(), errLog.String()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Fatalf("runner ended with %v, want exit 3\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
 	}
 	if took > 45*time.Second {
 		t.Errorf("the run took %s; the wait for room is 5s", took)
@@ -142,7 +187,7 @@ sinks:
 		t.Errorf("the source no longer holds the failed file: %v", err)
 	}
 
-	stdout, stderr, exit = runRunner(t, dir, args("status", "--failed")...)
+	stdout, stderr, exit := runRunner(t, dir, args("status", "--failed")...)
 	want := regexp.MustCompile(`(?m)^  big\.bin  local  1         reading big\.bin from the source failed: publishing chunk \d+: ` + full + `$`)
 	if exit != 0 || !want.MatchString(stdout) {
 		t.Errorf("status --failed: exit %d\n%s\nwant a line matching %s\nstderr:\n%s", exit, stdout, want, stderr)
