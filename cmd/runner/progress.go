@@ -107,7 +107,7 @@ func formatSummary(s engine.Stats, elapsed time.Duration) string {
 	}
 	fmt.Fprintf(&b, "%d skipped", s.FilesSkipped)
 	if s.FilesEarlier > 0 {
-		fmt.Fprintf(&b, ", %d finished by an earlier run (not sent again)", s.FilesEarlier)
+		fmt.Fprintf(&b, ", %d already done (not sent again)", s.FilesEarlier)
 	}
 	if s.FilesInFlight > 0 {
 		fmt.Fprintf(&b, ", %d unfinished", s.FilesInFlight)

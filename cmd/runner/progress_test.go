@@ -127,7 +127,7 @@ func TestFormatSummary(t *testing.T) {
 			name:    "run before",
 			stats:   engine.Stats{Flow: "again", FilesSeen: 3, FilesPassed: 1, FilesEarlier: 2},
 			elapsed: time.Second,
-			want:    "again: 1 passed, 0 failed, 0 skipped, 2 finished by an earlier run (not sent again); 0 B in 1s, 0 B/s",
+			want:    "again: 1 passed, 0 failed, 0 skipped, 2 already done (not sent again); 0 B in 1s, 0 B/s",
 		},
 		{
 			name:    "nothing",
