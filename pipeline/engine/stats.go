@@ -13,8 +13,9 @@ type Stats struct {
 	Flow    string
 	Started time.Time
 	// Files by the outcome this run gave them; FilesInFlight are taken but
-	// not yet final. FilesEarlier are files an earlier run of the flow
-	// finished (delivered, or skipped), which this one did not send again.
+	// not yet final. FilesEarlier are files another run of the flow (an
+	// earlier one, or another runner's) finished, delivered or skipped,
+	// which this one found done and did not send again.
 	FilesSeen, FilesPassed, FilesFailed, FilesMixed, FilesSkipped, FilesInFlight, FilesEarlier int64
 	// BytesKnown sums the known sizes of the files taken so far (for an ETA);
 	// BytesRead counts bytes put on the bus.
