@@ -825,11 +825,11 @@ func (p *publisher) awaitOldest(ctx context.Context) error {
 		p.r.chunks.put(buf)
 		p.r.space.Room()
 		return nil
-	case err := <-fut.Err():
+	case <-fut.Err():
 		// Publish again synchronously; the message id deduplicates it if the
 		// first one did land. A store without room is waited for.
 		msg := fut.Msg()
-		err = p.r.space.Do(ctx, int64(len(msg.Data)), func() error {
+		err := p.r.space.Do(ctx, int64(len(msg.Data)), func() error {
 			_, err := p.r.fb.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(msg.Header.Get("Nats-Msg-Id")))
 			return err
 		})
