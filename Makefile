@@ -1,7 +1,7 @@
 # The README's commands. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: test minio sshd nats-server strace test-short fmt vet lint bench quickstart proto
+.PHONY: test minio sshd nats-server strace test-short soak fmt vet lint bench quickstart proto
 
 # The S3 tests need a MinIO server: scripts/minio.sh builds the pinned one into
 # bin/ once (about five minutes), and the tests start it on 127.0.0.1. The SFTP
