@@ -328,7 +328,8 @@ func TestRefusesSourcesThatCannotRepeat(t *testing.T) {
 	reg := registry(t)
 	dir := t.TempDir()
 	flow := filepath.Join(dir, "flow.yaml")
-	os.WriteFile(flow, []byte("name: once\nsource:\n  local:\n    path: "+dir+"\n    after: delete\nsinks:\n  - local:\n      path: "+dir+"/out\n"), 0o644)
+	os.Mkdir(filepath.Join(dir, "in"), 0o755)
+	os.WriteFile(flow, []byte("name: once\nsource:\n  local:\n    path: "+dir+"/in\n    after: delete\nsinks:\n  - local:\n      path: "+dir+"/out\n"), 0o644)
 	_, err := bench.Run(context.Background(), bench.Config{FlowFile: flow, Runs: 1, WorkDir: t.TempDir()}, reg, nil, nil)
 	want := flow + " cannot be benchmarked:\n  source local has \"after: delete\": the first run would take the files away; set \"after: leave\" for the bench"
 	if err == nil || err.Error() != want {
