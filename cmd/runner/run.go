@@ -226,7 +226,7 @@ func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 		store = bus.EmbeddedStoreHint(g.data, "--data")
 	}
 	eng, err := engine.New(c.nc, engine.Options{Registry: reg, Logger: log, Grace: o.grace, Replicas: o.replicas, Metrics: metrics,
-		BusFullWait: wait, BusStore: store})
+		BusFullWait: wait, BusStore: store, SoleRunner: c.embedded != nil})
 	if err != nil {
 		return &exitError{exitErr, fmt.Sprintf("starting the engine: %v", err)}
 	}

@@ -716,7 +716,7 @@ func (r *Run) nextChunk(ctx context.Context, msgs jetstream.MessagesContext, m *
 			switch {
 			case cur.State != bus.FileIngesting:
 			case idle > abandonedRead*r.e.opts.AckWait:
-				return nil, pipeline.Permanent(fmt.Errorf("waiting for chunk %d of %s: nobody has read it from the source for %s: the runner reading it stopped and no runner was offered the file since (did it change or go at the source?); it is read afresh if the source offers it again",
+				return nil, pipeline.Permanent(fmt.Errorf("waiting for chunk %d of %s: nobody has read it from the source for %s: the runner reading it stopped and no runner was offered the file since (did it change or go at the source?); a later run whose source offers it again reads it again",
 					index, m.Name, idle.Round(time.Second)))
 			case idle > staleRead*r.e.opts.AckWait:
 				return nil, fmt.Errorf("waiting for chunk %d of %s: %w for %s (a runner stopped; the one that polls the source next reads on)",

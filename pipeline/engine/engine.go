@@ -42,6 +42,11 @@ type Options struct {
 	// run takes over this long after the holder stops renewing it (it died
 	// or lost NATS). Default DefaultLeaseTTL.
 	LeaseTTL time.Duration
+	// SoleRunner says no other runner can share this engine's flows: the
+	// runner's own embedded server, on a data directory it has locked. A
+	// source lease left by another run id is then a dead run's, taken over
+	// at once.
+	SoleRunner bool
 	// Metrics receives the engine's Prometheus collectors (see the package
 	// doc for the names); nil means no metrics. Engines in one process may
 	// share a registry: their series carry the flow (and sink) name and the
@@ -229,7 +234,8 @@ func (e *Engine) Start(ctx context.Context, f pipeline.Flow) (*Run, error) {
 			go r.deliveryWorker(s)
 		}
 	}
-	r.lease = startSourceLease(r.fb.Store.KV, e.nc, r.fb.AliveSubject(e.opts.RunID), e.opts.RunID, e.opts.LeaseTTL, r.log, r.space)
+	r.lease = (&sourceLease{kv: r.fb.Store.KV, nc: e.nc, holder: e.opts.RunID, ttl: e.opts.LeaseTTL, log: r.log,
+		space: r.space, sole: e.opts.SoleRunner}).start(r.fb.AliveSubject(e.opts.RunID))
 	go r.intake()
 	go r.watchSpace()
 	return r, nil

@@ -31,6 +31,9 @@ const (
 
 var errStopped = errors.New("run stopping")
 
+// errReplaying stops the reset of a file that a replay marked meanwhile.
+var errReplaying = errors.New("a replay of the file is under way")
+
 // handleFile takes one item from the source to its final outcome and acks it.
 func (r *Run) handleFile(item pipeline.Item) {
 	defer r.files.Done()
@@ -103,7 +106,10 @@ func (r *Run) handleFile(item pipeline.Item) {
 			return
 		}
 	case bus.FileFailed:
-		if err := r.resetFile(id, m); err != nil {
+		if err := r.resetFile(id, m); errors.Is(err, errReplaying) {
+			log.Info("a replay of the file began meanwhile; it is left to the replay")
+			return
+		} else if err != nil {
 			log.Error("resetting failed file", "err", err)
 			return
 		}
@@ -293,10 +299,12 @@ func (r *Run) deliverAgain(m bus.Manifest) ([]string, error) {
 	}
 	for _, s := range fileSinks(m, r) {
 		var d bus.Delivery
-		if _, err := r.fb.Store.Get(r.hard, bus.DeliveryKey(m.ID, s), &d); err != nil {
+		rev, err := r.fb.Store.Get(r.hard, bus.DeliveryKey(m.ID, s), &d)
+		if err != nil {
 			return nil, err
 		}
-		if d.State == bus.DeliveryFailed && !slices.Contains(failed, s) {
+		// No record: a reset for this sink was cut short (resetFile).
+		if (rev == 0 || d.State == bus.DeliveryFailed) && !slices.Contains(failed, s) {
 			failed = append(failed, s)
 		}
 	}
@@ -347,6 +355,13 @@ func (r *Run) recordRejected(id string, f pipeline.File, cause error) {
 // duplicates. Deliveries that were committed (or that the sink skipped)
 // stay: those sinks are not sent the file again.
 func (r *Run) resetFile(id string, m bus.Manifest) error {
+	var cur bus.Manifest
+	if _, err := r.fb.Store.Get(r.hard, bus.ManifestKey(id), &cur); err != nil {
+		return err
+	}
+	if cur.Replaying {
+		return errReplaying
+	}
 	if err := r.fb.Chunks.Purge(r.hard, jetstream.WithPurgeSubject(r.fb.ChunkSubject(id))); err != nil {
 		return err
 	}

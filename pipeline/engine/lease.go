@@ -29,6 +29,8 @@ type Lease struct {
 	// Alive is the NATS subject on which the holder's run answers while
 	// its process is connected; empty if it does not (see sourceLease).
 	Alive string `json:"alive,omitempty"`
+	// Server is the id of the NATS server the holder was connected to.
+	Server string `json:"server,omitempty"`
 }
 
 // sourceLease makes sure only one run of a flow, among every runner sharing
@@ -45,19 +47,29 @@ type Lease struct {
 // this run's own id (a runner restarted with a fixed Options.RunID) is taken
 // at once: run ids must differ between runners.
 //
-// Waiting a TTL is needed only when the holder may still be alive. Each run
-// answers requests on a subject of its own (Lease.Alive) for as long as its
-// NATS connection lasts, and subscribes before it ever takes the lease; a
-// run that finds the record of another asks that subject, and NATS answers
-// "no responders" at once when nobody subscribes to it: the holder's
-// connection is gone (its process died, and the kernel closed the socket),
-// so the lease is taken over at once. Runners that restart faster than the
-// TTL thus still read on. A holder whose own connection drops stops
-// polling at once, so it never polls beside a runner that took over this
-// way. A holder cut off from NATS without its server noticing keeps its
-// subscription there, answers nothing, and is taken over after the TTL as
-// before; so is a record without Alive (a run without permission to
-// subscribe: it checks that it hears itself before it sets Alive).
+// Waiting a TTL is needed only when the holder may still be alive:
+//
+//   - A runner on its own embedded server, whose data directory it has
+//     locked (Options.SoleRunner), takes any other run's record at once:
+//     that run is dead.
+//   - Each run answers requests on a subject of its own (Lease.Alive) for
+//     as long as its NATS connection lasts, subscribing before it ever
+//     takes the lease, and records the id of its server (Lease.Server). A
+//     run that finds another's record asks that subject; NATS answers "no
+//     responders" when nobody subscribes to it. Asked on the holder's own
+//     server, that is certain: the holder's connection is gone (its process
+//     died and the kernel closed the socket), and the lease is taken at
+//     once. Asked through another server, it may only mean the route
+//     between the two is down while the holder still renews through a
+//     third, so it counts only once the record has also missed a renewal
+//     (a third of the TTL, and a tenth for margin).
+//
+// Runners that restart faster than the TTL thus still read on. A holder
+// whose own connection drops stops polling at once, and so does one that
+// sees another runner's record in its watch of the key. A record without
+// Alive (a run without permission to subscribe: it checks that it hears
+// itself before it sets Alive) is taken over after the TTL, as is a holder
+// cut off from NATS without its server noticing.
 //
 // A per-key TTL on the KV bucket (JetStream 2.11 and later) was not chosen:
 // nats.go's KeyValue.Update clears a key's TTL, so renewals would need raw
@@ -73,6 +85,7 @@ type sourceLease struct {
 	alive  string // subject this run answers on; "" until it hears itself there
 	ttl    time.Duration
 	log    *slog.Logger
+	sole   bool // no other runner can share the bus (Options.SoleRunner)
 
 	other string // holder last logged
 
@@ -87,11 +100,12 @@ type sourceLease struct {
 	done   chan struct{}
 }
 
-// startSourceLease starts contending for the lease, answering on alive
-// while it runs. Call release to stop.
-func startSourceLease(kv jetstream.KeyValue, nc *nats.Conn, alive, holder string, ttl time.Duration, log *slog.Logger, space *bus.SpaceWait) *sourceLease {
+// start starts contending for the lease, answering on alive while it
+// runs; l has its settings (kv, nc, holder, ttl, log, space, sole) set.
+// Call release to stop.
+func (l *sourceLease) start(alive string) *sourceLease {
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &sourceLease{kv: kv, nc: nc, holder: holder, ttl: ttl, log: log, space: space, changed: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	l.changed, l.cancel, l.done = make(chan struct{}), cancel, make(chan struct{})
 	go l.run(ctx, alive)
 	return l
 }
@@ -164,7 +178,7 @@ func (l *sourceLease) setHeld(ctx context.Context) {
 }
 
 func (l *sourceLease) record() []byte {
-	b, _ := json.Marshal(Lease{Holder: l.holder, TTL: l.ttl, Renewed: time.Now().UTC(), Alive: l.alive})
+	b, _ := json.Marshal(Lease{Holder: l.holder, TTL: l.ttl, Renewed: time.Now().UTC(), Alive: l.alive, Server: l.nc.ConnectedServerId()})
 	return b
 }
 
@@ -231,20 +245,28 @@ func (l *sourceLease) take(ctx context.Context, seen *uint64, seenAt *time.Time)
 		cur = Lease{Holder: "(unreadable record)"}
 	}
 	ttl := max(cur.TTL, l.ttl)
-	switch {
-	case cur.Holder == l.holder:
-		// Ours, from before a restart with the same run id.
-	case l.gone(ctx, cur):
-		l.log.Info("source lease taken over: its holder's connection to NATS is gone", "from", cur.Holder)
-		*seen = 0
-	case e.Revision() != *seen:
+	if e.Revision() != *seen {
 		*seen, *seenAt = e.Revision(), time.Now()
-		if cur.Holder != l.other {
+		if cur.Holder != l.other && cur.Holder != l.holder {
 			l.other = cur.Holder
 			l.log.Info("another runner polls the source; this one delivers and takes over if that one stops renewing its lease", "holder", cur.Holder, "ttl", ttl)
 		}
-		return 0, false
-	case time.Since(*seenAt) < ttl:
+	}
+	// quiet is how long the record has not changed, as this run saw it.
+	quiet := time.Since(*seenAt)
+	switch {
+	case cur.Holder == l.holder:
+		// Ours, from before a restart with the same run id.
+	case l.sole:
+		l.log.Info("source lease taken over: no other runner can share this flow's bus", "from", cur.Holder)
+	case quiet >= ttl:
+		l.log.Info("source lease taken over: its holder stopped renewing it", "from", cur.Holder, "after", ttl)
+	case (cur.Server == l.nc.ConnectedServerId() || quiet >= ttl/3+ttl/10) && l.gone(ctx, cur):
+		// The holder's server (this run's own) no longer has its
+		// connection; or, through another server, it has missed a renewal
+		// as well: a live holder renews every third of its TTL.
+		l.log.Info("source lease taken over: its holder's connection to NATS is gone", "from", cur.Holder, "after", quiet.Round(time.Millisecond))
+	default:
 		return 0, false
 	}
 	rev, err := l.kv.Update(ctx, LeaseKey, l.record(), e.Revision())
@@ -255,9 +277,6 @@ func (l *sourceLease) take(ctx context.Context, seen *uint64, seenAt *time.Time)
 		return 0, false
 	}
 	l.wrote()
-	if cur.Holder != l.holder && *seen == e.Revision() {
-		l.log.Info("source lease taken over: its holder stopped renewing it", "from", cur.Holder, "after", ttl)
-	}
 	return rev, true
 }
 
@@ -297,9 +316,15 @@ func (l *sourceLease) hold(ctx context.Context, rev uint64, updates <-chan jetst
 		case <-expiry.C:
 			l.log.Warn("source lease expired: could not renew it; polling stops", "ttl", l.ttl)
 			return
-		case _, open := <-updates: // our own renewals; drained so the watch keeps flowing
+		case e, open := <-updates: // mostly our own renewals; drained so the watch keeps flowing
 			if !open {
 				updates = nil
+				continue
+			}
+			var cur Lease
+			if e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &cur) == nil && cur.Holder != l.holder {
+				l.log.Warn("source lease taken over by another runner; polling stops", "by", cur.Holder)
+				return
 			}
 			continue
 		case <-renew.C:

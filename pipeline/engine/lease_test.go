@@ -339,3 +339,35 @@ func TestSourceLeaseTakenAtOnceWhenHoldersConnectionIsGone(t *testing.T) {
 		return leaseHolder(t, js, "lease-gone") == "runner-b" && b.src.active.Load() == 1
 	})
 }
+
+// A sole runner (its own embedded server) takes a lease left by another run
+// at once; a holder that sees another runner's record in its watch stops
+// polling at once.
+func TestSoleRunnerTakesTheLeaseAtOnce(t *testing.T) {
+	url := testkit.StartNATS(t)
+	js, err := jetstream.New(testkit.ConnectNATS(t, url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ttl = time.Hour
+	srcA := testkit.NewMemorySource(nil, false)
+	mem := testkit.NewMemorySink()
+	a := startLeaseRunner(t, url, "runner-a", "lease-sole", ttl, srcA, mem)
+	waitUntil(t, "runner-a holds the lease and waits in Next", func() bool {
+		return leaseHolder(t, js, "lease-sole") == "runner-a" && a.src.active.Load() == 1
+	})
+
+	b := newLeaseRunner(t, url, "runner-b", ttl)
+	eng, err := engine.New(b.nc, engine.Options{RunID: "runner-b", LeaseTTL: ttl, SoleRunner: true, Grace: time.Second, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.eng = eng
+	if err := b.start(t, "lease-sole", srcA.Reopen(), mem); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "runner-b takes the lease and polls", func() bool {
+		return leaseHolder(t, js, "lease-sole") == "runner-b" && b.src.active.Load() == 1
+	})
+	waitUntil(t, "runner-a stops polling", func() bool { return a.src.active.Load() == 0 })
+}

@@ -39,19 +39,23 @@ type stats struct {
 
 	mu       sync.Mutex
 	sinks    []*sinkStats
-	outcomes map[string]pipeline.Status // by file id, as counted
+	outcomes map[string]pipeline.Status // failed files by id, as counted
 }
 
-// outcome records s as file id's outcome and returns the one counted
-// before, if any.
+// outcome records st as file id's outcome and returns the one counted
+// before, if any. Only failed outcomes are kept: a replay changes no other,
+// and a long run must not keep an entry for every file it passed.
 func (s *stats) outcome(id string, st pipeline.Status) (prev pipeline.Status, counted bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.outcomes == nil {
-		s.outcomes = map[string]pipeline.Status{}
-	}
 	prev, counted = s.outcomes[id]
-	s.outcomes[id] = st
+	delete(s.outcomes, id)
+	if st == pipeline.Failed || st == pipeline.Mixed {
+		if s.outcomes == nil {
+			s.outcomes = map[string]pipeline.Status{}
+		}
+		s.outcomes[id] = st
+	}
 	return prev, counted
 }
 
