@@ -149,9 +149,19 @@ func Replay(ctx context.Context, js jetstream.JetStream, flow string, sel Select
 		if named {
 			var never []string
 			for _, s := range sel.Sinks {
-				if !slices.ContainsFunc(f.Deliveries, func(d bus.Delivery) bool { return d.Sink == s }) {
-					never = append(never, s)
+				if slices.ContainsFunc(f.Deliveries, func(d bus.Delivery) bool { return d.Sink == s }) {
+					continue
 				}
+				// A sink no run of the flow had is a typo until proven
+				// otherwise: its task consumer is made by the first run.
+				if _, err := tasks.Consumer(ctx, n.Consumer(s)); errors.Is(err, jetstream.ErrConsumerNotFound) {
+					rep.Refused = append(rep.Refused, ReplayItem{File: m.ID, Name: m.Name, Sink: s,
+						Reason: fmt.Sprintf("no run of flow %s had a sink of this name: run the flow with it first, or correct the name", flow)})
+					continue
+				} else if err != nil {
+					return rep, fmt.Errorf("flow %s: looking up sink %s: %w", flow, s, err)
+				}
+				never = append(never, s)
 			}
 			if err := rp.reread(ctx, m, never, ReasonNeverQueued); err != nil {
 				return rep, fmt.Errorf("flow %s: replaying %s: %w", flow, m.Name, err)

@@ -331,6 +331,11 @@ func TestReplayToASinkAddedSince(t *testing.T) {
 	if diff := cmp.Diff(want, rep.Reread); diff != "" || len(rep.Requeued)+len(rep.Refused) != 0 {
 		t.Errorf("requeued %v, refused %v; reread (-want +got):\n%s", rep.Requeued, rep.Refused, diff)
 	}
+	typo, err := engine.Replay(context.Background(), e.js, "added", engine.Selector{Files: []string{m.ID}, Sinks: []string{"bb"}})
+	wantRefused := []engine.ReplayItem{{File: m.ID, Name: "f.bin", Sink: "bb", Reason: "no run of flow added had a sink of this name: run the flow with it first, or correct the name"}}
+	if diff := cmp.Diff(wantRefused, typo.Refused); err != nil || diff != "" || len(typo.Reread) != 0 {
+		t.Errorf("replay to a sink no run had: %v, reread %v; refused (-want +got):\n%s", err, typo.Reread, diff)
+	}
 	commits := a.Commits()
 	runToEnd(t, e.engine(t, engine.Options{}), flow(src.Reopen(), pipeline.SinkOf("a", a), pipeline.SinkOf("b", b)))
 	checkDelivered(t, files, b.Files())
