@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -126,43 +127,22 @@ func writeReplay(w io.Writer, rep engine.Report, allFailed bool) {
 		}
 		return
 	}
-	if len(rep.Requeued) > 0 {
-		fmt.Fprintf(w, "flow %s: %s queued again; the flow's runner delivers them from the bus (a running one at once, else the next \"runner run\")\n",
-			rep.Flow, plural(int64(len(rep.Requeued)), "delivery", "deliveries"))
+	section := func(items []engine.ReplayItem, head, last string, lastOf func(engine.ReplayItem) string) {
+		if len(items) == 0 {
+			return
+		}
+		fmt.Fprintf(w, "flow %s: %s %s\n", rep.Flow, plural(int64(len(items)), "delivery", "deliveries"), head)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  FILE\tSINK\tID")
-		for _, it := range rep.Requeued {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", it.Name, it.Sink, it.File)
+		fmt.Fprintf(tw, "  FILE\tSINK\t%s\n", last)
+		for _, it := range items {
+			name, sink := cmp.Or(it.Name, it.File, "-"), cmp.Or(it.Sink, "-")
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, sink, oneLine(lastOf(it)))
 		}
 		tw.Flush()
 	}
-	if len(rep.Reread) > 0 {
-		fmt.Fprintf(w, "flow %s: %s to be made by reading the file again from its source: run the flow again (a source keeps a file whose delivery failed)\n",
-			rep.Flow, plural(int64(len(rep.Reread)), "delivery", "deliveries"))
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  FILE\tSINK\tWHY")
-		for _, it := range rep.Reread {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", it.Name, it.Sink, oneLine(it.Reason))
-		}
-		tw.Flush()
-	}
-	if len(rep.Refused) > 0 {
-		fmt.Fprintf(w, "flow %s: %s not replayed\n", rep.Flow, plural(int64(len(rep.Refused)), "delivery", "deliveries"))
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  FILE\tSINK\tREASON")
-		for _, it := range rep.Refused {
-			name, sink := it.Name, it.Sink
-			if name == "" {
-				name = it.File
-			}
-			if name == "" {
-				name = "-"
-			}
-			if sink == "" {
-				sink = "-"
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, sink, oneLine(it.Reason))
-		}
-		tw.Flush()
-	}
+	why := func(it engine.ReplayItem) string { return it.Reason }
+	section(rep.Requeued, `queued again; the flow's runner delivers them from the bus (a running one at once, else the next "runner run")`,
+		"ID", func(it engine.ReplayItem) string { return it.File })
+	section(rep.Reread, "to be made by reading the file again from its source: run the flow again (a source keeps a file whose delivery failed)", "WHY", why)
+	section(rep.Refused, "not replayed", "REASON", why)
 }
