@@ -326,12 +326,8 @@ func s3Target(t *testing.T) crashTarget {
 		name:     "s3",
 		utf8Only: true,
 		sinks: func(t *testing.T, dir string) string {
-			if srv == nil {
-				srv = minio.StartMinIO(t)
-			}
-			bucket := srv.NewBucket(t)
-			t.Cleanup(func() { srv.Bucket = "" })
-			srv.Bucket = bucket
+			srv = minio.StartMinIO(t) // one per run: it stops when the run's test ends
+			bucket := srv.Bucket
 			return `  - name: bucket
     parallelism: 2
     s3:
