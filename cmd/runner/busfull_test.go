@@ -188,7 +188,7 @@ sinks:
 	}
 
 	stdout, stderr, exit := runRunner(t, dir, args("status", "--failed")...)
-	want := regexp.MustCompile(`(?m)^  big\.bin  local  1         reading big\.bin from the source failed: publishing chunk \d+: ` + full + `$`)
+	want := regexp.MustCompile(`(?m)^  big\.bin  local  1         big\.bin did not reach the bus: publishing chunk \d+: ` + full + `$`)
 	if exit != 0 || !want.MatchString(stdout) {
 		t.Errorf("status --failed: exit %d\n%s\nwant a line matching %s\nstderr:\n%s", exit, stdout, want, stderr)
 	}

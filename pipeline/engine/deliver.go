@@ -205,7 +205,7 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 	if m.State == bus.FileIngesting {
 		mw, err = newManifestWatch(ctx, r.fb.Store, id, func(m bus.Manifest) {
 			if m.State == bus.FileFailed || m.State == bus.FileSkipped {
-				cancel(pipeline.Permanent(fmt.Errorf("reading %s from the source failed: %s", m.Name, m.Error)))
+				cancel(pipeline.Permanent(fmt.Errorf("%s did not reach the bus: %s", m.Name, m.Error)))
 			}
 		})
 		if err != nil {
@@ -311,7 +311,7 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 		}
 	}
 	if m.State == bus.FileFailed || m.State == bus.FileSkipped {
-		return fail(pipeline.Permanent(fmt.Errorf("reading %s from the source failed: %s", m.Name, m.Error)))
+		return fail(pipeline.Permanent(fmt.Errorf("%s did not reach the bus: %s", m.Name, m.Error)))
 	}
 	file := fileOf(m)
 	up, err = s.sink.Open(ctx, file, rec.Resume)

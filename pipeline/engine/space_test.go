@@ -96,12 +96,12 @@ func TestBusStoreFullFailsTheFileAndEnds(t *testing.T) {
 		t.Fatalf("status: %+v", st)
 	}
 	f := st[0].Files[0]
-	want := regexp.MustCompile(`^reading big\.bin from the source failed: publishing chunk \d+: the bus store is full: the embedded server's store in ` + regexp.QuoteMeta(store) +
+	want := regexp.MustCompile(`^big\.bin did not reach the bus: publishing chunk \d+: the bus store is full: the embedded server's store in ` + regexp.QuoteMeta(store) +
 		` refused a write of 1\.0 MiB with \d+\.0 MiB of the file still to go, and no room came for 2s: free space on that file system and run again \(the embedded server takes up to 75% of the space free when it starts\), move the data directory to a larger file system, or lower bus\.window or bus\.retention \(JetStream: insufficient resources, error 10023\)$`)
 	if d := f.Deliveries[0]; d.State != bus.DeliveryFailed || !want.MatchString(d.Error) {
 		t.Errorf("delivery %s: %s\nwant the error to match %s", d.State, d.Error, want)
 	}
-	if f.Manifest.Outcome != pipeline.Failed.String() || !strings.HasPrefix(f.Manifest.Error, "mem: reading big.bin from the source failed: publishing chunk ") {
+	if f.Manifest.Outcome != pipeline.Failed.String() || !strings.HasPrefix(f.Manifest.Error, "mem: big.bin did not reach the bus: publishing chunk ") {
 		t.Errorf("manifest outcome %q, error %q", f.Manifest.Outcome, f.Manifest.Error)
 	}
 
