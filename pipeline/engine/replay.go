@@ -489,7 +489,7 @@ func (r *Run) endReplays() {
 			r.settleReplay(id) // removes a marker left behind
 			continue
 		}
-		if m.State != bus.FileDone || !subset(m.Sinks, mine) {
+		if m.State != bus.FileDone || len(missing(m.Sinks, mine)) > 0 {
 			continue // the run reading it finishes it, or another flow definition has the sinks
 		}
 		for _, s := range m.Sinks {
@@ -508,15 +508,6 @@ func (r *Run) endReplays() {
 		}
 		r.settleReplay(id)
 	}
-}
-
-func subset(a, b []string) bool {
-	for _, x := range a {
-		if !slices.Contains(b, x) {
-			return false
-		}
-	}
-	return true
 }
 
 // settleBeforeEnd runs when a run is about to end by itself (its source is
