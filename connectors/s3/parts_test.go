@@ -8,7 +8,6 @@ import (
 	"hash/crc32"
 	"net"
 	"testing"
-	"testing/iotest"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -27,27 +26,6 @@ func split(b []byte, sizes ...int) [][]byte {
 		b = b[n:]
 	}
 	return append(out, b)
-}
-
-func TestSlicesReader(t *testing.T) {
-	content := testkit.RandomContent(61, 100_000)
-	bufs := split(content, 1, 0, 4095, 50_000, 3)
-	if err := iotest.TestReader(&slicesReader{bufs: bufs, size: int64(len(content))}, content); err != nil {
-		t.Error(err)
-	}
-	// WriteTo from the middle, after a Read.
-	r := &slicesReader{bufs: bufs, size: int64(len(content))}
-	head := make([]byte, 4097)
-	if n, err := r.Read(head); err != nil || n != len(head) {
-		t.Fatalf("Read: %d, %v", n, err)
-	}
-	var rest bytes.Buffer
-	if n, err := r.WriteTo(&rest); err != nil || n != int64(len(content)-len(head)) {
-		t.Fatalf("WriteTo: %d, %v", n, err)
-	}
-	if !bytes.Equal(append(head, rest.Bytes()...), content) {
-		t.Error("Read then WriteTo gave other bytes")
-	}
 }
 
 // TestWritePartFromBuffers sends parts handed over as *net.Buffers, the way

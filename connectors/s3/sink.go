@@ -15,7 +15,6 @@ import (
 	"hash/crc32"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -484,12 +483,10 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // bufferPart takes the size bytes of a part from r and computes their
 // CRC32C, and their MD5 if withMD5.
 func bufferPart(r io.Reader, size int64, withMD5 bool) (*partBuffer, error) {
-	if nb, ok := r.(*net.Buffers); ok {
-		if bufs, ok := takeBuffers(*nb, size); ok {
-			b := &partBuffer{body: &slicesReader{bufs: bufs, size: size}}
-			b.sums(bufs, withMD5)
-			return b, nil
-		}
+	if sl, ok := pipeline.SlicesOf(r, 0, size); ok {
+		b := &partBuffer{body: sl}
+		b.sums(sl.Buffers(), withMD5)
+		return b, nil
 	}
 	b := &partBuffer{}
 	var err error
@@ -533,25 +530,6 @@ func bufferPart(r io.Reader, size int64, withMD5 bool) (*partBuffer, error) {
 	return b, nil
 }
 
-// takeBuffers returns the first size bytes of bufs without copying, or false
-// if bufs holds fewer.
-func takeBuffers(bufs [][]byte, size int64) ([][]byte, bool) {
-	var out [][]byte
-	for _, b := range bufs {
-		if size == 0 {
-			break
-		}
-		if int64(len(b)) > size {
-			b = b[:size]
-		}
-		if len(b) > 0 {
-			out = append(out, b)
-		}
-		size -= int64(len(b))
-	}
-	return out, size == 0
-}
-
 func (b *partBuffer) sums(bufs [][]byte, withMD5 bool) {
 	var crc uint32
 	var sum hash.Hash
@@ -593,74 +571,6 @@ func (b *partBuffer) md5Hex() (string, error) {
 		b.setMD5(sum.Sum(nil))
 	}
 	return b.md5hex, nil
-}
-
-// slicesReader reads a part held as several slices, without copying them
-// into one, and seeks so the SDK can send it again.
-type slicesReader struct {
-	bufs [][]byte
-	size int64
-	off  int64
-}
-
-func (r *slicesReader) Read(p []byte) (int, error) {
-	if r.off >= r.size {
-		return 0, io.EOF
-	}
-	n := 0
-	pos := r.off
-	for _, b := range r.bufs {
-		if pos >= int64(len(b)) {
-			pos -= int64(len(b))
-			continue
-		}
-		c := copy(p[n:], b[pos:])
-		n += c
-		pos = 0
-		if n == len(p) {
-			break
-		}
-	}
-	r.off += int64(n)
-	return n, nil
-}
-
-// WriteTo hands the slices to w as they are: net/http sends a request body
-// through it, sparing a copy.
-func (r *slicesReader) WriteTo(w io.Writer) (int64, error) {
-	var total int64
-	pos := r.off
-	for _, b := range r.bufs {
-		if pos >= int64(len(b)) {
-			pos -= int64(len(b))
-			continue
-		}
-		n, err := w.Write(b[pos:])
-		total += int64(n)
-		r.off += int64(n)
-		pos = 0
-		if err != nil {
-			return total, err
-		}
-	}
-	return total, nil
-}
-
-func (r *slicesReader) Seek(offset int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		offset += r.off
-	case io.SeekEnd:
-		offset += r.size
-	default:
-		return 0, errors.New("slicesReader.Seek: invalid whence")
-	}
-	if offset < 0 {
-		return 0, errors.New("slicesReader.Seek: negative position")
-	}
-	r.off = offset
-	return offset, nil
 }
 
 func checksumB64(h hash.Hash32) string {

@@ -252,12 +252,12 @@ func (u *upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) er
 		if p.Size == 0 {
 			return nil // an empty file has no content chunks
 		}
-		return u.s.cl.SendChunk(ctx, st.FileCode, p.Number+1, p.Size, r)
+		return u.s.cl.SendChunk(ctx, st.FileCode, p.Number+1, p.Size, rewindable(r, 0, p.Size))
 	case st.Simple:
 		if st.Done {
 			return nil
 		}
-		res, err := u.s.cl.UploadSimple(ctx, u.meta, p.Size, r)
+		res, err := u.s.cl.UploadSimple(ctx, u.meta, p.Size, rewindable(r, 0, p.Size))
 		if err != nil {
 			return err
 		}
@@ -275,7 +275,7 @@ func (u *upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) er
 	left := p.Size
 	for seq := int(p.Offset/u.part) + 1; left > 0; seq++ {
 		n := min(left, u.part)
-		chunk := io.LimitReader(r, n)
+		chunk := rewindable(r, p.Size-left, n)
 		u.mu.Lock()
 		held, ok := u.have[seq]
 		if ok {
@@ -285,7 +285,7 @@ func (u *upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) er
 		}
 		u.mu.Unlock()
 		if ok && held == n {
-			if _, err := io.Copy(io.Discard, chunk); err != nil {
+			if _, err := io.CopyN(io.Discard, chunk, n); err != nil {
 				return err
 			}
 		} else if err := u.s.cl.PutChunk(ctx, st.Session, seq, n, chunk); err != nil {
@@ -294,6 +294,17 @@ func (u *upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) er
 		left -= n
 	}
 	return nil
+}
+
+// rewindable returns the bytes [off, off+n) of a part read from r, without
+// a copy and able to be sent again (the client retries a chunk alone) when r
+// holds its bytes as slices; else r, from which the client reads the next n
+// bytes (and which it sends again only if r seeks).
+func rewindable(r io.Reader, off, n int64) io.Reader {
+	if sl, ok := pipeline.SlicesOf(r, off, n); ok {
+		return sl
+	}
+	return r
 }
 
 func (u *upload) Commit(ctx context.Context, f pipeline.File) error {

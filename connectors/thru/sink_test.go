@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -360,5 +361,36 @@ func TestSinkContentCutsPartsIntoChunks(t *testing.T) {
 	err = u2.WritePart(t.Context(), pipeline.Part{Number: 1, Offset: 1000, Size: 10}, bytes.NewReader(make([]byte, 10)))
 	if !pipeline.IsPermanent(err) || !strings.Contains(err.Error(), "not a multiple of the session chunk size 65536") {
 		t.Fatalf("misaligned part: %v", err)
+	}
+}
+
+// A session chunk the site failed is sent again alone, from the part's own
+// slices: the part's other chunks are not sent twice.
+func TestSinkContentPartRetryResumesAtFailedChunk(t *testing.T) {
+	site := newSite(t, nil) // MaxChunkSize 64 KiB
+	mod := func(c *thru.SinkConfig) { c.Mode, c.SimpleThreshold, c.PartSize = thru.ModeContent, -1, 1<<20 }
+	content := testkit.RandomContent(13, 4*(64<<10))
+	f := file("retry.bin", content)
+	u, err := newSink(t, site, mod).Open(t.Context(), f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	site.FailNth(thrusim.KindSessionPut, 3, 503)
+	p := pipeline.Part{Number: 0, Size: int64(len(content)), Last: true}
+	body := net.Buffers{content[:100_000], content[100_000:]} // as the engine hands parts over
+	if err := u.WritePart(t.Context(), p, &body); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Commit(t.Context(), f); err != nil {
+		t.Fatal(err)
+	}
+	if d := site.Deliveries(); len(d) != 1 || d[0].SHA256 != f.SHA256 {
+		t.Fatalf("deliveries = %+v", d)
+	}
+	if n := len(site.CallsOf(thrusim.KindSessionPut)); n != 5 {
+		t.Fatalf("%d chunk PUTs, want 5 (chunks 1 to 4 and chunk 3 again)", n)
+	}
+	if got := site.CallsOf(thrusim.KindSessionPut)[2]; got.Status != 503 {
+		t.Fatalf("third chunk PUT: %+v, want the injected 503", got)
 	}
 }
