@@ -51,24 +51,34 @@ func SlicesOf(r io.Reader, off, size int64) (s *Slices, ok bool) {
 func (r *Slices) Buffers() [][]byte { return r.bufs }
 
 func (r *Slices) Read(p []byte) (int, error) {
-	if r.off >= r.size {
-		return 0, io.EOF
+	n, err := r.ReadAt(p, r.off)
+	r.off += int64(n)
+	if err == io.EOF && n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+// ReadAt reads from offset off of the range, leaving Read's position alone.
+func (r *Slices) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("pipeline.Slices.ReadAt: negative offset")
 	}
 	n := 0
-	pos := r.off
 	for _, b := range r.bufs {
-		if pos >= int64(len(b)) {
-			pos -= int64(len(b))
-			continue
-		}
-		c := copy(p[n:], b[pos:])
-		n += c
-		pos = 0
 		if n == len(p) {
 			break
 		}
+		if off >= int64(len(b)) {
+			off -= int64(len(b))
+			continue
+		}
+		n += copy(p[n:], b[off:])
+		off = 0
 	}
-	r.off += int64(n)
+	if n < len(p) {
+		return n, io.EOF
+	}
 	return n, nil
 }
 

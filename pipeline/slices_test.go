@@ -35,6 +35,10 @@ func TestSlices(t *testing.T) {
 		if err := iotest.TestReader(sl, want); err != nil {
 			t.Errorf("SlicesOf(%d, %d): %v", off, size, err)
 		}
+		sec := io.NewSectionReader(sl, 0, size)
+		if err := iotest.TestReader(sec, want); err != nil {
+			t.Errorf("SlicesOf(%d, %d) through ReadAt: %v", off, size, err)
+		}
 		// WriteTo from the middle, after a Read, then again after a Seek.
 		for range 2 {
 			if _, err := sl.Seek(0, io.SeekStart); err != nil {

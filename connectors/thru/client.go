@@ -416,7 +416,7 @@ func (cl *Client) SendChunkZero(ctx context.Context, fileCode, name string, size
 
 // SendChunk sends drop-off content chunk n (from 1) of size bytes read from
 // r. Chunks may be sent in any order and concurrently. The call is retried
-// only when r is an io.ReadSeeker (positioned at the chunk's start).
+// only when r is an io.ReaderAt and io.Seeker (positioned at the chunk's start).
 func (cl *Client) SendChunk(ctx context.Context, fileCode string, n int, size int64, r io.Reader) error {
 	if n < 1 || n > MaxDropOffChunkNumber {
 		return fmt.Errorf("thru: drop-off chunk number %d: want 1 to %d", n, MaxDropOffChunkNumber)
@@ -491,7 +491,7 @@ func (cl *Client) Preflight(ctx context.Context, meta FileMetadata) (*Preflight,
 }
 
 // UploadSimple uploads a whole file of size bytes in one request
-// (POST Content). It is retried only when r is an io.ReadSeeker.
+// (POST Content). It is retried only when r is an io.ReaderAt and io.Seeker.
 func (cl *Client) UploadSimple(ctx context.Context, meta FileMetadata, size int64, r io.Reader) (*UploadResult, error) {
 	c := cl.content("Content simple upload", http.MethodPost, PathContent, &meta)
 	mj, err := json.Marshal(meta)
@@ -539,7 +539,7 @@ func (cl *Client) UpdateSession(ctx context.Context, id string, meta FileMetadat
 
 // PutChunk sends chunk seq (from 1) of size bytes to a session (PUT).
 // Chunks may be sent in any order and concurrently. It is retried only
-// when r is an io.ReadSeeker.
+// when r is an io.ReaderAt and io.Seeker.
 func (cl *Client) PutChunk(ctx context.Context, id string, seq int, size int64, r io.Reader) error {
 	if seq < 1 {
 		return fmt.Errorf("thru: upload session chunk number %d: chunks are numbered from 1", seq)
@@ -628,7 +628,7 @@ func contentPartHeader(filename string) textproto.MIMEHeader {
 // (meta) then one part of exactly size bytes read from r. The envelope is
 // built in memory (it is small), so the body has a known Content-Length and
 // the content streams straight from r without a copy. The body can be
-// rebuilt for a retry when r is an io.ReadSeeker.
+// rebuilt for a retry when r is an io.ReaderAt and an io.Seeker.
 func multipartBody(meta []byte, hdr textproto.MIMEHeader, size int64, r io.Reader) (func() (io.Reader, int64, string, error), bool) {
 	var head bytes.Buffer
 	mw := multipart.NewWriter(&head)
@@ -652,25 +652,29 @@ func multipartBody(meta []byte, hdr textproto.MIMEHeader, size int64, r io.Reade
 	}
 	suffix := head.Bytes()
 	ctype := mw.FormDataContentType()
-	seeker, canSeek := r.(io.ReadSeeker)
+	// Each attempt reads its own section of r, as the transport may still
+	// be reading the last attempt's body after its answer came; r itself
+	// moves past the size bytes at once.
+	ra, canRetry := r.(io.ReaderAt)
+	seeker, isSeeker := r.(io.Seeker)
+	canRetry = canRetry && isSeeker
 	start := int64(0)
-	if canSeek {
-		start, _ = seeker.Seek(0, io.SeekCurrent)
+	if canRetry {
+		if start, err = seeker.Seek(0, io.SeekCurrent); err == nil {
+			_, err = seeker.Seek(size, io.SeekCurrent)
+		}
 	}
-	first := true
 	return func() (io.Reader, int64, string, error) {
 		if err != nil {
 			return nil, 0, "", err
 		}
-		if !first && canSeek {
-			if _, err := seeker.Seek(start, io.SeekStart); err != nil {
-				return nil, 0, "", err
-			}
+		content := r
+		if canRetry {
+			content = io.NewSectionReader(ra, start, size)
 		}
-		first = false
-		body := io.MultiReader(bytes.NewReader(prefix), &exactReader{r: r, left: size}, bytes.NewReader(suffix))
+		body := io.MultiReader(bytes.NewReader(prefix), &exactReader{r: content, left: size}, bytes.NewReader(suffix))
 		return body, int64(len(prefix)) + size + int64(len(suffix)), ctype, nil
-	}, canSeek
+	}, canRetry
 }
 
 // exactReader yields exactly left bytes from r, failing if r has fewer.

@@ -42,8 +42,9 @@
 //
 // A call is retried (with a new header, after a jittered backoff) on 5xx,
 // 429, connection resets and timeouts, as long as its body can be sent again:
-// JSON bodies always can, content bodies when the reader is an io.ReadSeeker
-// (otherwise the caller, such as the engine rewriting a part, retries).
+// JSON bodies always can, content bodies when the reader is an io.ReaderAt
+// and an io.Seeker, such as a bytes.Reader, a file or the pipeline.Slices the
+// engine's parts come as (otherwise the caller retries, rewriting the part).
 // Failures are *CallError values naming the call, the file, the HTTP status
 // and what to do; they wrap ErrAccessDenied (401, 403: wrong keys, clock
 // skew, flow code mismatch), ErrInvalidEndpointPath (409) or ErrNotFound
