@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/mftflow/mftflow/pipeline"
@@ -86,13 +87,14 @@ const rcloneTransfers = "8"
 // the runner's default parallelism (parts of one file written at once).
 const rcloneStreams = "4"
 
-// rclonePath is the rclone binary; it skips b when rclone is not installed.
+// rclonePath is the pinned rclone, built into bin/ by scripts/rclone.sh on
+// first use (about four minutes); it skips b when that fails.
 func rclonePath(b *testing.B) string {
-	rclone, err := exec.LookPath("rclone")
+	out, err := exec.Command("../scripts/rclone.sh").Output()
 	if err != nil {
-		b.Skip("rclone is not installed (Debian: apt-get install rclone)")
+		b.Skipf("building the pinned rclone with scripts/rclone.sh: %v", err)
 	}
-	return rclone
+	return strings.TrimSpace(string(out))
 }
 
 // rcloneCopy returns the rclone command copying the workload in directory

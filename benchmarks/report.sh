@@ -20,7 +20,7 @@ trap 'rm -f "$raw"' EXIT
 	echo "memory: $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
 	echo "kernel: $(uname -sr)"
 	echo "go: $(go env GOVERSION)"
-	if command -v rclone >/dev/null; then echo "rclone: $(rclone version | awk 'NR == 1 { print $2 }')"; fi
+	echo "rclone: $("$(../scripts/rclone.sh)" version | awk 'NR == 1 { print $2 }')"
 	if command -v curl >/dev/null; then echo "curl: $(curl --version | awk 'NR == 1 { print $2 }')"; fi
 } > "$raw"
 for pattern in $patterns; do
