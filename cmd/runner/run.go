@@ -306,6 +306,10 @@ func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 		fmt.Fprintln(g.stdout, formatSummary(s, time.Since(s.Started)))
 		failed += filesFailed(s)
 	}
+	// What the run cost the bus: the messages of every JetStream request,
+	// publish and record write, which bound how many files a second go through.
+	st := c.nc.Stats()
+	log.Info("bus traffic", "messages_out", st.OutMsgs, "messages_in", st.InMsgs, "bytes_out", st.OutBytes, "bytes_in", st.InBytes)
 	switch {
 	case len(fatal) == 1:
 		return &exitError{exitErr, fatal[0]}
