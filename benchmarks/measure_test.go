@@ -21,7 +21,7 @@ func measure(b *testing.B, w Workload, command func(work string) []string) int {
 	var peak int64
 	runs := 0
 	for b.Loop() {
-		work := b.TempDir()
+		work := workDir(b, w)
 		argv := command(work)
 		res, err := RunCommand(work, argv[0], argv[1:]...)
 		if err != nil {
@@ -49,7 +49,7 @@ func copyBaseline(b *testing.B, w Workload, in string) {
 	b.SetBytes(w.Bytes())
 	runs := 0
 	for b.Loop() {
-		if err := CopyFiles(in, filepath.Join(b.TempDir(), "out")); err != nil {
+		if err := CopyFiles(in, filepath.Join(workDir(b, w), "out")); err != nil {
 			b.Fatal(err)
 		}
 		runs++

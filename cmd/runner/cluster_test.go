@@ -408,12 +408,21 @@ type clusterPair struct {
 // which process reads the source is known), runner b; flags go to both.
 func startClusterPair(t *testing.T, fsync bool, flags []string, big int64, mids ...int64) *clusterPair {
 	t.Helper()
+	return startClusterPairWith(t, fsync, flags, func(in string) (map[string]clusterInput, string) {
+		return writeClusterInput(t, in, big, mids...)
+	})
+}
+
+// startClusterPairWith is startClusterPair with the input written by
+// input, which returns the files and big.bin's id, if any.
+func startClusterPairWith(t *testing.T, fsync bool, flags []string, input func(in string) (map[string]clusterInput, string)) *clusterPair {
+	t.Helper()
 	p := &clusterPair{c: natscluster.Start(t, 3)}
 	p.js = connectCluster(t, p.c)
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in")
 	p.out = filepath.Join(dir, "out")
-	p.want, p.bigID = writeClusterInput(t, in, big, mids...)
+	p.want, p.bigID = input(in)
 	flow := writeClusterFlow(t, dir, in, p.out, fsync)
 	p.a = startClusterRunner(t, "a", dir, p.c.URLs(), flow, flags...)
 	p.holder = waitLeaseHolder(t, p.js, p.a)
@@ -436,7 +445,7 @@ func (p *clusterPair) checkFinished(t *testing.T) map[string]bus.Delivery {
 // checkSummary checks that runner r reports every file passed.
 // checkSummary checks that runner r counts every file: passed by it, or
 // found already done (by the other runner) when it polled the source.
-func checkSummary(t *testing.T, r *clusterRunner) {
+func checkSummary(t *testing.T, r *clusterRunner, files int) {
 	t.Helper()
 	m := summaryRE.FindStringSubmatch(r.stdout.String())
 	if m == nil {
@@ -445,8 +454,8 @@ func checkSummary(t *testing.T, r *clusterRunner) {
 	}
 	passed, _ := strconv.Atoi(m[1])
 	done, _ := strconv.Atoi(m[3])
-	if passed+done != clusterFiles {
-		t.Errorf("runner %s summary %q: %d passed and %d already done; want %d in all", r.name, r.stdout.String(), passed, done, clusterFiles)
+	if passed+done != files {
+		t.Errorf("runner %s summary %q: %d passed and %d already done; want %d in all", r.name, r.stdout.String(), passed, done, files)
 	}
 }
 
@@ -480,8 +489,8 @@ func TestClusterTwoRunnersShareTheWork(t *testing.T) {
 	if code := b.wait(t, p.js); code != 0 {
 		t.Fatalf("runner b exited %d", code)
 	}
-	checkSummary(t, a)
-	checkSummary(t, b)
+	checkSummary(t, a, clusterFiles)
+	checkSummary(t, b, clusterFiles)
 	if !logged(b.stderr.String(), `msg="another runner polls the source; this one delivers and takes over if that one stops renewing its lease"`, "holder="+holder+" ") {
 		t.Errorf("runner b did not report that runner a (%s) polls the source", holder)
 	}
@@ -571,7 +580,7 @@ func TestClusterRunnerKilledMidTransfer(t *testing.T) {
 	if code := survivor.wait(t, js); code != 0 {
 		t.Fatalf("runner %s exited %d", survivor.name, code)
 	}
-	checkSummary(t, survivor)
+	checkSummary(t, survivor, clusterFiles)
 	deliveries := p.checkFinished(t)
 	checkStreamReplicas(t, js, 3)
 
@@ -590,6 +599,58 @@ func TestClusterRunnerKilledMidTransfer(t *testing.T) {
 
 // metaLeader is the server name of the cluster's JetStream meta leader, as
 // node i's monitoring endpoint reports it.
+// TestClusterRunnerKilledWhileGroupsAreDelivered kills the runner that
+// reads the source while 6,000 small files travel in groups between two
+// runners: the other takes the source over and every file arrives once.
+// With fewer files the first runner may be done before the test sees it
+// hold the lease.
+func TestClusterRunnerKilledWhileGroupsAreDelivered(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node cluster; skipped with -short")
+	}
+	const n = 6000
+	// With fsync the sink is slow enough for the kill to land mid-run.
+	p := startClusterPairWith(t, true, nil, func(in string) (map[string]clusterInput, string) {
+		files := map[string]clusterInput{}
+		for i := range n {
+			name := fmt.Sprintf("g%d/edi-%04d.txt", i%5, i)
+			path := filepath.Join(in, filepath.FromSlash(name))
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			size := int64(i*7919%(8<<10)) + int64(i%2)
+			files[name] = clusterInput{size: size, sha: writeSeededFile(t, path, size, uint64(i))}
+		}
+		return files, ""
+	})
+	a, b := p.a, p.b
+	// Kill the lease holder once some of the files, not all, arrived
+	// (counted in one of the five folders: listing all takes long).
+	for deadline := time.Now().Add(clusterDeadline); ; {
+		if got := len(listFiles(t, filepath.Join(p.out, "g0"))); got >= n/50 {
+			t.Logf("killing runner a (the lease holder) with %d of g0's %d files delivered", got, n/5)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no files delivered in %s", clusterDeadline)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-a.exited
+	if got := len(listFiles(t, p.out)); got == n {
+		t.Fatalf("every file was delivered before the kill landed")
+	}
+	if code := b.wait(t, p.js); code != 0 {
+		t.Fatalf("runner b exited %d", code)
+	}
+	checkSummary(t, b, n)
+	deliveries := p.checkFinished(t)
+	checkWritesOnce(t, deliveries, p.want)
+}
+
 func metaLeader(t *testing.T, c *natscluster.Cluster, i int) string {
 	t.Helper()
 	resp, err := http.Get(c.MonitorURL(i) + "/jsz")

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -50,6 +51,9 @@ type crashPlan struct {
 	size        int64
 	seed        uint64
 	target      string
+	// small, when set, replaces the big file with this many small files
+	// (they travel in groups), and kills come 0.1s–1.2s apart.
+	small int
 }
 
 func crashPlanFromEnv(t *testing.T) crashPlan {
@@ -117,12 +121,36 @@ func TestRandomKillsLoseNothing(t *testing.T) {
 	}
 }
 
+// TestRandomKillsLoseNoSmallFile is the harness on 2,000 small files into
+// two local sinks: they travel in groups, and kills land while groups are
+// read, written, delivered and acked.
+func TestRandomKillsLoseNoSmallFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills the runner many times; skipped with -short")
+	}
+	plan := crashPlanFromEnv(t)
+	plan.small = 2000
+	t.Logf("plan: %d runs of %d kills, %d small files, first seed %d (MFTFLOW_CRASH_SEED repeats it)",
+		plan.runs, plan.kills, plan.small, plan.seed)
+	for i := range plan.runs {
+		seed := plan.seed + uint64(i)
+		if !t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) { crashRun(t, localTarget(), plan, seed) }) {
+			return
+		}
+	}
+}
+
 // crashRun is one run of the harness against target.
 func crashRun(t *testing.T, target crashTarget, plan crashPlan, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	dir := t.TempDir()
 	in, data := filepath.Join(dir, "in"), filepath.Join(dir, "data")
-	files := crashInput(t, in, plan.size, rng, target.utf8Only)
+	var files map[string]string
+	if plan.small > 0 {
+		files = smallInput(t, in, "", plan.small, rng, target.utf8Only)
+	} else {
+		files = crashInput(t, in, plan.size, rng, target.utf8Only)
+	}
 	flow := writeFile(t, dir, "crash.yaml", `name: crash
 source:
   local:
@@ -137,7 +165,10 @@ sinks:
 	args := []string{"run", "--data", data, "--progress", "none", "--log-level", "info", flow}
 
 	lo, hi := 200*time.Millisecond, 1500*time.Millisecond
-	if plan.size >= 512<<20 {
+	switch {
+	case plan.small > 0:
+		lo, hi = 100*time.Millisecond, 1200*time.Millisecond
+	case plan.size >= 512<<20:
 		lo, hi = 500*time.Millisecond, 4500*time.Millisecond
 	}
 	var logs []string
@@ -151,7 +182,12 @@ sinks:
 				t.Fatalf("run %d ended by itself with exit %d before its kill\n%s", run, exit, tailOf(logPath))
 			}
 			// Everything was delivered before the kill: give the next
-			// runs another big file, so that every kill lands mid-transfer.
+			// runs more to do, so that every kill lands mid-transfer.
+			if plan.small > 0 {
+				maps.Copy(files, smallInput(t, in, fmt.Sprintf("more%d-", run), plan.small/4, rng, target.utf8Only))
+				t.Logf("run %d finished before its kill at %s; %d small files added", run, after.Round(time.Millisecond), plan.small/4)
+				continue
+			}
 			name := fmt.Sprintf("big%d.bin", run)
 			files[name] = writeSeededFile(t, filepath.Join(in, name), plan.size, rng.Uint64())
 			t.Logf("run %d finished before its kill at %s; %s added", run, after.Round(time.Millisecond), name)
@@ -243,6 +279,37 @@ func crashInput(t *testing.T, in string, size int64, rng *rand.Rand, utf8Only bo
 		writeFile(t, in, n, string(b))
 		sum := sha256.Sum256(b)
 		files[n] = hex.EncodeToString(sum[:])
+	}
+	return files
+}
+
+// smallInput writes n small files (0 to 12 KiB, a few at the group's
+// bounds) under in, in a few folders, their names starting with prefix.
+// It returns name → sha256.
+func smallInput(t *testing.T, in, prefix string, n int, rng *rand.Rand, utf8Only bool) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	for i := range n {
+		name := fmt.Sprintf("%sbatch%d/%s%04d.edi", prefix, i%7, []string{"po-", "inv ", "ré-", "x"}[i%4], i)
+		if !utf8Only && i%500 == 3 {
+			name = fmt.Sprintf("%sodd-\xff%04d.edi", prefix, i)
+		}
+		size := rng.IntN(12 << 10)
+		switch i % 250 {
+		case 0:
+			size = 0
+		case 1:
+			size = 32 << 10
+		case 2:
+			size = 32<<10 + 1
+		}
+		b := make([]byte, size)
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		writeFile(t, in, name, string(b))
+		sum := sha256.Sum256(b)
+		files[name] = hex.EncodeToString(sum[:])
 	}
 	return files
 }

@@ -97,3 +97,28 @@ func (d *Delivery) UnmarshalJSON(b []byte) error {
 	d.Name = string(v.Name)
 	return nil
 }
+
+type memberJSON Member
+
+func (m Member) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		memberJSON
+		Key  exactString `json:"key"`
+		Name exactString `json:"name"`
+	}{memberJSON(m), exactString(m.Key), exactString(m.Name)})
+}
+
+func (m *Member) UnmarshalJSON(b []byte) error {
+	var v struct {
+		memberJSON
+		Key  exactString `json:"key"`
+		Name exactString `json:"name"`
+	}
+	v.memberJSON = memberJSON(*m)
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*m = Member(v.memberJSON)
+	m.Key, m.Name = string(v.Key), string(v.Name)
+	return nil
+}

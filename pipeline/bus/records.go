@@ -67,6 +67,11 @@ type Manifest struct {
 	// replay.
 	Inline  bool   `json:"inline,omitempty"`
 	Content []byte `json:"content,omitempty"`
+	// Group names the group that carries the file (see Group): its bytes,
+	// its deliveries and so its outcome are in the group's records, not
+	// in this one, which stays ready. Replay and a rerun that sends it
+	// again make it a file of its own first (clearing Group).
+	Group string `json:"group,omitempty"`
 	// Checkpoint is the last point up to which every chunk is known to be on
 	// the bus; an interrupted read resumes there.
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -68,6 +69,24 @@ func (r *Run) taskPending(ctx context.Context, seq uint64) (bool, error) {
 	return false, fmt.Errorf("looking up delivery task %d: %w", seq, err)
 }
 
+// duplicateTask returns errDuplicateTask when the task message at stream
+// sequence task is not the one a delivery's record names (recorded), and
+// that one is still pending: another task message carries the delivery,
+// unless it is gone (acked when the delivery failed, before a replay).
+func (r *Run) duplicateTask(ctx context.Context, recorded, task uint64) error {
+	if recorded == 0 || recorded == task {
+		return nil
+	}
+	pending, err := r.taskPending(ctx, recorded)
+	if err != nil {
+		return err
+	}
+	if pending {
+		return errDuplicateTask
+	}
+	return nil
+}
+
 // retryLater asks for the task to be redelivered after a delay. waiting
 // says the attempt ended for want of a reader of the file, not by a
 // failure of the sink's.
@@ -75,6 +94,7 @@ type retryLater struct {
 	err     error
 	after   time.Duration
 	waiting bool
+	files   int // deliveries tried again: those of a group's files that failed; 0 means 1
 }
 
 func (e *retryLater) Error() string { return e.err.Error() }
@@ -106,7 +126,12 @@ func (r *Run) handleTask(s *sinkRun, msg jetstream.Msg) {
 	if meta, err := msg.Metadata(); err == nil {
 		task = meta.Sequence.Stream
 	}
-	err := r.deliver(r.hard, s, id, task, log)
+	var err error
+	if gid, ok := strings.CutPrefix(id, "g:"); ok {
+		err = r.deliverGroup(r.hard, s, gid, task, log)
+	} else {
+		err = r.deliver(r.hard, s, id, task, log)
+	}
 	stopAlive()
 
 	var later *retryLater
@@ -130,8 +155,8 @@ func (r *Run) handleTask(s *sinkRun, msg jetstream.Msg) {
 		log.Info("delivery waits for the file to be read from its source again", "in", later.after, "reason", later.err)
 		msg.NakWithDelay(later.after)
 	case errors.As(err, &later):
-		s.stats.retries.Add(1)
-		s.metrics.retries.Inc()
+		s.stats.retries.Add(int64(max(1, later.files)))
+		s.metrics.retries.Add(float64(max(1, later.files)))
 		log.Warn("delivery attempt failed; retrying", "in", later.after, "err", later.err)
 		msg.NakWithDelay(later.after)
 	case errors.Is(err, bus.ErrStoreFull):
@@ -172,15 +197,9 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 		if exists && bus.Final(d.State) {
 			return bus.ErrUnchanged
 		}
-		if exists && d.Task != 0 && d.Task != task {
-			// Another task message carries this delivery, unless it is
-			// gone (acked when the delivery failed, before a replay).
-			pending, err := r.taskPending(ctx, d.Task)
-			if err != nil {
+		if exists {
+			if err := r.duplicateTask(ctx, d.Task, task); err != nil {
 				return err
-			}
-			if pending {
-				return errDuplicateTask
 			}
 		}
 		d.File, d.Sink, d.Name, d.Task = id, s.spec.Name, m.Name, task
@@ -594,23 +613,29 @@ func (r *Run) wholeChunk(ctx context.Context, m bus.Manifest) ([]byte, error) {
 		}
 		return m.Content, nil
 	}
+	return onlyChunk(ctx, r.fb.Chunks, r.codec, r.fb.ChunkSubject(m.ID), m.Name)
+}
+
+// onlyChunk reads the one chunk on subject (the last message) in one
+// request; name names its file in errors.
+func onlyChunk(ctx context.Context, chunks jetstream.Stream, codec *bus.Codec, subject, name string) ([]byte, error) {
 	var raw *jetstream.RawStreamMsg
 	err := bus.RetryTransient(ctx, func() (err error) {
-		raw, err = r.fb.Chunks.GetLastMsgForSubject(ctx, r.fb.ChunkSubject(m.ID))
+		raw, err = chunks.GetLastMsgForSubject(ctx, subject)
 		return err
 	})
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, pipeline.Permanent(fmt.Errorf("%s: chunk 0 is missing from the bus; were the chunks purged?", m.Name))
+		return nil, pipeline.Permanent(fmt.Errorf("%s: chunk 0 is missing from the bus; were the chunks purged?", name))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the chunk of %s: %w", m.Name, err)
+		return nil, fmt.Errorf("reading the chunk of %s: %w", name, err)
 	}
-	c, err := r.codec.Decode(raw.Header, raw.Data)
+	c, err := codec.Decode(raw.Header, raw.Data)
 	if err != nil {
-		return nil, pipeline.Permanent(fmt.Errorf("%s: %w", m.Name, err))
+		return nil, pipeline.Permanent(fmt.Errorf("%s: %w", name, err))
 	}
 	if c.Index != 0 || !c.Last {
-		return nil, pipeline.Permanent(fmt.Errorf("%s: the bus holds chunk %d as the file's last, the manifest says it is one chunk", m.Name, c.Index))
+		return nil, pipeline.Permanent(fmt.Errorf("%s: the bus holds chunk %d as the file's last, the manifest says it is one chunk", name, c.Index))
 	}
 	return c.Data, nil
 }

@@ -146,6 +146,7 @@ type Run struct {
 	files     sync.WaitGroup
 	workers   sync.WaitGroup
 	finisher  *finisher
+	grouper   *grouper       // gathers small files into groups
 	lease     *sourceLease   // only its holder polls the source
 	retention *retention     // nil unless the flow keeps chunks after delivery
 	space     *bus.SpaceWait // writes refused for want of room wait here
@@ -219,6 +220,7 @@ func (e *Engine) Start(ctx context.Context, f pipeline.Flow) (*Run, error) {
 	}
 	r.space = r.newSpace(e.metrics.refused.WithLabelValues(f.Name))
 	r.fb.Store.Space = r.space
+	r.grouper = &grouper{r: r, settled: map[string][]bus.GroupDelivery{}}
 	r.finisher, err = newFinisher(r)
 	if err != nil {
 		r.closeComponents()

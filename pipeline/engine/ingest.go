@@ -67,14 +67,58 @@ func (r *Run) handleFile(item pipeline.Item) {
 	if f.Size >= 0 {
 		r.stats.bytesKnown.Add(f.Size)
 	}
-
 	var m bus.Manifest
-	rev, err := r.fb.Store.Get(r.hard, bus.ManifestKey(id), &m)
-	if err != nil {
-		log.Error("reading manifest", "err", err)
-		return
+	var known *bus.Versioned[bus.Manifest]
+	if r.canGroup(f) {
+		// A new file goes into a group without a look at its manifest
+		// (claiming it tells), unless most files lately were known ones.
+		if r.grouper.looksFirst() {
+			rev, err := r.fb.Store.Get(r.hard, bus.ManifestKey(id), &m)
+			if err != nil {
+				log.Error("reading manifest", "err", err)
+				return
+			}
+			known = &bus.Versioned[bus.Manifest]{V: m, Rev: rev}
+		}
+		if known == nil || known.Rev == 0 {
+			if res, ok := r.tryGroup(item, f, id, release); ok {
+				switch {
+				case res.err != nil:
+					return // stopping: the next run resumes
+				case !res.alone:
+					res.out.RunID = r.e.opts.RunID
+					r.countOutcome(id, res.out.Status)
+					r.ack(item, res.out, log)
+					return
+				}
+				known = nil // claimed meanwhile: read it again
+			}
+		}
 	}
-	known := &bus.Versioned[bus.Manifest]{V: m, Rev: rev}
+	if known == nil {
+		rev, err := r.fb.Store.Get(r.hard, bus.ManifestKey(id), &m)
+		if err != nil {
+			log.Error("reading manifest", "err", err)
+			return
+		}
+		known = &bus.Versioned[bus.Manifest]{V: m, Rev: rev}
+	}
+	if m.Group != "" {
+		next, fresh, done, err := r.rejoin(item, m, log)
+		switch {
+		case err != nil:
+			if !errors.Is(err, errStopped) {
+				log.Error("resuming a file of a group", "group", m.Group, "err", err)
+			}
+			return
+		case done:
+			return
+		case fresh:
+			m, known = bus.Manifest{}, nil // read afresh
+		default:
+			m, known = next.V, next
+		}
+	}
 	if m.State == bus.FileDone && m.ReadError != "" {
 		m.State = bus.FileFailed // read it again
 	}

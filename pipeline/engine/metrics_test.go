@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/pipeline/bus"
 	"github.com/mftflow/mftflow/pipeline/engine"
 	"github.com/mftflow/mftflow/testkit"
 )
@@ -74,7 +76,7 @@ func TestMetricsCountWhatWasDelivered(t *testing.T) {
 	const chunk = 64 << 10
 	for _, b := range files {
 		total += float64(len(b))
-		if len(b) > 32<<10 { // smaller files travel in their manifests, as no chunk
+		if len(b) > 32<<10 { // smaller files travel in groups, one chunk a group
 			chunks += (len(b) + chunk - 1) / chunk
 		}
 	}
@@ -94,7 +96,7 @@ func TestMetricsCountWhatWasDelivered(t *testing.T) {
 	n := float64(len(files))
 	wantSeries(t, reg, n, "mftflow_read_files_total", "flow", "counted")
 	wantSeries(t, reg, total, "mftflow_read_bytes_total", "flow", "counted")
-	wantSeries(t, reg, float64(chunks), "mftflow_chunk_publish_seconds", "flow", "counted")
+	wantSeries(t, reg, float64(chunks+groups(t, e, "counted")), "mftflow_chunk_publish_seconds", "flow", "counted")
 	for _, s := range []struct {
 		name string
 		mem  *testkit.MemorySink
@@ -242,4 +244,34 @@ func TestMetricsBusGauges(t *testing.T) {
 	}
 	defer again.Stop(context.Background())
 	wantSeries(t, reg, 0, "mftflow_bus_chunks_stored", "flow", "idle")
+}
+
+// groups counts the groups of small files of flow on the bus.
+func groups(t *testing.T, e env, flow string) int {
+	t.Helper()
+	n := 0
+	for _, k := range flowKeys(t, e, flow) {
+		if strings.HasPrefix(k, "grp.") {
+			n++
+		}
+	}
+	return n
+}
+
+// flowKeys lists the keys of flow's KV bucket.
+func flowKeys(t *testing.T, e env, flow string) []string {
+	t.Helper()
+	kv, err := e.js.KeyValue(context.Background(), bus.Names{Flow: flow}.Bucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.ListKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for k := range keys.Keys() {
+		out = append(out, k)
+	}
+	return out
 }

@@ -99,6 +99,10 @@ func Replay(ctx context.Context, js jetstream.JetStream, flow string, sel Select
 		return rep, fmt.Errorf("flow %s: opening stream %s: %w", flow, n.TaskStream(), err)
 	}
 	rp := &replayer{js: js, names: n, store: st, chunks: chunks, tasks: tasks, rep: &rep}
+	codec, err := bus.NewCodec("none") // it decodes any chunk
+	if err != nil {
+		return rep, err
+	}
 
 	var known []string
 	for _, c := range fs.Sinks {
@@ -119,6 +123,14 @@ func Replay(ctx context.Context, js jetstream.JetStream, flow string, sel Select
 			rep.Refused = append(rep.Refused, ReplayItem{File: want, Reason: fmt.Sprintf("no file with this id or name in flow %s", flow)})
 		}
 	}
+	ungrouped := map[string]bool{} // groups a member of which became a file of its own
+	defer func() {
+		for gid := range ungrouped {
+			if err := purgeGroupIfDone(ctx, st, chunks, n, gid); err != nil && ctx.Err() == nil {
+				rep.Refused = append(rep.Refused, ReplayItem{Reason: fmt.Sprintf("removing the chunk of group %s, which no file needs any more: %v", gid, err)})
+			}
+		}
+	}()
 	for _, f := range fs.Files {
 		m := f.Manifest
 		named := len(sel.Files) > 0
@@ -169,6 +181,20 @@ func Replay(ctx context.Context, js jetstream.JetStream, flow string, sel Select
 		}
 		if len(chosen) == 0 {
 			continue
+		}
+		if m.Group != "" {
+			nv, err := ungroup(ctx, st, func(g bus.Group) ([]byte, error) { return groupContent(ctx, chunks, codec, n, g) }, m)
+			if errors.Is(err, errGroupBusy) {
+				for _, d := range chosen {
+					rep.Refused = append(rep.Refused, ReplayItem{File: m.ID, Name: m.Name, Sink: d.Sink, Reason: err.Error()})
+				}
+				continue
+			}
+			if err != nil {
+				return rep, fmt.Errorf("flow %s: replaying %s: %w", flow, m.Name, err)
+			}
+			ungrouped[m.Group] = true
+			m = nv.V
 		}
 		if err := rp.file(ctx, m, chosen); err != nil {
 			return rep, fmt.Errorf("flow %s: replaying %s: %w", flow, m.Name, err)

@@ -463,11 +463,13 @@ func TestReplayWhileTheFlowRuns(t *testing.T) {
 	}
 }
 
-// Small files travel inside their manifests, not as chunks: nothing of them
-// is published to the chunk stream. Their bytes stay in the manifest while a
-// delivery of them failed, so a replay without bus.retention still has them,
-// and leave it once every sink committed.
-func TestSmallFilesTravelInTheirManifests(t *testing.T) {
+// Small files travel in groups: their bytes are one chunk on the chunk
+// stream, their manifests name the group. The chunk stays while a delivery
+// of a member failed, so a replay without bus.retention still has them; a
+// replay makes each a file of its own with its bytes in its manifest, which
+// leave it once every sink committed, and the group's chunk goes once no
+// member needs it.
+func TestSmallFilesTravelInGroups(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	files := map[string][]byte{
@@ -500,8 +502,8 @@ func TestSmallFilesTravelInTheirManifests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := info.State.LastSeq; got != 5 {
-		t.Errorf("%d chunk messages were published; want 5, those of d.bin and e.bin", got)
+	if got, want := info.State.LastSeq, uint64(5+groups(t, e, "inline")); got != want {
+		t.Errorf("%d chunk messages were published; want %d, those of d.bin and e.bin and the groups'", got, want)
 	}
 	kv, err := e.js.KeyValue(ctx, names.Bucket())
 	if err != nil {
@@ -517,9 +519,13 @@ func TestSmallFilesTravelInTheirManifests(t *testing.T) {
 		return m
 	}
 	for _, name := range inline {
-		if m := manifest(name); !m.Inline || string(m.Content) != string(files[name]) {
-			t.Errorf("%s: inline %v with %d bytes in the manifest after a failed delivery; want its %d bytes kept for a replay",
-				name, m.Inline, len(m.Content), len(files[name]))
+		m := manifest(name)
+		if m.Group == "" || m.Content != nil {
+			t.Errorf("%s: group %q with %d bytes in the manifest; want a group, and no bytes", name, m.Group, len(m.Content))
+			continue
+		}
+		if _, err := chunks.GetLastMsgForSubject(ctx, names.ChunkSubject(m.Group)); err != nil {
+			t.Errorf("%s: its group's chunk after a failed delivery: %v; want it kept for a replay", name, err)
 		}
 	}
 
@@ -535,8 +541,8 @@ func TestSmallFilesTravelInTheirManifests(t *testing.T) {
 	runToEnd(t, e.engine(t, engine.Options{}), flow)
 	checkDelivered(t, files, down.Files())
 	for _, name := range inline {
-		if m := manifest(name); m.Content != nil || !m.Purged {
-			t.Errorf("%s: %d bytes left in the manifest (purged %v) after every sink committed", name, len(m.Content), m.Purged)
+		if m := manifest(name); m.Group != "" || m.Content != nil || !m.Purged {
+			t.Errorf("%s: group %q, %d bytes left in the manifest (purged %v) after every sink committed", name, m.Group, len(m.Content), m.Purged)
 		}
 	}
 	if info, err = chunks.Info(ctx); err != nil || info.State.Msgs != 0 {

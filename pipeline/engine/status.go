@@ -109,6 +109,8 @@ func readFlow(ctx context.Context, js jetstream.JetStream, flow string) (FlowSta
 		return fs, fmt.Errorf("flow %s: listing keys: %w", flow, err)
 	}
 	files := map[string]*FileStatus{}
+	groups := map[string][]bus.GroupDelivery{} // by group id
+	purged := map[string]bool{}                // by group id
 	get := func(id string) *FileStatus {
 		if files[id] == nil {
 			files[id] = &FileStatus{Manifest: bus.Manifest{ID: id}}
@@ -130,6 +132,25 @@ func readFlow(ctx context.Context, js jetstream.JetStream, flow string) (FlowSta
 			}
 			f := get(parts[1])
 			f.Deliveries = append(f.Deliveries, d)
+		case parts[0] == "grp" && len(parts) == 2:
+			var g bus.Group
+			if _, err := st.Get(ctx, key, &g); err != nil {
+				return fs, err
+			}
+			purged[parts[1]] = g.Purged
+		case parts[0] == "gdlv" && len(parts) == 3:
+			var g bus.GroupDelivery
+			if _, err := st.Get(ctx, key, &g); err != nil {
+				return fs, err
+			}
+			g.Sink = parts[2]
+			groups[parts[1]] = append(groups[parts[1]], g)
+		}
+	}
+	for _, f := range files {
+		if f.Manifest.Group != "" {
+			fromGroup(f, groups[f.Manifest.Group])
+			f.Manifest.Purged = purged[f.Manifest.Group]
 		}
 	}
 	counts := map[string]*SinkCounts{}
@@ -166,4 +187,26 @@ func readFlow(ctx context.Context, js jetstream.JetStream, flow string) (FlowSta
 	}
 	sort.Slice(fs.Sinks, func(i, j int) bool { return fs.Sinks[i].Sink < fs.Sinks[j].Sink })
 	return fs, nil
+}
+
+// fromGroup fills in the deliveries of a file that travels in a group from
+// the group's records (a sink without one yet has the file pending), and
+// its outcome once they are final.
+func fromGroup(f *FileStatus, recs []bus.GroupDelivery) {
+	m := &f.Manifest
+	final := true
+	for _, s := range m.Sinks {
+		d := bus.Delivery{File: m.ID, Sink: s, Name: m.Name, State: bus.DeliveryPending}
+		for _, g := range recs {
+			if g.Sink == s {
+				d = g.Delivery(m.ID, m.Name)
+			}
+		}
+		final = final && bus.Final(d.State)
+		f.Deliveries = append(f.Deliveries, d)
+	}
+	if final {
+		out := outcomeOf(f.Deliveries)
+		m.State, m.Outcome, m.Error = bus.FileDone, out.Status.String(), out.Message
+	}
 }

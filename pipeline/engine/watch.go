@@ -78,6 +78,7 @@ type finisher struct {
 	w       jetstream.KeyWatcher
 	mu      sync.Mutex
 	waiting map[string]*waiter
+	groups  map[string][]*groupWaiter // by group id
 }
 
 // waiter is a file waiting for its deliveries, with the final records seen
@@ -88,11 +89,11 @@ type waiter struct {
 }
 
 func newFinisher(r *Run) (*finisher, error) {
-	w, err := r.fb.Store.KV.Watch(r.hard, "dlv.>", jetstream.UpdatesOnly())
+	w, err := r.fb.Store.KV.WatchFiltered(r.hard, []string{"dlv.>", "gdlv.>"}, jetstream.UpdatesOnly())
 	if err != nil {
 		return nil, err
 	}
-	f := &finisher{r: r, w: w, waiting: map[string]*waiter{}}
+	f := &finisher{r: r, w: w, waiting: map[string]*waiter{}, groups: map[string][]*groupWaiter{}}
 	go func() {
 		for e := range w.Updates() {
 			if e == nil {
@@ -103,6 +104,10 @@ func newFinisher(r *Run) (*finisher, error) {
 				continue
 			}
 			id, sink := parts[1], parts[2]
+			if parts[0] == "gdlv" {
+				f.groupRecord(id, sink, e)
+				continue
+			}
 			if f.isWaiting(id) {
 				// Keep a final record, forget one that is final no more (a
 				// replay reset it, a new read deleted it).
@@ -201,32 +206,40 @@ func (f *finisher) outcome(ctx context.Context, id string, sinks []string) (pipe
 // gather reads the deliveries of file id to sinks (those w holds final
 // from w) and returns the file's outcome once every one is final.
 func (f *finisher) gather(ctx context.Context, id string, sinks []string, w *waiter) (pipeline.Outcome, bool, error) {
-	out := pipeline.Outcome{Sinks: map[string]pipeline.SinkResult{}}
-	var good, bad int
-	var msgs []string
-	for _, s := range sinks {
-		var d bus.Delivery
+	recs := make([]bus.Delivery, len(sinks))
+	for i, s := range sinks {
 		ok := false
 		if w != nil {
 			f.mu.Lock()
-			d, ok = w.final[s]
+			recs[i], ok = w.final[s]
 			f.mu.Unlock()
 		}
 		if !ok {
-			if _, err := f.r.fb.Store.Get(ctx, bus.DeliveryKey(id, s), &d); err != nil {
-				return out, false, err
+			if _, err := f.r.fb.Store.Get(ctx, bus.DeliveryKey(id, s), &recs[i]); err != nil {
+				return pipeline.Outcome{}, false, err
 			}
 		}
-		if !bus.Final(d.State) {
-			return out, false, nil
+		recs[i].Sink = s
+		if !bus.Final(recs[i].State) {
+			return pipeline.Outcome{}, false, nil
 		}
-		ok = d.State != bus.DeliveryFailed
-		out.Sinks[s] = pipeline.SinkResult{Committed: ok, Error: d.Error}
+	}
+	return outcomeOf(recs), true, nil
+}
+
+// outcomeOf is the outcome of a file whose deliveries are final.
+func outcomeOf(recs []bus.Delivery) pipeline.Outcome {
+	out := pipeline.Outcome{Sinks: map[string]pipeline.SinkResult{}}
+	var good, bad int
+	var msgs []string
+	for _, d := range recs {
+		ok := d.State != bus.DeliveryFailed
+		out.Sinks[d.Sink] = pipeline.SinkResult{Committed: ok, Error: d.Error}
 		if ok {
 			good++
 		} else {
 			bad++
-			msgs = append(msgs, s+": "+d.Error)
+			msgs = append(msgs, d.Sink+": "+d.Error)
 		}
 	}
 	switch {
@@ -238,7 +251,7 @@ func (f *finisher) gather(ctx context.Context, id string, sinks []string, w *wai
 		out.Status = pipeline.Mixed
 	}
 	out.Message = strings.Join(msgs, "; ")
-	return out, true, nil
+	return out
 }
 
 func (f *finisher) close() {
