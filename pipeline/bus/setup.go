@@ -61,6 +61,11 @@ func Ensure(ctx context.Context, js jetstream.JetStream, s Setup) (*FlowBus, err
 		Replicas:    replicas,
 		Duplicates:  2 * time.Minute,
 		Discard:     jetstream.DiscardNew,
+		// A direct get hands a chunk over as it is, where a get through
+		// the API wraps it in JSON (base64: about 2 ms for a group's 512
+		// KiB). With replicas a direct get may be answered by a replica
+		// that lags behind, so only one copy allows it (see leaderReads).
+		AllowDirect: replicas == 1,
 	})
 	if err != nil {
 		return nil, err
