@@ -77,6 +77,19 @@ type ManifestFirst interface {
 	ManifestFirst(f File) bool
 }
 
+// WholeWriter is an optional Sink ability: writing a small file handed over
+// whole in one request (an object store's single PUT) instead of Open,
+// WritePart and Commit, which cost a sink such as S3 three or more. The
+// engine uses it for the files of a group, whose bytes it holds and which
+// no attempt resumes, at the point where it would call Commit (after
+// claiming the commit, so that an owner that lost its delivery writes
+// nothing). It returns ErrSkip or ErrExists as Open or Commit would under
+// the sink's overwrite policy; like Commit, it may be called again for a
+// file it wrote.
+type WholeWriter interface {
+	WriteWhole(ctx context.Context, f File, data []byte) error
+}
+
 // Flusher is an optional Sink ability, for sinks whose Commit can return
 // before the file is on stable storage (a local file system without a sync
 // per file). Flush blocks until every file this sink committed before the

@@ -752,29 +752,69 @@ func (u *Upload) completedParts(size int64) ([]types.CompletedPart, error) {
 
 // putEmpty writes a 0-byte object.
 func (u *Upload) putEmpty(ctx context.Context, f pipeline.File) error {
-	s := u.s
+	return u.s.putObject(ctx, u.key, f, nil)
+}
+
+// WriteWhole writes file f, whose bytes are data, with one PutObject and
+// the checks Open and Commit make under the overwrite policy
+// (pipeline.WholeWriter).
+func (s *Sink) WriteWhole(ctx context.Context, f pipeline.File, data []byte) error {
+	if int64(len(data)) != f.Size {
+		return pipeline.Permanent(fmt.Errorf("s3 sink: %q: %d bytes handed over for a file of %d", f.Name, len(data), f.Size))
+	}
+	key, err := s.Key(f)
+	if err != nil {
+		return err
+	}
+	if s.cfg.Overwrite != OverwriteReplace {
+		head, err := s.head(ctx, key)
+		if err != nil {
+			return err
+		}
+		if err := s.overwriteCheck(key, head, f); err != nil {
+			return err
+		}
+	}
+	return s.putObject(ctx, key, f, data)
+}
+
+// putObject writes data under key in one request, with its checksum and
+// f's sha256 in the object's metadata.
+func (s *Sink) putObject(ctx context.Context, key string, f pipeline.File, data []byte) error {
 	in := &s3.PutObjectInput{
 		Bucket:        aws.String(s.cfg.Bucket),
-		Key:           aws.String(u.key),
-		Body:          bytes.NewReader(nil),
-		ContentLength: aws.Int64(0),
-		ContentType:   aws.String(s.contentType(u.key)),
+		Key:           aws.String(key),
+		Body:          bytes.NewReader(data),
+		ContentLength: aws.Int64(int64(len(data))),
+		ContentType:   aws.String(s.contentType(key)),
 		Metadata:      map[string]string{MetaSHA256: f.SHA256},
 		StorageClass:  types.StorageClass(s.cfg.StorageClass),
 	}
 	if f.SHA256 == "" {
 		in.Metadata = nil
 	}
+	if len(data) > 0 {
+		b := &partBuffer{}
+		b.sums([][]byte{data}, s.cfg.Checksum == ChecksumMD5)
+		if s.cfg.Checksum == ChecksumCRC32C {
+			in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
+			in.ChecksumCRC32C = aws.String(b.crc32c)
+		} else {
+			in.ContentMD5 = aws.String(b.md5)
+		}
+	}
 	s.applySSE(&in.ServerSideEncryption, &in.SSEKMSKeyId)
 	if t := s.tagging(nil); t != "" {
 		in.Tagging = aws.String(t)
 	}
 	in.IfNoneMatch = s.ifNoneMatch()
-	_, err := s.client.PutObject(ctx, in)
+	// Unsigned payload, as for parts: the checksum in a signed header
+	// checks the bytes.
+	_, err := s.client.PutObject(ctx, in, s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware))
 	if s.cfg.Overwrite == OverwriteFail && isPreconditionFailed(err) {
-		return s.existsErr(u.key)
+		return s.existsErr(key)
 	}
-	return s.cfg.wrapErr("PutObject", u.key, err)
+	return s.cfg.wrapErr("PutObject", key, err)
 }
 
 // finishExisting checks the completed object and records its sha256. ours

@@ -524,3 +524,50 @@ func TestResumedCommitChecksTheObject(t *testing.T) {
 		})
 	}
 }
+
+// WriteWhole puts a small file in one request, with what Open and Commit
+// would give the object, and the overwrite policies' checks.
+func TestWriteWhole(t *testing.T) {
+	srv := minio.StartMinIO(t)
+	for _, checksum := range []string{ChecksumCRC32C, ChecksumMD5} {
+		s := newTestSink(t, SinkConfig{ClientConfig: clientConfig(srv, srv.Bucket), Prefix: checksum + "/",
+			StorageClass: "REDUCED_REDUNDANCY", Tags: map[string]string{"team": "billing"}, Checksum: checksum})
+		for _, size := range []int{0, 1, 4096, 32 << 10} {
+			content := testkit.RandomContent(int64(size), size)
+			f := fileOf(fmt.Sprintf("w%d.edi", size), content)
+			f.SHA256 = testkit.SHA256Hex(content)
+			if err := s.WriteWhole(t.Context(), f, content); err != nil {
+				t.Fatalf("%s %s: %v", checksum, f.Name, err)
+			}
+			key, _ := s.Key(f)
+			if got, _ := getObject(t, srv, srv.Bucket, key); !bytes.Equal(got, content) {
+				t.Errorf("%s: content differs", key)
+			}
+			if n, sha := headSHA(t, srv, srv.Bucket, key); n != int64(size) || sha != f.SHA256 {
+				t.Errorf("%s: size %d, sha256 %q; want %d, %q", key, n, sha, size, f.SHA256)
+			}
+			head, err := srv.Client.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(srv.Bucket), Key: aws.String(key)})
+			if err != nil || string(head.StorageClass) != "REDUCED_REDUNDANCY" || aws.ToString(head.ContentType) != s.contentType(key) {
+				t.Errorf("%s: head %+v, %v", key, head, err)
+			}
+		}
+	}
+	content := testkit.RandomContent(5, 100)
+	f := fileOf("exists.bin", content)
+	f.SHA256 = testkit.SHA256Hex(content)
+	putObject(t, srv, srv.Bucket, "exists.bin", content)
+	fail := newTestSink(t, SinkConfig{ClientConfig: clientConfig(srv, srv.Bucket), Overwrite: OverwriteFail})
+	if err := fail.WriteWhole(t.Context(), f, content); !errors.Is(err, pipeline.ErrExists) || !pipeline.IsPermanent(err) {
+		t.Errorf("overwrite fail, object there: %v, want ErrExists", err)
+	}
+	skip := newTestSink(t, SinkConfig{ClientConfig: clientConfig(srv, srv.Bucket), Overwrite: OverwriteSkip})
+	if err := skip.WriteWhole(t.Context(), f, content); err != nil {
+		t.Errorf("overwrite skip, object without sha256: %v, want it written", err)
+	}
+	if err := skip.WriteWhole(t.Context(), f, content); !errors.Is(err, pipeline.ErrSkip) {
+		t.Errorf("overwrite skip, same object: %v, want ErrSkip", err)
+	}
+	if err := skip.WriteWhole(t.Context(), f, content[:99]); err == nil || !pipeline.IsPermanent(err) {
+		t.Errorf("99 bytes for a file of 100: %v, want a permanent error", err)
+	}
+}

@@ -351,10 +351,13 @@ func memberFile(m bus.Member) pipeline.File {
 	return pipeline.File{ID: m.ID, Key: m.Key, Name: m.Name, Size: m.Size, SHA256: m.SHA256, ModTime: m.ModTime, Attrs: m.Attrs}
 }
 
-// opened is a member written to its sink and not yet committed.
+// opened is a member written to its sink and not yet committed; or, for a
+// sink that writes small files whole (pipeline.WholeWriter), not yet
+// written (up is nil): its bytes go in one request at the commit.
 type opened struct {
-	m  bus.Member
-	up pipeline.Upload
+	m    bus.Member
+	up   pipeline.Upload
+	data []byte
 }
 
 // deliverGroup makes one attempt at delivering the members of group gid
@@ -543,6 +546,9 @@ func (a *groupAttempt) write(ctx context.Context, m bus.Member, content []byte, 
 		return opened{}, false
 	}
 	data := content[m.Offset : m.Offset+m.Size]
+	if _, ok := a.s.sink.(pipeline.WholeWriter); ok {
+		return opened{m: m, data: data}, true
+	}
 	fctx := withFile(ctx, m.ID, m.Name)
 	up, err := a.s.sink.Open(fctx, memberFile(m), nil)
 	if errors.Is(err, pipeline.ErrSkip) {
@@ -558,10 +564,16 @@ func (a *groupAttempt) write(ctx context.Context, m bus.Member, content []byte, 
 	p := pipeline.Part{Number: 0, Size: m.Size, Last: true}
 	if err := writePart(fctx, up, p, net.Buffers{data}, &a.s.metrics); err != nil {
 		err = fmt.Errorf("writing part 0 of %s to sink %s: %w", m.Name, a.s.spec.Name, err)
-		a.abort([]opened{{m, up}}, err)
+		a.abort([]opened{{m: m, up: up}}, err)
 		a.fail(m, err)
 		return opened{}, false
 	}
+	a.wrote(m)
+	return opened{m: m, up: up}, true
+}
+
+// wrote counts member m's part as written.
+func (a *groupAttempt) wrote(m bus.Member) {
 	a.mu.Lock()
 	md := a.states[m.ID]
 	md.Writes++
@@ -569,7 +581,21 @@ func (a *groupAttempt) write(ctx context.Context, m bus.Member, content []byte, 
 	a.mu.Unlock()
 	a.s.stats.bytes.Add(m.Size)
 	a.s.metrics.bytes.Add(float64(m.Size))
-	return opened{m, up}, true
+}
+
+// commit commits member o, or writes it whole.
+func (a *groupAttempt) commit(ctx context.Context, o opened) error {
+	ctx = withFile(ctx, o.m.ID, o.m.Name)
+	if o.up != nil {
+		return o.up.Commit(ctx, memberFile(o.m))
+	}
+	start := time.Now()
+	err := a.s.sink.(pipeline.WholeWriter).WriteWhole(ctx, memberFile(o.m), o.data)
+	if err == nil {
+		a.s.metrics.partWrite.Observe(time.Since(start).Seconds())
+		a.wrote(o.m)
+	}
+	return err
 }
 
 // commitAll commits each written member and makes the sink's copies of
@@ -580,7 +606,7 @@ func (a *groupAttempt) commitAll(ctx context.Context, open []opened, tried []bus
 	var committed atomic.Int64
 	a.each(len(open), func(i int) {
 		o := open[i]
-		err := o.up.Commit(withFile(ctx, o.m.ID, o.m.Name), memberFile(o.m))
+		err := a.commit(ctx, o)
 		switch {
 		case errors.Is(err, pipeline.ErrSkip):
 			a.log.Info("sink skipped the file at commit", "file", o.m.Name, "reason", err)
@@ -623,6 +649,9 @@ func (a *groupAttempt) commitAll(ctx context.Context, open []opened, tried []bus
 // abort gives up uploads that will not be committed by this attempt.
 func (a *groupAttempt) abort(open []opened, cause error) {
 	for _, o := range open {
+		if o.up == nil {
+			continue
+		}
 		if err := o.up.Abort(a.r.hard, cause); err != nil {
 			a.log.Warn("aborting upload", "file", o.m.Name, "err", err)
 		}
