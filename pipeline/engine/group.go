@@ -132,21 +132,10 @@ func (r *Run) groupBytes() int     { return int(min(groupBytes, r.flow.Bus.Chunk
 // for a group after all (its content, after the stages, is too big, or it
 // could not be read: its own way reads it again and says why).
 func (r *Run) tryGroup(item pipeline.Item, f pipeline.File, id string, release func()) (groupResult, bool) {
-	ctx := withFile(r.stopping, id, f.Name)
-	out, next, closeSrc, _, err := r.openContent(ctx, item, f, nil, r.flow.Bus.ChunkSize)
-	if err != nil {
+	out, data, ok := r.readSmall(item, f, id)
+	if !ok {
 		return groupResult{}, false
 	}
-	data, err := next()
-	if err != nil && err != io.EOF || int64(len(data)) > r.groupFileMax() {
-		closeSrc()
-		return groupResult{}, false
-	}
-	if _, err = next(); err != io.EOF {
-		closeSrc()
-		return groupResult{}, false
-	}
-	closeSrc()
 	name, err := pipeline.CleanName(out.Name)
 	if err != nil {
 		return groupResult{}, false
@@ -159,6 +148,25 @@ func (r *Run) tryGroup(item pipeline.Item, f pipeline.File, id string, release f
 	release()
 	r.grouper.add(mb)
 	return <-mb.res, true
+}
+
+// readSmall reads file f through the stages and returns its metadata and
+// bytes after them, if it is one chunk no bigger than a group takes.
+func (r *Run) readSmall(item pipeline.Item, f pipeline.File, id string) (pipeline.File, []byte, bool) {
+	ctx := withFile(r.stopping, id, f.Name)
+	out, next, closeSrc, _, err := r.openContent(ctx, item, f, nil, r.flow.Bus.ChunkSize)
+	if err != nil {
+		return out, nil, false
+	}
+	defer closeSrc()
+	data, err := next()
+	if err != nil && err != io.EOF || int64(len(data)) > r.groupFileMax() {
+		return out, nil, false
+	}
+	if _, err = next(); err != io.EOF {
+		return out, nil, false
+	}
+	return out, data, true
 }
 
 // runGroup carries a group of files: it claims each file with its
@@ -219,7 +227,7 @@ func (r *Run) runGroup(batch []*member) {
 	}
 	w := r.finisher.watchGroup(gid, sinks, members)
 	defer w.stop()
-	if err := r.queueGroup(gid, sinks); err != nil {
+	if err := r.queueUntilDone(r.stopping, bus.GroupTask(gid), 0, sinks); err != nil {
 		tell(groupResult{err: errStopped})
 		return
 	}
@@ -283,24 +291,6 @@ func (r *Run) claimMembers(gid string, sinks []string, batch []*member) []bool {
 	}
 	wg.Wait()
 	return taken
-}
-
-// queueGroup publishes the group's task for each sink, until it works or
-// the run stops.
-func (r *Run) queueGroup(gid string, sinks []string) error {
-	b := newBackoff(time.Second, 30*time.Second)
-	for {
-		err := r.queueDeliveries(r.hard, bus.GroupTask(gid), 0, sinks)
-		if err == nil {
-			return nil
-		}
-		if r.stopping.Err() != nil {
-			return errStopped
-		}
-		d := b.next()
-		r.log.Warn("queueing a group's deliveries failed; retrying", "group", gid, "in", d, "err", err)
-		sleep(r.stopping, d)
-	}
 }
 
 // publishGroup puts the members' bytes on the bus as the group's chunk.
@@ -388,7 +378,7 @@ func (r *Run) deliverGroup(ctx context.Context, s *sinkRun, gid string, task uin
 		}
 		d.Group, d.Sink, d.Task = gid, s.spec.Name, task
 		d.Attempts++
-		d.State, d.Owner, d.Updated = bus.DeliveryActive, fmt.Sprintf("%s/%d", r.e.opts.RunID, d.Attempts), time.Now().UTC()
+		d.State, d.Owner, d.Updated = bus.DeliveryActive, attemptName(r.e.opts.RunID, 0, d.Attempts), time.Now().UTC()
 		return nil
 	})
 	if err != nil {
@@ -662,16 +652,28 @@ func (a *groupAttempt) abort(open []opened, cause error) {
 // is still being delivered.
 var errGroupBusy = errors.New("the file's group is still being delivered; try again once it has finished")
 
+// readGroupRecords reads group gid's delivery records for sinks (a
+// missing one is the zero value, for its sink).
+func readGroupRecords(ctx context.Context, st bus.Store, gid string, sinks []string) ([]bus.GroupDelivery, error) {
+	recs := make([]bus.GroupDelivery, len(sinks))
+	for i, s := range sinks {
+		if _, err := st.Get(ctx, bus.GroupDeliveryKey(gid, s), &recs[i]); err != nil {
+			return nil, err
+		}
+		recs[i].Sink = s
+	}
+	return recs, nil
+}
+
 // memberDeliveries reads group gid's records for sinks and returns member
 // id's delivery at each, as a file's own record would say it.
 func memberDeliveries(ctx context.Context, st bus.Store, gid, id, name string, sinks []string) ([]bus.Delivery, error) {
-	out := make([]bus.Delivery, len(sinks))
-	for i, s := range sinks {
-		var g bus.GroupDelivery
-		if _, err := st.Get(ctx, bus.GroupDeliveryKey(gid, s), &g); err != nil {
-			return nil, err
-		}
-		g.Sink = s
+	recs, err := readGroupRecords(ctx, st, gid, sinks)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bus.Delivery, len(recs))
+	for i, g := range recs {
 		out[i] = g.Delivery(id, name)
 	}
 	return out, nil
@@ -801,7 +803,7 @@ func (r *Run) rejoin(item pipeline.Item, m bus.Manifest, log logger) (next *bus.
 	mb, _ := g.Member(m.ID)
 	w := r.finisher.watchGroup(m.Group, m.Sinks, []bus.Member{mb})
 	defer w.stop()
-	if err := r.queueGroup(m.Group, m.Sinks); err != nil {
+	if err := r.queueUntilDone(r.stopping, bus.GroupTask(m.Group), 0, m.Sinks); err != nil {
 		return nil, false, false, err
 	}
 	outs, err := w.wait(r.stopping)
@@ -826,15 +828,11 @@ func (r *Run) groupRecords(ctx context.Context, gid string, sinks []string) ([]b
 	if ok {
 		return recs, nil
 	}
-	recs = make([]bus.GroupDelivery, len(sinks))
-	settled := true
-	for i, s := range sinks {
-		if _, err := r.fb.Store.Get(ctx, bus.GroupDeliveryKey(gid, s), &recs[i]); err != nil {
-			return nil, err
-		}
-		recs[i].Sink = s
-		settled = settled && recs[i].State == bus.DeliveryCommitted
+	recs, err := readGroupRecords(ctx, r.fb.Store, gid, sinks)
+	if err != nil {
+		return nil, err
 	}
+	settled := !slices.ContainsFunc(recs, func(g bus.GroupDelivery) bool { return g.State != bus.DeliveryCommitted })
 	if settled {
 		r.grouper.mu.Lock()
 		if len(r.grouper.settled) >= 256 {

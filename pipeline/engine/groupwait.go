@@ -89,19 +89,18 @@ func (w *groupWaiter) wait(ctx context.Context) (map[string]pipeline.Outcome, er
 		case <-t.C:
 		}
 		// A change that came before the watch could see it: read them.
-		for _, s := range w.sinks {
-			var d bus.GroupDelivery
-			if _, err := w.f.r.fb.Store.Get(ctx, bus.GroupDeliveryKey(w.gid, s), &d); err != nil {
-				if ctx.Err() != nil {
-					return nil, ctx.Err()
-				}
-				continue
-			}
-			d.Sink = s
-			w.f.mu.Lock()
-			w.recs[s] = d
-			w.f.mu.Unlock()
+		recs, err := readGroupRecords(ctx, w.f.r.fb.Store, w.gid, w.sinks)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
+		if err != nil {
+			continue // read again at the next recheck
+		}
+		w.f.mu.Lock()
+		for _, d := range recs {
+			w.recs[d.Sink] = d
+		}
+		w.f.mu.Unlock()
 	}
 }
 

@@ -106,6 +106,13 @@ func (r *Run) handleFile(item pipeline.Item) {
 	if m.Group != "" {
 		next, fresh, done, err := r.rejoin(item, m, log)
 		switch {
+		case errors.Is(err, bus.ErrStoreFull):
+			// As a read that a full store stopped: the file fails, its
+			// source keeps it, and a later run reads it afresh.
+			log.Error("resuming a file of a group", "group", m.Group, "err", err)
+			r.countOutcome(id, pipeline.Failed)
+			r.ack(item, pipeline.Outcome{Status: pipeline.Failed, Message: err.Error(), RunID: r.e.opts.RunID}, log)
+			return
 		case err != nil:
 			if !errors.Is(err, errStopped) {
 				log.Error("resuming a file of a group", "group", m.Group, "err", err)
@@ -689,24 +696,32 @@ func (r *Run) ingestWhole(ctx context.Context, f pipeline.File, id string, mv bu
 	if err != nil {
 		return mv, r.stopped(err)
 	}
-	// The file is ready: from here a failure is no read failure. Queue
-	// until it works; a run that stops first leaves the file ready and the
-	// next one queues the tasks.
-	b := newBackoff(time.Second, 30*time.Second)
-	for {
-		err := r.queueDeliveries(ctx, id, mv.V.Epoch, mv.V.Sinks)
-		if err == nil {
-			break
-		}
-		if r.stopping.Err() != nil || ctx.Err() != nil {
-			return mv, errStopped
-		}
-		d := b.next()
-		r.log.Warn("queueing deliveries failed; retrying", "id", id, "in", d, "err", err)
-		sleep(ctx, d)
+	// The file is ready: from here a failure is no read failure.
+	if err := r.queueUntilDone(ctx, id, mv.V.Epoch, mv.V.Sinks); err != nil {
+		return mv, err
 	}
 	r.metrics.readFiles.Inc()
 	return mv, nil
+}
+
+// queueUntilDone queues task's deliveries (a file's id or a group's task)
+// until that works, or returns errStopped once ctx ends or the run stops: a
+// run that stops first leaves the file ready (or the group written), and
+// the next one offered it queues them.
+func (r *Run) queueUntilDone(ctx context.Context, task string, epoch int, sinks []string) error {
+	b := newBackoff(time.Second, 30*time.Second)
+	for {
+		err := r.queueDeliveries(ctx, task, epoch, sinks)
+		if err == nil {
+			return nil
+		}
+		if r.stopping.Err() != nil || ctx.Err() != nil {
+			return errStopped
+		}
+		d := b.next()
+		r.log.Warn("queueing deliveries failed; retrying", "task", task, "in", d, "err", err)
+		sleep(ctx, d)
+	}
 }
 
 // queueDeliveries publishes a delivery task of file id for each sink. The

@@ -410,11 +410,14 @@ func (rp *replayer) tasksWaiting(ctx context.Context, sink string) (bool, error)
 
 // ownerID names one attempt at a delivery. Replays are part of it so that an
 // attempt after a replay never takes the name of one before it.
-func ownerID(run string, d *bus.Delivery) string {
-	if d.Replays > 0 {
-		return run + "/" + strconv.Itoa(d.Replays) + "." + strconv.Itoa(d.Attempts)
+func ownerID(run string, d *bus.Delivery) string { return attemptName(run, d.Replays, d.Attempts) }
+
+// attemptName names attempt attempts (after replays replays) by run run.
+func attemptName(run string, replays, attempts int) string {
+	if replays > 0 {
+		return run + "/" + strconv.Itoa(replays) + "." + strconv.Itoa(attempts)
 	}
-	return run + "/" + strconv.Itoa(d.Attempts)
+	return run + "/" + strconv.Itoa(attempts)
 }
 
 // settleReplay recomputes the outcome of a finished file with a replayed
