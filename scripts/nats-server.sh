@@ -15,17 +15,5 @@ if [[ -z "$NATS_SERVER_VERSION" ]]; then
 	exit 1
 fi
 
-bin="$root/bin"
-target="$bin/nats-server"
-stamp="$bin/nats-server.version" # the version bin/nats-server was built from
-
-if [[ ! -x "$target" || "$(cat "$stamp" 2>/dev/null)" != "$NATS_SERVER_VERSION" ]]; then
-	mkdir -p "$bin"
-	echo "building nats-server@$NATS_SERVER_VERSION into $bin (takes a minute or two)" >&2
-	# Outside any module's influence: "go install pkg@version" ignores the
-	# current module. -trimpath keeps the binary free of this machine's paths.
-	(cd "$bin" && GOBIN="$bin" GOFLAGS=-buildvcs=false CGO_ENABLED=0 \
-		go install -trimpath "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION")
-	echo "$NATS_SERVER_VERSION" >"$stamp"
-fi
-echo "$target"
+. "$(dirname "${BASH_SOURCE[0]}")/pinned.sh"
+pinned nats-server github.com/nats-io/nats-server/v2 "$NATS_SERVER_VERSION"
