@@ -127,12 +127,20 @@ func connectForRun(g *globalOptions, opts ...bus.EmbeddedOption) (*natsConn, err
 		return nil, fmt.Errorf("publishing the embedded server's address: %w", err)
 	}
 	c.urlFile = urlFile
-	if c.nc, err = nats.Connect(c.embedded.URL(), g.nats.connectOptions(g.logger, true)...); err != nil {
+	if err = c.dialEmbedded(g, true); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("connecting to the embedded NATS server: %w", err)
 	}
 	g.logger.Debug("embedded NATS server started", "url", c.embedded.URL(), "data", g.data)
 	return c, nil
+}
+
+// dialEmbedded connects to the embedded server inside this process, without
+// a socket: the bytes of every chunk cross no kernel on their way.
+func (c *natsConn) dialEmbedded(g *globalOptions, forever bool) (err error) {
+	opts := append(g.nats.connectOptions(g.logger, forever), nats.InProcessServer(c.embedded))
+	c.nc, err = nats.Connect(c.embedded.URL(), opts...)
+	return err
 }
 
 // errNoState is returned by connectForStatus when there is nothing to read.
@@ -181,7 +189,7 @@ func connectForStatus(g *globalOptions) (*natsConn, error) {
 		c.Close()
 		return nil, err
 	}
-	if c.nc, err = nats.Connect(c.embedded.URL(), g.nats.connectOptions(g.logger, false)...); err != nil {
+	if err = c.dialEmbedded(g, false); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("connecting to the embedded NATS server: %w", err)
 	}

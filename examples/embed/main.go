@@ -63,7 +63,7 @@ func run(in, out, data string) error {
 		return err
 	}
 	defer srv.Shutdown()
-	nc, err := nats.Connect(srv.URL())
+	nc, err := nats.Connect(srv.URL(), nats.InProcessServer(srv)) // no socket in between
 	if err != nil {
 		return err
 	}
