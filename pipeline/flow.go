@@ -91,6 +91,14 @@ type BusSpec struct {
 	// sinks write them, and a failed delivery whose chunks are partly gone
 	// cannot be replayed.
 	RetentionSize int64
+	// Payload is how files travel: PayloadBytes (default), PayloadReference
+	// or PayloadAuto (see PayloadFor). Small files that travel in groups or
+	// inline carry their bytes whatever it says: a reference would cost as
+	// much.
+	Payload string
+	// OnChange says what happens to a file read by reference that changed at
+	// its source during the transfer: ChangeFail (default) or ChangeReread.
+	OnChange string
 }
 
 // Retains reports whether chunks are kept after delivery for replay.
@@ -261,6 +269,12 @@ func (f Flow) Check() error {
 	}
 	if b.Compression != "" && !contains(Compressions, b.Compression) {
 		at(f.Pos, "bus compression %q: want one of s2, zstd, none", b.Compression)
+	}
+	if b.Payload != "" && !contains(Payloads, b.Payload) {
+		at(f.Pos, "bus payload %q: want one of bytes, reference, auto", b.Payload)
+	}
+	if b.OnChange != "" && !contains(Changes, b.OnChange) {
+		at(f.Pos, "bus on_change %q: want fail or reread", b.OnChange)
 	}
 	if b.Files < 0 || b.Readers < 0 || b.Retention < 0 || b.Window < 0 || b.RetentionSize < 0 {
 		at(f.Pos, "bus files, readers, window, retention and retention_size must not be negative")

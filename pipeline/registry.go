@@ -40,6 +40,14 @@ type Spec struct {
 	// where the source reads (see Registry.CheckPlaces). ok is false when
 	// the config does not say.
 	Place func(Config) (p Place, ok bool)
+	// Rereads, on a source whose connector can read a file again by its key
+	// (Rereader), tells whether it can with this config on every host (true)
+	// or only on this one (false). nil: the source cannot, and its files
+	// travel by bytes (bus.payload).
+	Rereads func(Config) (anywhere bool)
+	// KeepsContent is set on a stage that never changes nor reads a file's
+	// bytes (ContentKeeper), which allows bus.payload reference.
+	KeepsContent bool
 }
 
 // Field returns the field called name.

@@ -22,6 +22,7 @@ func sourceSpec() pipeline.Spec {
 		Origin:  "built-in",
 		Check:   checkSource,
 		Place:   sourcePlace,
+		Rereads: func(c pipeline.Config) bool { return c.Bool("shared") },
 		Fields: []pipeline.Field{
 			{
 				Name:     "path",
@@ -94,6 +95,13 @@ func sourceSpec() pipeline.Spec {
 				Doc: `What to do with a file once every sink has it: delete it, move it to ` +
 					`archive_dir, or leave it (it is not taken again by this process unless it ` +
 					`changes). Files that failed or were skipped are always left.`,
+			},
+			{
+				Name: "shared",
+				Type: pipeline.TypeBool,
+				Doc: `Every runner of the flow sees the same files at this path (a shared mount). ` +
+					`Needed for bus.payload reference when runners on several hosts share the bus: ` +
+					`they then read a file's bytes from here instead of from the bus.`,
 			},
 			{
 				Name: "archive_dir",
@@ -177,6 +185,7 @@ func sourceConfigOf(c pipeline.Config) SourceConfig {
 		Trigger:    c.String("trigger"),
 		After:      c.String("after"),
 		ArchiveDir: c.String("archive_dir"),
+		Shared:     c.Bool("shared"),
 	}
 }
 

@@ -58,6 +58,9 @@ type SourceConfig struct {
 	After string
 	// ArchiveDir receives delivered files when After is AfterMove.
 	ArchiveDir string
+	// Shared declares that every runner of the flow sees the same files at
+	// Path, so that files read by reference can be read again on any host.
+	Shared bool
 	// Logger receives warnings about directories that cannot be read and
 	// directories that cannot be watched. nil means slog.Default().
 	Logger *slog.Logger
@@ -118,7 +121,8 @@ type Source struct {
 	ready      []*candidate
 	readySort  bool
 	readyKeys  map[string]bool
-	offered    map[string]struct{} // keys offered in this process
+	offered    map[string]struct{} // keys offered in this process (offeredMu)
+	offeredMu  sync.Mutex          // Reoffer adds to offered from other goroutines
 	refused    []*refusedItem      // paths too long to read, to offer as failing items
 	watched    map[string]bool     // directories added to the watcher
 	warned     map[string]bool     // paths already warned about
@@ -563,7 +567,7 @@ func matchAny(patterns []string, name string) bool {
 func (s *Source) observe(rel, abs string, info fs.FileInfo, triggered bool, now time.Time) {
 	c := &candidate{rel: rel, abs: abs, size: info.Size(), mtime: info.ModTime(), since: now}
 	key := c.key()
-	if _, done := s.offered[key]; done {
+	if s.wasOffered(key) {
 		delete(s.pending, rel)
 		return
 	}
@@ -712,7 +716,7 @@ func (s *Source) pop(now time.Time) *item {
 		s.ready = s.ready[1:]
 		key := c.key()
 		delete(s.readyKeys, key)
-		if _, done := s.offered[key]; done {
+		if s.wasOffered(key) {
 			continue
 		}
 		info, err := s.fileInfo(c.abs, nil)
@@ -723,7 +727,7 @@ func (s *Source) pop(now time.Time) *item {
 			s.observe(c.rel, c.abs, info, s.triggerExists(c.abs), now)
 			continue
 		}
-		s.offered[key] = struct{}{}
+		s.markOffered(key)
 		return &item{
 			src: s,
 			abs: c.abs,
@@ -805,9 +809,16 @@ func (it *item) sameAsOffered(info fs.FileInfo) error {
 	if info.Size() == it.file.Size && info.ModTime().Equal(it.file.ModTime) {
 		return nil
 	}
-	return fmt.Errorf("the file changed since it was offered (it had %d bytes modified %s, now %d bytes modified %s)",
-		it.file.Size, it.file.ModTime.Format(time.RFC3339Nano), info.Size(), info.ModTime().Format(time.RFC3339Nano))
+	return &changedError{fmt.Sprintf("the file changed since it was offered (it had %d bytes modified %s, now %d bytes modified %s)",
+		it.file.Size, it.file.ModTime.Format(time.RFC3339Nano), info.Size(), info.ModTime().Format(time.RFC3339Nano))}
 }
+
+// changedError reports a file that is not the version offered any more; it
+// matches pipeline.ErrChanged.
+type changedError struct{ msg string }
+
+func (e *changedError) Error() string        { return e.msg }
+func (e *changedError) Is(target error) bool { return target == pipeline.ErrChanged }
 
 // AckRemoves reports whether Ack with s deletes or moves the file: for
 // Passed with "after: delete" or "after: move". It implements

@@ -115,6 +115,7 @@ func sourceSpec() pipeline.Spec {
 		Origin:  "built-in",
 		Check:   checkSource,
 		Place:   sourcePlace,
+		Rereads: func(pipeline.Config) bool { return true },
 		Fields: append(clientFields(), []pipeline.Field{
 			{
 				Name: "prefix",

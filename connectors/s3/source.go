@@ -47,6 +47,7 @@ type Source struct {
 	prefix string // "" or ending in "/"
 	client *s3.Client
 
+	seenMu sync.Mutex      // Reoffer adds to seen from other goroutines
 	seen   map[string]bool // File.Key of every object offered
 	queue  []pipeline.File
 	listed bool
@@ -176,11 +177,13 @@ func (s *Source) list(ctx context.Context) error {
 		if err != nil {
 			return s.cfg.wrapErr("ListObjectsV2", s.prefix, err)
 		}
+		s.seenMu.Lock()
 		for _, o := range page.Contents {
 			if f, ok := s.wanted(o); ok && !s.seen[f.Key] {
 				found = append(found, f)
 			}
 		}
+		s.seenMu.Unlock()
 	}
 	sort.SliceStable(found, func(i, j int) bool {
 		if !found[i].ModTime.Equal(found[j].ModTime) {
@@ -188,9 +191,11 @@ func (s *Source) list(ctx context.Context) error {
 		}
 		return found[i].Name < found[j].Name
 	})
+	s.seenMu.Lock()
 	for _, f := range found {
 		s.seen[f.Key] = true
 	}
+	s.seenMu.Unlock()
 	s.queue = append(s.queue, found...)
 	return nil
 }

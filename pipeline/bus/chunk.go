@@ -10,6 +10,8 @@ import (
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 	"github.com/nats-io/nats.go"
+
+	"github.com/mftflow/mftflow/pipeline"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -17,8 +19,30 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // Chunk is one piece of a file on the bus.
 type Chunk struct {
 	Index int
-	Data  []byte // raw, uncompressed
+	Data  []byte // raw, uncompressed; nil in a reference
 	Last  bool
+	// Ref is set on a reference: the chunk's bytes stay in the source file,
+	// Len of them, with CRC-32C Sum (see Verify).
+	Ref bool
+	Len int
+	Sum uint32
+}
+
+// RefTo returns a reference to data as chunk index of its file.
+func RefTo(index int, data []byte, last bool) Chunk {
+	return Chunk{Index: index, Last: last, Ref: true, Len: len(data), Sum: crc32.Checksum(data, castagnoli)}
+}
+
+// Verify checks bytes read from the source for reference c: they must be
+// the bytes it was taken from, else the error wraps pipeline.ErrChanged.
+func (c Chunk) Verify(data []byte) error {
+	if len(data) != c.Len {
+		return fmt.Errorf("%w: chunk %d has %d bytes there now, %d when it was read", pipeline.ErrChanged, c.Index, len(data), c.Len)
+	}
+	if sum := crc32.Checksum(data, castagnoli); sum != c.Sum {
+		return fmt.Errorf("%w: chunk %d has CRC-32C %08x now, %08x when it was read", pipeline.ErrChanged, c.Index, sum, c.Sum)
+	}
+	return nil
 }
 
 // ErrCorrupt is returned by Decode for a chunk whose checksum or length does
@@ -60,6 +84,9 @@ func NewCodec(compression string) (*Codec, error) {
 // whose first 64 KiB do not shrink is not compressed at all, so random or
 // already compressed data costs almost nothing.
 func (c *Codec) Encode(subject string, ch Chunk) *nats.Msg {
+	if ch.Ref {
+		return encodeRef(subject, ch)
+	}
 	m := nats.NewMsg(subject)
 	m.Header.Set(HeaderIndex, strconv.Itoa(ch.Index))
 	m.Header.Set(HeaderLen, strconv.Itoa(len(ch.Data)))
@@ -117,6 +144,9 @@ func (c *Codec) Decode(h nats.Header, data []byte) (Chunk, error) {
 	if err != nil || n < 0 {
 		return Chunk{}, fmt.Errorf("%w: chunk %d: bad %s header", ErrCorrupt, idx, HeaderLen)
 	}
+	if h.Get(HeaderRef) == "1" {
+		return decodeRef(h, idx, n, data)
+	}
 	raw := data
 	switch enc := h.Get(HeaderEnc); enc {
 	case "":
@@ -140,4 +170,28 @@ func (c *Codec) Decode(h nats.Header, data []byte) (Chunk, error) {
 		return Chunk{}, fmt.Errorf("%w: chunk %d: checksum %s, header says %s", ErrCorrupt, idx, sum, h.Get(HeaderSum))
 	}
 	return Chunk{Index: idx, Data: raw, Last: h.Get(HeaderLast) == "1"}, nil
+}
+
+// encodeRef builds the message of a reference: headers only.
+func encodeRef(subject string, ch Chunk) *nats.Msg {
+	m := nats.NewMsg(subject)
+	m.Header.Set(HeaderIndex, strconv.Itoa(ch.Index))
+	m.Header.Set(HeaderLen, strconv.Itoa(ch.Len))
+	m.Header.Set(HeaderSum, fmt.Sprintf("%08x", ch.Sum))
+	m.Header.Set(HeaderRef, "1")
+	if ch.Last {
+		m.Header.Set(HeaderLast, "1")
+	}
+	return m
+}
+
+func decodeRef(h nats.Header, idx, n int, data []byte) (Chunk, error) {
+	if len(data) != 0 {
+		return Chunk{}, fmt.Errorf("%w: chunk %d: a reference with %d bytes of data", ErrCorrupt, idx, len(data))
+	}
+	sum, err := strconv.ParseUint(h.Get(HeaderSum), 16, 32)
+	if err != nil || fmt.Sprintf("%08x", sum) != h.Get(HeaderSum) {
+		return Chunk{}, fmt.Errorf("%w: chunk %d: bad %s header %q", ErrCorrupt, idx, HeaderSum, h.Get(HeaderSum))
+	}
+	return Chunk{Index: idx, Last: h.Get(HeaderLast) == "1", Ref: true, Len: n, Sum: uint32(sum)}, nil
 }

@@ -101,15 +101,20 @@ func FuzzDecode(f *testing.F) {
 	c, _ := bus.NewCodec("zstd")
 	for _, d := range [][]byte{nil, []byte("x"), []byte(strings.Repeat("ab", 600))} {
 		m := c.Encode("s", bus.Chunk{Index: 1, Data: d})
-		f.Add(m.Header.Get(bus.HeaderIndex), m.Header.Get(bus.HeaderLen), m.Header.Get(bus.HeaderSum), m.Header.Get(bus.HeaderEnc), m.Data)
+		f.Add(m.Header.Get(bus.HeaderIndex), m.Header.Get(bus.HeaderLen), m.Header.Get(bus.HeaderSum), m.Header.Get(bus.HeaderEnc), "", m.Data)
+		r := c.Encode("s", bus.RefTo(2, d, true))
+		f.Add(r.Header.Get(bus.HeaderIndex), r.Header.Get(bus.HeaderLen), r.Header.Get(bus.HeaderSum), "", r.Header.Get(bus.HeaderRef), r.Data)
 	}
-	f.Fuzz(func(t *testing.T, idx, n, sum, enc string, data []byte) {
+	f.Fuzz(func(t *testing.T, idx, n, sum, enc, ref string, data []byte) {
 		h := nats.Header{}
 		h.Set(bus.HeaderIndex, idx)
 		h.Set(bus.HeaderLen, n)
 		h.Set(bus.HeaderSum, sum)
 		if enc != "" {
 			h.Set(bus.HeaderEnc, enc)
+		}
+		if ref != "" {
+			h.Set(bus.HeaderRef, ref)
 		}
 		ch, err := c.Decode(h, data)
 		if err != nil {

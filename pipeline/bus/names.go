@@ -71,6 +71,10 @@ const (
 	HeaderSum   = "Mft-Sum"   // CRC-32C of the raw data, 8 hex digits
 	HeaderEnc   = "Mft-Enc"   // "s2" or "zstd"; absent when not compressed
 	HeaderLast  = "Mft-Last"  // "1" on the file's last chunk
+	// HeaderRef is "1" on a chunk that carries no data, only where its
+	// bytes are in the source file (bus.payload reference): Mft-Len bytes
+	// at Mft-Index × the manifest's chunk size, whose CRC-32C is Mft-Sum.
+	HeaderRef = "Mft-Ref"
 )
 
 // HeaderRoom is what chunk headers may add to a message beyond the payload;

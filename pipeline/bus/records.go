@@ -67,6 +67,13 @@ type Manifest struct {
 	// replay.
 	Inline  bool   `json:"inline,omitempty"`
 	Content []byte `json:"content,omitempty"`
+	// Payload is "reference" when the file's chunks carry where its bytes
+	// are in the source file instead of the bytes (bus.payload); "" when
+	// they carry the bytes.
+	Payload string `json:"payload,omitempty"`
+	// Changed is set by a delivery that found the file changed at its
+	// source since it was read (read by reference): what differed.
+	Changed string `json:"changed,omitempty"`
 	// Group names the group that carries the file (see Group): its bytes,
 	// its deliveries and so its outcome are in the group's records, not
 	// in this one, which stays ready. Replay and a rerun that sends it

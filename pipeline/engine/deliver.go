@@ -246,6 +246,13 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil && r.hard.Err() == nil {
 			err = cause
 		}
+		if errors.Is(err, pipeline.ErrChanged) {
+			// Read again, it would be the same change: this version is
+			// over at this sink, and the file's runner decides what next
+			// (bus.on_change).
+			r.noteChanged(id, err)
+			err = pipeline.Permanent(err)
+		}
 		if r.stopping.Err() != nil && !pipeline.IsPermanent(err) {
 			return errStopped
 		}
@@ -480,11 +487,12 @@ func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 	g.SetLimit(conc)
 	perPart := int(partSize / m.ChunkSize)
 	var (
-		part     net.Buffers
+		part     []bus.Chunk
 		partLen  int64
 		readErr  error
 		finished bool
 	)
+	sr := &sourceReads{r: r, m: m} // reads the bytes of references
 	// Chunks that arrived ahead of their turn: a publish that failed is
 	// sent again after the ones behind it have landed (a cluster leader
 	// change), so the stream may hold a few chunks out of order.
@@ -538,9 +546,13 @@ func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 			recorder.boundary(bus.Prefix{Parts: partNo, Chunks: ch.Index, Bytes: size, Seq: seq})
 		}
 		expect++
-		size += int64(len(ch.Data))
-		part = append(part, ch.Data)
-		partLen += int64(len(ch.Data))
+		n := int64(len(ch.Data))
+		if ch.Ref {
+			n = int64(ch.Len)
+		}
+		size += n
+		part = append(part, ch)
+		partLen += n
 		if len(part) < perPart && !ch.Last {
 			continue
 		}
@@ -554,10 +566,19 @@ func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 			continue
 		}
 		g.Go(func() error {
-			if err := writePart(ctx, up, p, data, &s.metrics); err != nil {
+			fail := func(err error) error {
 				writeFailed.Store(true)
 				stopReading()
-				return fmt.Errorf("writing part %d of %s to sink %s: %w", p.Number, m.Name, s.spec.Name, err)
+				return err
+			}
+			body, written, err := sr.partData(ctx, data)
+			if err != nil {
+				return fail(err)
+			}
+			err = writePart(ctx, up, p, body, &s.metrics)
+			written()
+			if err != nil {
+				return fail(fmt.Errorf("writing part %d of %s to sink %s: %w", p.Number, m.Name, s.spec.Name, err))
 			}
 			s.stats.bytes.Add(p.Size)
 			s.metrics.bytes.Add(float64(p.Size))
@@ -613,31 +634,35 @@ func (r *Run) wholeChunk(ctx context.Context, m bus.Manifest) ([]byte, error) {
 		}
 		return m.Content, nil
 	}
-	return onlyChunk(ctx, r.fb.Chunks, r.codec, r.fb.ChunkSubject(m.ID), m.Name)
+	c, err := onlyChunk(ctx, r.fb.Chunks, r.codec, r.fb.ChunkSubject(m.ID), m.Name)
+	if err != nil || !c.Ref {
+		return c.Data, err
+	}
+	return (&sourceReads{r: r, m: &m}).read(ctx, []bus.Chunk{c})
 }
 
 // onlyChunk reads the one chunk on subject (the last message) in one
 // request; name names its file in errors.
-func onlyChunk(ctx context.Context, chunks jetstream.Stream, codec *bus.Codec, subject, name string) ([]byte, error) {
+func onlyChunk(ctx context.Context, chunks jetstream.Stream, codec *bus.Codec, subject, name string) (bus.Chunk, error) {
 	var raw *jetstream.RawStreamMsg
 	err := bus.RetryTransient(ctx, func() (err error) {
 		raw, err = chunks.GetLastMsgForSubject(ctx, subject)
 		return err
 	})
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, pipeline.Permanent(fmt.Errorf("%s: chunk 0 is missing from the bus; were the chunks purged?", name))
+		return bus.Chunk{}, pipeline.Permanent(fmt.Errorf("%s: chunk 0 is missing from the bus; were the chunks purged?", name))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the chunk of %s: %w", name, err)
+		return bus.Chunk{}, fmt.Errorf("reading the chunk of %s: %w", name, err)
 	}
 	c, err := codec.Decode(raw.Header, raw.Data)
 	if err != nil {
-		return nil, pipeline.Permanent(fmt.Errorf("%s: %w", name, err))
+		return bus.Chunk{}, pipeline.Permanent(fmt.Errorf("%s: %w", name, err))
 	}
 	if c.Index != 0 || !c.Last {
-		return nil, pipeline.Permanent(fmt.Errorf("%s: the bus holds chunk %d as the file's last, the manifest says it is one chunk", name, c.Index))
+		return bus.Chunk{}, pipeline.Permanent(fmt.Errorf("%s: the bus holds chunk %d as the file's last, the manifest says it is one chunk", name, c.Index))
 	}
-	return c.Data, nil
+	return c, nil
 }
 
 // writePart writes one part, retrying a few times before giving up.

@@ -128,6 +128,8 @@ type Run struct {
 	source pipeline.Source
 	stages []pipeline.Stage
 	sinks  []*sinkRun
+	// byReference is set when files travel by reference (bus.payload).
+	byReference bool
 
 	// stopping ends when Stop is called: take no new files or parts.
 	stopping context.Context
@@ -203,6 +205,10 @@ func (e *Engine) Start(ctx context.Context, f pipeline.Flow) (*Run, error) {
 	r.stats.started = time.Now()
 
 	if err := r.build(ctx); err != nil {
+		r.closeComponents()
+		return nil, err
+	}
+	if err := r.choosePayload(); err != nil {
 		r.closeComponents()
 		return nil, err
 	}

@@ -314,7 +314,8 @@ func (r *Run) groupContent(ctx context.Context, g bus.Group) ([]byte, error) {
 }
 
 func groupContent(ctx context.Context, chunks jetstream.Stream, codec *bus.Codec, n bus.Names, g bus.Group) ([]byte, error) {
-	data, err := onlyChunk(ctx, chunks, codec, n.ChunkSubject(g.ID), "group "+g.ID)
+	c, err := onlyChunk(ctx, chunks, codec, n.ChunkSubject(g.ID), "group "+g.ID)
+	data := c.Data
 	if err == nil && int64(len(data)) != g.Size {
 		err = pipeline.Permanent(fmt.Errorf("group %s: its chunk holds %d bytes, its record says %d", g.ID, len(data), g.Size))
 	}

@@ -35,7 +35,12 @@ var errStopped = errors.New("run stopping")
 var errReplaying = errors.New("a replay of the file is under way")
 
 // handleFile takes one item from the source to its final outcome and acks it.
-func (r *Run) handleFile(item pipeline.Item) {
+func (r *Run) handleFile(item pipeline.Item) { r.handleVersion(item, 0) }
+
+// handleVersion is handleFile for a version of a file read again, rereads
+// times so far, because the versions before changed during their transfer
+// (bus.on_change: reread).
+func (r *Run) handleVersion(item pipeline.Item, rereads int) {
 	defer r.files.Done()
 	released := false
 	release := func() {
@@ -182,11 +187,14 @@ func (r *Run) handleFile(item pipeline.Item) {
 				return
 			}
 			log.Error("reading file failed", "err", err)
+			if errors.Is(err, pipeline.ErrChanged) {
+				r.noteChanged(id, err)
+			}
 			var cur bus.Manifest
 			if _, gerr := r.fb.Store.Get(r.hard, bus.ManifestKey(id), &cur); gerr == nil && !cur.TasksPublished {
 				// No sink heard of the file: it fails here.
 				out := pipeline.Outcome{Status: pipeline.Failed, Message: err.Error(), RunID: r.e.opts.RunID}
-				r.finishFile(item, id, out, nil, log)
+				r.finishOrReread(item, id, out, nil, rereads, log)
 				return
 			}
 			// The deliveries see the failed manifest and fail too; the
@@ -201,7 +209,7 @@ func (r *Run) handleFile(item pipeline.Item) {
 		return // stopping: the next run resumes
 	}
 	out.RunID = r.e.opts.RunID
-	r.finishFile(item, id, out, known, log)
+	r.finishOrReread(item, id, out, known, rereads, log)
 }
 
 // finishFile records a file's outcome, removes its chunks when no sink needs
@@ -405,7 +413,11 @@ func (r *Run) recordRejected(id string, f pipeline.File, cause error) {
 // read afresh, in a new epoch so that its messages are not taken for
 // duplicates. Deliveries that were committed (or that the sink skipped)
 // stay: those sinks are not sent the file again.
-func (r *Run) resetFile(id string, m bus.Manifest) error {
+func (r *Run) resetFile(id string, m bus.Manifest) error { return r.reset(id, m, false) }
+
+// reset is resetFile; with everySink, committed deliveries are forgotten
+// too, for a file whose content changed since they committed it.
+func (r *Run) reset(id string, m bus.Manifest, everySink bool) error {
 	var cur bus.Manifest
 	if _, err := r.fb.Store.Get(r.hard, bus.ManifestKey(id), &cur); err != nil {
 		return err
@@ -423,7 +435,7 @@ func (r *Run) resetFile(id string, m bus.Manifest) error {
 		if err != nil {
 			return err
 		}
-		if rev == 0 || d.State == bus.DeliveryCommitted || d.State == bus.DeliverySkipped {
+		if rev == 0 || !everySink && (d.State == bus.DeliveryCommitted || d.State == bus.DeliverySkipped) {
 			continue
 		}
 		if err := r.fb.Store.KV.Delete(r.hard, key, jetstream.LastRevision(rev)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -564,7 +576,7 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string, known *bus.
 		}
 		now := time.Now().UTC()
 		if !exists || m.State != bus.FileIngesting {
-			*m = bus.Manifest{ID: id, Key: f.Key, Size: -1, ChunkSize: chunkSize, Created: now, Epoch: m.Epoch}
+			*m = bus.Manifest{ID: id, Key: f.Key, Size: -1, ChunkSize: chunkSize, Created: now, Epoch: m.Epoch, Payload: r.payloadName()}
 		}
 		m.Name, m.ModTime, m.Attrs, m.Sinks = out.Name, out.ModTime, out.Attrs, r.sinkNames()
 		m.SourceRemoves = ackRemoves(item)
@@ -665,7 +677,7 @@ func (r *Run) ingestWhole(ctx context.Context, f pipeline.File, id string, mv bu
 	if inline {
 		content = bytes.Clone(data)
 	} else {
-		msg := r.codec.Encode(r.fb.ChunkSubject(id), bus.Chunk{Index: 0, Data: data, Last: true})
+		msg := r.codec.Encode(r.fb.ChunkSubject(id), r.chunkOf(0, data, true))
 		start := time.Now()
 		err := r.space.Do(ctx, size, func() error {
 			_, err := r.fb.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(fmt.Sprintf("%s.%d.0", id, epoch)), jetstream.WithExpectStream(r.fb.ChunkStream()))
@@ -691,6 +703,9 @@ func (r *Run) ingestWhole(ctx context.Context, f pipeline.File, id string, mv bu
 			ModTime: out.ModTime, Attrs: out.Attrs, ChunkSize: chunkSize, Chunks: 1, SourceRead: read + size,
 			Sinks: r.sinkNames(), State: bus.FileReady, TasksPublished: true, Epoch: epoch, Created: created, Updated: now,
 			Inline: inline, Content: content, SourceRemoves: removes}
+		if !inline {
+			m.Payload = r.payloadName()
+		}
 		return nil
 	})
 	if err != nil {
@@ -769,9 +784,13 @@ func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.Fi
 	if cp != nil {
 		skip = cp.Bytes
 	}
-	if ro, ok := item.(pipeline.RangeOpener); ok && len(r.stages) == 0 && f.Size >= 0 {
+	if ro, ok := item.(pipeline.RangeOpener); ok && (len(r.stages) == 0 || r.byReference) && f.Size >= 0 {
+		out, err := r.keepersOnly(ctx, f)
+		if err != nil {
+			return out, nil, nil, false, err
+		}
 		rr := newRangeReader(ctx, ro, f.Size, skip, chunkSize, r.flow.Bus.Readers, &r.chunks)
-		return f, rr.next, rr.close, true, nil
+		return out, rr.next, rr.close, true, nil
 	}
 	rc, err := item.Open(ctx)
 	if err != nil {
@@ -843,7 +862,7 @@ func (p *publisher) publish(data []byte, last bool) error {
 	if err := p.r.awaitWindow(p.ctx, p.id, p.index, &p.slowest); err != nil {
 		return err
 	}
-	msg := p.r.codec.Encode(p.subject, bus.Chunk{Index: p.index, Data: data, Last: last})
+	msg := p.r.codec.Encode(p.subject, p.r.chunkOf(p.index, data, last))
 	fut, err := p.r.fb.JS.PublishMsgAsync(msg, jetstream.WithMsgID(p.msgID+strconv.Itoa(p.index)), jetstream.WithExpectStream(p.r.fb.ChunkStream()))
 	if err != nil {
 		return fmt.Errorf("publishing chunk %d: %w", p.index, err)

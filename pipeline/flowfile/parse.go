@@ -162,6 +162,8 @@ type parser struct {
 	// stop is set once a node budget is spent; conversion then unwinds and
 	// only this error is reported.
 	stop *Error
+	// payloadAt is bus.payload's value, where its refusal is reported.
+	payloadAt *yaml.Node
 }
 
 func (p *parser) pos(n *yaml.Node) pipeline.Pos {
@@ -243,6 +245,9 @@ func (p *parser) parse(data []byte) *pipeline.Flow {
 	f := p.flow(doc.Content[0])
 	if f != nil && p.stop == nil {
 		p.report(f, p.reg.CheckPlaces(*f))
+		if err := p.reg.CheckPayload(*f); err != nil {
+			p.add(p.pos(p.payloadAt), err, "%v", err)
+		}
 	}
 	if len(p.errs) == 0 && f != nil {
 		p.check(f)
@@ -737,13 +742,15 @@ var (
 	topKeys   = []string{"name", "source", "stages", "sinks", "bus"}
 	sinkKeys  = []string{"name", "parallelism", "files", "retry"}
 	retryKeys = []string{"attempts", "initial", "max"}
-	busKeys   = []string{"chunk_size", "compression", "files", "readers", "window", "retention", "retention_size"}
+	busKeys   = []string{"chunk_size", "compression", "files", "readers", "window", "retention", "retention_size", "payload", "on_change"}
 
 	nameField     = pipeline.Field{Type: pipeline.TypeString}
 	countField    = pipeline.Field{Type: pipeline.TypeInt}
 	durationField = pipeline.Field{Type: pipeline.TypeDuration}
 	sizeField     = pipeline.Field{Type: pipeline.TypeSize}
 	compressField = pipeline.Field{Type: pipeline.TypeString, Enum: pipeline.Compressions}
+	payloadField  = pipeline.Field{Type: pipeline.TypeString, Enum: pipeline.Payloads}
+	changeField   = pipeline.Field{Type: pipeline.TypeString, Enum: pipeline.Changes}
 
 	// flowName is the rule pipeline.Flow.Check applies to flow and sink names.
 	flowName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -1337,6 +1344,14 @@ func (p *parser) bus(e pair) pipeline.BusSpec {
 			v, _, ok := p.setting(be, "bus.compression", compressField)
 			if ok && v != nil {
 				b.Compression = v.(string)
+			}
+		case "payload":
+			if v, n, ok := p.setting(be, "bus.payload", payloadField); ok && v != nil {
+				b.Payload, p.payloadAt = v.(string), n
+			}
+		case "on_change":
+			if v, _, ok := p.setting(be, "bus.on_change", changeField); ok && v != nil {
+				b.OnChange = v.(string)
 			}
 		case "files":
 			b.Files = p.count0(be, "bus.files")

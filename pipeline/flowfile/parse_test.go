@@ -264,7 +264,7 @@ var errorCases = []struct {
 			`f.yaml:2:9: source: want a mapping with one connector key, got a string`,
 			`f.yaml:3:9: stages: want a list of stages, got a mapping`,
 			`f.yaml:4:8: sinks: want a list of sinks, got a mapping`,
-			`f.yaml:5:6: bus: want a mapping with chunk_size, compression, files, readers, window, retention, retention_size, got a list`,
+			`f.yaml:5:6: bus: want a mapping with chunk_size, compression, files, readers, window, retention, retention_size, payload, on_change, got a list`,
 		),
 	},
 	{
@@ -486,7 +486,29 @@ var errorCases = []struct {
 			`f.yaml:7:10: bus.files: must not be negative, got -2`,
 			`f.yaml:8:12: bus.readers: want an integer, got string x`,
 			`f.yaml:9:14: bus.retention: want a duration such as 500ms, 10s or 1m30s, got string -1s`,
-			`f.yaml:10:3: unknown key "chunksize" (known: chunk_size, compression, files, readers, window, retention, retention_size)`,
+			`f.yaml:10:3: unknown key "chunksize" (known: chunk_size, compression, files, readers, window, retention, retention_size, payload, on_change)`,
+		),
+	},
+	{
+		name: "bus payload",
+		in:   lines("name: x", srcOK, sinksOK, "bus:", "  payload: refs", "  on_change: ignore"),
+		want: lines(
+			`f.yaml:5:12: bus.payload: want one of bytes, reference, auto, got "refs"`,
+			`f.yaml:6:14: bus.on_change: want one of fail, reread, got "ignore"`,
+		),
+	},
+	{
+		name: "bus payload reference with a stage that changes the content",
+		in:   lines("name: x", srcOK, "stages: [match: {}, compress: {}]", sinksOK, "bus:", "  payload: reference"),
+		want: lines(
+			`f.yaml:6:12: bus.payload reference: stage 2 (compress) changes or reads the content, so the bytes a sink needs exist only after it: remove the stage; use bus.payload bytes, or auto to read by reference only where it can`,
+		),
+	},
+	{
+		name: "bus payload reference from a source that hands files out once",
+		in:   lines("name: x", "source: {s3: {bucket: b, secret_key: k}}", sinksOK, "bus: {payload: reference}"),
+		want: lines(
+			`f.yaml:4:16: bus.payload reference: source "s3" hands each file out once: a file taken from it cannot be read again; use bus.payload bytes, or auto to read by reference only where it can`,
 		),
 	},
 	{
@@ -495,7 +517,7 @@ var errorCases = []struct {
 			"  retention-size: 1GiB"),
 		want: lines(
 			`f.yaml:6:19: bus.retention_size: want a size such as 1048576, 512KiB, 8MiB or 1GB, got string lots`,
-			`f.yaml:7:3: unknown key "retention-size" (known: chunk_size, compression, files, readers, window, retention, retention_size)`,
+			`f.yaml:7:3: unknown key "retention-size" (known: chunk_size, compression, files, readers, window, retention, retention_size, payload, on_change)`,
 		),
 	},
 	{

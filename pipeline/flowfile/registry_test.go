@@ -21,7 +21,7 @@ func testRegistry(t testing.TB) *pipeline.Registry {
 			t.Fatal(err)
 		}
 	}
-	must(reg.RegisterSource(pipeline.Spec{Name: "local", Fields: []pipeline.Field{
+	must(reg.RegisterSource(pipeline.Spec{Name: "local", Rereads: func(pipeline.Config) bool { return false }, Fields: []pipeline.Field{
 		{Name: "path", Type: pipeline.TypeString, Required: true},
 		{Name: "include", Type: pipeline.TypeStrings},
 		{Name: "after", Type: pipeline.TypeString, Enum: []string{"leave", "delete", "move"}, Default: "leave"},
@@ -32,7 +32,7 @@ func testRegistry(t testing.TB) *pipeline.Registry {
 		{Name: "access_key", Type: pipeline.TypeString},
 		{Name: "secret_key", Type: pipeline.TypeString, Secret: true, Required: true},
 	}}, source))
-	must(reg.RegisterStage(pipeline.Spec{Name: "match", Fields: []pipeline.Field{
+	must(reg.RegisterStage(pipeline.Spec{Name: "match", KeepsContent: true, Fields: []pipeline.Field{
 		{Name: "include", Type: pipeline.TypeStrings},
 		{Name: "exclude", Type: pipeline.TypeStrings},
 		{Name: "min_size", Type: pipeline.TypeSize},

@@ -162,3 +162,9 @@ func (l *maxSizeReader) Read(p []byte) (int, error) {
 }
 
 var _ pipeline.Stage = (*Match)(nil)
+
+// KeepsContent reports true: Match lets a file through or drops it, never
+// changing its bytes, and reads them only to bound a file of unknown size,
+// which a file read by reference never is. It implements
+// pipeline.ContentKeeper.
+func (m *Match) KeepsContent() bool { return true }

@@ -20,6 +20,8 @@ func specs() []struct {
 			Summary: "Lets through only the files whose name and size match; drops the others as skipped.",
 			Origin:  "built-in",
 			Check:   checkMatch,
+			// Decides from the name and size alone; the bytes pass untouched.
+			KeepsContent: true,
 			Fields: []pipeline.Field{
 				{Name: "include", Type: pipeline.TypeStrings, Default: []string{"**"},
 					Doc: `Globs the slash-separated name must match (one of them): * and ? stay within a directory, ** spans directories, {a,b} and [a-z] as usual. "*.csv" matches only at the top; use "**/*.csv" for any depth.`},
@@ -50,6 +52,8 @@ func specs() []struct {
 			Summary: "Gives each file a new name from a template; the content is unchanged.",
 			Origin:  "built-in",
 			Check:   checkRename,
+			// Decides from the name and size alone; the bytes pass untouched.
+			KeepsContent: true,
 			Fields: []pipeline.Field{
 				{Name: "name", Type: pipeline.TypeString, Required: true,
 					Doc: "The new name. Placeholders: {name} (with directories), {base}, {dir}, {stem}, {ext} (with its dot), {date} (2006-01-02), {time} (150405), {id}, {attr.KEY}. {date} and {time} are the file's modification time in UTC, or the current time for a file without one. The result must be a safe relative name."},

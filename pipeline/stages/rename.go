@@ -60,3 +60,7 @@ func (s *Rename) Process(ctx context.Context, f pipeline.File, r io.Reader) (pip
 }
 
 var _ pipeline.Stage = (*Rename)(nil)
+
+// KeepsContent reports true: a new name, the same bytes. It implements
+// pipeline.ContentKeeper.
+func (s *Rename) KeepsContent() bool { return true }
