@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/bus"
 	"github.com/mftflow/mftflow/pipeline/engine"
 	"github.com/mftflow/mftflow/testkit/natscluster"
@@ -118,14 +119,24 @@ func writeSeededFile(t *testing.T, name string, size int64, seed uint64) string 
 // source (it ends once the files present at the start are delivered) into
 // one local sink. With fsync every part is flushed to disk, which slows the
 // sink down enough for a fault to land while the big file is written.
-func writeClusterFlow(t *testing.T, dir, in, out string, fsync bool) string {
+// clusterFlow says how writeClusterFlow writes the flow: with a sink that
+// syncs each file, and with files read by reference from the source
+// directory, which the test declares shared by the runners.
+type clusterFlow struct{ fsync, reference bool }
+
+func writeClusterFlow(t *testing.T, dir, in, out string, o clusterFlow) string {
 	t.Helper()
+	fsync, payload := o.fsync, "bytes"
+	if o.reference {
+		payload = "reference"
+	}
 	return writeFile(t, dir, "shared.yaml", `name: `+clusterFlowName+`
 source:
   local:
     path: `+in+`
     watch: false
     stable_for: 0s
+    shared: `+strconv.FormatBool(o.reference)+`
 sinks:
   - name: out
     parallelism: 4
@@ -137,6 +148,7 @@ sinks:
       fsync: `+strconv.FormatBool(fsync)+`
 bus:
   compression: none
+  payload: `+payload+`
 `)
 }
 
@@ -406,16 +418,16 @@ type clusterPair struct {
 // startClusterPair writes the input (big.bin of big bytes, then mids) and
 // the flow, and starts runner a, then, once a holds the source lease (so
 // which process reads the source is known), runner b; flags go to both.
-func startClusterPair(t *testing.T, fsync bool, flags []string, big int64, mids ...int64) *clusterPair {
+func startClusterPair(t *testing.T, o clusterFlow, flags []string, big int64, mids ...int64) *clusterPair {
 	t.Helper()
-	return startClusterPairWith(t, fsync, flags, func(in string) (map[string]clusterInput, string) {
+	return startClusterPairWith(t, o, flags, func(in string) (map[string]clusterInput, string) {
 		return writeClusterInput(t, in, big, mids...)
 	})
 }
 
 // startClusterPairWith is startClusterPair with the input written by
 // input, which returns the files and big.bin's id, if any.
-func startClusterPairWith(t *testing.T, fsync bool, flags []string, input func(in string) (map[string]clusterInput, string)) *clusterPair {
+func startClusterPairWith(t *testing.T, o clusterFlow, flags []string, input func(in string) (map[string]clusterInput, string)) *clusterPair {
 	t.Helper()
 	p := &clusterPair{c: natscluster.Start(t, 3)}
 	p.js = connectCluster(t, p.c)
@@ -423,7 +435,7 @@ func startClusterPairWith(t *testing.T, fsync bool, flags []string, input func(i
 	in := filepath.Join(dir, "in")
 	p.out = filepath.Join(dir, "out")
 	p.want, p.bigID = input(in)
-	flow := writeClusterFlow(t, dir, in, p.out, fsync)
+	flow := writeClusterFlow(t, dir, in, p.out, o)
 	p.a = startClusterRunner(t, "a", dir, p.c.URLs(), flow, flags...)
 	p.holder = waitLeaseHolder(t, p.js, p.a)
 	p.b = startClusterRunner(t, "b", dir, p.c.URLs(), flow, flags...)
@@ -480,7 +492,7 @@ func TestClusterTwoRunnersShareTheWork(t *testing.T) {
 	if testing.Short() {
 		t.Skip("moves 370 MiB through a three-node cluster; skipped with -short")
 	}
-	p := startClusterPair(t, false, nil, 256<<20, 16<<20, 20<<20, 24<<20, 32<<20)
+	p := startClusterPair(t, clusterFlow{}, nil, 256<<20, 16<<20, 20<<20, 24<<20, 32<<20)
 	a, b, holder := p.a, p.b, p.holder
 
 	if code := a.wait(t, p.js); code != 0 {
@@ -553,13 +565,23 @@ func waitMidTransfer(t *testing.T, js jetstream.JetStream, id string, parts int,
 // half-way through, while two runners share a flow on a three-node cluster.
 // The other runner finishes every file (taking the source lease over when
 // the killed one held it): each file arrives once, byte-identical, and the
-// killed delivery is resumed from the parts it had recorded.
+// killed delivery is resumed from the parts it had recorded. It does so
+// with the bytes on the bus, and with files read by reference from a
+// directory both runners see.
 func TestClusterRunnerKilledMidTransfer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("moves 190 MiB through a three-node cluster; skipped with -short")
 	}
+	for _, reference := range []bool{false, true} {
+		t.Run(map[bool]string{false: "bytes", true: "reference"}[reference], func(t *testing.T) {
+			killMidTransferInCluster(t, clusterFlow{fsync: true, reference: reference})
+		})
+	}
+}
+
+func killMidTransferInCluster(t *testing.T, o clusterFlow) {
 	const bigSize = 128 << 20
-	p := startClusterPair(t, true, nil, bigSize, 16<<20, 24<<20)
+	p := startClusterPair(t, o, nil, bigSize, 16<<20, 24<<20)
 	js, a, b, holder := p.js, p.a, p.b, p.holder
 
 	// Kill whichever runner is writing big.bin. That is usually runner a,
@@ -594,6 +616,14 @@ func TestClusterRunnerKilledMidTransfer(t *testing.T) {
 		t.Errorf("big.bin: owner %s, %d attempts, %d parts resumed; want another run than the killed %s, at least 2 attempts, at least %d resumed (recorded before the kill)",
 			d.Owner, d.Attempts, d.Resumed, victimRun, atKill.Done.Count())
 	}
+	if st, ok := clusterStatus(js); ok && o.reference {
+		for _, f := range st.Files {
+			// Small files carry their bytes, in groups or in their manifest.
+			if f.Manifest.Size > 32<<10 && f.Manifest.Payload != pipeline.PayloadReference {
+				t.Errorf("%s travelled by %q; want reference", f.Manifest.Name, f.Manifest.Payload)
+			}
+		}
+	}
 	t.Logf("big.bin: %d attempts, %d parts resumed, %d writes", d.Attempts, d.Resumed, d.Writes)
 }
 
@@ -610,7 +640,7 @@ func TestClusterRunnerKilledWhileGroupsAreDelivered(t *testing.T) {
 	}
 	const n = 6000
 	// With fsync the sink is slow enough for the kill to land mid-run.
-	p := startClusterPairWith(t, true, nil, func(in string) (map[string]clusterInput, string) {
+	p := startClusterPairWith(t, clusterFlow{fsync: true}, nil, func(in string) (map[string]clusterInput, string) {
 		files := map[string]clusterInput{}
 		for i := range n {
 			name := fmt.Sprintf("g%d/edi-%04d.txt", i%5, i)
@@ -714,7 +744,7 @@ func TestClusterNATSNodeStoppedMidTransfer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("moves 190 MiB through a three-node cluster; skipped with -short")
 	}
-	p := startClusterPair(t, true, []string{"--replicas", "3"}, 128<<20, 16<<20, 24<<20)
+	p := startClusterPair(t, clusterFlow{fsync: true}, []string{"--replicas", "3"}, 128<<20, 16<<20, 24<<20)
 	c, js, a, b, holder := p.c, p.js, p.a, p.b, p.holder
 
 	atStop := waitMidTransfer(t, js, p.bigID, 1, a, b)
