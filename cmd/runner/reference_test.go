@@ -160,6 +160,9 @@ bus:
 				t.Fatalf("big.bin: %d bytes, sha256 %x (%v); want %d bytes, %s", n, h.Sum(nil), err, int64(size), want)
 			}
 
+			if out, _, code := runRunner(t, dir, "status", "--data", data); code != 0 || !strings.Contains(out, "flow ref: 1 file (1 done), 1 read by reference\n") {
+				t.Errorf("runner status exited %d:\n%s\nwant it to say the file was read by reference", code, out)
+			}
 			m, d := finalState(t, data, "ref")
 			if m.Payload != pipeline.PayloadReference || m.Outcome != "passed" || m.SourceRead != size {
 				t.Errorf("manifest: payload %q, outcome %s, source read %d; want reference, passed, %d", m.Payload, m.Outcome, m.SourceRead, int64(size))

@@ -188,10 +188,14 @@ func failedBefore(files []engine.FileStatus) int64 {
 }
 
 // fileCounts summarises files by manifest state: "12 files (10 done, 2 in
-// progress)". Files that failed before delivery are counted apart.
+// progress)". Files that failed before delivery are counted apart; files
+// whose chunks carry references (bus.payload) are counted at the end.
 func fileCounts(files []engine.FileStatus) string {
-	var done, skipped, failed, active int64
+	var done, skipped, failed, active, byRef int64
 	for _, f := range files {
+		if f.Manifest.Payload == pipeline.PayloadReference {
+			byRef++
+		}
 		switch {
 		case f.Error != "":
 			failed++
@@ -215,6 +219,9 @@ func fileCounts(files []engine.FileStatus) string {
 	s := plural(int64(len(files)), "file", "files")
 	if len(parts) > 0 {
 		s += " (" + strings.Join(parts, ", ") + ")"
+	}
+	if byRef > 0 {
+		s += fmt.Sprintf(", %d read by reference", byRef)
 	}
 	return s
 }

@@ -175,6 +175,8 @@
 //
 //	mftflow_read_bytes_total{flow}               bytes put on the bus (after the stages)
 //	mftflow_read_files_total{flow}               files read completely onto the bus
+//	mftflow_read_reference_files_total{flow}     of those, files whose chunks carry references
+//	mftflow_source_changed_total{flow}           files found changed at their source mid-transfer
 //	mftflow_chunk_publish_seconds{flow}          histogram: chunk publish to its ack
 //	mftflow_delivered_bytes_total{flow,sink}     bytes of parts written to the sink
 //	mftflow_delivered_files_total{flow,sink}     deliveries committed

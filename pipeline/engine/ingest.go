@@ -656,7 +656,7 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string, known *bus.
 	if err != nil {
 		return mv, err
 	}
-	r.metrics.readFiles.Inc()
+	r.countRead(mv.V)
 	return mv, nil
 }
 
@@ -715,7 +715,7 @@ func (r *Run) ingestWhole(ctx context.Context, f pipeline.File, id string, mv bu
 	if err := r.queueUntilDone(ctx, id, mv.V.Epoch, mv.V.Sinks); err != nil {
 		return mv, err
 	}
-	r.metrics.readFiles.Inc()
+	r.countRead(mv.V)
 	return mv, nil
 }
 

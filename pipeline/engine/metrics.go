@@ -24,6 +24,7 @@ const (
 // gathers them, which keeps the hot path free of nil checks.
 type metrics struct {
 	readBytes, readFiles                       *prometheus.CounterVec // flow
+	referenceFiles, changed                    *prometheus.CounterVec // flow
 	publish                                    *prometheus.HistogramVec
 	delivBytes, delivFiles                     *prometheus.CounterVec // flow, sink
 	partRetries, deliveryRetries, deliveryFail *prometheus.CounterVec
@@ -39,8 +40,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metricNamespace, Name: name, Help: help}, labels)
 	}
 	m := &metrics{
-		readBytes: counter("read_bytes_total", "Bytes read from the flow's source (after its stages) and put on the bus.", flow),
-		readFiles: counter("read_files_total", "Files read completely onto the bus.", flow),
+		readBytes:      counter("read_bytes_total", "Bytes read from the flow's source (after its stages) and put on the bus.", flow),
+		readFiles:      counter("read_files_total", "Files read completely onto the bus.", flow),
+		referenceFiles: counter("read_reference_files_total", "Files read completely whose chunks carry where their bytes are in the source, not the bytes (bus.payload reference); read_files_total counts them too.", flow),
+		changed:        counter("source_changed_total", "Files read by reference that a delivery found changed at their source before every sink had them (bus.on_change).", flow),
 		publish: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: metricNamespace, Name: "chunk_publish_seconds",
 			Help:    "Time from publishing a chunk to JetStream to seeing its acknowledgement.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, flow),
@@ -61,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	for _, c := range []**prometheus.CounterVec{&m.readBytes, &m.readFiles, &m.delivBytes, &m.delivFiles, &m.partRetries, &m.deliveryRetries, &m.deliveryFail, &m.refused} {
+	for _, c := range []**prometheus.CounterVec{&m.readBytes, &m.readFiles, &m.referenceFiles, &m.changed, &m.delivBytes, &m.delivFiles, &m.partRetries, &m.deliveryRetries, &m.deliveryFail, &m.refused} {
 		if *c, err = register(reg, *c); err != nil {
 			return nil, err
 		}
@@ -100,8 +103,9 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 // runMetrics are a run's flow-level series, resolved once per run so that
 // the per-chunk path does no label lookups.
 type runMetrics struct {
-	readBytes, readFiles prometheus.Counter
-	publish              prometheus.Observer
+	readBytes, readFiles    prometheus.Counter
+	referenceFiles, changed prometheus.Counter
+	publish                 prometheus.Observer
 }
 
 // sinkMetrics are one sink's series in a run.
@@ -131,9 +135,11 @@ func (m *metrics) start(r *Run) runMetrics {
 		}()
 	}
 	return runMetrics{
-		readBytes: m.readBytes.WithLabelValues(flow),
-		readFiles: m.readFiles.WithLabelValues(flow),
-		publish:   m.publish.WithLabelValues(flow),
+		readBytes:      m.readBytes.WithLabelValues(flow),
+		readFiles:      m.readFiles.WithLabelValues(flow),
+		referenceFiles: m.referenceFiles.WithLabelValues(flow),
+		changed:        m.changed.WithLabelValues(flow),
+		publish:        m.publish.WithLabelValues(flow),
 	}
 }
 

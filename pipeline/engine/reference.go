@@ -193,16 +193,29 @@ func (sr *sourceReads) mixed(ctx context.Context, chunks []bus.Chunk) (net.Buffe
 // the transfer, for the runner that holds the file to read it again
 // (bus.on_change: reread) or to say so in its outcome.
 func (r *Run) noteChanged(id string, cause error) {
+	noted := false
 	_, err := bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
 		if !exists || m.Changed != "" {
 			return bus.ErrUnchanged
 		}
 		m.Changed = pipeline.RedactURLs(cause.Error())
 		m.Updated = time.Now().UTC()
+		noted = true
 		return nil
 	})
 	if err != nil {
 		r.log.Warn("recording that a file changed at its source", "id", id, "err", err)
+	}
+	if noted {
+		r.metrics.changed.Inc()
+	}
+}
+
+// countRead counts a file read completely onto the bus, by its payload.
+func (r *Run) countRead(m bus.Manifest) {
+	r.metrics.readFiles.Inc()
+	if m.Payload == pipeline.PayloadReference {
+		r.metrics.referenceFiles.Inc()
 	}
 }
 

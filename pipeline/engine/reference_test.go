@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mftflow/mftflow/connectors/local"
 	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/bus"
@@ -60,7 +62,8 @@ func TestFilesTravelByReference(t *testing.T) {
 	}
 	a := testkit.NewMemorySink()
 	a.SetPlan(pipeline.PartPlan{PartSize: 1 << 20, Concurrency: 3})
-	runToEnd(t, e.engine(t, engine.Options{SoleRunner: true}), pipeline.Flow{
+	reg := prometheus.NewRegistry()
+	runToEnd(t, e.engine(t, engine.Options{SoleRunner: true, Metrics: reg}), pipeline.Flow{
 		Name:   "by-reference",
 		Source: pipeline.SourceOf(localSource(t, dir)),
 		Sinks:  []pipeline.SinkSpec{pipeline.SinkOf("a", a)},
@@ -71,17 +74,22 @@ func TestFilesTravelByReference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	byRef := 0
 	for _, f := range st[0].Files {
 		// Files of 32 KiB or less travel inside their manifest, the rest by
 		// reference.
 		want := pipeline.PayloadReference
 		if f.Manifest.Size <= 32<<10 {
 			want = ""
+		} else {
+			byRef++
 		}
 		if f.Manifest.Payload != want {
 			t.Errorf("%s (%d bytes) travelled by %q, want %q", f.Manifest.Name, f.Manifest.Size, f.Manifest.Payload, want)
 		}
 	}
+	wantSeries(t, reg, float64(len(files)), "mftflow_read_files_total", "flow", "by-reference")
+	wantSeries(t, reg, float64(byRef), "mftflow_read_reference_files_total", "flow", "by-reference")
 }
 
 // TestChangedSourceIsNeverDeliveredMixed rewrites a file read by reference
@@ -109,7 +117,8 @@ func TestChangedSourceIsNeverDeliveredMixed(t *testing.T) {
 			}
 			flow := "changed-" + strings.NewReplacer(" ", "-", ",", "").Replace(tc.name)
 			sink := gatedSink{MemorySink: testkit.NewMemorySink(), gate: make(chan struct{})}
-			run, err := e.engine(t, engine.Options{SoleRunner: true, Logger: testLogger(t)}).Start(context.Background(), pipeline.Flow{
+			reg := prometheus.NewRegistry()
+			run, err := e.engine(t, engine.Options{SoleRunner: true, Logger: testLogger(t), Metrics: reg}).Start(context.Background(), pipeline.Flow{
 				Name:   flow,
 				Source: pipeline.SourceOf(localSource(t, dir)),
 				Sinks:  []pipeline.SinkSpec{fastRetry(pipeline.SinkOf("out", sink), 3)},
@@ -138,6 +147,7 @@ func TestChangedSourceIsNeverDeliveredMixed(t *testing.T) {
 			case tc.onChange == pipeline.ChangeReread && testkit.SHA256Hex(got) != testkit.SHA256Hex(after):
 				t.Fatalf("on_change reread delivered sha256 %s; want the new bytes, %s (old: %s)", testkit.SHA256Hex(got), testkit.SHA256Hex(after), testkit.SHA256Hex(before))
 			}
+			wantSeries(t, reg, 1, "mftflow_source_changed_total", "flow", flow)
 			s := run.Stats()
 			if tc.onChange == pipeline.ChangeFail {
 				if s.FilesFailed != 1 || s.FilesPassed != 0 {
