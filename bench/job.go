@@ -109,7 +109,10 @@ func CheckFlow(f pipeline.Flow, reg *pipeline.Registry, synthetic bool, s Sweep)
 // the sinks' own.
 func BasePoint(f pipeline.Flow) Point {
 	d := f.WithDefaults()
-	p := Point{ChunkSize: d.Bus.ChunkSize, Compression: d.Bus.Compression, Parallelism: pipeline.DefaultParallelism}
+	p := Point{ChunkSize: d.Bus.ChunkSize, Compression: d.Bus.Compression, Parallelism: pipeline.DefaultParallelism, Payload: d.Bus.Payload}
+	if p.Payload == "" {
+		p.Payload = pipeline.PayloadBytes
+	}
 	if len(d.Sinks) > 0 {
 		p.Parallelism = d.Sinks[0].Parallelism
 	}
@@ -131,8 +134,10 @@ func (j Job) Prepare(reg *pipeline.Registry) (pipeline.Flow, []string, error) {
 	}
 	f.Name = j.Name
 	if j.Input != "" {
+		// Shared: this process is the generated flow's only runner, so its
+		// files may be read by reference even over an external server.
 		f.Source = pipeline.Use("local", map[string]any{
-			"path": j.Input, "watch": false, "stable_for": "0s", "after": "leave", "recursive": false,
+			"path": j.Input, "watch": false, "stable_for": "0s", "after": "leave", "recursive": false, "shared": true,
 		})
 	} else {
 		cfg := maps.Clone(f.Source.Config)
@@ -155,6 +160,9 @@ func (j Job) Prepare(reg *pipeline.Registry) (pipeline.Flow, []string, error) {
 	}
 	if p.Compression != "" {
 		f.Bus.Compression = p.Compression
+	}
+	if p.Payload != "" {
+		f.Bus.Payload = p.Payload
 	}
 	f.Sinks = append([]pipeline.SinkSpec(nil), f.Sinks...)
 	for i := range f.Sinks {

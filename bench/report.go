@@ -264,6 +264,9 @@ func (s Sweep) swept() []string {
 	if len(s.Compressions) > 0 {
 		out = append(out, "compression")
 	}
+	if len(s.Payloads) > 0 {
+		out = append(out, "payload")
+	}
 	return out
 }
 
@@ -308,7 +311,11 @@ func Snippet(f pipeline.Flow, p Point, file string) string {
 	if file != "" {
 		fmt.Fprintf(&b, "# in %s (other settings unchanged)\n", file)
 	}
-	fmt.Fprintf(&b, "bus:\n  chunk_size: %s\n  compression: %s\nsinks:\n", FormatSize(p.ChunkSize), p.Compression)
+	fmt.Fprintf(&b, "bus:\n  chunk_size: %s\n  compression: %s\n", FormatSize(p.ChunkSize), p.Compression)
+	if p.Payload != "" && p.Payload != pipeline.PayloadBytes {
+		fmt.Fprintf(&b, "  payload: %s\n", p.Payload)
+	}
+	b.WriteString("sinks:\n")
 	for _, k := range f.WithDefaults().Sinks {
 		fmt.Fprintf(&b, "  - name: %s\n    parallelism: %d\n", k.Name, p.Parallelism)
 		if p.PartSize > 0 {
@@ -332,7 +339,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(&b, "%s; %s after %s; NATS: %s; peak RSS: %s\n\n", what,
 		plural(r.Runs, "counted run", "counted runs"), plural(r.Warmup, "warm-up", "warm-ups"), r.NATS, rssNote(r.RSSMethod))
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\tCHUNK\tPART\tPAR\tCOMP\tMB/s\tSPREAD\tFILES/s\tPEAK RSS\tCPU s\tRETRIES\tBUS CEILING\tOF CEILING")
+	fmt.Fprintln(tw, "\tCHUNK\tPART\tPAR\tCOMP\tPAYLOAD\tMB/s\tSPREAD\tFILES/s\tPEAK RSS\tCPU s\tRETRIES\tBUS CEILING\tOF CEILING")
 	for _, p := range r.Points {
 		if len(p.Runs) == 0 {
 			continue
@@ -350,8 +357,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 			ceil = fmt.Sprintf("%.1f", p.CeilingMBps)
 			of = fmt.Sprintf("%.0f%%", 100*p.MBps.Median/p.CeilingMBps)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%.1f\t%.1f–%.1f\t%.1f\t%s\t%.2f\t%d\t%s\t%s\n",
-			mark, FormatSize(p.ChunkSize), part, p.Parallelism, p.Compression,
+		payload := p.Payload
+		if payload == "" {
+			payload = pipeline.PayloadBytes
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%.1f\t%.1f–%.1f\t%.1f\t%s\t%.2f\t%d\t%s\t%s\n",
+			mark, FormatSize(p.ChunkSize), part, p.Parallelism, p.Compression, payload,
 			p.MBps.Median, p.MBps.Min, p.MBps.Max, p.FilesPerSec.Median,
 			pipeline.FormatSize(p.PeakRSS), p.CPUSeconds, p.Retries, ceil, of)
 	}

@@ -16,6 +16,8 @@ type Point struct {
 	PartSize    int64  `json:"part_size,omitempty"`
 	Parallelism int    `json:"parallelism"`
 	Compression string `json:"compression"`
+	// Payload is bus.payload: "bytes" or "reference" ("" in older results).
+	Payload string `json:"payload,omitempty"`
 }
 
 // String labels the point as "chunk 1MiB, part 8MiB, parallelism 4, s2".
@@ -26,6 +28,9 @@ func (p Point) String() string {
 		fmt.Fprintf(&b, ", part %s", FormatSize(p.PartSize))
 	}
 	fmt.Fprintf(&b, ", parallelism %d, %s", p.Parallelism, p.Compression)
+	if p.Payload == pipeline.PayloadReference {
+		b.WriteString(", by reference")
+	}
 	return b.String()
 }
 
@@ -36,10 +41,11 @@ type Sweep struct {
 	PartSizes    []int64  `json:"part_sizes,omitempty"`
 	Parallelisms []int    `json:"parallelisms,omitempty"`
 	Compressions []string `json:"compressions,omitempty"`
+	Payloads     []string `json:"payloads,omitempty"`
 }
 
 // Points returns every combination, chunk size varying slowest and
-// compression fastest. base fills in the settings the sweep leaves out.
+// payload fastest. base fills in the settings the sweep leaves out.
 func (s Sweep) Points(base Point) []Point {
 	chunks := s.ChunkSizes
 	if len(chunks) == 0 {
@@ -57,12 +63,18 @@ func (s Sweep) Points(base Point) []Point {
 	if len(comps) == 0 {
 		comps = []string{base.Compression}
 	}
+	payloads := s.Payloads
+	if len(payloads) == 0 {
+		payloads = []string{base.Payload}
+	}
 	var out []Point
 	for _, c := range chunks {
 		for _, ps := range parts {
 			for _, p := range pars {
 				for _, z := range comps {
-					out = append(out, Point{ChunkSize: c, PartSize: ps, Parallelism: p, Compression: z})
+					for _, pl := range payloads {
+						out = append(out, Point{ChunkSize: c, PartSize: ps, Parallelism: p, Compression: z, Payload: pl})
+					}
 				}
 			}
 		}
@@ -144,14 +156,26 @@ func ParseCounts(flag, s string) ([]int, error) {
 
 // ParseCompressions parses a comma-separated list of bus compressions.
 func ParseCompressions(flag, s string) ([]string, error) {
+	return parseWords(flag, s, pipeline.Compressions, "a compression (want none, s2 or zstd)")
+}
+
+// ParsePayloads parses a comma-separated list of bus payloads: bytes or
+// reference (auto would measure one of the two without saying which).
+func ParsePayloads(flag, s string) ([]string, error) {
+	return parseWords(flag, s, []string{pipeline.PayloadBytes, pipeline.PayloadReference}, "a payload (want bytes or reference)")
+}
+
+// parseWords parses a comma-separated list of words from known; what names
+// one in errors.
+func parseWords(flag, s string, known []string, what string) ([]string, error) {
 	items, err := splitList(flag, s)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	for _, it := range items {
-		if !slices.Contains(pipeline.Compressions, it) {
-			return nil, fmt.Errorf("%s: %q is not a compression (want none, s2 or zstd)", flag, it)
+		if !slices.Contains(known, it) {
+			return nil, fmt.Errorf("%s: %q is not %s", flag, it, what)
 		}
 		if !slices.Contains(out, it) {
 			out = append(out, it)

@@ -34,6 +34,7 @@ type benchOptions struct {
 	partSizes   string
 	parallelism string
 	compression string
+	payload     string
 	warmup      int
 	runs        int
 	asJSON      bool
@@ -51,7 +52,7 @@ func newBenchCmd(g *globalOptions) *cobra.Command {
 	}
 	cmd := &cobra.Command{
 		Use:   "bench [FLOW.yaml]",
-		Short: "Measure throughput over a sweep of chunk size, part size, parallelism and compression",
+		Short: "Measure throughput over a sweep of chunk size, part size, parallelism, compression and payload",
 		Long: `Bench runs a flow repeatedly over a sweep of settings and reports, for each
 combination, MB/s and files/s (median and min–max over the counted runs), peak
 RSS, CPU seconds and retries, next to the bus's own ceiling: the same bytes
@@ -109,6 +110,7 @@ into DIR.`,
 	f.StringVar(&o.partSizes, "part-size", "", "sink part sizes to try, such as 8MiB,16MiB (default: each sink's)")
 	f.StringVar(&o.parallelism, "parallelism", "", "sink parallelism to try, such as 1,4,8 (default: the flow's)")
 	f.StringVar(&o.compression, "compression", "", "bus compressions to try: none, s2, zstd (default: the flow's)")
+	f.StringVar(&o.payload, "payload", "", "bus payloads to try: bytes, reference (default: the flow's)")
 	f.IntVar(&o.warmup, "warmup", 1, "uncounted runs of each point before the counted ones")
 	f.IntVar(&o.runs, "runs", 3, "counted runs of each point")
 	f.BoolVar(&o.asJSON, "json", false, "print the results as JSON instead of a table")
@@ -140,6 +142,11 @@ func planBench(cmd *cobra.Command, o *benchOptions, args []string) (bench.Config
 	}
 	if o.compression != "" {
 		if cfg.Sweep.Compressions, err = bench.ParseCompressions("--compression", o.compression); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if o.payload != "" {
+		if cfg.Sweep.Payloads, err = bench.ParsePayloads("--payload", o.payload); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -31,7 +31,7 @@ func TestBenchSweep(t *testing.T) {
 		"chunk 64KiB, parallelism 4, s2: run 1/1: ",
 		"bus ceiling, chunk 128KiB: run 1/1: ",
 		"3 × 64KiB text (192.0 KiB); 1 counted run after 0 warm-ups; NATS: embedded, a fresh server for every run; peak RSS: ru_maxrss of each run's own process\n",
-		"CHUNK   PART    PAR  COMP  MB/s",
+		"CHUNK   PART    PAR  COMP  PAYLOAD  MB/s",
 		"best: chunk ",
 		"wrote " + filepath.Join("res", "results.json") + " and " + filepath.Join("res", "chart.svg") + "\n",
 	} {
@@ -91,6 +91,35 @@ func TestBenchSweep(t *testing.T) {
 // checkReport parses a JSON report and checks its points: the chunk sizes
 // given, each with positive throughput, and a best point whose snippet
 // selects it when added to a flow file.
+// TestBenchSweepsPayload measures the same workload with its bytes on the
+// bus and read by reference.
+func TestBenchSweepsPayload(t *testing.T) {
+	dir := t.TempDir()
+	stdout, stderr, exit := runRunner(t, dir, "bench", "--files", "2", "--size", "256KiB", "--payload", "bytes,reference",
+		"--runs", "1", "--warmup", "0", "--no-ceiling", "--progress", "none", "--json")
+	if exit != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", exit, stdout, stderr)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, stdout)
+	}
+	var got []string
+	for _, p := range rep.Points {
+		if len(p.Runs) != 1 || p.Runs[0].Files != 2 {
+			t.Errorf("point %s: %+v", p.Point, p.Runs)
+		}
+		got = append(got, p.Payload)
+	}
+	if strings.Join(got, ",") != "bytes,reference" {
+		t.Errorf("points by payload %q; want bytes,reference", got)
+	}
+	const refusal = `runner: --payload: "refs" is not a payload (want bytes or reference)`
+	if _, stderr, exit := runRunner(t, dir, "bench", "--payload", "bytes,refs"); exit == 0 || !strings.Contains(stderr, refusal) {
+		t.Errorf("--payload bytes,refs exited %d with\n%s\nwant the refusal %q", exit, stderr, refusal)
+	}
+}
+
 func checkReport(t *testing.T, b []byte, chunks []int64) bench.Report {
 	t.Helper()
 	var rep bench.Report
