@@ -110,6 +110,15 @@ func rcloneCopy(rclone string, w Workload, in, dest string, extra ...string) []s
 	return append(argv, in, dest)
 }
 
+// byReference returns flow with its files read by reference (bus.payload).
+// The flow's bus block, if any, must come last.
+func byReference(flow string) string {
+	if !strings.Contains(flow, "\nbus:\n") {
+		flow += "bus:\n"
+	}
+	return flow + "  payload: reference\n"
+}
+
 // runnerCommand writes flow into work and returns the runner command that
 // runs it on an embedded NATS server in work.
 func runnerCommand(b *testing.B, bin, work, flow string) []string {

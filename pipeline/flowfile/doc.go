@@ -32,6 +32,22 @@
 //	  window: 32MiB             # how far reading may run ahead of the slowest sink (at most 1TiB)
 //	  retention: 0s             # keep chunks this long after every sink committed
 //	  retention_size: 0         # at most this many bytes of chunks of finished files
+//	  payload: bytes            # bytes, reference or auto (see below)
+//	  on_change: fail           # fail or reread: a file read by reference that changed
+//
+// Payload: with bytes (the default) every byte of a file goes onto the bus
+// and the sinks read it from there. With reference the bus carries, per
+// chunk, where its bytes are in the source file and their CRC-32C, and the
+// sinks read the bytes from the source again: the source must be able to
+// read a file again by its key (local, s3; a local source on one host with
+// runners on others must say shared: true) and every stage must leave the
+// content alone (match, rename); anything else is refused with the reason.
+// auto is reference where that works, bytes otherwise. Files of at most
+// 32 KiB carry their bytes either way. A delivery that finds the source file
+// changed (another size, time or ETag, or a chunk whose CRC-32C differs)
+// commits nothing of it; on_change: fail then fails the file, saying it
+// changed during the transfer, and reread reads it again as it is now and
+// delivers that version to every sink (at most three times in a row).
 //
 // Retention: by default a file's chunks leave the bus as the sinks write
 // them, so a failed delivery can be replayed ("runner replay") only if its
