@@ -3,14 +3,14 @@
 # their output. BENCH selects benchmarks (-bench patterns, separated by
 # spaces, run one after the other), COUNT the runs of each (default 3).
 #
-#   ./report.sh   # every local → local workload (4 GiB included), → S3, → Thru
-#                 # and the plugin sink at 1 GiB and 100 × 10 MiB: about 25 minutes on 2 cores
+#   ./report.sh   # every local → local workload (4 GiB included), → S3, → Thru,
+#                 # S3 → S3 and the plugin sink at 1 GiB and 100 × 10 MiB: about 35 minutes on 2 cores
 #   BENCH='PluginSink/10000x4KiB' COUNT=1 ./report.sh
 #
 # The table holds only what this run measured: ratios are taken within a run.
 set -euo pipefail
 cd "$(dirname "$0")"
-patterns=${BENCH:-'LocalToLocal LocalTo(S3|Thru)/(1GiB-random|100x10MiB-random)$ PluginSink/(1GiB-random|100x10MiB-random)$'}
+patterns=${BENCH:-'LocalToLocal LocalTo(S3|Thru)/(1GiB-random|100x10MiB-random)$ S3ToS3/(1GiB-random|100x10MiB-random)$ PluginSink/(1GiB-random|100x10MiB-random)$'}
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
 # The machine, as "key: value" lines of the benchmark format (go test adds

@@ -54,6 +54,8 @@ type crashPlan struct {
 	// small, when set, replaces the big file with this many small files
 	// (they travel in groups), and kills come 0.1s–1.2s apart.
 	small int
+	// payload is the flow's bus.payload ("" for the default, bytes).
+	payload string
 }
 
 func crashPlanFromEnv(t *testing.T) crashPlan {
@@ -121,6 +123,40 @@ func TestRandomKillsLoseNothing(t *testing.T) {
 	}
 }
 
+// TestRandomKillsLoseNothingByReference is the harness with the files read
+// by reference: kills land while deliveries read them again from the
+// source, which deletes each once every sink has it.
+func TestRandomKillsLoseNothingByReference(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills the runner many times; skipped with -short")
+	}
+	plan := crashPlanFromEnv(t)
+	plan.payload = pipeline.PayloadReference
+	t.Logf("plan: %d runs of %d kills, big file %s by reference, first seed %d (MFTFLOW_CRASH_SEED repeats it)",
+		plan.runs, plan.kills, pipeline.FormatSize(plan.size), plan.seed)
+	for _, target := range []crashTarget{localTarget(), s3Target(t)} {
+		if plan.target != "" && plan.target != target.name {
+			continue
+		}
+		t.Run(target.name, func(t *testing.T) {
+			for i := range plan.runs {
+				seed := plan.seed + uint64(i)
+				if !t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) { crashRun(t, target, plan, seed) }) {
+					return
+				}
+			}
+		})
+	}
+}
+
+// payloadLine is the bus.payload line of a flow, or nothing for the default.
+func payloadLine(payload string) string {
+	if payload == "" {
+		return ""
+	}
+	return "  payload: " + payload + "\n"
+}
+
 // TestRandomKillsLoseNoSmallFile is the harness on 2,000 small files into
 // two local sinks: they travel in groups, and kills land while groups are
 // read, written, delivered and acked.
@@ -161,7 +197,7 @@ source:
 sinks:
 `+target.sinks(t, dir)+`bus:
   compression: none
-`)
+`+payloadLine(plan.payload))
 	args := []string{"run", "--data", data, "--progress", "none", "--log-level", "info", flow}
 
 	lo, hi := 200*time.Millisecond, 1500*time.Millisecond
