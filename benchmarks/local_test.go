@@ -48,33 +48,24 @@ func BenchmarkLocalToLocal(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, w := range Workloads {
-		b.Run(w.Name(), func(b *testing.B) {
-			if ok, why := w.Enabled(); !ok {
-				b.Skip(why)
-			}
-			in, err := w.Materialize(dir)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Run("io.Copy", func(b *testing.B) { copyBaseline(b, w, in) })
-			b.Run("jetstream", func(b *testing.B) { busCeiling(b, w) })
-			b.Run("runner", func(b *testing.B) {
-				measure(b, w, func(work string) []string {
-					return runnerCommand(b, bin, work, fmt.Sprintf(localFlow, in, filepath.Join(work, "out"), "s2"))
-				})
-			})
-			b.Run("runner-reference", func(b *testing.B) {
-				measure(b, w, func(work string) []string {
-					return runnerCommand(b, bin, work, byReference(fmt.Sprintf(localFlow, in, filepath.Join(work, "out"), "s2")))
-				})
-			})
-			b.Run("rclone", func(b *testing.B) {
-				rclone := rclonePath(b)
-				measure(b, w, func(work string) []string {
-					return rcloneCopy(rclone, w, in, filepath.Join(work, "out"), "--multi-thread-streams", rcloneStreams)
-				})
+	eachWorkload(b, dir, func(b *testing.B, w Workload, in string) {
+		b.Run("io.Copy", func(b *testing.B) { copyBaseline(b, w, in) })
+		b.Run("jetstream", func(b *testing.B) { busCeiling(b, w) })
+		b.Run("runner", func(b *testing.B) {
+			measure(b, w, func(work string) []string {
+				return runnerCommand(b, bin, work, fmt.Sprintf(localFlow, in, filepath.Join(work, "out"), "s2"))
 			})
 		})
-	}
+		b.Run("runner-reference", func(b *testing.B) {
+			measure(b, w, func(work string) []string {
+				return runnerCommand(b, bin, work, byReference(fmt.Sprintf(localFlow, in, filepath.Join(work, "out"), "s2")))
+			})
+		})
+		b.Run("rclone", func(b *testing.B) {
+			rclone := rclonePath(b)
+			measure(b, w, func(work string) []string {
+				return rcloneCopy(rclone, w, in, filepath.Join(work, "out"), "--multi-thread-streams", rcloneStreams)
+			})
+		})
+	})
 }

@@ -128,3 +128,20 @@ func runnerCommand(b *testing.B, bin, work, flow string) []string {
 	}
 	return []string{bin, "run", "--progress", "none", "--log-level", "warn", "--data", filepath.Join(work, "data"), path}
 }
+
+// eachWorkload runs fn as a sub-benchmark of b for each enabled workload,
+// its input materialized under dir.
+func eachWorkload(b *testing.B, dir string, fn func(b *testing.B, w Workload, in string)) {
+	for _, w := range Workloads {
+		b.Run(w.Name(), func(b *testing.B) {
+			if ok, why := w.Enabled(); !ok {
+				b.Skip(why)
+			}
+			in, err := w.Materialize(dir)
+			if err != nil {
+				b.Fatal(err)
+			}
+			fn(b, w, in)
+		})
+	}
+}

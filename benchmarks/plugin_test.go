@@ -33,30 +33,21 @@ func BenchmarkPluginSink(b *testing.B) {
 	if err := os.Symlink(plugin, link); err != nil {
 		b.Fatal(err)
 	}
-	for _, w := range Workloads {
-		b.Run(w.Name(), func(b *testing.B) {
-			if ok, why := w.Enabled(); !ok {
-				b.Skip(why)
+	eachWorkload(b, dir, func(b *testing.B, w Workload, in string) {
+		for _, sink := range []string{"local", "localfs"} {
+			// The plugin row is the measured one ("runner-…"), the
+			// built-in sink its baseline.
+			name := "built-in"
+			if sink == "localfs" {
+				name = "runner-plugin"
 			}
-			in, err := w.Materialize(dir)
-			if err != nil {
-				b.Fatal(err)
-			}
-			for _, sink := range []string{"local", "localfs"} {
-				// The plugin row is the measured one ("runner-…"), the
-				// built-in sink its baseline.
-				name := "built-in"
-				if sink == "localfs" {
-					name = "runner-plugin"
-				}
-				b.Run(name, func(b *testing.B) {
-					measure(b, w, func(work string) []string {
-						flow := fmt.Sprintf(localFlow, in, filepath.Join(work, "out"), "s2")
-						flow = strings.Replace(flow, "    local:\n      path: "+filepath.Join(work, "out"), "    "+sink+":\n      path: "+filepath.Join(work, "out"), 1)
-						return append(runnerCommand(b, bin, work, flow), "--plugins-dir", plugins)
-					})
+			b.Run(name, func(b *testing.B) {
+				measure(b, w, func(work string) []string {
+					flow := fmt.Sprintf(localFlow, in, filepath.Join(work, "out"), "s2")
+					flow = strings.Replace(flow, "    local:\n      path: "+filepath.Join(work, "out"), "    "+sink+":\n      path: "+filepath.Join(work, "out"), 1)
+					return append(runnerCommand(b, bin, work, flow), "--plugins-dir", plugins)
 				})
-			}
-		})
-	}
+			})
+		}
+	})
 }

@@ -37,36 +37,27 @@ func BenchmarkLocalToS3(b *testing.B) {
 		b.Fatal(err)
 	}
 	srv := minio.StartMinIO(b)
-	for _, w := range Workloads {
-		b.Run(w.Name(), func(b *testing.B) {
-			if ok, why := w.Enabled(); !ok {
-				b.Skip(why)
-			}
-			in, err := w.Materialize(dir)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Run("jetstream", func(b *testing.B) { busCeiling(b, w) })
-			b.Run("runner", func(b *testing.B) {
-				measure(b, w, func(work string) []string {
-					flow := fmt.Sprintf(s3Flow, in, srv.NewBucket(b), srv.Endpoint, minio.Region, minio.AccessKey, minio.SecretKey)
-					return runnerCommand(b, bin, work, flow)
-				})
-			})
-			b.Run("runner-reference", func(b *testing.B) {
-				measure(b, w, func(work string) []string {
-					flow := fmt.Sprintf(s3Flow, in, srv.NewBucket(b), srv.Endpoint, minio.Region, minio.AccessKey, minio.SecretKey)
-					return runnerCommand(b, bin, work, byReference(flow))
-				})
-			})
-			b.Run("rclone", func(b *testing.B) {
-				rclone := rclonePath(b)
-				measure(b, w, func(work string) []string {
-					return rcloneCopy(rclone, w, in, rcloneRemote(srv)+":"+srv.NewBucket(b), "--s3-upload-concurrency", rcloneStreams)
-				})
+	eachWorkload(b, dir, func(b *testing.B, w Workload, in string) {
+		b.Run("jetstream", func(b *testing.B) { busCeiling(b, w) })
+		b.Run("runner", func(b *testing.B) {
+			measure(b, w, func(work string) []string {
+				flow := fmt.Sprintf(s3Flow, in, srv.NewBucket(b), srv.Endpoint, minio.Region, minio.AccessKey, minio.SecretKey)
+				return runnerCommand(b, bin, work, flow)
 			})
 		})
-	}
+		b.Run("runner-reference", func(b *testing.B) {
+			measure(b, w, func(work string) []string {
+				flow := fmt.Sprintf(s3Flow, in, srv.NewBucket(b), srv.Endpoint, minio.Region, minio.AccessKey, minio.SecretKey)
+				return runnerCommand(b, bin, work, byReference(flow))
+			})
+		})
+		b.Run("rclone", func(b *testing.B) {
+			rclone := rclonePath(b)
+			measure(b, w, func(work string) []string {
+				return rcloneCopy(rclone, w, in, rcloneRemote(srv)+":"+srv.NewBucket(b), "--s3-upload-concurrency", rcloneStreams)
+			})
+		})
+	})
 }
 
 // rcloneRemote names srv as an rclone remote given on the command line.
@@ -109,44 +100,35 @@ func BenchmarkS3ToS3(b *testing.B) {
 	}
 	srv := minio.StartMinIO(b)
 	rclone := rclonePath(b)
-	for _, w := range Workloads {
-		b.Run(w.Name(), func(b *testing.B) {
-			if ok, why := w.Enabled(); !ok {
-				b.Skip(why)
-			}
-			in, err := w.Materialize(dir)
-			if err != nil {
-				b.Fatal(err)
-			}
-			src := srv.NewBucket(b)
-			if _, err := RunCommand(dir, rclone, "copy", "--config", os.DevNull, "--transfers", rcloneTransfers, in, rcloneRemote(srv)+":"+src); err != nil {
-				b.Fatalf("filling the source bucket: %v", err)
-			}
-			for _, tool := range []struct {
-				name    string
-				payload string
-			}{{"runner", ""}, {"runner-reference", "reference"}} {
-				b.Run(tool.name, func(b *testing.B) {
-					measure(b, w, func(work string) []string {
-						flow := fmt.Sprintf(s3ToS3Flow, src, srv.NewBucket(b), srv.Endpoint, minio.Region, minio.AccessKey, minio.SecretKey)
-						if tool.payload != "" {
-							flow = byReference(flow)
-						}
-						return runnerCommand(b, bin, work, flow)
-					})
+	eachWorkload(b, dir, func(b *testing.B, w Workload, in string) {
+		src := srv.NewBucket(b)
+		if _, err := RunCommand(dir, rclone, "copy", "--config", os.DevNull, "--transfers", rcloneTransfers, in, rcloneRemote(srv)+":"+src); err != nil {
+			b.Fatalf("filling the source bucket: %v", err)
+		}
+		for _, tool := range []struct {
+			name    string
+			payload string
+		}{{"runner", ""}, {"runner-reference", "reference"}} {
+			b.Run(tool.name, func(b *testing.B) {
+				measure(b, w, func(work string) []string {
+					flow := fmt.Sprintf(s3ToS3Flow, src, srv.NewBucket(b), srv.Endpoint, minio.Region, minio.AccessKey, minio.SecretKey)
+					if tool.payload != "" {
+						flow = byReference(flow)
+					}
+					return runnerCommand(b, bin, work, flow)
 				})
-			}
-			for _, tool := range []struct {
-				name  string
-				extra []string
-			}{{"rclone", nil}, {"rclone-streamed", []string{"--disable", "Copy"}}} {
-				b.Run(tool.name, func(b *testing.B) {
-					measure(b, w, func(work string) []string {
-						argv := append([]string{rclone, "copy", "--config", os.DevNull, "--transfers", rcloneTransfers, "--s3-upload-concurrency", rcloneStreams}, tool.extra...)
-						return append(argv, rcloneRemote(srv)+":"+src, rcloneRemote(srv)+":"+srv.NewBucket(b))
-					})
+			})
+		}
+		for _, tool := range []struct {
+			name  string
+			extra []string
+		}{{"rclone", nil}, {"rclone-streamed", []string{"--disable", "Copy"}}} {
+			b.Run(tool.name, func(b *testing.B) {
+				measure(b, w, func(work string) []string {
+					argv := append([]string{rclone, "copy", "--config", os.DevNull, "--transfers", rcloneTransfers, "--s3-upload-concurrency", rcloneStreams}, tool.extra...)
+					return append(argv, rcloneRemote(srv)+":"+src, rcloneRemote(srv)+":"+srv.NewBucket(b))
 				})
-			}
-		})
-	}
+			})
+		}
+	})
 }

@@ -108,7 +108,12 @@ func TestRandomKillsLoseNothing(t *testing.T) {
 	plan := crashPlanFromEnv(t)
 	t.Logf("plan: %d runs of %d kills, big file %s, first seed %d (MFTFLOW_CRASH_SEED repeats it)",
 		plan.runs, plan.kills, pipeline.FormatSize(plan.size), plan.seed)
-	for _, target := range []crashTarget{localTarget(), s3Target(t), thruTarget()} {
+	crashTargets(t, plan, localTarget(), s3Target(t), thruTarget())
+}
+
+// crashTargets runs the harness's runs of plan against each target.
+func crashTargets(t *testing.T, plan crashPlan, targets ...crashTarget) {
+	for _, target := range targets {
 		if plan.target != "" && plan.target != target.name {
 			continue
 		}
@@ -134,19 +139,7 @@ func TestRandomKillsLoseNothingByReference(t *testing.T) {
 	plan.payload = pipeline.PayloadReference
 	t.Logf("plan: %d runs of %d kills, big file %s by reference, first seed %d (MFTFLOW_CRASH_SEED repeats it)",
 		plan.runs, plan.kills, pipeline.FormatSize(plan.size), plan.seed)
-	for _, target := range []crashTarget{localTarget(), s3Target(t)} {
-		if plan.target != "" && plan.target != target.name {
-			continue
-		}
-		t.Run(target.name, func(t *testing.T) {
-			for i := range plan.runs {
-				seed := plan.seed + uint64(i)
-				if !t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) { crashRun(t, target, plan, seed) }) {
-					return
-				}
-			}
-		})
-	}
+	crashTargets(t, plan, localTarget(), s3Target(t))
 }
 
 // payloadLine is the bus.payload line of a flow, or nothing for the default.

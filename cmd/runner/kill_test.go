@@ -68,25 +68,8 @@ func delivery(ctx context.Context, js jetstream.JetStream, flow string) (bus.Man
 // window (32 MiB), far below the file's size.
 func killMidDelivery(t *testing.T, args []string, data, flow string) (int, bus.Manifest) {
 	t.Helper()
-	run := exec.Command(runnerBin, args...)
-	var log strings.Builder
-	run.Stdout, run.Stderr = &log, &log
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer run.Process.Kill()
-	var urlBytes []byte
+	run, js, log := startWatched(t, args, data)
 	deadline := time.Now().Add(30 * time.Second)
-	for len(urlBytes) == 0 && time.Now().Before(deadline) {
-		urlBytes, _ = os.ReadFile(filepath.Join(data, "nats.url"))
-		time.Sleep(10 * time.Millisecond)
-	}
-	nc, err := nats.Connect(strings.TrimSpace(string(urlBytes)))
-	if err != nil {
-		t.Fatalf("connecting to the runner's server: %v\n%s", err, log.String())
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	for time.Now().Before(deadline) {
 		m, d, ok := delivery(context.Background(), js, flow)
 		if !ok || d.Done.Count() < 3 || (m.Checkpoint == nil && m.State == bus.FileIngesting) {
@@ -109,21 +92,45 @@ func killMidDelivery(t *testing.T, args []string, data, flow string) (int, bus.M
 	return 0, bus.Manifest{}
 }
 
-// finalState reads the flow's one file and delivery from a runner's data
-// directory once the runner has exited.
-func finalState(t *testing.T, data, flow string) (bus.Manifest, bus.Delivery) {
+// startWatched starts the runner with args on the data directory data and
+// connects to its embedded server once it publishes its address. The
+// runner is killed when the test ends, if it has not ended before.
+func startWatched(t *testing.T, args []string, data string) (*exec.Cmd, jetstream.JetStream, *strings.Builder) {
+	t.Helper()
+	os.Remove(filepath.Join(data, "nats.url")) // left by a run killed before
+	run := exec.Command(runnerBin, args...)
+	log := &strings.Builder{}
+	run.Stdout, run.Stderr = log, log
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { run.Process.Kill() })
+	return run, connectRunner(t, data, log), log
+}
+
+// openData starts an embedded server on a data directory that no runner
+// holds any more, until the test ends, and connects to it.
+func openData(t *testing.T, data string) jetstream.JetStream {
 	t.Helper()
 	srv, err := bus.StartEmbedded(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Shutdown()
-	nc, err := nats.Connect(srv.URL())
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.URL(), nats.InProcessServer(srv))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
+	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
+	return js
+}
+
+// finalState reads the flow's one file and delivery from a runner's data
+// directory once the runner has exited.
+func finalState(t *testing.T, data, flow string) (bus.Manifest, bus.Delivery) {
+	t.Helper()
+	js := openData(t, data)
 	m, d, ok := delivery(context.Background(), js, flow)
 	if !ok {
 		t.Fatal("no delivery record after the second run")

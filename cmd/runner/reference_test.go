@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -15,8 +14,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/bus"
@@ -29,26 +26,8 @@ import (
 // when the delivery had finished first, and nothing was killed mid-way.
 func killAfterParts(t *testing.T, args []string, data, flow string, minDone int) (done int, final bool) {
 	t.Helper()
-	os.Remove(filepath.Join(data, "nats.url")) // left by the run killed before
-	run := exec.Command(runnerBin, args...)
-	var log strings.Builder
-	run.Stdout, run.Stderr = &log, &log
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer run.Process.Kill()
-	var url []byte
+	run, js, log := startWatched(t, args, data)
 	deadline := time.Now().Add(30 * time.Second)
-	for len(url) == 0 && time.Now().Before(deadline) {
-		url, _ = os.ReadFile(filepath.Join(data, "nats.url"))
-		time.Sleep(10 * time.Millisecond)
-	}
-	nc, err := nats.Connect(strings.TrimSpace(string(url)))
-	if err != nil {
-		t.Fatalf("connecting to the runner's server: %v\n%s", err, log.String())
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	for time.Now().Before(deadline) {
 		_, d, ok := delivery(context.Background(), js, flow)
 		if !ok || d.Done.Count() < minDone && !bus.Final(d.State) {
@@ -185,18 +164,7 @@ bus:
 // data directory once the runner has exited.
 func chunkBytes(t *testing.T, data, flow string) uint64 {
 	t.Helper()
-	srv, err := bus.StartEmbedded(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	st, err := js.Stream(context.Background(), bus.Names{Flow: flow}.ChunkStream())
+	st, err := openData(t, data).Stream(context.Background(), bus.Names{Flow: flow}.ChunkStream())
 	if err != nil {
 		t.Fatal(err)
 	}
