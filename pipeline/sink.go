@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"io"
+	"time"
 )
 
 // Sink receives files.
@@ -88,6 +89,18 @@ type ManifestFirst interface {
 // file it wrote.
 type WholeWriter interface {
 	WriteWhole(ctx context.Context, f File, data []byte) error
+}
+
+// Reclaimer is an optional Sink ability, for sinks where an Open leaves
+// something behind until it is committed or aborted (an S3 multipart
+// upload, which the bucket keeps and bills). An attempt that dies between
+// Open and the record of its Upload.State leaves it unknown to the next
+// attempt, which opens anew: before that, the engine calls Reclaim with the
+// file and the time the delivery's first attempt began, and the sink
+// removes what it holds for f begun since then. It must not touch what
+// began before since; a failure is logged, not fatal.
+type Reclaimer interface {
+	Reclaim(ctx context.Context, f File, since time.Time) error
 }
 
 // Flusher is an optional Sink ability, for sinks whose Commit can return

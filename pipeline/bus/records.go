@@ -145,7 +145,10 @@ type Delivery struct {
 	Owner   string `json:"owner,omitempty"` // run id of the last runner to work on it
 	// Task is the stream sequence of the task message the delivery is
 	// worked under; another task message for it is a duplicate.
-	Task    uint64    `json:"task,omitempty"`
+	Task uint64 `json:"task,omitempty"`
+	// Started is when the first attempt began (of the last replay): what a
+	// sink holds for this delivery began after it (see pipeline.Reclaimer).
+	Started time.Time `json:"started,omitzero"`
 	Updated time.Time `json:"updated"`
 }
 

@@ -205,6 +205,9 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 		d.File, d.Sink, d.Name, d.Task = id, s.spec.Name, m.Name, task
 		d.Attempts++
 		d.State, d.Owner, d.Updated = bus.DeliveryActive, ownerID(r.e.opts.RunID, d), time.Now().UTC()
+		if d.Attempts == 1 || d.Started.IsZero() {
+			d.Started = d.Updated
+		}
 		return nil
 	})
 	if err != nil {
@@ -340,6 +343,9 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 		return fail(pipeline.Permanent(fmt.Errorf("%s did not reach the bus: %s", m.Name, m.Error)))
 	}
 	file := fileOf(m)
+	if rec.Resume == nil && rec.Attempts > 1 {
+		r.reclaim(ctx, s, file, rec.Started, log)
+	}
 	up, err = s.sink.Open(ctx, file, rec.Resume)
 	if errors.Is(err, pipeline.ErrSkip) {
 		log.Info("sink skipped the file", "reason", err)
@@ -423,6 +429,19 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 	// done again by the next attempt, and counted then.
 	s.metrics.files.Inc()
 	return nil
+}
+
+// reclaim has the sink remove what an earlier attempt of this delivery may
+// have begun without recording it (it died between the sink's Open and the
+// record of its resume state), before this attempt begins anew.
+func (r *Run) reclaim(ctx context.Context, s *sinkRun, f pipeline.File, since time.Time, log interface{ Warn(string, ...any) }) {
+	rc, ok := s.sink.(pipeline.Reclaimer)
+	if !ok || since.IsZero() {
+		return
+	}
+	if err := rc.Reclaim(ctx, f, since); err != nil {
+		log.Warn("removing what an earlier attempt left at the sink", "err", err)
+	}
 }
 
 // finish records a delivery's final state, starting from the record as last
