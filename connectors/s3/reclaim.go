@@ -17,8 +17,9 @@ const clockSkew = time.Minute
 
 // Reclaim aborts the multipart uploads of f's object key begun since then:
 // those of an earlier attempt that died before its upload id was recorded.
-// Uploads of other keys, and of this key begun before, are left alone. It
-// implements pipeline.Reclaimer.
+// Uploads of other keys, and of this key begun before, are left alone; a
+// delivery of another file to this very key begun meanwhile would lose its
+// upload and try again. It implements pipeline.Reclaimer.
 func (s *Sink) Reclaim(ctx context.Context, f pipeline.File, since time.Time) error {
 	key, err := s.Key(f)
 	if err != nil {
