@@ -47,7 +47,7 @@ signal exits at once; nothing is lost, but more is redone.
 
 Exit status: 0 when every file passed or was skipped, 3 when some deliveries
 failed (see "runner status --failed"), 1 on any other error.`,
-		Example: `  runner run flows/quickstart.yaml
+		Example: `  runner run examples/quickstart.yaml
   runner run --progress plain --stats 30s flows/*.yaml
   runner run --http 127.0.0.1:9090 flows/*.yaml
   runner run --nats-url nats://n1:4222,nats://n2:4222 --nats-creds ops.creds flows/orders.yaml`,
