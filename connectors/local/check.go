@@ -153,7 +153,7 @@ func sourcePlace(c pipeline.Config) (pipeline.Place, bool) {
 		prefix := ""
 		for _, el := range strings.Split(rel, "/") {
 			prefix = path.Join(prefix, el)
-			if matchAny(cfg.Ignore, el) || matchAny(cfg.Exclude, prefix) || matchAny(cfg.Exclude, prefix+"/**") ||
+			if pipeline.MatchAny(cfg.Ignore, el) || pipeline.MatchAny(cfg.Exclude, prefix) || pipeline.MatchAny(cfg.Exclude, prefix+"/**") ||
 				(archive != "" && path.Join(dir, prefix) == archive) {
 				return true
 			}

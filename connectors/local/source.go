@@ -524,7 +524,7 @@ func joinRel(dir, name string) string {
 
 // skipDir reports whether the walk stays out of a subdirectory.
 func (s *Source) skipDir(abs, rel, name string, e fs.DirEntry) bool {
-	if matchAny(s.cfg.Ignore, name) || matchAny(s.cfg.Exclude, rel) {
+	if pipeline.MatchAny(s.cfg.Ignore, name) || pipeline.MatchAny(s.cfg.Exclude, rel) {
 		return true
 	}
 	if s.archDir != nil {
@@ -544,22 +544,10 @@ func (s *Source) isTrigger(name string) bool {
 
 // wanted applies the ignore, include and exclude patterns to a file.
 func (s *Source) wanted(rel, name string) bool {
-	if matchAny(s.cfg.Ignore, name) {
+	if pipeline.MatchAny(s.cfg.Ignore, name) {
 		return false
 	}
-	if len(s.cfg.Include) > 0 && !matchAny(s.cfg.Include, rel) {
-		return false
-	}
-	return !matchAny(s.cfg.Exclude, rel)
-}
-
-func matchAny(patterns []string, name string) bool {
-	for _, p := range patterns {
-		if doublestar.MatchUnvalidated(p, name) {
-			return true
-		}
-	}
-	return false
+	return pipeline.Included(s.cfg.Include, s.cfg.Exclude, rel)
 }
 
 // observe records one sighting of a wanted file and moves it to the ready

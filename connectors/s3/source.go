@@ -207,7 +207,7 @@ func (s *Source) wanted(o types.Object) (pipeline.File, bool) {
 	if name == "" || strings.HasSuffix(key, "/") {
 		return pipeline.File{}, false // the prefix itself, or a folder marker
 	}
-	if !matchAny(s.cfg.Include, name, true) || matchAny(s.cfg.Exclude, name, false) {
+	if !pipeline.Included(s.cfg.Include, s.cfg.Exclude, name) {
 		return pipeline.File{}, false
 	}
 	etag := strings.Trim(aws.ToString(o.ETag), `"`)
@@ -218,18 +218,6 @@ func (s *Source) wanted(o types.Object) (pipeline.File, bool) {
 		ModTime: aws.ToTime(o.LastModified),
 		Attrs:   map[string]string{"s3.bucket": s.cfg.Bucket, "s3.key": key, "s3.etag": etag},
 	}, true
-}
-
-func matchAny(globs []string, name string, empty bool) bool {
-	if len(globs) == 0 {
-		return empty
-	}
-	for _, g := range globs {
-		if ok, _ := doublestar.Match(g, name); ok {
-			return true
-		}
-	}
-	return false
 }
 
 // item is one object offered by a Source.

@@ -96,7 +96,7 @@ func (m *Match) check(f pipeline.File) error {
 	skip := func(format string, args ...any) error {
 		return fmt.Errorf(format+": %w", append(args, pipeline.ErrSkip)...)
 	}
-	if len(m.cfg.Include) > 0 && !matchAny(m.cfg.Include, f.Name) {
+	if len(m.cfg.Include) > 0 && !pipeline.MatchAny(m.cfg.Include, f.Name) {
 		return skip("%q does not match include %s", f.Name, quoteList(m.cfg.Include))
 	}
 	for _, p := range m.cfg.Exclude {
@@ -116,15 +116,6 @@ func (m *Match) check(f pipeline.File) error {
 		}
 	}
 	return nil
-}
-
-func matchAny(patterns []string, name string) bool {
-	for _, p := range patterns {
-		if doublestar.MatchUnvalidated(p, name) {
-			return true
-		}
-	}
-	return false
 }
 
 // quoteList formats a list as ["a", "b"].

@@ -320,7 +320,7 @@ func (s *Source) listDir(sess *session, abs, rel string, now time.Time, seen map
 		childAbs := path.Join(abs, name)
 		switch {
 		case e.IsDir():
-			if s.cfg.Recursive && childAbs != s.archive && !matchAny(s.cfg.Ignore, name) && !matchAny(s.cfg.Exclude, childRel) {
+			if s.cfg.Recursive && childAbs != s.archive && !pipeline.MatchAny(s.cfg.Ignore, name) && !pipeline.MatchAny(s.cfg.Exclude, childRel) {
 				if err := s.listDir(sess, childAbs, childRel, now, seen, found); err != nil {
 					return err
 				}
@@ -343,22 +343,10 @@ func (s *Source) listDir(sess *session, abs, rel string, now time.Time, seen map
 
 // wanted applies the ignore, include and exclude patterns to a file.
 func (s *Source) wanted(rel, name string) bool {
-	if matchAny(s.cfg.Ignore, name) {
+	if pipeline.MatchAny(s.cfg.Ignore, name) {
 		return false
 	}
-	if len(s.cfg.Include) > 0 && !matchAny(s.cfg.Include, rel) {
-		return false
-	}
-	return !matchAny(s.cfg.Exclude, rel)
-}
-
-func matchAny(globs []string, name string) bool {
-	for _, g := range globs {
-		if ok, _ := doublestar.Match(g, name); ok {
-			return true
-		}
-	}
-	return false
+	return pipeline.Included(s.cfg.Include, s.cfg.Exclude, rel)
 }
 
 // observe records one listed file and returns it when it is ready to offer:
