@@ -14,6 +14,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mftflow/mftflow/pipeline"
@@ -72,6 +73,51 @@ type Client struct {
 	base *url.URL
 	hc   *http.Client
 	now  func() time.Time
+
+	// stamps: the last header time given, when the cipher's tokens repeat.
+	stampMu   sync.Mutex
+	lastStamp time.Time
+}
+
+// repeats reports whether the header cipher gives the same token for the
+// same plaintext (a fixed IV).
+func (cl *Client) repeats() bool {
+	r, ok := cl.cfg.Cipher.(interface{ Repeats() bool })
+	return ok && r.Repeats()
+}
+
+// maxStampAhead is how far ahead of the clock a header's time may run to
+// give each header a second of its own: a third of the documented 30 s
+// window, which leaves the clocks room to differ.
+const maxStampAhead = 10 * time.Second
+
+// stamp returns the time for a new TransportMgrAuthHeader. With a cipher
+// whose tokens repeat for the same plaintext (a fixed IV), no two headers
+// of this client share a second: each takes the second after the last one
+// given, running ahead of the clock by up to maxStampAhead, beyond which it
+// waits for the clock.
+func (cl *Client) stamp(ctx context.Context) (time.Time, error) {
+	if !cl.repeats() {
+		return cl.now(), nil
+	}
+	cl.stampMu.Lock()
+	defer cl.stampMu.Unlock()
+	now := cl.now().UTC().Truncate(time.Second)
+	next := cl.lastStamp.Add(time.Second)
+	if next.Before(now) {
+		next = now
+	}
+	if ahead := next.Sub(now); ahead > maxStampAhead {
+		t := time.NewTimer(ahead - maxStampAhead)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		case <-t.C:
+		}
+	}
+	cl.lastStamp = next
+	return next, nil
 }
 
 // NewClient checks cfg and returns a Client.
@@ -187,6 +233,7 @@ type call struct {
 func (cl *Client) do(ctx context.Context, c call) (*http.Response, error) {
 	pol := cl.cfg.Retry
 	var last error
+	refusedOnce := false
 	for attempt := 1; ; attempt++ {
 		resp, err := cl.once(ctx, c)
 		if err == nil {
@@ -197,7 +244,16 @@ func (cl *Client) do(ctx context.Context, c call) (*http.Response, error) {
 		// is not permanent), and only with a body that can be sent again.
 		var ce *CallError
 		retryable := errors.As(err, &ce) && !pipeline.IsPermanent(err)
-		if !retryable || ctx.Err() != nil || attempt >= pol.Attempts || (c.body != nil && !c.rewind) {
+		canResend := c.body == nil || c.rewind
+		if errors.As(err, &ce) && ce.Status == http.StatusForbidden && !c.content && cl.repeats() && !refusedOnce && canResend && ctx.Err() == nil {
+			// With tokens that repeat, the refusal may be of a header the
+			// site saw before (another client with the same keys in the
+			// same second): once more, with a header of its own, before
+			// taking it as final.
+			refusedOnce = true
+			continue
+		}
+		if !retryable || ctx.Err() != nil || attempt >= pol.Attempts || !canResend {
 			return nil, last
 		}
 		d := pol.MinBackoff << (attempt - 1)
@@ -269,9 +325,13 @@ func (cl *Client) authorize(req *http.Request, content bool) error {
 	if cl.cfg.Cipher == nil {
 		return errors.New("thru: the Connector API needs the AES key that encrypts TransportMgrAuthHeader; set it")
 	}
+	at, err := cl.stamp(req.Context())
+	if err != nil {
+		return err
+	}
 	h, err := EncodeAuthHeader(cl.cfg.Cipher, HeaderClaims{
 		SiteURL: cl.cfg.SiteURL, SiteAccessKey: cl.cfg.SiteAccessKey,
-		FlowSecretKey: cl.cfg.FlowSecretKey, Time: cl.now(),
+		FlowSecretKey: cl.cfg.FlowSecretKey, Time: at,
 	})
 	if err != nil {
 		return err

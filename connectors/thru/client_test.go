@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -641,5 +642,58 @@ func TestBaseURLUserInfoRedacted(t *testing.T) {
 	want := `thru: base URL "ftp://user:xxxxx@example.com": want http(s)://host[:port]`
 	if err == nil || err.Error() != want {
 		t.Errorf("NewClient: %v\nwant %s", err, want)
+	}
+}
+
+// TestFixedIVHeadersNeverRepeat drops off a file of several chunks, sent at
+// once, with a fixed-IV cipher: the same plaintext would give the same
+// header, which the site refuses as a replay. Every call must carry a
+// header of its own (a second of its own), and none is refused.
+func TestFixedIVHeadersNeverRepeat(t *testing.T) {
+	const iv = "fedcba9876543210fedcba9876543210"
+	site := newSite(t, func(c *thrusim.Config) { c.CipherMode, c.IV = thru.ModeCBCFixedIV, iv })
+	cipher, err := thru.NewHeaderCipher(thru.ModeCBCFixedIV, aesKey, iv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := newClient(t, site, func(c *thru.ClientConfig) { c.Cipher = cipher })
+	code, err := cl.ReserveFileCode(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := testkit.RandomContent(4, 300_000)
+	dropOff(t, cl, code, "orders.csv", content, 64<<10)
+	if d := site.Deliveries(); len(d) != 1 || d[0].SHA256 != testkit.SHA256Hex(content) {
+		t.Fatalf("deliveries = %+v", d)
+	}
+	for _, c := range site.Calls() {
+		if c.Status != http.StatusOK {
+			t.Errorf("call %+v: refused", c)
+		}
+	}
+}
+
+// TestRefusedHeaderTriedOnceMore has two clients with the same keys and a
+// fixed IV call in the same second: the site refuses the second header as
+// a replay, and that client tries once more with a header of its own.
+func TestRefusedHeaderTriedOnceMore(t *testing.T) {
+	const iv = "fedcba9876543210fedcba9876543210"
+	site := newSite(t, func(c *thrusim.Config) { c.CipherMode, c.IV = thru.ModeCBCFixedIV, iv })
+	cipher, _ := thru.NewHeaderCipher(thru.ModeCBCFixedIV, aesKey, iv)
+	at := time.Now()
+	fixed := func(c *thru.ClientConfig) { c.Cipher, c.Now = cipher, func() time.Time { return at } }
+	a, b := newClient(t, site, fixed), newClient(t, site, fixed)
+	if _, err := a.ReserveFileCode(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.ReserveFileCode(t.Context()); err != nil {
+		t.Fatalf("the second client's call failed: %v", err)
+	}
+	var statuses []int
+	for _, c := range site.Calls() {
+		statuses = append(statuses, c.Status)
+	}
+	if !slices.Equal(statuses, []int{http.StatusOK, http.StatusForbidden, http.StatusOK}) {
+		t.Errorf("call statuses %v; want the second client's first header refused, then one of its own accepted", statuses)
 	}
 }

@@ -31,7 +31,10 @@ import (
 //     Base64 (ParseKey).
 //   - Header plaintext: "<siteUrl>|<siteAccessKey>|<flowSecretKey>|<UTC time>",
 //     the time in RFC 3339 with seconds, in UTC ("2026-11-22T10:04:05Z";
-//     HeaderTimeLayout).
+//     HeaderTimeLayout). A site refuses a header used twice, so with a
+//     cipher whose tokens repeat (a fixed IV) a client gives each header a
+//     second of its own, running ahead of its clock within the site's
+//     window (Client.stamp), and a refused header is tried once more.
 //   - Content API chunk metadata: JSON {"sequenceNumber": n, "size": bytes},
 //     first chunk 1 (ChunkMeta). Multipart requests of the Content API carry
 //     the JSON in their first part (form name "metadata") and the bytes in
@@ -187,6 +190,10 @@ func (c *cbcCipher) Encrypt(plaintext []byte) (string, error) {
 	cipher.NewCBCEncrypter(c.block, iv).CryptBlocks(ct, padded)
 	return base64.StdEncoding.EncodeToString(append(out, ct...)), nil
 }
+
+// Repeats reports whether the same plaintext gives the same token, as with a
+// fixed IV: a client must then never put two headers in the same second.
+func (c *cbcCipher) Repeats() bool { return c.iv != nil }
 
 // errBadToken is deliberately vague: padding-oracle style detail helps no one.
 var errBadToken = errors.New("thru: authorization token does not decrypt")

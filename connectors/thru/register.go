@@ -48,7 +48,9 @@ func connectorFields() []pipeline.Field {
 		{Name: "aes_key", Type: pipeline.TypeString, Secret: true,
 			Doc: `The AES-128 key Thru support supplies to encrypt the TransportMgrAuthHeader: 32 hex digits or Base64 of 16 bytes.`},
 		{Name: "cipher_mode", Type: pipeline.TypeString, Default: ModeCBCRandomIV, Enum: []string{ModeCBCRandomIV, ModeCBCFixedIV},
-			Doc: `How the header is encrypted: "cbc" (a random IV sent before the ciphertext) or "cbc-fixed-iv" (with iv).`},
+			Doc: `How the header is encrypted: "cbc" (a random IV sent before the ciphertext) or "cbc-fixed-iv" (with iv). ` +
+				`With a fixed IV the same header would repeat within a second, which the site refuses: each call then gets a ` +
+				`second of its own, up to 10 s ahead of the clock, so calls beyond about one a second on average wait.`},
 		{Name: "iv", Type: pipeline.TypeString, Secret: true,
 			Doc: `The fixed IV for cipher_mode "cbc-fixed-iv", in the syntax of aes_key.`},
 	}
