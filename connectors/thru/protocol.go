@@ -368,9 +368,15 @@ func SplitPrefixedName(s string) (fileCode, name string, ok bool) {
 }
 
 // PickupDisposition is the Content-Disposition of a pickup answer:
-// attachment; filename="<FileCode>-<original name>".
+// attachment; filename="<FileCode>-<original name>", the name quoted as the
+// documents show it even where it needs no quotes (a name outside ASCII
+// goes as filename*, RFC 2231).
 func PickupDisposition(fileCode, name string) string {
-	return mime.FormatMediaType("attachment", map[string]string{"filename": PrefixedName(fileCode, name)})
+	v := mime.FormatMediaType("attachment", map[string]string{"filename": PrefixedName(fileCode, name)})
+	if token, ok := strings.CutPrefix(v, "attachment; filename="); ok && !strings.HasPrefix(token, `"`) {
+		return `attachment; filename="` + token + `"`
+	}
+	return v
 }
 
 // ParsePickupDisposition returns the File Code and original name from a

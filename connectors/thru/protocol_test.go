@@ -140,8 +140,15 @@ func TestPickupDisposition(t *testing.T) {
 			t.Errorf("round trip of %q: %q %q %v", name, code, got, err)
 		}
 	}
-	if got := PickupDisposition("FL42", "a.csv"); got != `attachment; filename=FL42-a.csv` && got != `attachment; filename="FL42-a.csv"` {
-		t.Errorf("PickupDisposition = %s", got)
+	for name, want := range map[string]string{
+		"a.csv":     `attachment; filename="FL42-a.csv"`,
+		"a b.csv":   `attachment; filename="FL42-a b.csv"`,
+		`q"uote`:    `attachment; filename="FL42-q\"uote"`,
+		"naïve.csv": `attachment; filename*=utf-8''FL42-na%C3%AFve.csv`,
+	} {
+		if got := PickupDisposition("FL42", name); got != want {
+			t.Errorf("PickupDisposition(FL42, %q) = %s, want %s", name, got, want)
+		}
 	}
 	for _, bad := range []string{"", "attachment", `attachment; filename="a.csv"`, `attachment; filename="FL1-"`} {
 		if _, _, err := ParsePickupDisposition(bad); err == nil {
