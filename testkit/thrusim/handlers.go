@@ -731,7 +731,7 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		}
 		reply(map[string]string{"fileCode": code})
 	case rest == "deliveries" && r.Method == http.MethodGet:
-		reply(s.Deliveries())
+		reply(list(s.Deliveries()))
 	case strings.HasPrefix(rest, "deliveries/") && r.Method == http.MethodGet:
 		code := strings.TrimPrefix(rest, "deliveries/")
 		for _, d := range s.Deliveries() {
@@ -743,9 +743,9 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		}
 		http.Error(w, "no delivery "+code, http.StatusNotFound)
 	case rest == "calls" && r.Method == http.MethodGet:
-		reply(s.Calls())
+		reply(list(s.Calls()))
 	case rest == "outcomes" && r.Method == http.MethodGet:
-		reply(s.Outcomes())
+		reply(list(s.Outcomes()))
 	case rest == "faults" && r.Method == http.MethodPut:
 		var f Faults
 		if err := json.NewDecoder(r.Body).Decode(&f); err != nil {
@@ -769,4 +769,12 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.Error(w, "unknown admin call", http.StatusNotFound)
 	}
+}
+
+// list makes an empty list answer [] rather than null.
+func list[T any](v []T) []T {
+	if v == nil {
+		return []T{}
+	}
+	return v
 }
