@@ -36,8 +36,11 @@ type ClientConfig struct {
 	Cipher HeaderCipher
 	// TargetSiteURL goes into drop-off chunk zero; default: SiteURL.
 	TargetSiteURL string
-	// APIKey (sent as X-Api-Key) or BearerToken authenticates the Content API.
+	// APIKey or BearerToken authenticates the Content API. The key goes in
+	// the Authorization header as given (the documents' form), or in
+	// X-Api-Key when APIKeyIn says so.
 	APIKey      string // secret
+	APIKeyIn    string // APIKeyInAuthorization (default) or APIKeyInHeader
 	BearerToken string // secret
 	// HTTPClient defaults to a client without an overall timeout (bodies may
 	// be large); requests are bounded by their context and ResponseTimeout.
@@ -315,8 +318,10 @@ func (cl *Client) authorize(req *http.Request, content bool) error {
 		switch {
 		case cl.cfg.BearerToken != "":
 			req.Header.Set("Authorization", "Bearer "+cl.cfg.BearerToken)
-		case cl.cfg.APIKey != "":
+		case cl.cfg.APIKey != "" && cl.cfg.APIKeyIn == APIKeyInHeader:
 			req.Header.Set(APIKeyHeader, cl.cfg.APIKey)
+		case cl.cfg.APIKey != "":
+			req.Header.Set("Authorization", cl.cfg.APIKey)
 		default:
 			return errors.New("thru: the Content API needs an API key or a bearer token; set one")
 		}

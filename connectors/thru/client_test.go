@@ -423,6 +423,42 @@ func TestContentAuth(t *testing.T) {
 	}
 }
 
+// headerRecorder keeps the headers of the last request it sent.
+type headerRecorder struct {
+	mu   sync.Mutex
+	last http.Header
+}
+
+func (h *headerRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	h.mu.Lock()
+	h.last = r.Header.Clone()
+	h.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestContentAPIKeyWhereTheDocumentsSay sends the Content API key in the
+// Authorization header by default, as the seed says, and in X-Api-Key when
+// asked to; the site takes both.
+func TestContentAPIKeyWhereTheDocumentsSay(t *testing.T) {
+	site := newSite(t, nil)
+	for _, tc := range []struct {
+		in, authorization, xAPIKey string
+	}{
+		{"", apiKey, ""},
+		{thru.APIKeyInAuthorization, apiKey, ""},
+		{thru.APIKeyInHeader, "", apiKey},
+	} {
+		rec := &headerRecorder{}
+		cl := newClient(t, site, func(c *thru.ClientConfig) { c.APIKeyIn, c.HTTPClient = tc.in, &http.Client{Transport: rec} })
+		if _, err := cl.Preflight(t.Context(), meta("a")); err != nil {
+			t.Fatalf("api_key_in %q: %v", tc.in, err)
+		}
+		if got, x := rec.last.Get("Authorization"), rec.last.Get(thru.APIKeyHeader); got != tc.authorization || x != tc.xAPIKey {
+			t.Errorf("api_key_in %q: Authorization %q, X-Api-Key %q; want %q and %q", tc.in, got, x, tc.authorization, tc.xAPIKey)
+		}
+	}
+}
+
 func TestSimpleUpload(t *testing.T) {
 	site := newSite(t, nil)
 	cl := newClient(t, site, nil)

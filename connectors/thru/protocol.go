@@ -43,7 +43,9 @@ import (
 //     "metadata"} (SessionStatus); states open, committed, aborted.
 //   - Preflight answer: JSON {"accepted", "reason", "maxChunkSize",
 //     "simpleUploadUrl", "chunkedUploadUrl"} (Preflight).
-//   - Content API key header: X-Api-Key (APIKeyHeader).
+//   - Content API key: in the Authorization header as given, as the seed
+//     says ("a Bearer token or API Key in the Authorization header"); a
+//     site may want it in X-Api-Key instead (APIKeyHeader, api_key_in).
 //   - Simple upload and Commit answer JSON {"fileCode", "size"}
 //     (UploadResult).
 //   - File metadata (§1.3) answer: FileInfo's JSON fields; unknown fields are
@@ -66,7 +68,8 @@ const (
 	// AuthScheme prefixes the encrypted token in the Authorization header of
 	// every Connector API call: "Authorization: TransportMgrAuthHeader <token>".
 	AuthScheme = "TransportMgrAuthHeader"
-	// APIKeyHeader carries a Content API key (the alternative to a Bearer JWT).
+	// APIKeyHeader carries a Content API key where a site wants it outside
+	// the Authorization header (api_key_in: x-api-key).
 	APIKeyHeader = "X-Api-Key"
 	// TransferIDHeader carries the id of a new upload session.
 	TransferIDHeader = "X-Thru-Transferid"
@@ -134,6 +137,12 @@ func CBCFixedIV(key, iv []byte) (HeaderCipher, error) {
 	}
 	return &cbcCipher{block: b, iv: bytes.Clone(iv)}, nil
 }
+
+// Where a Content API key goes (ClientConfig.APIKeyIn).
+const (
+	APIKeyInAuthorization = "authorization"
+	APIKeyInHeader        = "x-api-key"
+)
 
 // Cipher modes accepted by NewHeaderCipher.
 const (

@@ -89,7 +89,9 @@ func sinkSpec() pipeline.Spec {
 		pipeline.Field{Name: "endpoint_path", Type: pipeline.TypeString,
 			Doc: `Content: the target, "flow:{FlowCode}/endpoint:{EndpointCode}/flowendpoint:{Id}".`},
 		pipeline.Field{Name: "api_key", Type: pipeline.TypeString, Secret: true,
-			Doc: `Content: the API key, sent as X-Api-Key.`},
+			Doc: `Content: the API key, sent in the Authorization header as given (add a scheme such as "ApiKey " if the site wants one) or as X-Api-Key (api_key_in).`},
+		pipeline.Field{Name: "api_key_in", Type: pipeline.TypeString, Default: APIKeyInAuthorization, Enum: []string{APIKeyInAuthorization, APIKeyInHeader},
+			Doc: `Content: where api_key goes: "authorization" (the Authorization header, as the documents say) or "x-api-key".`},
 		pipeline.Field{Name: "bearer_token", Type: pipeline.TypeString, Secret: true,
 			Doc: `Content: a JWT sent as "Authorization: Bearer", instead of api_key.`},
 		pipeline.Field{Name: "part_size", Type: pipeline.TypeSize, Default: "8MiB",
@@ -138,7 +140,7 @@ func newSinkFromConfig(_ context.Context, c pipeline.Config) (pipeline.Sink, err
 		return nil, err
 	}
 	cc.TargetSiteURL = c.String("target_site_url")
-	cc.APIKey, cc.BearerToken = c.String("api_key"), c.String("bearer_token")
+	cc.APIKey, cc.APIKeyIn, cc.BearerToken = c.String("api_key"), c.String("api_key_in"), c.String("bearer_token")
 	threshold := c.Size("simple_threshold")
 	if threshold == 0 {
 		threshold = -1 // in a flow file 0 means never; in Go the zero value means the default

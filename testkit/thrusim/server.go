@@ -541,10 +541,14 @@ func (s *Server) authContent(req *request) bool {
 	if key := req.r.Header.Get(thru.APIKeyHeader); key != "" && slices.Contains(s.cfg.APIKeys, key) {
 		return true
 	}
-	if tok, ok := strings.CutPrefix(req.r.Header.Get("Authorization"), "Bearer "); ok && slices.Contains(s.cfg.BearerTokens, tok) {
+	auth := req.r.Header.Get("Authorization")
+	if tok, ok := strings.CutPrefix(auth, "Bearer "); ok && slices.Contains(s.cfg.BearerTokens, tok) {
 		return true
 	}
-	req.fail(http.StatusUnauthorized, "Authentication failed: a valid bearer token or %s header is required", thru.APIKeyHeader)
+	if auth != "" && slices.Contains(s.cfg.APIKeys, auth) {
+		return true // an API key in the Authorization header, as the documents say
+	}
+	req.fail(http.StatusUnauthorized, "Authentication failed: a valid bearer token or API key is required in the Authorization header (or the key in %s)", thru.APIKeyHeader)
 	return false
 }
 
