@@ -65,6 +65,9 @@
 // skipped counts as passed) with the run id as flowInstanceCode, the message
 // as ActivityMessage and the failed sinks' errors as ActivityDetail, then
 // removes the spooled file. Wrong keys make Next fail instead of polling on.
+// A pickup whose download is cut cannot be asked for again (the site counts
+// it picked up): it is offered as a file that fails to open, saying so, so
+// that it is counted failed and its outcome (2) tells the site.
 //
 // # Sink
 //

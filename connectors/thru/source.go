@@ -60,6 +60,10 @@ type spoolMeta struct {
 	Size     int64         `json:"size"`
 	Time     time.Time     `json:"time"`
 	Sender   *Organization `json:"sender,omitempty"`
+	// Lost says why a picked-up file never arrived whole (its download
+	// was cut): it is offered as a file that fails, so that the site hears
+	// of it (FlowOutcome 2) instead of counting it delivered.
+	Lost string `json:"lost,omitempty"`
 }
 
 // NewSource checks cfg, prepares the spool directory and returns a Source.
@@ -169,8 +173,12 @@ func (s *Source) pickup(ctx context.Context) (pipeline.Item, error) {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		// The site has handed the file out; say so, it will not come again.
-		return nil, fmt.Errorf("thru source: downloading picked-up file %s (%q): %w; Thru counts it as picked up: ask the site to make it available again", p.FileCode, p.Name, err)
+		// The site has handed the file out and will not offer it again:
+		// offer a file that fails, so that its outcome tells the site.
+		lost := spoolMeta{FileCode: p.FileCode, Name: p.Name, Size: max(p.Size, 0), Time: time.Now().UTC(),
+			Lost: fmt.Sprintf("downloading picked-up file %s (%q) was cut: %v; Thru counts it as picked up: ask the site to make it available again", p.FileCode, p.Name, err)}
+		s.log.Warn("thru pickup cut: the file is reported failed to the site", "file_code", p.FileCode, "name", p.Name, "error", err)
+		return s.keep(lost)
 	}
 	if err := os.Rename(tmp, s.contentPath(p.FileCode)); err != nil {
 		return nil, err
@@ -185,8 +193,13 @@ func (s *Source) pickup(ctx context.Context) (pipeline.Item, error) {
 			m.Sender = &info.Source
 		}
 	}
+	return s.keep(m)
+}
+
+// keep writes m beside the spooled content and returns its item.
+func (s *Source) keep(m spoolMeta) (pipeline.Item, error) {
 	b, _ := json.Marshal(m)
-	if err := os.WriteFile(s.metaPath(p.FileCode), b, 0o600); err != nil {
+	if err := os.WriteFile(s.metaPath(m.FileCode), b, 0o600); err != nil {
 		return nil, err
 	}
 	return s.item(m), nil
@@ -201,7 +214,7 @@ func (s *Source) spooled(code string) (pipeline.Item, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, err
 	}
-	if st, err := os.Stat(s.contentPath(code)); err != nil || st.Size() != m.Size {
+	if st, err := os.Stat(s.contentPath(code)); m.Lost == "" && (err != nil || st.Size() != m.Size) {
 		return nil, fmt.Errorf("spooled file %s is incomplete", code)
 	}
 	return s.item(m), nil
@@ -239,11 +252,11 @@ type item struct {
 func (it *item) File() pipeline.File { return it.file }
 
 func (it *item) Open(context.Context) (io.ReadCloser, error) {
-	return os.Open(it.src.contentPath(it.meta.FileCode))
+	return it.open()
 }
 
 func (it *item) OpenRange(_ context.Context, offset, length int64) (io.ReadCloser, error) {
-	f, err := os.Open(it.src.contentPath(it.meta.FileCode))
+	f, err := it.open()
 	if err != nil {
 		return nil, err
 	}
@@ -251,6 +264,15 @@ func (it *item) OpenRange(_ context.Context, offset, length int64) (io.ReadClose
 		io.Reader
 		io.Closer
 	}{io.NewSectionReader(f, offset, length), f}, nil
+}
+
+// open opens the spooled content; a file whose download was cut fails for
+// good, saying so.
+func (it *item) open() (*os.File, error) {
+	if it.meta.Lost != "" {
+		return nil, pipeline.Permanent(errors.New("thru source: " + it.meta.Lost))
+	}
+	return os.Open(it.src.contentPath(it.meta.FileCode))
 }
 
 // AckRemoves reports true for every status: Ack removes the spooled file,
