@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +36,9 @@ type ClientConfig struct {
 	FlowCode string
 	// Cipher encrypts the auth header (see CBCRandomIV, NewHeaderCipher).
 	Cipher HeaderCipher
+	// Logger hears of answers the documents do not lead to expect but that
+	// do not fail the call; default slog.Default().
+	Logger *slog.Logger
 	// TargetSiteURL goes into drop-off chunk zero; default: SiteURL.
 	TargetSiteURL string
 	// APIKey or BearerToken authenticates the Content API. The key goes in
@@ -147,6 +152,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if c.cfg.Logger == nil {
+		c.cfg.Logger = slog.Default()
 	}
 	return c, nil
 }
@@ -549,7 +557,7 @@ func (cl *Client) Preflight(ctx context.Context, meta FileMetadata) (*Preflight,
 	c := cl.content("Content preflight", http.MethodOptions, PathContent, &meta)
 	c.body, c.rewind = jsonBody(meta)
 	var p Preflight
-	if _, err := cl.doJSON(ctx, c, &p); err != nil {
+	if err := cl.doLenient(ctx, c, &p); err != nil {
 		return nil, err
 	}
 	return &p, nil
@@ -565,7 +573,7 @@ func (cl *Client) UploadSimple(ctx context.Context, meta FileMetadata, size int6
 	}
 	c.body, c.rewind = multipartBody(mj, contentPartHeader(meta.Attributes.FileName), size, r)
 	var res UploadResult
-	if _, err := cl.doJSON(ctx, c, &res); err != nil {
+	if err := cl.doLenient(ctx, c, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -635,7 +643,7 @@ func (cl *Client) SessionStatus(ctx context.Context, id string) (*SessionStatus,
 func (cl *Client) CommitSession(ctx context.Context, id string) (*UploadResult, error) {
 	c := cl.content("Upload_Sessions "+id+" commit", http.MethodPost, sessionPath(id, "/Commit"), nil)
 	var res UploadResult
-	if _, err := cl.doJSON(ctx, c, &res); err != nil {
+	if err := cl.doLenient(ctx, c, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -668,6 +676,28 @@ func (cl *Client) doJSON(ctx context.Context, c call, v any) ([]byte, error) {
 		}
 	}
 	return raw, nil
+}
+
+// doLenient is doJSON for calls whose success the status says, and whose
+// answer only adds to it (preflight, upload, commit): an answer that is not
+// the JSON expected is logged and the call taken as done with v as it is,
+// never turned into a failure.
+func (cl *Client) doLenient(ctx context.Context, c call, v any) error {
+	resp, err := cl.do(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err == nil && len(bytes.TrimSpace(raw)) > 0 {
+		err = json.Unmarshal(raw, v)
+	}
+	if err != nil {
+		body := cl.scrub(strings.ToValidUTF8(string(raw[:min(len(raw), 200)]), "?"))
+		cl.cfg.Logger.Warn("thru: an answer the documents do not lead to expect; the call succeeded (HTTP "+strconv.Itoa(resp.StatusCode)+"), so it is taken as done",
+			"call", c.name, "flow", c.flow, "file", c.file, "answer", body, "err", err)
+	}
+	return nil
 }
 
 func drain(resp *http.Response) {

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -378,12 +380,12 @@ func TestPreflight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !p.Accepted || p.MaxChunkSize != 64<<10 || p.SimpleUploadURL != site.URL+thru.PathContent || p.ChunkedUploadURL != site.URL+thru.PathUploadSessions {
+	if p.Refused() || p.Accepted == nil || p.MaxChunkSize != 64<<10 || p.SimpleUploadURL != site.URL+thru.PathContent || p.ChunkedUploadURL != site.URL+thru.PathUploadSessions {
 		t.Fatalf("preflight = %+v", p)
 	}
 	m := meta("a.txt")
 	m.EndpointPath = "flow:TRN1/endpoint:CSV/flowendpoint:7"
-	if p, err := cl.Preflight(ctx, m); err != nil || p.Accepted || !strings.Contains(p.Reason, `does not match the endpoint's pattern "*.csv"`) {
+	if p, err := cl.Preflight(ctx, m); err != nil || !p.Refused() || !strings.Contains(p.Reason, `does not match the endpoint's pattern "*.csv"`) {
 		t.Fatalf("preflight of a refused name = %+v, %v", p, err)
 	}
 }
@@ -731,5 +733,51 @@ func TestRefusedHeaderTriedOnceMore(t *testing.T) {
 	}
 	if !slices.Equal(statuses, []int{http.StatusOK, http.StatusForbidden, http.StatusOK}) {
 		t.Errorf("call statuses %v; want the second client's first header refused, then one of its own accepted", statuses)
+	}
+}
+
+// TestOddContentAnswersAreNoFailures answers the Content API as a site may
+// where the documents are silent: a preflight without "accepted" (accepted),
+// an upload or commit whose 200 carries no JSON (done): none of them may
+// turn into a failure; an explicit refusal still refuses.
+func TestOddContentAnswersAreNoFailures(t *testing.T) {
+	answers := map[string]string{
+		"OPTIONS " + thru.PathContent:                    `{"maxChunkSize": 65536}`,
+		"POST " + thru.PathContent:                       `OK`,
+		"POST " + thru.PathUploadSessions + "/s1/Commit": ``,
+	}
+	var (
+		logged strings.Builder
+		mu     sync.Mutex
+	)
+	stub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprint(w, answers[r.Method+" "+r.URL.Path])
+	}))
+	defer stub.Close()
+	cl, err := thru.NewClient(thru.ClientConfig{BaseURL: stub.URL, APIKey: apiKey,
+		Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := cl.Preflight(t.Context(), meta("a.txt")); err != nil || p.Refused() || p.MaxChunkSize != 65536 {
+		t.Errorf("preflight without accepted: %+v, %v; want accepted, max chunk 65536", p, err)
+	}
+	if res, err := cl.UploadSimple(t.Context(), meta("a.txt"), 3, strings.NewReader("abc")); err != nil || res == nil {
+		t.Errorf("simple upload answered 200 OK in plain text: %+v, %v; want done", res, err)
+	}
+	if res, err := cl.CommitSession(t.Context(), "s1"); err != nil || res == nil {
+		t.Errorf("commit answered an empty 200: %+v, %v; want done", res, err)
+	}
+	if !strings.Contains(logged.String(), "Content simple upload") || strings.Contains(logged.String(), apiKey) {
+		t.Errorf("log %q; want the odd upload answer named, and no key", logged.String())
+	}
+	mu.Lock()
+	answers["OPTIONS "+thru.PathContent] = `{"accepted": false, "reason": "too big"}`
+	mu.Unlock()
+	if p, err := cl.Preflight(t.Context(), meta("a.txt")); err != nil || !p.Refused() || p.Reason != "too big" {
+		t.Errorf("an explicit refusal: %+v, %v; want refused, too big", p, err)
 	}
 }

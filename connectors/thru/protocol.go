@@ -42,7 +42,9 @@ import (
 //   - Upload session status: JSON {"transferId", "state", "chunks",
 //     "metadata"} (SessionStatus); states open, committed, aborted.
 //   - Preflight answer: JSON {"accepted", "reason", "maxChunkSize",
-//     "simpleUploadUrl", "chunkedUploadUrl"} (Preflight).
+//     "simpleUploadUrl", "chunkedUploadUrl"} (Preflight); "accepted" absent
+//     means accepted. A 2xx answer to a preflight, upload or commit that is
+//     not the JSON expected is logged and taken as done, never as a failure.
 //   - Content API key: in the Authorization header as given, as the seed
 //     says ("a Bearer token or API Key in the Authorization header"); a
 //     site may want it in X-Api-Key instead (APIKeyHeader, api_key_in).
@@ -471,12 +473,17 @@ type SessionStatus struct {
 
 // Preflight is the answer of OPTIONS Content.
 type Preflight struct {
-	Accepted         bool   `json:"accepted"`
+	// Accepted is false when an endpoint rule refuses the file; the seed
+	// does not promise it, so absent means accepted (see Refused).
+	Accepted         *bool  `json:"accepted,omitempty"`
 	Reason           string `json:"reason,omitempty"`
 	MaxChunkSize     int64  `json:"maxChunkSize"`
 	SimpleUploadURL  string `json:"simpleUploadUrl"`
 	ChunkedUploadURL string `json:"chunkedUploadUrl"`
 }
+
+// Refused reports whether the preflight answer says no.
+func (p Preflight) Refused() bool { return p.Accepted != nil && !*p.Accepted }
 
 // UploadResult answers a simple upload and a session Commit.
 type UploadResult struct {

@@ -172,7 +172,7 @@ func (s *Sink) openContent(ctx context.Context, f pipeline.File, st sinkState) (
 	if err != nil {
 		return nil, err
 	}
-	if !pf.Accepted {
+	if pf.Refused() {
 		return nil, pipeline.Permanent(fmt.Errorf("thru sink: file %q: the endpoint %s refuses it: %s", f.Name, s.path, pf.Reason))
 	}
 	// Session chunks are the largest power of two within part_size and the

@@ -415,7 +415,8 @@ func (s *Server) preflight(req *request) {
 	}
 	base := "http://" + req.r.Host
 	reason := rule(ep, m.Attributes.FileName, -1)
-	req.json(http.StatusOK, thru.Preflight{Accepted: reason == "", Reason: reason, MaxChunkSize: s.cfg.MaxChunkSize,
+	accepted := reason == ""
+	req.json(http.StatusOK, thru.Preflight{Accepted: &accepted, Reason: reason, MaxChunkSize: s.cfg.MaxChunkSize,
 		SimpleUploadURL: base + thru.PathContent, ChunkedUploadURL: base + thru.PathUploadSessions})
 }
 
