@@ -781,3 +781,28 @@ func TestOddContentAnswersAreNoFailures(t *testing.T) {
 		t.Errorf("an explicit refusal: %+v, %v; want refused, too big", p, err)
 	}
 }
+
+// TestFlowKeysReachOnlyTheirFlowsFiles asks for the metadata of a file of
+// flow TRN1, and posts its outcome, with the keys of flow TRN2: the site
+// answers as for a file it does not know, and records no outcome.
+func TestFlowKeysReachOnlyTheirFlowsFiles(t *testing.T) {
+	site := newSite(t, nil)
+	code, err := site.AddPickup("TRN1", "a.csv", []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := newClient(t, site, func(c *thru.ClientConfig) { c.FlowSecretKey, c.FlowCode = secret2, "TRN2" })
+	if _, err := other.FileMetadata(t.Context(), code); err == nil || !strings.Contains(err.Error(), "File "+code+" not found") {
+		t.Errorf("another flow's FileMetadata: %v; want not found", err)
+	}
+	if err := other.ReportOutcome(t.Context(), thru.FlowOutcome{FileCode: code, FlowOutcome: thru.OutcomePassed}); err == nil {
+		t.Error("another flow's outcome was accepted")
+	}
+	if o := site.Outcomes(); len(o) != 0 {
+		t.Errorf("outcomes %+v; want none", o)
+	}
+	own := newClient(t, site, nil)
+	if info, err := own.FileMetadata(t.Context(), code); err != nil || info.FileName != "a.csv" {
+		t.Errorf("the flow's own FileMetadata: %+v, %v", info, err)
+	}
+}

@@ -318,11 +318,13 @@ func (s *Server) deliverLocked(d Delivery, content []byte) {
 }
 
 func (s *Server) fileMetadata(req *request, code string) {
-	if _, ok := s.authConnector(req, ""); !ok || req.cutIfReset() {
+	caller, ok := s.authConnector(req, "")
+	if !ok || req.cutIfReset() {
 		return
 	}
 	s.mu.Lock()
 	rec, ok := s.files[code]
+	ok = ok && rec.flow == caller.cfg.Code // another flow's file is none of its business
 	var info thru.FileInfo
 	if ok {
 		f := s.flows[rec.flow]
@@ -341,7 +343,8 @@ func (s *Server) fileMetadata(req *request, code string) {
 }
 
 func (s *Server) flowOutcome(req *request) {
-	if _, ok := s.authConnector(req, ""); !ok {
+	caller, ok := s.authConnector(req, "")
+	if !ok {
 		return
 	}
 	b, err := req.readBody(req.r.Body, 1<<20, req.r.ContentLength)
@@ -358,7 +361,8 @@ func (s *Server) flowOutcome(req *request) {
 		return
 	}
 	s.mu.Lock()
-	_, known := s.files[o.FileCode]
+	rec, known := s.files[o.FileCode]
+	known = known && rec.flow == caller.cfg.Code
 	if known {
 		s.outcomes = append(s.outcomes, o)
 	}
