@@ -12,6 +12,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/mftflow/mftflow/pipeline"
 )
 
 // Timing of the suites. Variables so this package's own tests can shorten them.
@@ -80,6 +82,21 @@ func RandomContent(seed int64, n int) []byte {
 func SHA256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// ReadRange reads n bytes at off through ro, failing t on any error.
+func ReadRange(t testing.TB, ro pipeline.RangeOpener, off, n int64) string {
+	t.Helper()
+	rc, err := ro.OpenRange(context.Background(), off, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // compareContent describes how got differs from want, or returns nil.

@@ -3,7 +3,6 @@ package local
 import (
 	"context"
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/testkit"
 )
 
 // TestReopenReadsOnlyTheVersionOffered reads files again by the keys they
@@ -41,7 +41,7 @@ func TestReopenReadsOnlyTheVersionOffered(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := readRange(t, ro, 0, f.Size); got != files[f.Name] {
+		if got := testkit.ReadRange(t, ro, 0, f.Size); got != files[f.Name] {
 			t.Errorf("%q reads %q again, want %q", f.Name, got, files[f.Name])
 		}
 	}
@@ -51,7 +51,7 @@ func TestReopenReadsOnlyTheVersionOffered(t *testing.T) {
 	p := filepath.Join(dir, filepath.FromSlash(f.Name))
 	info, _ := os.Stat(p)
 	replaceFile(t, p, "FIRST version of "+f.Name, info.ModTime()) // same size, same time
-	if got := readRange(t, ro, 0, 5); got != "FIRST" {
+	if got := testkit.ReadRange(t, ro, 0, 5); got != "FIRST" {
 		t.Fatalf("read %q: the test means the bytes to change under the same size and time", got)
 	}
 	// Size and time cannot tell this change: the engine's chunk checksums
@@ -84,20 +84,6 @@ func TestReopenReadsOnlyTheVersionOffered(t *testing.T) {
 			t.Errorf("Reopen(%q) accepted a key this source never gave", bad)
 		}
 	}
-}
-
-func readRange(t *testing.T, ro pipeline.RangeOpener, off, n int64) string {
-	t.Helper()
-	rc, err := ro.OpenRange(context.Background(), off, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // FuzzKeyRoundTrip checks that every key a candidate gives reads back as

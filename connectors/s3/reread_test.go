@@ -2,7 +2,6 @@ package s3
 
 import (
 	"errors"
-	"io"
 	"io/fs"
 	"testing"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/testkit"
 	"github.com/mftflow/mftflow/testkit/minio"
 )
 
@@ -28,7 +28,7 @@ func TestReopenReadsOnlyTheVersionOffered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := readRange(t, ro, 6, 7); got != "version" {
+	if got := testkit.ReadRange(t, ro, 6, 7); got != "version" {
 		t.Fatalf("range 6+7 read %q, want %q", got, "version")
 	}
 
@@ -47,7 +47,7 @@ func TestReopenReadsOnlyTheVersionOffered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := readRange(t, nro, 0, 5); got != "other" {
+	if got := testkit.ReadRange(t, nro, 0, 5); got != "other" {
 		t.Errorf("the new version reads %q, want %q", got, "other")
 	}
 
@@ -63,18 +63,4 @@ func TestReopenReadsOnlyTheVersionOffered(t *testing.T) {
 	if _, err := other.Reopen(t.Context(), "no separator"); err == nil || err.Error() != `s3 source: "no separator" is not a key this source gave (want key|etag)` {
 		t.Errorf("reopening a foreign key: %v", err)
 	}
-}
-
-func readRange(t *testing.T, ro pipeline.RangeOpener, off, n int64) string {
-	t.Helper()
-	rc, err := ro.OpenRange(t.Context(), off, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
