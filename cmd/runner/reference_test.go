@@ -59,7 +59,7 @@ func TestSIGKILLByReferenceResumes(t *testing.T) {
 	}{
 		{"local", func(t *testing.T, dir string) (string, func() io.ReadCloser, func() []string) {
 			out := filepath.Join(dir, "out")
-			return "local: {path: " + out + ", part_size: 8MiB}",
+			return "local: {path: " + out + ", part_size: 8MiB, fsync: true}",
 				func() io.ReadCloser { f, _ := os.Open(filepath.Join(out, "big.bin")); return f },
 				func() []string {
 					var names []string
