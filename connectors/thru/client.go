@@ -661,21 +661,7 @@ func (cl *Client) AbortSession(ctx context.Context, id string, status int, messa
 // doJSON sends c and decodes a JSON answer into v (if not nil and the answer
 // is not empty). It returns the raw answer, at most 1 MiB.
 func (cl *Client) doJSON(ctx context.Context, c call, v any) ([]byte, error) {
-	resp, err := cl.do(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, cl.callError(c, 0, "", err)
-	}
-	if v != nil && len(bytes.TrimSpace(raw)) > 0 {
-		if err := json.Unmarshal(raw, v); err != nil {
-			return nil, protocolError(cl.callError(c, resp.StatusCode, "", fmt.Errorf("decoding the answer: %v", err)))
-		}
-	}
-	return raw, nil
+	return cl.doAnswer(ctx, c, v, false)
 }
 
 // doLenient is doJSON for calls whose success the status says, and whose
@@ -683,21 +669,36 @@ func (cl *Client) doJSON(ctx context.Context, c call, v any) ([]byte, error) {
 // the JSON expected is logged and the call taken as done with v as it is,
 // never turned into a failure.
 func (cl *Client) doLenient(ctx context.Context, c call, v any) error {
+	_, err := cl.doAnswer(ctx, c, v, true)
+	return err
+}
+
+// doAnswer sends c and decodes a 2xx answer's JSON into v (when both are
+// there); lenient takes an answer it cannot read or decode as done.
+func (cl *Client) doAnswer(ctx context.Context, c call, v any, lenient bool) ([]byte, error) {
 	resp, err := cl.do(ctx, c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err == nil && len(bytes.TrimSpace(raw)) > 0 {
-		err = json.Unmarshal(raw, v)
+	raw, readErr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var decodeErr error
+	if readErr == nil && v != nil && len(bytes.TrimSpace(raw)) > 0 {
+		decodeErr = json.Unmarshal(raw, v)
 	}
-	if err != nil {
+	switch err := errors.Join(readErr, decodeErr); {
+	case err == nil:
+		return raw, nil
+	case lenient:
 		body := cl.scrub(strings.ToValidUTF8(string(raw[:min(len(raw), 200)]), "?"))
 		cl.cfg.Logger.Warn("thru: an answer the documents do not lead to expect; the call succeeded (HTTP "+strconv.Itoa(resp.StatusCode)+"), so it is taken as done",
 			"call", c.name, "flow", c.flow, "file", c.file, "answer", body, "err", err)
+		return raw, nil
+	case readErr != nil:
+		return nil, cl.callError(c, 0, "", readErr)
+	default:
+		return nil, protocolError(cl.callError(c, resp.StatusCode, "", fmt.Errorf("decoding the answer: %v", decodeErr)))
 	}
-	return nil
 }
 
 func drain(resp *http.Response) {
