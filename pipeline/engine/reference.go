@@ -138,27 +138,28 @@ func (sr *sourceReads) read(ctx context.Context, refs []bus.Chunk) ([]byte, erro
 // bytes read from the source, with a function that gives their buffer back
 // once written.
 func (sr *sourceReads) partData(ctx context.Context, chunks []bus.Chunk) (net.Buffers, func(), error) {
-	if len(chunks) == 0 || !chunks[0].Ref {
+	refs := 0
+	for _, c := range chunks {
+		if c.Ref {
+			refs++
+		}
+	}
+	switch refs {
+	case 0:
 		data := make(net.Buffers, 0, len(chunks))
 		for _, c := range chunks {
-			if c.Ref {
-				return nil, nil, pipeline.Permanent(fmt.Errorf("%s: chunk %d is a reference among chunks that carry their bytes", sr.m.Name, c.Index))
-			}
 			data = append(data, c.Data)
 		}
 		return data, func() {}, nil
-	}
-	for _, c := range chunks {
-		if !c.Ref {
-			// A read resumed under another bus.payload: read each kind alone.
-			return sr.mixed(ctx, chunks)
+	case len(chunks):
+		buf, err := sr.read(ctx, chunks)
+		if err != nil {
+			return nil, nil, err
 		}
+		return net.Buffers{buf}, func() { sr.r.chunks.put(buf) }, nil
 	}
-	buf, err := sr.read(ctx, chunks)
-	if err != nil {
-		return nil, nil, err
-	}
-	return net.Buffers{buf}, func() { sr.r.chunks.put(buf) }, nil
+	// A read resumed under another bus.payload: read each kind alone.
+	return sr.mixed(ctx, chunks)
 }
 
 // mixed reads a part whose chunks are partly references (a read resumed

@@ -222,3 +222,43 @@ func TestReferenceRefusedWhereItCannotWork(t *testing.T) {
 		})
 	}
 }
+
+// TestReadResumedUnderAnotherPayload stops a run while a file is half read
+// with its bytes on the bus, and resumes it with bus.payload reference:
+// chunks of both kinds meet in the same parts, and the file arrives whole.
+func TestReadResumedUnderAnotherPayload(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	content := testkit.RandomContent(21, 12<<20)
+	if err := os.WriteFile(filepath.Join(dir, "half.bin"), content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Parts of six chunks at one sink and five at the other: reading
+	// waits two parts ahead of the slower one, so a stop leaves it off
+	// some part boundary, and the part where references begin holds
+	// chunks of both kinds.
+	six, five := testkit.NewMemorySink(), testkit.NewMemorySink()
+	six.SetPlan(pipeline.PartPlan{PartSize: 6 * 192 << 10, Concurrency: 2})
+	five.SetPlan(pipeline.PartPlan{PartSize: 5 * 192 << 10, Concurrency: 2})
+	flow := func(payload string, a, b pipeline.Sink) pipeline.Flow {
+		return pipeline.Flow{Name: "half", Source: pipeline.SourceOf(localSource(t, dir)),
+			Sinks: []pipeline.SinkSpec{pipeline.SinkOf("six", a), pipeline.SinkOf("five", b)},
+			Bus:   pipeline.BusSpec{ChunkSize: 192 << 10, Window: 1 << 20, Payload: payload}}
+	}
+	run, err := e.engine(t, engine.Options{SoleRunner: true}).Start(context.Background(),
+		flow(pipeline.PayloadBytes, testkit.Stall(six, 20*time.Millisecond), testkit.Stall(five, 150*time.Millisecond)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := waitManifest(t, e, "half", "half.bin", func(m bus.Manifest) bool { return m.Checkpoint != nil })
+	if err := run.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m = waitManifest(t, e, "half", "half.bin", func(bus.Manifest) bool { return true })
+	if m.State != bus.FileIngesting || m.Checkpoint == nil || m.Checkpoint.Bytes >= int64(len(content)) {
+		t.Fatalf("after the stop the file is %s with checkpoint %+v; want it half read", m.State, m.Checkpoint)
+	}
+	runToEnd(t, e.engine(t, engine.Options{SoleRunner: true}), flow(pipeline.PayloadReference, six, five))
+	checkDelivered(t, map[string][]byte{"half.bin": content}, six.Files())
+	checkDelivered(t, map[string][]byte{"half.bin": content}, five.Files())
+}
