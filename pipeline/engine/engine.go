@@ -145,6 +145,10 @@ type Run struct {
 	// openFiles bounds the files taken from the source and not yet final.
 	openFiles chan struct{}
 	chunks    chunkPool
+	// parts recycles the part-sized buffers that files read by reference
+	// are read into: apart from chunks, so that a chunk read never holds
+	// a part's buffer.
+	parts     chunkPool
 	files     sync.WaitGroup
 	workers   sync.WaitGroup
 	finisher  *finisher

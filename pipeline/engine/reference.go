@@ -115,9 +115,9 @@ func (sr *sourceReads) read(ctx context.Context, refs []bus.Chunk) ([]byte, erro
 		return nil, fmt.Errorf("reading %s again at its source: %w", sr.m.Name, err)
 	}
 	defer rc.Close()
-	buf := sr.r.chunks.get(int64(n))
+	buf := sr.r.parts.get(int64(n))
 	if _, err := io.ReadFull(rc, buf); err != nil {
-		sr.r.chunks.put(buf)
+		sr.r.parts.put(buf)
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 			err = fmt.Errorf("%w: it ends before byte %d", pipeline.ErrChanged, off+int64(n))
 		}
@@ -126,7 +126,7 @@ func (sr *sourceReads) read(ctx context.Context, refs []bus.Chunk) ([]byte, erro
 	at := 0
 	for _, c := range refs {
 		if err := c.Verify(buf[at : at+c.Len]); err != nil {
-			sr.r.chunks.put(buf)
+			sr.r.parts.put(buf)
 			return nil, fmt.Errorf("reading %s again at its source: %w", sr.m.Name, err)
 		}
 		at += c.Len
@@ -156,7 +156,7 @@ func (sr *sourceReads) partData(ctx context.Context, chunks []bus.Chunk) (net.Bu
 		if err != nil {
 			return nil, nil, err
 		}
-		return net.Buffers{buf}, func() { sr.r.chunks.put(buf) }, nil
+		return net.Buffers{buf}, func() { sr.r.parts.put(buf) }, nil
 	}
 	// A read resumed under another bus.payload: read each kind alone.
 	return sr.mixed(ctx, chunks)
@@ -171,7 +171,7 @@ func (sr *sourceReads) mixed(ctx context.Context, chunks []bus.Chunk) (net.Buffe
 	)
 	done := func() {
 		for _, b := range bufs {
-			sr.r.chunks.put(b)
+			sr.r.parts.put(b)
 		}
 	}
 	for _, c := range chunks {
