@@ -1,7 +1,7 @@
 # The README's commands. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: test minio sshd nats-server strace test-short soak fmt vet lint bench quickstart proto
+.PHONY: runner plugins test minio sshd nats-server strace test-short soak fmt vet lint bench quickstart proto
 
 # The S3 tests need a MinIO server: scripts/minio.sh builds the pinned one into
 # bin/ once (about five minutes), and the tests start it on 127.0.0.1. The SFTP
@@ -11,6 +11,14 @@ GO ?= go
 # with strace: scripts/strace.sh installs it. One package at a time (-p 1): the crash
 # and failover tests inject their fault while a transfer is under way, which a
 # machine busy with every other package at once makes hard to catch.
+# The runner, and beside it in bin/plugins.d the shipped connector plugins
+# (SFTP, FTPS), which the runner finds there without flags.
+runner:
+	$(GO) build -o bin/runner ./cmd/runner
+
+plugins:
+	$(GO) build -o bin/plugins.d/sftp ./plugins/sftp
+
 test: minio sshd nats-server strace
 	$(GO) test -race -count=1 -p 1 -timeout 25m ./...
 

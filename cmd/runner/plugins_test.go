@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -34,6 +35,49 @@ func TestConnectorsListsPlugins(t *testing.T) {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("connectors output lacks %q:\n%s", want, stdout)
 		}
+	}
+}
+
+// Without --plugins-dir the runner finds plugins in plugins.d beside its
+// executable (where `make plugins` builds the shipped ones) and in the
+// working directory, each directory once.
+func TestPluginsFoundWithoutFlags(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	os.MkdirAll(bin, 0o755)
+	if err := os.Symlink(runnerBin, filepath.Join(bin, "runner")); err != nil {
+		t.Fatal(err)
+	}
+	besideBinary := pluginsDirWith(t, bin)
+	run := func(wd string) string {
+		cmd := exec.Command(filepath.Join(bin, "runner"), "connectors")
+		cmd.Dir = wd
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("runner connectors in %s: %v\n%s", wd, err, out)
+		}
+		return string(out)
+	}
+	// The symlink to the binary is followed: plugins.d beside the real one.
+	if out := run(dir); strings.Contains(out, "localfs (") {
+		t.Fatalf("found a plugin beside a symlink, not the executable:\n%s", out)
+	}
+	os.Remove(filepath.Join(bin, "runner"))
+	copyFile(t, runnerBin, filepath.Join(bin, "runner"))
+	path, _ := filepath.Abs(filepath.Join(besideBinary, "localfs"))
+	if out := run(dir); !strings.Contains(out, "localfs ("+path+"): Reads files") {
+		t.Fatalf("plugin beside the executable not listed:\n%s", out)
+	}
+	// Run from bin/, both defaults are one directory: listed once, no clash.
+	if out := run(bin); strings.Count(out, "localfs ("+path+"): Reads files") != 1 {
+		t.Fatalf("plugin not listed exactly once:\n%s", out)
+	}
+	wd := t.TempDir()
+	inWorkDir := pluginsDirWith(t, wd)
+	os.RemoveAll(besideBinary)
+	path, _ = filepath.Abs(filepath.Join(inWorkDir, "localfs"))
+	if out := run(wd); !strings.Contains(out, "localfs ("+path+"): Reads files") {
+		t.Fatalf("plugin in ./plugins.d not listed:\n%s", out)
 	}
 }
 
@@ -102,5 +146,16 @@ sinks:
 	}
 	if want := strings.Repeat("a,b,c\r\n1,2,3\r\n", 200000); string(got) != want {
 		t.Fatalf("output: %d bytes, want %d bytes of CRLF lines", len(got), len(want))
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err == nil {
+		err = os.WriteFile(to, b, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }

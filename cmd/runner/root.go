@@ -70,7 +70,7 @@ NATS server or cluster.`,
 	f := root.PersistentFlags()
 	f.Var(g.logFormat, "log-format", "log format: text or json (logs go to stderr)")
 	f.Var(g.logLevel, "log-level", "log level: debug, info, warn or error")
-	f.StringVar(&g.pluginsDir, "plugins-dir", defaultPluginsDir, "directory of connector plugin executables (absent: no plugins)")
+	f.StringVar(&g.pluginsDir, "plugins-dir", "", "directory of connector plugin executables (default: plugins.d beside the runner's executable, then ./plugins.d)")
 	f.StringVar(&g.data, "data", defaultData, "data directory of the embedded NATS server (unused with --nats-url)")
 	f.Var(&g.busSync, "bus-sync", busSyncUsage)
 	f.StringVar(&g.nats.url, "nats-url", "", "connect to this NATS server or cluster (comma-separated URLs) instead of starting an embedded one")

@@ -1,4 +1,4 @@
-// Command sftp is the SFTP source and sink (package sftpconn) served as a
+// Command sftp is the SFTP source and sink (package connectors/sftp) served as a
 // connector plugin.
 //
 //	go build -o plugins.d/sftp ./plugins/examples/sftp
@@ -18,13 +18,13 @@ import (
 	"os"
 
 	"github.com/mftflow/mftflow/pipeline"
-	"github.com/mftflow/mftflow/plugins/examples/sftp/sftpconn"
+	"github.com/mftflow/mftflow/connectors/sftp"
 	"github.com/mftflow/mftflow/plugins/sdk"
 )
 
 func main() {
 	r := pipeline.NewRegistry()
-	if err := sftpconn.Register(r); err != nil {
+	if err := sftp.Register(r); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

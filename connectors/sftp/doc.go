@@ -1,4 +1,4 @@
-// Package sftpconn is the SFTP source and sink: files read from, or written
+// Package sftp is the SFTP source and sink: files read from, or written
 // to, a directory on an SFTP server over SSH (github.com/pkg/sftp and
 // golang.org/x/crypto/ssh). Register adds both to a registry under the name
 // "sftp". It is an ordinary Go connector, tested in-process against a real
@@ -54,4 +54,4 @@
 // reads large files in parallel. After delivery (Outcome Passed only) a file
 // is deleted, moved to archive_dir (with a suffix when the name is taken) or
 // left; a file that changed since it was offered is left in place.
-package sftpconn
+package sftp

@@ -1,4 +1,4 @@
-package sftpconn
+package sftp
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package sftpconn_test
+package sftp_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/engine"
-	"github.com/mftflow/mftflow/plugins/examples/sftp/sftpconn"
+	"github.com/mftflow/mftflow/connectors/sftp"
 	"github.com/mftflow/mftflow/testkit"
 	"github.com/mftflow/mftflow/testkit/sshd"
 )
@@ -38,7 +38,7 @@ func TestFlowSFTPToSFTP(t *testing.T) {
 		return c
 	}
 	reg := pipeline.NewRegistry()
-	if err := sftpconn.Register(reg); err != nil {
+	if err := sftp.Register(reg); err != nil {
 		t.Fatal(err)
 	}
 	nc := testkit.ConnectNATS(t, testkit.StartNATS(t))
@@ -91,7 +91,7 @@ func TestFlowSFTPToSFTP(t *testing.T) {
 
 func ExampleRegister() {
 	r := pipeline.NewRegistry()
-	if err := sftpconn.Register(r); err != nil {
+	if err := sftp.Register(r); err != nil {
 		panic(err)
 	}
 	spec, _ := r.Lookup(pipeline.KindSink, "sftp")
