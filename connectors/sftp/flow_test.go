@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mftflow/mftflow/connectors/sftp"
 	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/engine"
-	"github.com/mftflow/mftflow/connectors/sftp"
 	"github.com/mftflow/mftflow/testkit"
 	"github.com/mftflow/mftflow/testkit/sshd"
 )

@@ -1,7 +1,7 @@
 // Command sftp is the SFTP source and sink (package connectors/sftp) served as a
 // connector plugin.
 //
-//	go build -o plugins.d/sftp ./plugins/examples/sftp
+//	make plugins    # bin/plugins.d/sftp, which bin/runner finds
 //
 //	sinks:
 //	  - sftp:
@@ -17,8 +17,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/connectors/sftp"
+	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/plugins/sdk"
 )
 
