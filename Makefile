@@ -1,11 +1,12 @@
 # The README's commands. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: runner plugins test minio sshd nats-server strace test-short soak fmt vet lint bench quickstart proto
+.PHONY: runner plugins test minio sshd ftpd nats-server strace test-short soak fmt vet lint bench quickstart proto
 
 # The S3 tests need a MinIO server: scripts/minio.sh builds the pinned one into
 # bin/ once (about five minutes), and the tests start it on 127.0.0.1. The SFTP
-# tests need Debian's OpenSSH server: scripts/sshd.sh installs it (as root). The
+# tests need Debian's OpenSSH server: scripts/sshd.sh installs it (as root); the
+# FTPS tests Debian's vsftpd, which scripts/ftpd.sh installs with a test user. The
 # cluster tests start three nats-server processes: scripts/nats-server.sh builds
 # the version in go.mod into bin/ once. The durability tests watch system calls
 # with strace: scripts/strace.sh installs it. One package at a time (-p 1): the crash
@@ -19,7 +20,7 @@ runner:
 plugins:
 	$(GO) build -o bin/plugins.d/sftp ./plugins/sftp
 
-test: minio sshd nats-server strace
+test: minio sshd ftpd nats-server strace
 	$(GO) test -race -count=1 -p 1 -timeout 25m ./...
 
 minio:
@@ -27,6 +28,9 @@ minio:
 
 sshd:
 	@./scripts/sshd.sh >/dev/null
+
+ftpd:
+	@./scripts/ftpd.sh >/dev/null
 
 nats-server:
 	@./scripts/nats-server.sh >/dev/null

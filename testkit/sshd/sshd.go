@@ -8,13 +8,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +22,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/mftflow/mftflow/testkit"
 )
 
 // The local test user scripts/sshd.sh creates, and its password.
@@ -52,15 +52,14 @@ type Server struct {
 	HostKey ssh.PublicKey
 	// KnownHostsFile holds KnownHostsLine, ready for a client to trust.
 	KnownHostsFile string
-	// Dir is the absolute directory that SFTP clients read and write; the
+	// UserDir is the directory that SFTP clients read and write (Dir); the
 	// server has no chroot, so remote paths are the same as local ones.
 	// It is owned by User and starts empty.
-	Dir string
+	testkit.UserDir
 	// Base is the temporary directory holding the configuration, keys, log
 	// and Dir.
 	Base string
 
-	uid, gid int // of User; -1 when files need no chown
 	logPath  string
 	cmd      *exec.Cmd
 	exited   chan struct{}
@@ -123,15 +122,12 @@ func start(bin string) (srv *Server, err error) {
 	if err := os.Chmod(base, 0o755); err != nil {
 		return nil, err
 	}
-	s := &Server{Base: base, Host: "127.0.0.1", uid: -1, gid: -1, logPath: filepath.Join(base, "sshd.log")}
-	if err := s.pickUser(); err != nil {
+	s := &Server{Base: base, Host: "127.0.0.1", logPath: filepath.Join(base, "sshd.log")}
+	var owned bool
+	if s.UserDir, owned, err = testkit.NewUserDir(filepath.Join(base, "files"), TestUser); err != nil {
 		return nil, err
 	}
-	s.Dir = filepath.Join(base, "files")
-	if err := os.Mkdir(s.Dir, 0o755); err != nil {
-		return nil, err
-	}
-	if err := s.chown(s.Dir); err != nil {
+	if err := s.pickUser(owned); err != nil {
 		return nil, err
 	}
 
@@ -234,18 +230,12 @@ func start(bin string) (srv *Server, err error) {
 	return s, nil
 }
 
-// pickUser chooses the login user: the test user when running as root and
-// it exists, else the current user.
-func (s *Server) pickUser() error {
-	if os.Geteuid() == 0 {
-		if u, err := user.Lookup(TestUser); err == nil {
-			uid, err1 := strconv.Atoi(u.Uid)
-			gid, err2 := strconv.Atoi(u.Gid)
-			if err1 == nil && err2 == nil {
-				s.User, s.Password, s.uid, s.gid = TestUser, TestPassword, uid, gid
-				return nil
-			}
-		}
+// pickUser chooses the login user: the test user when it owns the files
+// (the tests run as root and it exists), else the current user.
+func (s *Server) pickUser(testUser bool) error {
+	if testUser {
+		s.User, s.Password = TestUser, TestPassword
+		return nil
 	}
 	u, err := user.Current()
 	if err != nil {
@@ -255,12 +245,6 @@ func (s *Server) pickUser() error {
 	return nil
 }
 
-func (s *Server) chown(p string) error {
-	if s.uid < 0 {
-		return nil
-	}
-	return os.Lchown(p, s.uid, s.gid)
-}
 
 func newKey() (ssh.PublicKey, []byte, error) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -378,109 +362,3 @@ func (s *Server) Log() string {
 	return string(b)
 }
 
-// Path returns the local path of name (slash-separated, relative to Dir),
-// which is also its remote path.
-func (s *Server) Path(name string) string {
-	return filepath.Join(s.Dir, filepath.FromSlash(name))
-}
-
-// Mkdir creates the directory name below Dir, with its parents, owned by
-// User, and returns its path.
-func (s *Server) Mkdir(t testing.TB, name string) string {
-	t.Helper()
-	p := s.Path(name)
-	if err := s.mkdirAll(p); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func (s *Server) mkdirAll(p string) error {
-	if p == s.Dir {
-		return nil
-	}
-	if fi, err := os.Stat(p); err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("%s is not a directory", p)
-		}
-		return nil
-	}
-	if err := s.mkdirAll(filepath.Dir(p)); err != nil {
-		return err
-	}
-	if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	return s.chown(p)
-}
-
-// WriteFile writes a file below Dir, creating its directories, all owned by
-// User so that the server may delete or move them.
-func (s *Server) WriteFile(t testing.TB, name string, data []byte) {
-	t.Helper()
-	p := s.Path(name)
-	if err := s.mkdirAll(filepath.Dir(p)); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.chown(p); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// ReadFile returns the content of the file name below Dir, and false if
-// there is none.
-func (s *Server) ReadFile(t testing.TB, name string) ([]byte, bool) {
-	t.Helper()
-	b, err := os.ReadFile(s.Path(name))
-	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			t.Fatal(err)
-		}
-		return nil, false
-	}
-	return b, true
-}
-
-// Exists reports whether name exists below Dir.
-func (s *Server) Exists(name string) bool {
-	_, err := os.Lstat(s.Path(name))
-	return err == nil
-}
-
-// List returns the slash-separated names of every file below dir (relative
-// to Dir; "" for Dir itself), sorted, relative to dir.
-func (s *Server) List(t testing.TB, dir string) []string {
-	t.Helper()
-	root := s.Path(dir)
-	var names []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() {
-			rel, err := filepath.Rel(root, p)
-			if err != nil {
-				return err
-			}
-			names = append(names, filepath.ToSlash(rel))
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		t.Fatal(err)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// Unprivileged reports whether User is subject to file permissions, so a
-// test can make a directory it may not write to.
-func (s *Server) Unprivileged() bool {
-	if s.uid >= 0 {
-		return s.uid != 0
-	}
-	return os.Geteuid() != 0
-}
