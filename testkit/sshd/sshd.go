@@ -245,7 +245,6 @@ func (s *Server) pickUser(testUser bool) error {
 	return nil
 }
 
-
 func newKey() (ssh.PublicKey, []byte, error) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -361,4 +360,3 @@ func (s *Server) Log() string {
 	b, _ := os.ReadFile(s.logPath)
 	return string(b)
 }
-
