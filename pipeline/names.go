@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -207,4 +208,36 @@ func placeholder(key string, f File, now time.Time) (string, error) {
 		return f.Attrs[a], nil
 	}
 	return "", fmt.Errorf("unknown placeholder {%s} (known: {name} {base} {dir} {stem} {ext} {date} {time} {id} {attr.KEY})", key)
+}
+
+// WithSuffix returns the path p with "-n" before the extension of its last
+// element ("in/report-2.csv"); n = 0 returns p. Sources that archive and
+// sinks that rename a taken name use it for the names they try.
+func WithSuffix(p string, n int) string {
+	if n == 0 {
+		return p
+	}
+	i := strings.LastIndexAny(p, "/"+string(filepath.Separator)) + 1
+	dir, base := p[:i], p[i:]
+	ext := path.Ext(base)
+	return dir + strings.TrimSuffix(base, ext) + "-" + strconv.Itoa(n) + ext
+}
+
+// TempName fills a sink's temporary name template (such as
+// ".{base}.{id}.tmp") for the final base name: {id} is id, and {attr.KEY}
+// are f's attributes. The result is one name in the target's directory,
+// never the final name itself.
+func TempName(tmpl string, f File, base, id string, now time.Time) (string, error) {
+	name, err := ExpandName(tmpl, File{ID: id, Name: base, Attrs: f.Attrs}, now)
+	switch {
+	case err != nil:
+		return "", err
+	case name == "" || name == "." || name == "..":
+		return "", fmt.Errorf("temporary name template %q gives the name %q", tmpl, name)
+	case strings.ContainsAny(name, "/\\\x00"):
+		return "", fmt.Errorf("temporary name template %q gives %q: it must be one name, without slashes", tmpl, name)
+	case name == base:
+		return "", fmt.Errorf("temporary name template %q gives the final name %q itself", tmpl, name)
+	}
+	return name, nil
 }

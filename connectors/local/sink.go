@@ -515,7 +515,7 @@ func (u *upload) publish(final pipeline.File) (string, error) {
 		return "", fsError(fmt.Errorf("committing %q: %w", u.name, err))
 	}
 	for n := 0; n < maxSuffix; n++ {
-		cand := withSuffix(u.target, n)
+		cand := pipeline.WithSuffix(u.target, n)
 		taken, err := claim(u.temp, cand, tempInfo)
 		if err != nil {
 			return "", fsError(fmt.Errorf("committing %q: publishing %s as %s: %w", u.name, u.temp, cand, err))

@@ -909,16 +909,6 @@ func (it *item) move() error {
 // maxSuffix bounds the names tried for one file ("x-1.csv" ... ).
 const maxSuffix = 10000
 
-// withSuffix returns p with "-n" before its extension; n = 0 returns p.
-func withSuffix(p string, n int) string {
-	if n == 0 {
-		return p
-	}
-	dir, base := filepath.Split(p)
-	ext := path.Ext(base)
-	return dir + strings.TrimSuffix(base, ext) + "-" + strconv.Itoa(n) + ext
-}
-
 // moveNoClobber moves src to dst, or to dst with a suffix if dst is taken,
 // and returns where it went. It never replaces an existing file: a hard link
 // claims the new name atomically. Where links are impossible it falls back to
@@ -929,7 +919,7 @@ func moveNoClobber(src, dst string) (string, error) {
 		return "", err
 	}
 	for n := 0; n < maxSuffix; n++ {
-		cand := withSuffix(dst, n)
+		cand := pipeline.WithSuffix(dst, n)
 		err := os.Link(src, cand)
 		if err == nil {
 			if err := os.Remove(src); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -81,7 +81,7 @@ func NewSink(c SinkConfig) (*Sink, error) {
 	if c.TempName == "" {
 		c.TempName = DefaultTempName
 	}
-	if _, err := expandTempName(c.TempName, pipeline.File{}, "x.csv", "0123456789ab", time.Time{}); err != nil {
+	if _, err := pipeline.TempName(c.TempName, pipeline.File{}, "x.csv", "0123456789ab", time.Time{}); err != nil {
 		return nil, bad("temp_name", "%w", err)
 	}
 	if c.Trigger != "" {
@@ -229,27 +229,11 @@ func (s *Sink) tempPath(f pipeline.File, target string, fresh bool) (string, err
 	if f.ID == "" || fresh {
 		id = randomHex(6)
 	}
-	name, err := expandTempName(s.cfg.TempName, f, path.Base(target), id, s.now())
+	name, err := pipeline.TempName(s.cfg.TempName, f, path.Base(target), id, s.now())
 	if err != nil {
 		return "", pipeline.Permanent(fmt.Errorf("naming the temporary file of %q: %w", f.Name, err))
 	}
 	return path.Join(path.Dir(target), name), nil
-}
-
-// expandTempName fills the temp_name template against the final base name.
-func expandTempName(tmpl string, f pipeline.File, base, id string, now time.Time) (string, error) {
-	name, err := pipeline.ExpandName(tmpl, pipeline.File{ID: id, Name: base, Attrs: f.Attrs}, now)
-	switch {
-	case err != nil:
-		return "", err
-	case name == "" || name == "." || name == "..":
-		return "", fmt.Errorf("temporary name template %q gives the name %q", tmpl, name)
-	case strings.ContainsAny(name, "/\\\x00"):
-		return "", fmt.Errorf("temporary name template %q gives %q: it must be one name, without slashes", tmpl, name)
-	case name == base:
-		return "", fmt.Errorf("temporary name template %q gives the final name %q itself", tmpl, name)
-	}
-	return name, nil
 }
 
 func randomHex(n int) string {

@@ -7,9 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"path"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -63,24 +60,7 @@ type Source struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 
-	// The rest belongs to the goroutine calling Next.
-	listed   bool
-	lastList time.Time
-	pending  map[string]*candidate // name -> file waiting to be stable
-	ready    []*candidate
-	offered  map[string]bool // keys offered by this Source
-}
-
-// candidate is one version of a file seen in a listing.
-type candidate struct {
-	name  string // relative to the directory
-	size  int64
-	mtime time.Time
-	since time.Time // when this size and mtime were first listed
-}
-
-func (c *candidate) key() string {
-	return c.name + "|" + strconv.FormatInt(c.size, 10) + "|" + strconv.FormatInt(c.mtime.UnixNano(), 10)
+	poll pipeline.Poller // for the goroutine calling Next
 }
 
 var errSourceClosed = errors.New("sftp source is closed")
@@ -121,11 +101,10 @@ func NewSource(ctx context.Context, c SourceConfig) (*Source, error) {
 		return nil, bad("min_age", "must not be negative")
 	}
 	s := &Source{
-		cfg:     c,
-		dir:     path.Clean(c.Directory),
-		closed:  make(chan struct{}),
-		pending: map[string]*candidate{},
-		offered: map[string]bool{},
+		cfg:    c,
+		dir:    path.Clean(c.Directory),
+		closed: make(chan struct{}),
+		poll:   pipeline.Poller{Watch: c.Watch, PollInterval: c.PollInterval, StableFor: c.StableFor, MinAge: c.MinAge},
 	}
 	switch c.After {
 	case "":
@@ -161,81 +140,40 @@ func (s *Source) Close() error {
 	return nil
 }
 
-func (s *Source) isClosed() bool {
-	select {
-	case <-s.closed:
-		return true
-	default:
-		return false
-	}
-}
-
 // Next returns the next file that is ready: oldest first, each version of a
-// file once. It blocks until one is, ctx ends (returning ctx.Err()) or the
-// Source is closed. Errors listing the directory are returned (a missing
-// directory or a refused login are permanent); unreadable subdirectories
-// are skipped.
+// file once (see pipeline.Poller). It blocks until one is, ctx ends
+// (returning ctx.Err()) or the Source is closed. Errors listing the
+// directory are returned (a missing directory or a refused login are
+// permanent); unreadable subdirectories are skipped.
 func (s *Source) Next(ctx context.Context) (pipeline.Item, error) {
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if s.isClosed() {
-			return nil, fmt.Errorf("reading %s: %w", location(s.cfg.ConnConfig, s.dir), errSourceClosed)
-		}
-		now := time.Now()
-		due := !s.listed ||
-			len(s.pending) > 0 && !now.Before(s.lastList.Add(s.cfg.StableFor)) ||
-			s.cfg.Watch && !now.Before(s.lastList.Add(s.cfg.PollInterval))
-		if due && len(s.ready) == 0 {
-			if err := s.list(ctx, now); err != nil {
-				if s.isClosed() {
-					return nil, fmt.Errorf("reading %s: %w", location(s.cfg.ConnConfig, s.dir), errSourceClosed)
-				}
-				return nil, err
-			}
-		}
-		if len(s.ready) > 0 {
-			c := s.ready[0]
-			if now.Sub(s.lastList) > s.cfg.PollInterval {
-				// Listed a while ago, with a long queue ahead of it: make
-				// sure it is still there, unchanged.
-				current, err := s.recheck(ctx, c)
-				if err != nil {
-					return nil, err
-				}
-				if !current {
-					s.ready = s.ready[1:]
-					continue
-				}
-			}
-			s.ready = s.ready[1:]
-			s.offered[c.key()] = true
-			return &item{src: s, path: path.Join(s.dir, c.name), file: pipeline.File{
-				Key:     c.key(),
-				Name:    c.name,
-				Size:    c.size,
-				ModTime: c.mtime,
-				Attrs:   map[string]string{"sftp.path": path.Join(s.dir, c.name)},
-			}}, nil
-		}
-		if !s.cfg.Watch && len(s.pending) == 0 {
-			return nil, io.EOF
-		}
-		if err := s.wait(ctx); err != nil {
-			return nil, err
-		}
+	f, err := s.poll.Next(ctx, s.closed, lister{s})
+	if errors.Is(err, pipeline.ErrPollerStopped) {
+		return nil, fmt.Errorf("reading %s: %w", location(s.cfg.ConnConfig, s.dir), errSourceClosed)
 	}
+	if err != nil {
+		return nil, err
+	}
+	p := path.Join(s.dir, f.Name)
+	return &item{src: s, path: p, file: pipeline.File{
+		Key:     f.Key(),
+		Name:    f.Name,
+		Size:    f.Size,
+		ModTime: f.ModTime,
+		Attrs:   map[string]string{"sftp.path": p},
+	}}, nil
 }
 
-// recheck reports whether c is still there as it was listed. A file that
-// changed is listed again later as a new version.
-func (s *Source) recheck(ctx context.Context, c *candidate) (bool, error) {
+// lister lists the source's directory for its Poller.
+type lister struct{ s *Source }
+
+// Recheck reports whether f is still there as it was listed.
+func (l lister) Recheck(ctx context.Context, f pipeline.Listed) (bool, error) {
+	s := l.s
 	sess, err := s.conn.get(ctx)
 	if err != nil {
 		return false, err
 	}
-	p := path.Join(s.dir, c.name)
+	p := path.Join(s.dir, f.Name)
 	info, err := sess.sftp.Stat(p)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && sess.alive():
@@ -243,60 +181,20 @@ func (s *Source) recheck(ctx context.Context, c *candidate) (bool, error) {
 	case err != nil:
 		return false, s.conn.opError(sess, "checking "+p, err)
 	}
-	return info.Size() == c.size && info.ModTime().Equal(c.mtime), nil
+	return info.Size() == f.Size && info.ModTime().Equal(f.ModTime), nil
 }
 
-// wait sleeps until the next listing is due.
-func (s *Source) wait(ctx context.Context) error {
-	var at time.Time
-	if s.cfg.Watch {
-		at = s.lastList.Add(s.cfg.PollInterval)
-	}
-	if len(s.pending) > 0 {
-		if t := s.lastList.Add(s.cfg.StableFor); at.IsZero() || t.Before(at) {
-			at = t
-		}
-	}
-	t := time.NewTimer(time.Until(at))
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.closed:
-	case <-t.C:
-	}
-	return nil
-}
-
-// list lists the directory tree, moves files that are stable to ready and
-// forgets pending files that are gone.
-func (s *Source) list(ctx context.Context, now time.Time) error {
-	sess, err := s.conn.get(ctx)
+// List lists the directory tree.
+func (l lister) List(ctx context.Context) ([]pipeline.Listed, error) {
+	sess, err := l.s.conn.get(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	seen := map[string]bool{}
-	var found []*candidate
-	if err := s.listDir(sess, s.dir, "", now, seen, &found); err != nil {
-		return err
-	}
-	for name := range s.pending {
-		if !seen[name] {
-			delete(s.pending, name)
-		}
-	}
-	slices.SortFunc(found, func(a, b *candidate) int {
-		if c := a.mtime.Compare(b.mtime); c != 0 {
-			return c
-		}
-		return strings.Compare(a.name, b.name)
-	})
-	s.ready = append(s.ready, found...)
-	s.listed, s.lastList = true, now
-	return nil
+	var found []pipeline.Listed
+	return found, l.s.listDir(sess, l.s.dir, "", &found)
 }
 
-func (s *Source) listDir(sess *session, abs, rel string, now time.Time, seen map[string]bool, found *[]*candidate) error {
+func (s *Source) listDir(sess *session, abs, rel string, found *[]pipeline.Listed) error {
 	entries, err := sess.sftp.ReadDir(abs)
 	if err != nil {
 		if rel != "" && sess.alive() {
@@ -321,7 +219,7 @@ func (s *Source) listDir(sess *session, abs, rel string, now time.Time, seen map
 		switch {
 		case e.IsDir():
 			if s.cfg.Recursive && childAbs != s.archive && !pipeline.MatchAny(s.cfg.Ignore, name) && !pipeline.MatchAny(s.cfg.Exclude, childRel) {
-				if err := s.listDir(sess, childAbs, childRel, now, seen, found); err != nil {
+				if err := s.listDir(sess, childAbs, childRel, found); err != nil {
 					return err
 				}
 			}
@@ -332,10 +230,7 @@ func (s *Source) listDir(sess *session, abs, rel string, now time.Time, seen map
 			if _, err := pipeline.CleanName(childRel); err != nil {
 				continue // a name no sink could take safely
 			}
-			seen[childRel] = true
-			if c := s.observe(childRel, e, now); c != nil {
-				*found = append(*found, c)
-			}
+			*found = append(*found, pipeline.Listed{Name: childRel, Size: e.Size(), ModTime: e.ModTime()})
 		}
 	}
 	return nil
@@ -347,29 +242,6 @@ func (s *Source) wanted(rel, name string) bool {
 		return false
 	}
 	return pipeline.Included(s.cfg.Include, s.cfg.Exclude, rel)
-}
-
-// observe records one listed file and returns it when it is ready to offer:
-// not offered before, and stable (unchanged since a listing at least
-// StableFor ago, or older than MinAge).
-func (s *Source) observe(rel string, info fs.FileInfo, now time.Time) *candidate {
-	c := &candidate{name: rel, size: info.Size(), mtime: info.ModTime(), since: now}
-	if s.offered[c.key()] {
-		delete(s.pending, rel)
-		return nil
-	}
-	if old := s.pending[rel]; old != nil && old.size == c.size && old.mtime.Equal(c.mtime) {
-		c.since = old.since
-	}
-	stable := s.cfg.StableFor == 0 ||
-		now.Sub(c.since) >= s.cfg.StableFor ||
-		s.cfg.MinAge > 0 && now.Sub(c.mtime) >= s.cfg.MinAge
-	if !stable {
-		s.pending[rel] = c
-		return nil
-	}
-	delete(s.pending, rel)
-	return c
 }
 
 // item is one offered file.
@@ -503,7 +375,7 @@ func (it *item) move(sess *session) error {
 		return it.src.conn.opError(sess, fmt.Sprintf("archiving %s: creating directory %s", it.path, path.Dir(dst)), err)
 	}
 	for n := 0; n < maxSuffix; n++ {
-		cand := withSuffix(dst, n)
+		cand := pipeline.WithSuffix(dst, n)
 		if _, err := c.Lstat(cand); err == nil {
 			continue
 		}
@@ -517,16 +389,6 @@ func (it *item) move(sess *session) error {
 		return it.src.conn.opError(sess, fmt.Sprintf("archiving %s to %s", it.path, cand), err)
 	}
 	return pipeline.Permanent(fmt.Errorf("archiving %s: no free name for %s after %d tries", it.loc(), dst, maxSuffix))
-}
-
-// withSuffix returns p with "-n" before its extension; n = 0 returns p.
-func withSuffix(p string, n int) string {
-	if n == 0 {
-		return p
-	}
-	dir, base := path.Split(p)
-	ext := path.Ext(base)
-	return dir + strings.TrimSuffix(base, ext) + "-" + strconv.Itoa(n) + ext
 }
 
 var (
