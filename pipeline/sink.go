@@ -26,6 +26,12 @@ type PartPlan struct {
 	// Concurrency is how many WritePart calls may run at once; 0 means the
 	// flow's default for the sink.
 	Concurrency int
+	// InOrder asks for the parts one at a time, in order of Number, for a
+	// sink that can only append (an FTP upload). A resumed upload then
+	// continues from some part at or before the first one not written,
+	// and every part after it follows in order: a part is never written
+	// while a later one is there unless the later ones are written again.
+	InOrder bool
 }
 
 // Part locates one part of a file. Every part but the last is exactly the

@@ -78,6 +78,10 @@ type SinkHarness struct {
 //   - ManyParts: a file of several full parts, written concurrently in
 //     shuffled order while State is called alongside, is invisible before
 //     Commit and byte-identical after it.
+//
+// A sink whose plan is InOrder gets its parts one at a time in order
+// throughout, and parts written again as the engine writes them: from one
+// part to the last.
 //   - OddLastPart: three full parts and a 17-byte last part.
 //   - NotVisibleBeforeCommit: Read finds nothing under the final name while
 //     parts are written, even once the last part is in, until Commit.
@@ -213,8 +217,21 @@ func (u *suiteUpload) every(step, from int) []int {
 	return n
 }
 
-// write writes the numbered parts concurrently in shuffled order, each from
-// newReader over the part's bytes. It returns the first error.
+// from returns the part numbers from n to the last.
+func (u *suiteUpload) from(n int) []int { return u.all()[n:] }
+
+// pick returns inOrder for a sink whose plan asks for parts in order (see
+// pipeline.PartPlan.InOrder), else any: what a check writes in each case.
+func (u *suiteUpload) pick(any, inOrder []int) []int {
+	if u.plan.InOrder {
+		return inOrder
+	}
+	return any
+}
+
+// write writes the numbered parts concurrently in shuffled order (one at a
+// time in order for an InOrder plan), each from newReader over the part's
+// bytes. It returns the first error.
 func (u *suiteUpload) write(ctx context.Context, numbers []int, seed uint64, newReader func([]byte) io.Reader) error {
 	order := slices.Clone(numbers)
 	rand.New(rand.NewPCG(seed, uint64(len(order)))).Shuffle(len(order), func(i, j int) {
@@ -223,6 +240,10 @@ func (u *suiteUpload) write(ctx context.Context, numbers []int, seed uint64, new
 	workers := u.plan.Concurrency
 	if workers <= 0 {
 		workers = pipeline.DefaultParallelism
+	}
+	if u.plan.InOrder {
+		slices.Sort(order)
+		workers = 1
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -509,15 +530,19 @@ func checkRewritePart(ctx context.Context, t *testing.T, h SinkHarness) error {
 		return err
 	}
 	// A first attempt at part 1 wrote other bytes, then failed.
+	if err := u.write(ctx, u.pick(nil, []int{0}), 50, plainReader); err != nil {
+		return err
+	}
 	p := u.parts[1]
 	if err := u.up.WritePart(ctx, p, plainReader(RandomContent(51, int(p.Size)))); err != nil {
 		return fmt.Errorf("WritePart(part 1, wrong bytes): %w", err)
 	}
-	if err := u.write(ctx, u.all(), 50, plainReader); err != nil {
+	if err := u.write(ctx, u.pick(u.all(), u.from(1)), 50, plainReader); err != nil {
 		return err
 	}
-	// A retry after a crash writes parts again that were already done.
-	if err := u.write(ctx, []int{0, 1, len(u.parts) - 1}, 52, plainReader); err != nil {
+	// A retry after a crash writes parts again that were already done
+	// (in order: from one of them to the last).
+	if err := u.write(ctx, u.pick([]int{0, 1, len(u.parts) - 1}, u.from(1)), 52, plainReader); err != nil {
 		return fmt.Errorf("writing parts a second time: %w", err)
 	}
 	if err := u.commit(ctx); err != nil {
@@ -552,7 +577,7 @@ func checkAbort(ctx context.Context, t *testing.T, h SinkHarness) error {
 	if err != nil {
 		return err
 	}
-	if err := u.write(ctx, []int{0, 2}, 70, plainReader); err != nil {
+	if err := u.write(ctx, u.pick([]int{0, 2}, []int{0, 1}), 70, plainReader); err != nil {
 		return err
 	}
 	if err := u.up.Abort(ctx, errors.New("testkit: the delivery gave up")); err != nil {
@@ -592,8 +617,8 @@ func checkResume(ctx context.Context, t *testing.T, h SinkHarness) error {
 	if err != nil {
 		return err
 	}
-	// Parts 0, 2 and 4 (the last) land before the crash.
-	if err := first.write(ctx, first.every(2, 0), 80, plainReader); err != nil {
+	// Parts 0, 2 and 4 (the last) land before the crash; in order, 0 to 2.
+	if err := first.write(ctx, first.pick(first.every(2, 0), []int{0, 1, 2}), 80, plainReader); err != nil {
 		return err
 	}
 	state := first.up.State()
@@ -615,7 +640,8 @@ func checkResume(ctx context.Context, t *testing.T, h SinkHarness) error {
 	if err := expectInvisible(t, h, name, "after resuming"); err != nil {
 		return err
 	}
-	if err := second.write(ctx, second.every(2, 1), 81, plainReader); err != nil {
+	// In order, the resumed upload starts again at part 2, which it has.
+	if err := second.write(ctx, second.pick(second.every(2, 1), second.from(2)), 81, plainReader); err != nil {
 		return fmt.Errorf("resumed upload: %w", err)
 	}
 	if err := expectInvisible(t, h, name, "with every part written"); err != nil {

@@ -177,6 +177,23 @@ type Bitmap []byte
 
 func (b Bitmap) Has(n int) bool { return n/8 < len(b) && b[n/8]&(1<<(n%8)) != 0 }
 
+// Prefix returns the bits of b up to its first clear bit: parts 0..n-1 when
+// part n is the first not written.
+func (b Bitmap) Prefix() Bitmap {
+	n := 0
+	for b.Has(n) {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	p := make(Bitmap, (n+7)/8)
+	for i := range n {
+		p[i/8] |= 1 << (i % 8)
+	}
+	return p
+}
+
 // Set returns b with n added.
 func (b Bitmap) Set(n int) Bitmap {
 	for len(b) <= n/8 {

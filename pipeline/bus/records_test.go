@@ -63,3 +63,19 @@ func TestUpdateFrom(t *testing.T) {
 		t.Fatalf("stored %+v at %d, %v; want %+v at %d", got, rev, err, v5.V, v5.Rev)
 	}
 }
+
+func TestBitmapPrefix(t *testing.T) {
+	var b bus.Bitmap
+	for _, n := range []int{0, 1, 2, 4, 9} {
+		b = b.Set(n)
+	}
+	p := b.Prefix()
+	for n := range 12 {
+		if p.Has(n) != (n <= 2) {
+			t.Errorf("Prefix of {0,1,2,4,9} has %d: %v", n, p.Has(n))
+		}
+	}
+	if bus.Bitmap(nil).Set(1).Prefix() != nil {
+		t.Error("Prefix of {1} is not empty")
+	}
+}

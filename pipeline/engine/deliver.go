@@ -370,6 +370,10 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 	if conc <= 0 {
 		conc = s.spec.Parallelism
 	}
+	if plan.InOrder {
+		conc = 1
+		rec.Done = rec.Done.Prefix() // a part after a gap is written again
+	}
 	var (
 		size    int64
 		written func(*bus.Delivery)
