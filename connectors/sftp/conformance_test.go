@@ -40,7 +40,7 @@ func TestSourceConformance(t *testing.T) {
 			}
 			// A file outside the directory is never offered.
 			srv.WriteFile(t, "elsewhere.txt", []byte("not below the directory"))
-			cfg = SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Recursive: true}
+			cfg = SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Polling: pipeline.Polling{Recursive: true}}
 			return newTestSource(t, cfg)
 		},
 		Finite:      true,

@@ -12,17 +12,7 @@ const (
 	DefaultPort           = 22
 	DefaultKeepAlive      = 30 * time.Second
 	DefaultConnectTimeout = 30 * time.Second
-	DefaultPollInterval   = 10 * time.Second
-	DefaultStableFor      = 2 * time.Second
 	DefaultPartSize       = 8 << 20
-	DefaultTempName       = ".{base}.{id}.tmp"
-)
-
-// Values of SourceConfig.After.
-const (
-	AfterLeave  = "leave"
-	AfterDelete = "delete"
-	AfterMove   = "move"
 )
 
 // Values of SinkConfig.Overwrite.
@@ -31,10 +21,6 @@ const (
 	OverwriteSkip    = "skip"
 	OverwriteFail    = "fail"
 )
-
-// DefaultIgnore returns the default ignore patterns of the source: names of
-// files that are usually still being uploaded, and hidden files.
-func DefaultIgnore() []string { return []string{"*.tmp", ".*", "*.part", "*.filepart", "~*"} }
 
 // Register adds the "sftp" source and the "sftp" sink to r.
 func Register(r *pipeline.Registry) error {
@@ -128,77 +114,7 @@ func SourceSpec() pipeline.Spec {
 		Name:    "sftp",
 		Summary: "Reads files from a directory on an SFTP server, polling it for new files.",
 		Origin:  "built-in",
-		Fields: append(connFields(),
-			pipeline.Field{
-				Name: "include",
-				Type: pipeline.TypeStrings,
-				Doc: `Glob patterns matched against each file's slash-separated name relative to ` +
-					`directory (doublestar syntax: *, ?, [a-z], {a,b} and **). A file is taken only if ` +
-					`it matches one of them. Empty: every file.`,
-			},
-			pipeline.Field{
-				Name: "exclude",
-				Type: pipeline.TypeStrings,
-				Doc: `Glob patterns, as for include, for files to leave alone. A pattern that matches ` +
-					`a directory's relative name skips everything beneath it.`,
-			},
-			pipeline.Field{
-				Name:    "ignore",
-				Type:    pipeline.TypeStrings,
-				Default: DefaultIgnore(),
-				Doc: `Glob patterns matched against the base name of files and directories that are ` +
-					`still being uploaded or are hidden; they are never taken. Give an empty list to take them too.`,
-			},
-			pipeline.Field{
-				Name:    "recursive",
-				Type:    pipeline.TypeBool,
-				Default: false,
-				Doc:     "Descend into subdirectories (one listing per directory and poll). Symbolic links are not followed.",
-			},
-			pipeline.Field{
-				Name:    "watch",
-				Type:    pipeline.TypeBool,
-				Default: true,
-				Doc:     "Keep polling the directory every poll_interval. false: take the files present at start, then finish.",
-			},
-			pipeline.Field{
-				Name:    "poll_interval",
-				Type:    pipeline.TypeDuration,
-				Default: DefaultPollInterval,
-				Doc:     "How often the directory is listed in watch mode. 0 uses the default.",
-			},
-			pipeline.Field{
-				Name:    "stable_for",
-				Type:    pipeline.TypeDuration,
-				Default: DefaultStableFor,
-				Doc: `A file is taken only once two listings at least this far apart show the same ` +
-					`size and modification time, so files still being uploaded are not read half-way. ` +
-					`0 takes files as soon as they are listed.`,
-			},
-			pipeline.Field{
-				Name: "min_age",
-				Type: pipeline.TypeDuration,
-				Doc: `A file whose modification time is at least this old is taken at the first ` +
-					`listing, without waiting for stable_for. Compared with the runner's clock, so ` +
-					`allow for clock skew. 0: not used.`,
-			},
-			pipeline.Field{
-				Name:    "after",
-				Type:    pipeline.TypeString,
-				Default: AfterLeave,
-				Enum:    []string{AfterDelete, AfterMove, AfterLeave},
-				Doc: `What to do with a file once every sink has it: delete it, move it to ` +
-					`archive_dir, or leave it (this process does not take it again unless it changes). ` +
-					`Files that failed or were skipped are always left.`,
-			},
-			pipeline.Field{
-				Name: "archive_dir",
-				Type: pipeline.TypeString,
-				Doc: `Remote directory that delivered files are moved to when after is "move", keeping ` +
-					`their relative names; created if missing. A taken name gets a suffix: ` +
-					`report.csv, report-1.csv... It may lie inside directory; it is never read.`,
-			},
-		),
+		Fields:  append(connFields(), pipeline.RemoteSourceFields()...),
 	}
 }
 
@@ -208,25 +124,7 @@ func SinkSpec() pipeline.Spec {
 		Name:    "sftp",
 		Summary: "Writes files to a directory on an SFTP server under a temporary name, parts in parallel, then renames them.",
 		Origin:  "built-in",
-		Fields: append(connFields(),
-			pipeline.Field{
-				Name:    "name",
-				Type:    pipeline.TypeString,
-				Default: "{name}",
-				Doc: `Template for each file's name relative to directory. Placeholders: {name} {base} ` +
-					`{dir} {stem} {ext} {date} {time} {id} {attr.KEY}. Names that would leave ` +
-					`directory are refused; missing subdirectories are created.`,
-			},
-			pipeline.Field{
-				Name:    "temp_name",
-				Type:    pipeline.TypeString,
-				Default: DefaultTempName,
-				Doc: `Template for the temporary name a file is uploaded under, in the same directory as ` +
-					`its final name; the file is renamed once complete. Servers such as Thru start ` +
-					`processing only on that rename, and their endpoint names the temporary pattern. ` +
-					`Placeholders apply to the final name: {base} {stem} {ext}, and {id}, a short ` +
-					`hash unique to the file and its target. No slashes.`,
-			},
+		Fields: append(append(connFields(), pipeline.RemoteSinkFields()...),
 			pipeline.Field{
 				Name:    "overwrite",
 				Type:    pipeline.TypeString,
@@ -234,13 +132,6 @@ func SinkSpec() pipeline.Spec {
 				Enum:    []string{OverwriteReplace, OverwriteSkip, OverwriteFail},
 				Doc: `When the target exists: replace it (atomically where the server supports ` +
 					`posix-rename@openssh.com), skip the file (it counts as delivered) or fail the delivery.`,
-			},
-			pipeline.Field{
-				Name: "trigger",
-				Type: pipeline.TypeString,
-				Doc: `Template for an empty trigger file written next to each file once it has its ` +
-					`final name, such as "{name}.done"; placeholders as for name, applied to the ` +
-					`final name. Empty: none.`,
 			},
 			pipeline.Field{
 				Name:    "part_size",
@@ -278,18 +169,9 @@ func connConfigOf(c pipeline.Config) ConnConfig {
 
 func newSourceFromConfig(ctx context.Context, c pipeline.Config) (pipeline.Source, error) {
 	return NewSource(ctx, SourceConfig{
-		ConnConfig:   connConfigOf(c),
-		Directory:    c.String("directory"),
-		Include:      c.Strings("include"),
-		Exclude:      c.Strings("exclude"),
-		Ignore:       c.Strings("ignore"),
-		Recursive:    c.Bool("recursive"),
-		Watch:        c.Bool("watch"),
-		PollInterval: c.Duration("poll_interval"),
-		StableFor:    c.Duration("stable_for"),
-		MinAge:       c.Duration("min_age"),
-		After:        c.String("after"),
-		ArchiveDir:   c.String("archive_dir"),
+		ConnConfig: connConfigOf(c),
+		Directory:  c.String("directory"),
+		Polling:    pipeline.PollingOf(c),
 	})
 }
 

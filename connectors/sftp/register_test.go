@@ -50,7 +50,7 @@ func TestRegister(t *testing.T) {
 	}
 	sc := sink.(*Sink).cfg
 	if sc.Port != DefaultPort || sc.PartSize != 16<<20 || sc.Overwrite != OverwriteReplace || sc.Name != "{name}" ||
-		sc.TempName != DefaultTempName || sc.KeepAlive >= 0 || sc.ConnectTimeout != DefaultConnectTimeout || sc.InsecureIgnoreHostKey {
+		sc.TempName != pipeline.DefaultTempName || sc.KeepAlive >= 0 || sc.ConnectTimeout != DefaultConnectTimeout || sc.InsecureIgnoreHostKey {
 		t.Errorf("sink config %+v", sc)
 	}
 	sink.Close()
@@ -58,8 +58,8 @@ func TestRegister(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := src.(*Source).cfg; c.After != AfterLeave || c.PollInterval != DefaultPollInterval || !c.Watch || c.Recursive ||
-		c.StableFor != DefaultStableFor || c.KeepAlive != DefaultKeepAlive || len(c.Ignore) == 0 {
+	if c := src.(*Source).cfg; c.After != pipeline.AfterLeave || c.PollInterval != pipeline.DefaultPollInterval || !c.Watch || c.Recursive ||
+		c.StableFor != pipeline.DefaultStableFor || c.KeepAlive != DefaultKeepAlive || len(c.Ignore) == 0 {
 		t.Errorf("source config %+v", c)
 	}
 	src.Close()

@@ -32,7 +32,7 @@ type SinkConfig struct {
 	// Name is the name template relative to Directory; "" means "{name}".
 	Name string
 	// TempName is the template of the temporary name, in the target's
-	// directory; "" means DefaultTempName.
+	// directory; "" means pipeline.DefaultTempName.
 	TempName string
 	// Overwrite is OverwriteReplace (the default for ""), OverwriteSkip or
 	// OverwriteFail.
@@ -79,7 +79,7 @@ func NewSink(c SinkConfig) (*Sink, error) {
 		return nil, bad("name", "%w", err)
 	}
 	if c.TempName == "" {
-		c.TempName = DefaultTempName
+		c.TempName = pipeline.DefaultTempName
 	}
 	if _, err := pipeline.TempName(c.TempName, pipeline.File{}, "x.csv", "0123456789ab", time.Time{}); err != nil {
 		return nil, bad("temp_name", "%w", err)

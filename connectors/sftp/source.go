@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bmatcuk/doublestar/v4"
 	"github.com/pkg/sftp"
 
 	"github.com/mftflow/mftflow/pipeline"
@@ -23,29 +22,9 @@ type SourceConfig struct {
 	ConnConfig
 	// Directory is the remote directory to read. It must exist.
 	Directory string
-	// Include and Exclude are doublestar globs matched against names
-	// relative to Directory; an Exclude matching a directory skips it.
-	Include, Exclude []string
-	// Ignore lists globs matched against base names never taken.
-	Ignore []string
-	// Recursive descends into subdirectories.
-	Recursive bool
-	// Watch keeps polling; without it Next returns io.EOF once the files
-	// present at start were offered.
-	Watch bool
-	// PollInterval between listings in watch mode; 0: DefaultPollInterval.
-	PollInterval time.Duration
-	// StableFor is how far apart two listings showing the same size and
-	// modification time must be before a file is taken; 0 takes files at
-	// once.
-	StableFor time.Duration
-	// MinAge, when set, takes a file whose modification time is at least
-	// this old at its first listing.
-	MinAge time.Duration
-	// After is AfterLeave (the default for ""), AfterDelete or AfterMove.
-	After string
-	// ArchiveDir receives delivered files when After is AfterMove.
-	ArchiveDir string
+	// Polling says which files are taken, when, and what happens to them
+	// after delivery.
+	pipeline.Polling
 }
 
 // Source offers the files of a remote directory. Next is for one goroutine
@@ -54,7 +33,7 @@ type SourceConfig struct {
 type Source struct {
 	cfg     SourceConfig
 	dir     string // cleaned remote directory
-	archive string // cleaned; "" unless After is AfterMove
+	archive string // cleaned; "" unless After is pipeline.AfterMove
 	conn    *conn
 
 	closeOnce sync.Once
@@ -81,45 +60,20 @@ func NewSource(ctx context.Context, c SourceConfig) (*Source, error) {
 	if c.Directory == "" {
 		return nil, bad("directory", "required field is missing")
 	}
-	for _, list := range []struct {
-		field    string
-		patterns []string
-	}{{"include", c.Include}, {"exclude", c.Exclude}, {"ignore", c.Ignore}} {
-		for _, p := range list.patterns {
-			if p == "" || !doublestar.ValidatePattern(p) {
-				return nil, bad(list.field, "invalid glob pattern %q", p)
-			}
-		}
-	}
-	if c.PollInterval <= 0 {
-		c.PollInterval = DefaultPollInterval
-	}
-	if c.StableFor < 0 {
-		return nil, bad("stable_for", "must not be negative")
-	}
-	if c.MinAge < 0 {
-		return nil, bad("min_age", "must not be negative")
+	if err := c.Polling.Check("sftp"); err != nil {
+		return nil, err
 	}
 	s := &Source{
 		cfg:    c,
 		dir:    path.Clean(c.Directory),
 		closed: make(chan struct{}),
-		poll:   pipeline.Poller{Watch: c.Watch, PollInterval: c.PollInterval, StableFor: c.StableFor, MinAge: c.MinAge},
+		poll:   c.Polling.Poller(),
 	}
-	switch c.After {
-	case "":
-		s.cfg.After = AfterLeave
-	case AfterLeave, AfterDelete:
-	case AfterMove:
-		if c.ArchiveDir == "" {
-			return nil, bad("archive_dir", `required when after is "move"`)
-		}
+	if c.After == pipeline.AfterMove {
 		s.archive = path.Clean(c.ArchiveDir)
 		if s.archive == s.dir {
 			return nil, bad("archive_dir", "%s is the source directory itself", s.archive)
 		}
-	default:
-		return nil, bad("after", "want one of delete, move, leave, got %q", c.After)
 	}
 	cn, err := newConn(c.ConnConfig, "sftp")
 	if err != nil {
@@ -218,13 +172,13 @@ func (s *Source) listDir(sess *session, abs, rel string, found *[]pipeline.Liste
 		childAbs := path.Join(abs, name)
 		switch {
 		case e.IsDir():
-			if s.cfg.Recursive && childAbs != s.archive && !pipeline.MatchAny(s.cfg.Ignore, name) && !pipeline.MatchAny(s.cfg.Exclude, childRel) {
+			if childAbs != s.archive && s.cfg.Descend(childRel, name) {
 				if err := s.listDir(sess, childAbs, childRel, found); err != nil {
 					return err
 				}
 			}
 		case e.Mode().IsRegular():
-			if !s.wanted(childRel, name) {
+			if !s.cfg.Wanted(childRel, name) {
 				continue
 			}
 			if _, err := pipeline.CleanName(childRel); err != nil {
@@ -234,14 +188,6 @@ func (s *Source) listDir(sess *session, abs, rel string, found *[]pipeline.Liste
 		}
 	}
 	return nil
-}
-
-// wanted applies the ignore, include and exclude patterns to a file.
-func (s *Source) wanted(rel, name string) bool {
-	if pipeline.MatchAny(s.cfg.Ignore, name) {
-		return false
-	}
-	return pipeline.Included(s.cfg.Include, s.cfg.Exclude, rel)
 }
 
 // item is one offered file.
@@ -327,7 +273,7 @@ func (it *item) sameAsOffered(info fs.FileInfo) error {
 // not an error. A file that changed since it was offered is left in place
 // and reported.
 func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
-	if o.Status != pipeline.Passed || it.src.cfg.After == AfterLeave {
+	if o.Status != pipeline.Passed || it.src.cfg.After == pipeline.AfterLeave {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -352,11 +298,11 @@ func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
 		return pipeline.Permanent(fmt.Errorf("%s %s: %w; left it in place", doing, it.loc(), err))
 	}
 	switch it.src.cfg.After {
-	case AfterDelete:
+	case pipeline.AfterDelete:
 		if err := c.Remove(it.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return it.src.conn.opError(sess, "deleting "+it.path+" "+doing, err)
 		}
-	case AfterMove:
+	case pipeline.AfterMove:
 		return it.move(sess)
 	}
 	return nil

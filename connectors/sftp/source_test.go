@@ -61,7 +61,7 @@ func TestSourceFilters(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Ignore: DefaultIgnore()}
+			c := SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Polling: pipeline.Polling{Ignore: pipeline.DefaultIgnore()}}
 			tt.change(&c)
 			got := namesOf(drainItems(t, newTestSource(t, c)))
 			if diff := cmp.Diff(tt.want, got); diff != "" {
@@ -82,8 +82,7 @@ func TestSourceStable(t *testing.T) {
 	if err := os.Chtimes(srv.Path(path.Join(dir, "old.txt")), long, long); err != nil {
 		t.Fatal(err)
 	}
-	c := SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Watch: true, PollInterval: 20 * time.Millisecond,
-		StableFor: time.Hour, MinAge: time.Hour}
+	c := SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Polling: pipeline.Polling{Watch: true, PollInterval: 20 * time.Millisecond, StableFor: time.Hour, MinAge: time.Hour}}
 	src := newTestSource(t, c)
 	it, err := src.Next(t.Context())
 	if err != nil {
@@ -123,7 +122,7 @@ func TestSourceWatch(t *testing.T) {
 	srv := sshd.Start(t)
 	dir := freshDir(t, srv, "watch")
 	srv.WriteFile(t, path.Join(dir, "one.txt"), []byte("one"))
-	src := newTestSource(t, SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Watch: true, PollInterval: 20 * time.Millisecond})
+	src := newTestSource(t, SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Polling: pipeline.Polling{Watch: true, PollInterval: 20 * time.Millisecond}})
 	first, err := src.Next(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +153,7 @@ func TestSourceAfter(t *testing.T) {
 	for _, status := range []pipeline.Status{pipeline.Failed, pipeline.Mixed, pipeline.Skipped} {
 		dir := freshDir(t, srv, "after")
 		srv.WriteFile(t, path.Join(dir, "x.txt"), []byte("x"))
-		src := newTestSource(t, SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), After: AfterDelete})
+		src := newTestSource(t, SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Polling: pipeline.Polling{After: pipeline.AfterDelete}})
 		items := drainItems(t, src)
 		if err := items[0].Ack(t.Context(), pipeline.Outcome{Status: status}); err != nil {
 			t.Fatal(err)
@@ -167,7 +166,7 @@ func TestSourceAfter(t *testing.T) {
 	t.Run("delete", func(t *testing.T) {
 		dir := freshDir(t, srv, "after")
 		srv.WriteFile(t, path.Join(dir, "sub/x.txt"), []byte("x"))
-		src := newTestSource(t, SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Recursive: true, After: AfterDelete})
+		src := newTestSource(t, SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Polling: pipeline.Polling{Recursive: true, After: pipeline.AfterDelete}})
 		items := drainItems(t, src)
 		for range 2 {
 			if err := items[0].Ack(t.Context(), pipeline.Outcome{Status: pipeline.Passed}); err != nil {
@@ -183,8 +182,7 @@ func TestSourceAfter(t *testing.T) {
 		dir := freshDir(t, srv, "after")
 		srv.WriteFile(t, path.Join(dir, "in/sub/x.txt"), []byte("new"))
 		srv.WriteFile(t, path.Join(dir, "archive/sub/x.txt"), []byte("archived before"))
-		src := newTestSource(t, SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir + "/in"), Recursive: true,
-			After: AfterMove, ArchiveDir: srv.Path(dir + "/archive")})
+		src := newTestSource(t, SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir + "/in"), Polling: pipeline.Polling{Recursive: true, After: pipeline.AfterMove, ArchiveDir: srv.Path(dir + "/archive")}})
 		items := drainItems(t, src)
 		for range 2 {
 			if err := items[0].Ack(t.Context(), pipeline.Outcome{Status: pipeline.Passed}); err != nil {
@@ -199,7 +197,7 @@ func TestSourceAfter(t *testing.T) {
 	t.Run("changed since offered", func(t *testing.T) {
 		dir := freshDir(t, srv, "after")
 		srv.WriteFile(t, path.Join(dir, "x.txt"), []byte("x"))
-		src := newTestSource(t, SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), After: AfterDelete})
+		src := newTestSource(t, SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Polling: pipeline.Polling{After: pipeline.AfterDelete}})
 		items := drainItems(t, src)
 		srv.WriteFile(t, path.Join(dir, "x.txt"), []byte("changed"))
 		err := items[0].Ack(t.Context(), pipeline.Outcome{Status: pipeline.Passed})
@@ -221,7 +219,7 @@ func TestSourceRecheck(t *testing.T) {
 	if err := os.Chtimes(srv.Path(path.Join(dir, "a.txt")), long, long); err != nil {
 		t.Fatal(err)
 	}
-	src := newTestSource(t, SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Watch: true, PollInterval: 10 * time.Millisecond})
+	src := newTestSource(t, SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Polling: pipeline.Polling{Watch: true, PollInterval: 10 * time.Millisecond}})
 	it, err := src.Next(t.Context())
 	if err != nil {
 		t.Fatal(err)

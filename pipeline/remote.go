@@ -1,0 +1,237 @@
+package pipeline
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/bmatcuk/doublestar/v4"
+)
+
+// Defaults of the fields RemoteSourceFields and RemoteSinkFields declare.
+const (
+	DefaultPollInterval = 10 * time.Second
+	DefaultStableFor    = 2 * time.Second
+	DefaultTempName     = ".{base}.{id}.tmp"
+)
+
+// Values of the "after" field of RemoteSourceFields.
+const (
+	AfterLeave  = "leave"
+	AfterDelete = "delete"
+	AfterMove   = "move"
+)
+
+// DefaultIgnore returns the default ignore patterns of a polled source:
+// names of files that are usually still being uploaded, and hidden files.
+func DefaultIgnore() []string { return []string{"*.tmp", ".*", "*.part", "*.filepart", "~*"} }
+
+// RemoteSourceFields are the fields of a source that polls a directory on
+// a server (SFTP, FTPS): which files it takes, when, and what it does with
+// them after delivery. A Poller applies the timing ones.
+func RemoteSourceFields() []Field {
+	return []Field{
+		{
+			Name: "include",
+			Type: TypeStrings,
+			Doc: `Glob patterns matched against each file's slash-separated name relative to ` +
+				`directory (doublestar syntax: *, ?, [a-z], {a,b} and **). A file is taken only if ` +
+				`it matches one of them. Empty: every file.`,
+		},
+		{
+			Name: "exclude",
+			Type: TypeStrings,
+			Doc: `Glob patterns, as for include, for files to leave alone. A pattern that matches ` +
+				`a directory's relative name skips everything beneath it.`,
+		},
+		{
+			Name:    "ignore",
+			Type:    TypeStrings,
+			Default: DefaultIgnore(),
+			Doc: `Glob patterns matched against the base name of files and directories that are ` +
+				`still being uploaded or are hidden; they are never taken. Give an empty list to take them too.`,
+		},
+		{
+			Name:    "recursive",
+			Type:    TypeBool,
+			Default: false,
+			Doc:     "Descend into subdirectories (one listing per directory and poll). Symbolic links are not followed.",
+		},
+		{
+			Name:    "watch",
+			Type:    TypeBool,
+			Default: true,
+			Doc:     "Keep polling the directory every poll_interval. false: take the files present at start, then finish.",
+		},
+		{
+			Name:    "poll_interval",
+			Type:    TypeDuration,
+			Default: DefaultPollInterval,
+			Doc:     "How often the directory is listed in watch mode. 0 uses the default.",
+		},
+		{
+			Name:    "stable_for",
+			Type:    TypeDuration,
+			Default: DefaultStableFor,
+			Doc: `A file is taken only once two listings at least this far apart show the same ` +
+				`size and modification time, so files still being uploaded are not read half-way. ` +
+				`0 takes files as soon as they are listed.`,
+		},
+		{
+			Name: "min_age",
+			Type: TypeDuration,
+			Doc: `A file whose modification time is at least this old is taken at the first ` +
+				`listing, without waiting for stable_for. Compared with the runner's clock, so ` +
+				`allow for clock skew. 0: not used.`,
+		},
+		{
+			Name:    "after",
+			Type:    TypeString,
+			Default: AfterLeave,
+			Enum:    []string{AfterDelete, AfterMove, AfterLeave},
+			Doc: `What to do with a file once every sink has it: delete it, move it to ` +
+				`archive_dir, or leave it (this process does not take it again unless it changes). ` +
+				`Files that failed or were skipped are always left.`,
+		},
+		{
+			Name: "archive_dir",
+			Type: TypeString,
+			Doc: `Remote directory that delivered files are moved to when after is "move", keeping ` +
+				`their relative names; created if missing. A taken name gets a suffix: ` +
+				`report.csv, report-1.csv... It may lie inside directory; it is never read.`,
+		},
+	}
+}
+
+// RemoteSinkFields are the naming fields of a sink that uploads to a
+// directory on a server under a temporary name and renames the file once
+// complete.
+func RemoteSinkFields() []Field {
+	return []Field{
+		{
+			Name:    "name",
+			Type:    TypeString,
+			Default: "{name}",
+			Doc: `Template for each file's name relative to directory. Placeholders: {name} {base} ` +
+				`{dir} {stem} {ext} {date} {time} {id} {attr.KEY}. Names that would leave ` +
+				`directory are refused; missing subdirectories are created.`,
+		},
+		{
+			Name:    "temp_name",
+			Type:    TypeString,
+			Default: DefaultTempName,
+			Doc: `Template for the temporary name a file is uploaded under, in the same directory as ` +
+				`its final name; the file is renamed once complete. Servers such as Thru start ` +
+				`processing only on that rename, and their endpoint names the temporary pattern. ` +
+				`Placeholders apply to the final name: {base} {stem} {ext}, and {id}, a short ` +
+				`hash unique to the file and its target. No slashes.`,
+		},
+		{
+			Name: "trigger",
+			Type: TypeString,
+			Doc: `Template for an empty trigger file written next to each file once it has its ` +
+				`final name, such as "{name}.done"; placeholders as for name, applied to the ` +
+				`final name. Empty: none.`,
+		},
+	}
+}
+
+// Polling is what RemoteSourceFields configure. Zero values are taken as
+// they are (no recursion, no ignore patterns, no watching, no stability
+// wait) except where noted.
+type Polling struct {
+	// Include and Exclude are doublestar globs matched against names
+	// relative to the directory; an Exclude matching a directory skips it.
+	Include, Exclude []string
+	// Ignore lists globs matched against base names never taken.
+	Ignore []string
+	// Recursive descends into subdirectories.
+	Recursive bool
+	// Watch keeps polling; without it the source ends once the files
+	// present at start were offered.
+	Watch bool
+	// PollInterval between listings in watch mode; 0: DefaultPollInterval.
+	PollInterval time.Duration
+	// StableFor is how far apart two listings showing the same size and
+	// modification time must be before a file is taken; 0 takes files at
+	// once.
+	StableFor time.Duration
+	// MinAge, when set, takes a file whose modification time is at least
+	// this old at its first listing.
+	MinAge time.Duration
+	// After is AfterLeave (the default for ""), AfterDelete or AfterMove.
+	After string
+	// ArchiveDir receives delivered files when After is AfterMove.
+	ArchiveDir string
+}
+
+// PollingOf reads the fields of RemoteSourceFields from c.
+func PollingOf(c Config) Polling {
+	return Polling{
+		Include:      c.Strings("include"),
+		Exclude:      c.Strings("exclude"),
+		Ignore:       c.Strings("ignore"),
+		Recursive:    c.Bool("recursive"),
+		Watch:        c.Bool("watch"),
+		PollInterval: c.Duration("poll_interval"),
+		StableFor:    c.Duration("stable_for"),
+		MinAge:       c.Duration("min_age"),
+		After:        c.String("after"),
+		ArchiveDir:   c.String("archive_dir"),
+	}
+}
+
+// Check validates p and fills in defaults; connector names the connector
+// in errors.
+func (p *Polling) Check(connector string) error {
+	bad := func(field, format string, args ...any) error {
+		return &FieldError{Connector: connector, Field: field, Err: fmt.Errorf(format, args...)}
+	}
+	for _, list := range []struct {
+		field    string
+		patterns []string
+	}{{"include", p.Include}, {"exclude", p.Exclude}, {"ignore", p.Ignore}} {
+		for _, pat := range list.patterns {
+			if pat == "" || !doublestar.ValidatePattern(pat) {
+				return bad(list.field, "invalid glob pattern %q", pat)
+			}
+		}
+	}
+	if p.PollInterval <= 0 {
+		p.PollInterval = DefaultPollInterval
+	}
+	if p.StableFor < 0 {
+		return bad("stable_for", "must not be negative")
+	}
+	if p.MinAge < 0 {
+		return bad("min_age", "must not be negative")
+	}
+	switch p.After {
+	case "":
+		p.After = AfterLeave
+	case AfterLeave, AfterDelete:
+	case AfterMove:
+		if p.ArchiveDir == "" {
+			return bad("archive_dir", `required when after is "move"`)
+		}
+	default:
+		return bad("after", "want one of delete, move, leave, got %q", p.After)
+	}
+	return nil
+}
+
+// Poller returns a Poller with p's timing.
+func (p Polling) Poller() Poller {
+	return Poller{Watch: p.Watch, PollInterval: p.PollInterval, StableFor: p.StableFor, MinAge: p.MinAge}
+}
+
+// Wanted applies the ignore, include and exclude patterns to a file: rel
+// is its name relative to the directory, base its last element.
+func (p Polling) Wanted(rel, base string) bool {
+	return !MatchAny(p.Ignore, base) && Included(p.Include, p.Exclude, rel)
+}
+
+// Descend reports whether a recursive listing enters the subdirectory rel
+// (base its last element).
+func (p Polling) Descend(rel, base string) bool {
+	return p.Recursive && !MatchAny(p.Ignore, base) && !MatchAny(p.Exclude, rel)
+}
