@@ -1,0 +1,61 @@
+package ftps
+
+import (
+	"context"
+	"path"
+	"testing"
+
+	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/testkit"
+	"github.com/mftflow/mftflow/testkit/ftpd"
+)
+
+// Both connectors pass the conformance suites against a real vsftpd, with
+// explicit and with implicit TLS.
+func TestConformance(t *testing.T) {
+	for _, mode := range []string{TLSExplicit, TLSImplicit} {
+		t.Run(mode, func(t *testing.T) {
+			srv := ftpd.Start(t, ftpd.Options{Implicit: mode == TLSImplicit})
+			t.Run("sink", func(t *testing.T) {
+				var dir string
+				testkit.RunSinkTests(t, testkit.SinkHarness{
+					New: func(t *testing.T) pipeline.Sink {
+						dir = freshDir(t, srv, "sink")
+						// Small parts keep the suite quick; the part logic is the same.
+						return newTestSink(t, SinkConfig{ConnConfig: connConfig(srv, mode), Directory: srv.Path(dir), PartSize: 64 << 10})
+					},
+					Read: func(t *testing.T, name string) ([]byte, bool) { return srv.ReadFile(t, path.Join(dir, name)) },
+					List: func(t *testing.T) []string { return srv.List(t, dir) },
+				})
+			})
+			t.Run("source", func(t *testing.T) {
+				var (
+					dir string
+					cfg SourceConfig
+				)
+				testkit.RunSourceTests(t, testkit.SourceHarness{
+					New: func(t *testing.T, files map[string][]byte) pipeline.Source {
+						dir = freshDir(t, srv, "source")
+						for name, content := range files {
+							srv.WriteFile(t, path.Join(dir, name), content)
+						}
+						// A file outside the directory is never offered.
+						srv.WriteFile(t, "elsewhere.txt", []byte("not below the directory"))
+						cfg = SourceConfig{ConnConfig: connConfig(srv, mode), Directory: srv.Path(dir), Polling: pipeline.Polling{Recursive: true}}
+						return newTestSource(t, cfg)
+					},
+					Finite:      true,
+					AfterPassed: testkit.KeepsFile,
+					Exists:      func(t *testing.T, name string) bool { return srv.Exists(path.Join(dir, name)) },
+					Reopen: func(t *testing.T) pipeline.Source {
+						src, err := NewSource(context.Background(), cfg)
+						if err != nil {
+							t.Fatal(err)
+						}
+						return src
+					},
+				})
+			})
+		})
+	}
+}

@@ -1,0 +1,502 @@
+package ftps
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jlaffaye/ftp"
+
+	"github.com/mftflow/mftflow/pipeline"
+)
+
+// SinkConfig configures a Sink. Its fields mirror the "ftps" sink's config
+// fields; zero values mean the defaults.
+type SinkConfig struct {
+	ConnConfig
+	// Directory is the remote directory to write to. It must exist.
+	Directory string
+	// Name is the name template relative to Directory; "" means "{name}".
+	Name string
+	// TempName is the template of the temporary name, in the target's
+	// directory; "" means pipeline.DefaultTempName.
+	TempName string
+	// Overwrite is OverwriteReplace (the default for ""), OverwriteSkip or
+	// OverwriteFail.
+	Overwrite string
+	// Trigger, when set, is the template of an empty file written next to
+	// each file after it got its final name.
+	Trigger string
+	// PartSize is the part size in bytes; 0 means DefaultPartSize.
+	PartSize int64
+}
+
+// Sink writes files to a directory on an FTPS server. Each file goes up
+// under a temporary name next to its target, its parts in order, each
+// appended (or, after a part was cut short, written with REST at its
+// offset), and Commit renames it. It implements pipeline.Sink.
+type Sink struct {
+	cfg  SinkConfig
+	pool *pool
+	now  func() time.Time
+}
+
+// NewSink checks c and returns a Sink. It reads the certificate files but
+// does not connect: the first Open does.
+func NewSink(c SinkConfig) (*Sink, error) {
+	bad := func(field, format string, args ...any) error {
+		return &pipeline.FieldError{Connector: "ftps", Field: field, Err: fmt.Errorf(format, args...)}
+	}
+	if c.Directory == "" {
+		return nil, bad("directory", "required field is missing")
+	}
+	if c.Name == "" {
+		c.Name = "{name}"
+	}
+	if err := pipeline.CheckTemplate(c.Name); err != nil {
+		return nil, bad("name", "%w", err)
+	}
+	if c.TempName == "" {
+		c.TempName = pipeline.DefaultTempName
+	}
+	if _, err := pipeline.TempName(c.TempName, pipeline.File{}, "x.csv", "0123456789ab", time.Time{}); err != nil {
+		return nil, bad("temp_name", "%w", err)
+	}
+	if c.Trigger != "" {
+		if err := pipeline.CheckTemplate(c.Trigger); err != nil {
+			return nil, bad("trigger", "%w", err)
+		}
+	}
+	switch c.Overwrite {
+	case "":
+		c.Overwrite = OverwriteReplace
+	case OverwriteReplace, OverwriteSkip, OverwriteFail:
+	default:
+		return nil, bad("overwrite", "want one of replace, skip, fail, got %q", c.Overwrite)
+	}
+	if c.PartSize < 0 {
+		return nil, bad("part_size", "must not be negative")
+	}
+	if c.PartSize == 0 {
+		c.PartSize = DefaultPartSize
+	}
+	p, err := newPool(c.ConnConfig)
+	if err != nil {
+		return nil, err
+	}
+	return &Sink{cfg: c, pool: p, now: time.Now}, nil
+}
+
+// Close closes the connections. Uploads still open fail afterwards.
+func (s *Sink) Close() error {
+	s.pool.close()
+	return nil
+}
+
+// resumeState is what Upload.State returns, as JSON.
+type resumeState struct {
+	Temp   string `json:"temp"`
+	Target string `json:"target"`
+}
+
+// Open starts writing f, or resumes the upload that produced resume. A new
+// upload creates its (empty) temporary file, so a directory the user may
+// not write to fails here. It fails with an error wrapping
+// pipeline.ErrBadName if the expanded name would leave the directory, and
+// wrapping pipeline.ErrSkip or pipeline.ErrExists if the target exists and
+// the overwrite policy is skip or fail.
+func (s *Sink) Open(ctx context.Context, f pipeline.File, resume []byte) (pipeline.Upload, error) {
+	if _, err := pipeline.CleanName(f.Name); err != nil {
+		return nil, err
+	}
+	u := &upload{sink: s, name: f.Name}
+	err := s.pool.do(ctx, fmt.Sprintf("writing %q", f.Name), func(sess *session) error {
+		dir := sess.abs(s.cfg.Directory)
+		if err := sess.c.ChangeDir(dir); err != nil {
+			if code(err) == ftp.StatusFileUnavailable {
+				return s.pool.missingDir(dir, err)
+			}
+			return err
+		}
+		var st resumeState
+		if len(resume) > 0 && json.Unmarshal(resume, &st) == nil && st.Temp != "" &&
+			path.Dir(st.Temp) == path.Dir(st.Target) && strings.HasPrefix(st.Target, dir+"/") {
+			// The temporary file may be gone: renamed by a Commit whose
+			// record was lost, which Commit then finds.
+			u.dir, u.temp, u.target, u.rel = dir, st.Temp, st.Target, strings.TrimPrefix(st.Target, dir+"/")
+			return nil
+		}
+		return u.start(sess, dir, f)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// upload is one file being written.
+type upload struct {
+	sink   *Sink
+	name   string // the file's name, for errors
+	dir    string // the sink's directory, absolute
+	rel    string // target relative to dir, for the trigger
+	target string
+	temp   string
+
+	mu        sync.Mutex
+	finished  bool // committed or aborted
+	committed bool
+	err       error // why it finished, when not committed
+}
+
+// start names the target and the temporary file, applies the overwrite
+// policy and creates the temporary file empty.
+func (u *upload) start(sess *session, dir string, f pipeline.File) error {
+	s := u.sink
+	name, err := pipeline.ExpandName(s.cfg.Name, f, s.now())
+	if err != nil {
+		return pipeline.Permanent(fmt.Errorf("naming %q: %w", f.Name, err))
+	}
+	if u.rel, err = pipeline.CleanName(name); err != nil {
+		return err
+	}
+	u.dir, u.target = dir, path.Join(dir, u.rel)
+	if exists, err := fileExists(sess, u.target); err != nil {
+		return err
+	} else if exists {
+		switch s.cfg.Overwrite {
+		case OverwriteSkip:
+			return fmt.Errorf("writing %q to %s: the target exists (overwrite: skip): %w", f.Name, s.pool.loc(u.target), pipeline.ErrSkip)
+		case OverwriteFail:
+			return fmt.Errorf("writing %q to %s: %w (overwrite: fail)", f.Name, s.pool.loc(u.target), pipeline.ErrExists)
+		}
+	}
+	if parent := path.Dir(u.target); parent != dir {
+		if err := mkdirAll(sess, parent); err != nil {
+			return err
+		}
+	}
+	// {id} is a hash of the file and its target, so that two sinks writing
+	// one file to different names in one directory stay apart.
+	sum := sha256.Sum256([]byte(f.ID + "\x00" + u.target))
+	id := hex.EncodeToString(sum[:6])
+	if f.ID == "" {
+		b := make([]byte, 6)
+		rand.Read(b)
+		id = hex.EncodeToString(b)
+	}
+	tmp, err := pipeline.TempName(s.cfg.TempName, f, path.Base(u.target), id, s.now())
+	if err != nil {
+		return pipeline.Permanent(fmt.Errorf("naming the temporary file of %q: %w", f.Name, err))
+	}
+	u.temp = path.Join(path.Dir(u.target), tmp)
+	return sess.c.Stor(u.temp, bytes.NewReader(nil))
+}
+
+func (u *upload) Plan() pipeline.PartPlan {
+	return pipeline.PartPlan{PartSize: u.sink.cfg.PartSize, InOrder: true}
+}
+
+// WritePart writes p.Size bytes from r at p.Offset of the temporary file.
+// Parts come in order (the plan is InOrder): part 0 starts the file anew,
+// a part where the file ends is appended, and a part that was cut short
+// is written again at its offset with REST. A file shorter than the part's
+// offset lost earlier parts, which only sending the file again can mend.
+func (u *upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) error {
+	if p.Offset < 0 || p.Size < 0 {
+		return fmt.Errorf("writing part %d of %q: invalid offset %d or size %d", p.Number, u.name, p.Offset, p.Size)
+	}
+	u.mu.Lock()
+	finished := u.finished
+	u.mu.Unlock()
+	if finished {
+		return fmt.Errorf("writing part %d of %q: the upload to %s is already finished", p.Number, u.name, u.sink.pool.loc(u.target))
+	}
+	doing := fmt.Sprintf("writing part %d of %q to %s", p.Number, u.name, u.temp)
+	var readErr error
+	err := u.sink.pool.do(ctx, doing, func(sess *session) error {
+		body := &partReader{r: pipeline.ContextReader(ctx, r), left: p.Size}
+		if err := u.writeAt(sess, p, body); err != nil {
+			readErr = body.err
+			return err
+		}
+		if body.left > 0 || body.err != nil {
+			readErr = body.err
+			if readErr == nil {
+				readErr = fmt.Errorf("the part ended after %d of %d bytes: %w", p.Size-body.left, p.Size, io.ErrUnexpectedEOF)
+			}
+			return readErr
+		}
+		size, err := sess.c.FileSize(u.temp)
+		if err == nil && size < p.Offset+p.Size {
+			err = fmt.Errorf("after part %d the server holds %d bytes of %s, want %d", p.Number, size, u.temp, p.Offset+p.Size)
+		}
+		return err
+	})
+	if readErr != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s: %w", doing, readErr) // the part's reader failed, not the server
+	}
+	return err
+}
+
+func (u *upload) writeAt(sess *session, p pipeline.Part, body io.Reader) error {
+	if p.Offset == 0 {
+		return sess.c.Stor(u.temp, body)
+	}
+	size, err := sess.c.FileSize(u.temp)
+	switch {
+	case code(err) == ftp.StatusFileUnavailable:
+		return pipeline.Permanent(fmt.Errorf("the temporary file %s is gone, with the %d bytes before part %d: send the file again (runner replay)",
+			u.sink.pool.loc(u.temp), p.Offset, p.Number))
+	case err != nil:
+		return err
+	case size < p.Offset:
+		return pipeline.Permanent(fmt.Errorf("the temporary file %s holds %d bytes, but part %d starts at byte %d: earlier parts were lost; send the file again (runner replay)",
+			u.sink.pool.loc(u.temp), size, p.Number, p.Offset))
+	case size == p.Offset:
+		return sess.c.Append(u.temp, body)
+	}
+	err = sess.c.StorFrom(u.temp, body, uint64(p.Offset))
+	if c := code(err); c == ftp.StatusBadCommand || c == ftp.StatusNotImplemented || c == ftp.StatusNotImplementedParameter || c == ftp.StatusBadArguments {
+		return pipeline.Permanent(fmt.Errorf("part %d was cut short and the server refuses REST (%s), so it cannot be written again at byte %d: send the file again (runner replay)",
+			p.Number, reply(err), p.Offset))
+	}
+	return err
+}
+
+// partReader yields at most left bytes of r and keeps r's own error apart
+// from the server's.
+type partReader struct {
+	r    io.Reader
+	left int64
+	err  error
+}
+
+func (p *partReader) Read(b []byte) (int, error) {
+	if p.left <= 0 {
+		return 0, io.EOF
+	}
+	n, err := p.r.Read(b[:min(int64(len(b)), p.left)])
+	p.left -= int64(n)
+	if err != nil && err != io.EOF {
+		p.err = err
+	}
+	return n, err
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// WriteTo copies the part to w in large writes, which io.Copy prefers: a
+// part reader that yields a few bytes at a time would otherwise make as
+// many TLS records.
+func (p *partReader) WriteTo(w io.Writer) (int64, error) {
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
+	var n int64
+	for p.left > 0 {
+		got, err := io.ReadFull(p, (*buf)[:min(int64(len(*buf)), p.left)])
+		if got > 0 {
+			wrote, werr := w.Write((*buf)[:got])
+			n += int64(wrote)
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return n, nil // short: WritePart reports it
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// State returns the resume token: JSON naming the temporary file and the
+// target.
+func (u *upload) State() []byte {
+	b, _ := json.Marshal(resumeState{Temp: u.temp, Target: u.target})
+	return b
+}
+
+// Commit checks the temporary file's size, renames it to the target
+// according to the overwrite policy, checks the target's size and writes
+// the trigger file. It is idempotent: when an earlier Commit (maybe in a
+// process that died) renamed the file, it only makes sure of the trigger.
+func (u *upload) Commit(ctx context.Context, final pipeline.File) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.finished {
+		if u.committed {
+			return nil
+		}
+		return u.err
+	}
+	err := u.sink.pool.do(ctx, fmt.Sprintf("committing %q", u.name), func(sess *session) error {
+		err := u.commit(sess, final)
+		if pipeline.IsPermanent(err) || errors.Is(err, pipeline.ErrSkip) {
+			sess.c.Delete(u.temp)
+		}
+		return err
+	})
+	switch {
+	case err == nil:
+		u.finished, u.committed = true, true
+	case pipeline.IsPermanent(err) || errors.Is(err, pipeline.ErrSkip):
+		u.finished, u.err = true, err
+	}
+	return err
+}
+
+func (u *upload) commit(sess *session, final pipeline.File) error {
+	loc := u.sink.pool.loc
+	size, err := sess.c.FileSize(u.temp)
+	switch {
+	case code(err) == ftp.StatusFileUnavailable:
+		if ok, err := u.published(sess, final); err != nil || ok {
+			if err != nil {
+				return err
+			}
+			return u.trigger(sess)
+		}
+		return pipeline.Permanent(fmt.Errorf("the temporary file %s vanished and %s does not hold the file", loc(u.temp), loc(u.target)))
+	case err != nil:
+		return err
+	case final.Size >= 0 && size != final.Size:
+		return pipeline.Permanent(fmt.Errorf("the temporary file %s holds %d bytes but the file has %d", loc(u.temp), size, final.Size))
+	}
+	if err := u.publish(sess); err != nil {
+		return err
+	}
+	if final.Size >= 0 {
+		size, err := sess.c.FileSize(u.target)
+		if err != nil {
+			return err
+		}
+		if size != final.Size {
+			return pipeline.Permanent(fmt.Errorf("after the rename the server reports %d bytes for %s, want %d", size, loc(u.target), final.Size))
+		}
+	}
+	return u.trigger(sess)
+}
+
+// publish renames the temporary file to the target. FTP has no rename that
+// refuses to replace, so skip and fail look for the target first; replace
+// removes a target the server will not rename over.
+func (u *upload) publish(sess *session) error {
+	s := u.sink
+	if s.cfg.Overwrite != OverwriteReplace {
+		exists, err := fileExists(sess, u.target)
+		switch {
+		case err != nil:
+			return err
+		case exists && s.cfg.Overwrite == OverwriteFail:
+			return fmt.Errorf("committing %q to %s: %w (overwrite: fail)", u.name, s.pool.loc(u.target), pipeline.ErrExists)
+		case exists:
+			return fmt.Errorf("committing %q to %s: the target appeared meanwhile (overwrite: skip): %w", u.name, s.pool.loc(u.target), pipeline.ErrSkip)
+		}
+		return sess.c.Rename(u.temp, u.target)
+	}
+	err := sess.c.Rename(u.temp, u.target)
+	if code(err) >= 500 {
+		if exists, _ := fileExists(sess, u.target); exists {
+			if err := sess.c.Delete(u.target); err != nil {
+				return err
+			}
+			return sess.c.Rename(u.temp, u.target)
+		}
+	}
+	return err
+}
+
+// maxHashBack bounds the size of a file that published reads back to
+// compare its sha256; larger ones are compared by size.
+const maxHashBack = 64 << 20
+
+// published reports whether the target holds the final file: the right
+// size and, for files up to maxHashBack with a known sha256, the right
+// content.
+func (u *upload) published(sess *session, final pipeline.File) (bool, error) {
+	if final.Size < 0 {
+		return false, nil
+	}
+	size, err := sess.c.FileSize(u.target)
+	if code(err) == ftp.StatusFileUnavailable || err == nil && size != final.Size {
+		return false, nil
+	}
+	if err != nil || final.SHA256 == "" || final.Size > maxHashBack {
+		return err == nil, err
+	}
+	resp, err := sess.c.Retr(u.target)
+	if err != nil {
+		return false, err
+	}
+	h := sha256.New()
+	_, err = io.Copy(h, resp)
+	if cerr := resp.Close(); err == nil {
+		err = cerr
+	}
+	return err == nil && strings.EqualFold(hex.EncodeToString(h.Sum(nil)), final.SHA256), err
+}
+
+// trigger writes the empty trigger file, if configured. Writing it again
+// is harmless, which keeps Commit idempotent.
+func (u *upload) trigger(sess *session) error {
+	s := u.sink
+	if s.cfg.Trigger == "" {
+		return nil
+	}
+	name, err := pipeline.ExpandName(s.cfg.Trigger, pipeline.File{Name: u.rel}, s.now())
+	if err == nil {
+		name, err = pipeline.CleanName(name)
+	}
+	if err != nil {
+		return pipeline.Permanent(fmt.Errorf("naming the trigger file of %q: %w", u.name, err))
+	}
+	p := path.Join(u.dir, name)
+	if p == u.target {
+		return pipeline.Permanent(fmt.Errorf("naming the trigger file of %q: trigger template %q gives the file's own name", u.name, s.cfg.Trigger))
+	}
+	if err := mkdirAll(sess, path.Dir(p)); err != nil {
+		return err
+	}
+	return sess.c.Stor(p, bytes.NewReader(nil))
+}
+
+// Abort removes the temporary file. After a successful Commit it does
+// nothing. It is idempotent.
+func (u *upload) Abort(ctx context.Context, cause error) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.committed {
+		return nil
+	}
+	if !u.finished {
+		u.finished = true
+		u.err = fmt.Errorf("writing %q: the upload was aborted", u.name)
+		if cause != nil {
+			u.err = fmt.Errorf("writing %q: the upload was aborted: %w", u.name, cause)
+		}
+	}
+	return u.sink.pool.do(ctx, fmt.Sprintf("aborting %q: removing %s", u.name, u.temp), func(sess *session) error {
+		if err := sess.c.Delete(u.temp); err != nil && code(err) != ftp.StatusFileUnavailable {
+			return err
+		}
+		return nil
+	})
+}
+
+var (
+	_ pipeline.Sink   = (*Sink)(nil)
+	_ pipeline.Upload = (*upload)(nil)
+)
