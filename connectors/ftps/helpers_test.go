@@ -1,6 +1,7 @@
 package ftps
 
 import (
+	"encoding/json"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -42,3 +43,5 @@ func newTestSource(t *testing.T, c SourceConfig) *Source {
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -120,7 +120,7 @@ func (s *Sink) Open(ctx context.Context, f pipeline.File, resume []byte) (pipeli
 		return nil, err
 	}
 	u := &upload{sink: s, name: f.Name}
-	err := s.pool.do(ctx, fmt.Sprintf("writing %q", f.Name), func(sess *session) error {
+	err := s.pool.do(ctx, fmt.Sprintf("writing %q into %s", f.Name, s.cfg.Directory), func(sess *session) error {
 		dir := sess.abs(s.cfg.Directory)
 		if err := sess.c.ChangeDir(dir); err != nil {
 			if code(err) == ftp.StatusFileUnavailable {
