@@ -60,8 +60,11 @@
 // serveAdmin).
 // SetFaults fails a fraction of calls with 500 or 503, cuts the connection
 // half-way through a body (the request's for uploads, the answer's for
-// pickups), or adds latency, optionally only for some kinds of calls;
-// FailNth fails exactly the n-th call of a kind.
+// pickups), handles a call in full and then loses its answer (the
+// connection is cut before the response: a chunk kept, a file delivered, a
+// session committed, and the client none the wiser), or adds latency,
+// optionally only for some kinds of calls; FailNth fails exactly the n-th
+// call of a kind, LoseAnswerNth loses exactly its answer.
 //
 // # Standalone
 //

@@ -715,7 +715,8 @@ func (s *Server) abortSession(req *request, id string) {
 //	GET  /_admin/calls                     the call log
 //	GET  /_admin/outcomes                  the flow outcomes received
 //	PUT  /_admin/faults                    JSON Faults
-//	POST /_admin/fail-nth                  JSON {"kind", "n", "status"}
+//	POST /_admin/fail-nth                  JSON {"kind", "n", "status", "lose"}
+//	                                       (lose: LoseAnswerNth, status unused)
 func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, "/_admin/")
 	reply := func(v any) {
@@ -764,12 +765,17 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			Kind   string `json:"kind"`
 			N      int    `json:"n"`
 			Status int    `json:"status"`
+			Lose   bool   `json:"lose"`
 		}
 		if err := json.NewDecoder(r.Body).Decode(&v); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		s.FailNth(v.Kind, v.N, v.Status)
+		if v.Lose {
+			s.LoseAnswerNth(v.Kind, v.N)
+		} else {
+			s.FailNth(v.Kind, v.N, v.Status)
+		}
 		reply(v)
 	default:
 		http.Error(w, "unknown admin call", http.StatusNotFound)

@@ -52,7 +52,9 @@ type Call struct {
 	Chunk int `json:"chunk,omitempty"`
 	// Status is the answer's HTTP status; 0 when the connection was cut.
 	Status int `json:"status"`
-	// Fault names the injected fault, if any: "status", "reset", "nth".
+	// Fault names the injected fault, if any: "status", "reset", "lost"
+	// (the site did the call's work, then cut the connection before its
+	// answer), "nth".
 	Fault string `json:"fault,omitempty"`
 	// Error is the site's error text for non-2xx answers.
 	Error string `json:"error,omitempty"`
@@ -83,6 +85,11 @@ type Faults struct {
 	// ResetRate is the fraction of calls whose connection is cut half-way
 	// through the request body (uploads) or the answer's body (pickup).
 	ResetRate float64 `json:"resetRate"`
+	// LoseRate is the fraction of calls the site handles in full (it keeps
+	// the chunk, assembles the file, commits the session...) and whose
+	// answer it then loses: the connection is cut before the response, so
+	// the client cannot tell the work was done.
+	LoseRate float64 `json:"loseRate"`
 	// Latency delays every call.
 	Latency Duration `json:"latency"`
 	// Kinds limits the faults to these kinds of calls; empty means all.
@@ -91,7 +98,8 @@ type Faults struct {
 
 type nthFault struct {
 	n      int
-	status int // 0: cut the connection
+	status int  // 0: cut the connection
+	lose   bool // handle the call, then cut the connection before the answer
 }
 
 // Server is a simulated Thru site. It is an http.Handler; Start serves it on
@@ -273,10 +281,22 @@ func (s *Server) SetFaults(f Faults) {
 
 // FailNth makes the n-th call of kind (counted from the server's start, from
 // 1) fail with status, or have its connection cut half-way when status is 0.
+// It replaces an earlier FailNth or LoseAnswerNth of kind.
 func (s *Server) FailNth(kind string, n, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nth[kind] = nthFault{n: n, status: status}
+}
+
+// LoseAnswerNth makes the site handle the n-th call of kind (counted from
+// the server's start, from 1) in full, then cut the connection before its
+// answer, as when a network drops the response: a chunk is kept, a file
+// delivered, a session committed, but the client hears nothing. It
+// replaces an earlier FailNth or LoseAnswerNth of kind.
+func (s *Server) LoseAnswerNth(kind string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nth[kind] = nthFault{n: n, lose: true}
 }
 
 func (s *Server) newCodeLocked() string {
@@ -297,18 +317,24 @@ type recorder struct {
 	status  int
 	errText string
 	cut     bool
+	lose    bool // swallow the answer; ServeHTTP cuts the connection after the handler
 }
 
 func (w *recorder) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
 	}
-	w.ResponseWriter.WriteHeader(code)
+	if !w.lose {
+		w.ResponseWriter.WriteHeader(code)
+	}
 }
 
 func (w *recorder) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+	}
+	if w.lose {
+		return len(b), nil
 	}
 	return w.ResponseWriter.Write(b)
 }
@@ -322,6 +348,17 @@ func (w *recorder) cutConnection() {
 	if w.status != 0 {
 		_ = rc.Flush() // the status line and part of the body go out first
 	}
+	resetConn(rc)
+}
+
+// loseAnswer cuts the connection of a call the handler has answered into
+// the void (lose): the work is done, the client hears nothing.
+func (w *recorder) loseAnswer() {
+	w.cut = true
+	resetConn(http.NewResponseController(w.ResponseWriter))
+}
+
+func resetConn(rc *http.ResponseController) {
 	conn, _, err := rc.Hijack()
 	if err != nil {
 		panic(http.ErrAbortHandler)
@@ -386,6 +423,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h()
+	if rec.lose && !rec.cut {
+		rec.loseAnswer()
+	}
 }
 
 // injectFault applies the configured faults to req; it returns true when the
@@ -399,6 +439,10 @@ func (s *Server) injectFault(req *request) bool {
 	s.mu.Unlock()
 	if hasNth && nf.n == n {
 		req.call.Fault = "nth"
+		if nf.lose {
+			req.lose = true
+			return false
+		}
 		if nf.status == 0 {
 			req.reset = true
 			return false
@@ -424,7 +468,11 @@ func (s *Server) injectFault(req *request) bool {
 		req.fail(st, "Injected failure: service unavailable")
 		return true
 	}
-	if f.ResetRate > 0 && rand.Float64() < f.ResetRate {
+	switch {
+	case f.LoseRate > 0 && rand.Float64() < f.LoseRate:
+		req.call.Fault = "lost"
+		req.lose = true
+	case f.ResetRate > 0 && rand.Float64() < f.ResetRate:
 		req.call.Fault = "reset"
 		req.reset = true
 	}

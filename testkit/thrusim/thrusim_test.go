@@ -2,6 +2,7 @@ package thrusim
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -116,5 +117,42 @@ func TestAdminHTTP(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Fatalf("admin without Admin: %d", resp.StatusCode)
+	}
+}
+
+func TestLoseAnswer(t *testing.T) {
+	s := Start(t, Config{AESKey: "000102030405060708090a0b0c0d0e0f", SiteAccessKey: "access", Admin: true, PickupDelay: D(0),
+		Flows: []FlowConfig{{Code: "TRN1", SecretKey: "s"}}})
+	cipher, _ := thru.NewHeaderCipher("", "000102030405060708090a0b0c0d0e0f", "")
+	cl, err := thru.NewClient(thru.ClientConfig{BaseURL: s.URL, SiteAccessKey: "access", FlowSecretKey: "s", FlowCode: "TRN1",
+		Cipher: cipher, Retry: thru.RetryPolicy{Attempts: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The site hands the file out, then the answer is lost: the queue is
+	// empty and the client heard nothing.
+	s.AddPickup("TRN1", "a.csv", []byte("hello"))
+	s.LoseAnswerNth(KindPickup, 1)
+	var ce *thru.CallError
+	if _, err := cl.Pickup(t.Context()); !errors.As(err, &ce) || ce.Status != 0 {
+		t.Fatalf("pickup whose answer was lost: %v", err)
+	}
+	if n := s.PickupQueue("TRN1"); n != 0 {
+		t.Fatalf("%d files queued; the site should have handed the file out", n)
+	}
+	if c := s.Calls(); len(c) != 1 || c[0].Status != 0 || c[0].Fault != "nth" {
+		t.Fatalf("calls = %+v", c)
+	}
+	// The admin endpoint sets the same fault.
+	resp, err := http.Post(s.URL+"/_admin/fail-nth", "application/json", strings.NewReader(`{"kind": "reserve", "n": 1, "lose": true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if _, err := cl.ReserveFileCode(t.Context()); !errors.As(err, &ce) || ce.Status != 0 {
+		t.Fatalf("reservation whose answer was lost: %v", err)
+	}
+	if _, err := cl.ReserveFileCode(t.Context()); err != nil {
+		t.Fatalf("the next reservation: %v", err)
 	}
 }
