@@ -45,6 +45,17 @@
 // JSON bodies always can, content bodies when the reader is an io.ReaderAt
 // and an io.Seeker, such as a bytes.Reader, a file or the pipeline.Slices the
 // engine's parts come as (otherwise the caller retries, rewriting the part).
+// A call whose answer is lost after the site did its work is safe to send
+// again for every call the sinks make but one: the site keeps the last copy
+// of a drop-off chunk, chunk zero or session chunk, and answers a repeated
+// EOF or Commit with 200 without a second file. The exception is the simple
+// upload, where each upload the site takes is a file of its own and nothing
+// can ask whether a lost one arrived: once its whole request went out, a
+// lost answer is a permanent error wrapping ErrAnswerLost, and the file is
+// not sent again (an upload session, simple_threshold: -1, has no such
+// doubt). A lost reservation or session creation leaves an unused File
+// Code or an empty session behind, never a file.
+//
 // Failures are *CallError values naming the call, the file, the HTTP status
 // and what to do; they wrap ErrAccessDenied (401, 403: wrong keys, clock
 // skew, flow code mismatch), ErrInvalidEndpointPath (409) or ErrNotFound
