@@ -1,7 +1,10 @@
 package thru_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 
@@ -105,8 +108,17 @@ func TestLostAnswerSimpleUploadNotSentAgain(t *testing.T) {
 
 }
 
-// siteSHA256 hashes the bytes the site holds for d.
+// siteSHA256 hashes the bytes the site holds for d, afresh.
 func siteSHA256(t *testing.T, d thrusim.Delivery) string {
 	t.Helper()
-	return testkit.SHA256Hex(d.Content)
+	r, err := d.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -49,12 +49,17 @@
 // set 0) since the previous file has not passed, with Content-Disposition
 // attachment; filename="<FileCode>-<name>" and Content-Length.
 //
-// Everything is held in memory: the simulator is meant for tests and files
-// of test size.
+// What the site receives and hands out (chunks, delivered files, pickups)
+// is kept in files of its spool directory (Config.SpoolDir; by default a
+// temporary directory that Close removes), never in memory, so a file of
+// 4 GiB costs disk and the same few buffers as a small one: chunks are
+// streamed to disk as they arrive, a delivered file is its chunks read one
+// after another, its sha256 computed at EOF or Commit by reading them.
 //
 // # Inspection and faults
 //
-// AddPickup, Deliveries (with sha256 and content), Outcomes, Calls (the call
+// AddPickup (AddPickupFrom streams from a reader), Deliveries (with size and
+// sha256; Delivery.Open reads the content from the spool), Outcomes, Calls (the call
 // log: kind, chunk number, status, injected fault) and Session inspect the
 // site from Go; with Config.Admin the same is served under /_admin/ (see
 // serveAdmin).

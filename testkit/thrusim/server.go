@@ -1,14 +1,18 @@
 package thrusim
 
 import (
+	"bytes"
 	crand "crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -69,11 +73,12 @@ type Delivery struct {
 	EndpointPath string `json:"endpointPath,omitempty"`
 	Name         string `json:"name"`
 	// Path is the Content API's path attribute ("\\dir\\sub"), if any.
-	Path    string    `json:"path,omitempty"`
-	Size    int64     `json:"size"`
-	SHA256  string    `json:"sha256"`
-	Time    time.Time `json:"time"`
-	Content []byte    `json:"-"`
+	Path   string    `json:"path,omitempty"`
+	Size   int64     `json:"size"`
+	SHA256 string    `json:"sha256"`
+	Time   time.Time `json:"time"`
+	// parts hold the content in the spool directory (see Open).
+	parts []blob
 }
 
 // Faults injects failures into calls. The zero value injects none.
@@ -113,6 +118,8 @@ type Server struct {
 	flows    map[string]*flow
 	bySecret map[string]*flow
 	hs       *httptest.Server
+	spool    string // where content is kept (see Config.SpoolDir)
+	ownSpool bool   // a temporary directory Close removes
 
 	mu         sync.Mutex
 	seen       map[string]time.Time // header tokens until they expire
@@ -141,7 +148,7 @@ type fileRec struct {
 	name    string
 	size    int64
 	origin  string // pickup, reserved, dropoff, content
-	content []byte // pickup content until picked up
+	content blob   // pickup content until picked up
 	picked  bool
 }
 
@@ -172,6 +179,16 @@ func New(cfg Config) (*Server, error) {
 		s.flows[fc.Code] = f
 		s.bySecret[fc.SecretKey] = f
 	}
+	s.spool = cfg.SpoolDir
+	if s.spool == "" {
+		dir, err := os.MkdirTemp("", "thrusim-")
+		if err != nil {
+			return nil, fmt.Errorf("thrusim: spool directory: %w", err)
+		}
+		s.spool, s.ownSpool = dir, true
+	} else if err := os.MkdirAll(s.spool, 0o700); err != nil {
+		return nil, fmt.Errorf("thrusim: spool directory: %w", err)
+	}
 	return s, nil
 }
 
@@ -188,29 +205,47 @@ func Start(t testing.TB, cfg Config) *Server {
 	return s
 }
 
-// Close stops a server started by Start.
+// Close stops a server started by Start and removes its spool directory
+// if it made one. Deliveries can no longer be opened after it.
 func (s *Server) Close() {
 	if s.hs != nil {
 		s.hs.CloseClientConnections()
 		s.hs.Close()
 	}
+	if s.ownSpool {
+		_ = os.RemoveAll(s.spool)
+	}
 }
 
 // AddPickup queues a file for pickup on flow and returns its File Code.
 func (s *Server) AddPickup(flowCode, name string, content []byte) (string, error) {
+	return s.AddPickupFrom(flowCode, name, bytes.NewReader(content))
+}
+
+// AddPickupFrom queues a file read from r for pickup on flow and returns
+// its File Code. The content goes to the spool directory as it is read, so
+// a file of any size costs no memory.
+func (s *Server) AddPickupFrom(flowCode, name string, r io.Reader) (string, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, ok := s.flows[flowCode]
+	_, ok := s.flows[flowCode]
+	s.mu.Unlock()
 	if !ok {
 		return "", fmt.Errorf("thrusim: no flow %q", flowCode)
 	}
 	if name == "" || strings.ContainsAny(name, "\x00\\") {
 		return "", fmt.Errorf("thrusim: pickup file name %q: want a name without NUL bytes or backslashes", name)
 	}
-	r := &fileRec{code: s.newCodeLocked(), flow: flowCode, name: name, size: int64(len(content)), origin: "pickup", content: content}
-	s.files[r.code] = r
-	f.queue = append(f.queue, r)
-	return r.code, nil
+	b, err := s.spoolFrom(r, math.MaxInt64-1)
+	if err != nil {
+		return "", fmt.Errorf("thrusim: pickup file %q: %w", name, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec := &fileRec{code: s.newCodeLocked(), flow: flowCode, name: name, size: b.size, origin: "pickup", content: b}
+	s.files[rec.code] = rec
+	f := s.flows[flowCode]
+	f.queue = append(f.queue, rec)
+	return rec.code, nil
 }
 
 // PickupQueue returns how many files wait for pickup on flow.
@@ -354,7 +389,6 @@ func (w *recorder) cutConnection() {
 // loseAnswer cuts the connection of a call the handler has answered into
 // the void (lose): the work is done, the client hears nothing.
 func (w *recorder) loseAnswer() {
-	w.cut = true
 	resetConn(http.NewResponseController(w.ResponseWriter))
 }
 
@@ -402,7 +436,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w}
 	req := &request{recorder: rec, r: r}
 	call := Call{Time: s.cfg.Now(), Method: r.Method, Path: r.URL.Path}
-	defer func() {
+	logged := false
+	logCall := func() {
+		if logged {
+			return
+		}
+		logged = true
 		call.Kind, call.Error = req.kind, rec.errText
 		call.Status = rec.status
 		if rec.cut {
@@ -412,7 +451,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		call.Seq = len(s.calls) + 1
 		s.calls = append(s.calls, call)
 		s.mu.Unlock()
-	}()
+	}
+	defer logCall()
 	req.call = &call
 	h := s.route(req)
 	if h == nil {
@@ -424,6 +464,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h()
 	if rec.lose && !rec.cut {
+		// Logged before the cut, so that a client hearing of the cut
+		// finds the call in the log.
+		rec.cut = true
+		logCall()
 		rec.loseAnswer()
 	}
 }
