@@ -80,6 +80,32 @@
 // it picked up): it is offered as a file that fails to open, saying so, so
 // that it is counted failed and its outcome (2) tells the site.
 //
+// # Outcome attributes
+//
+// A flow fills the rest of a file's FlowOutcome by setting attributes in
+// its stages (the attrs stage, or a Go stage); Ack reads them from the
+// attributes the stages left (pipeline.Outcome.Attrs):
+//
+//	thru.batch_total   batchTotalRecordCount: a whole number, 0 or more
+//	thru.batch_failed  batchFailedRecordCount: a whole number, at most thru.batch_total
+//	thru.recipients    SelectiveDropOffRecipients: codes separated by commas
+//
+// For example:
+//
+//	stages:
+//	  - attrs:
+//	      set:
+//	        thru.batch_total: "{attr.records}"
+//	        thru.batch_failed: "0"
+//	        thru.recipients: "{attr.thru.sender.participant_code},ORG2"
+//
+// An attribute left unset is left out of the outcome (0, no recipients). A
+// wrong one (not a whole number, more failed records than the total, an
+// empty recipient, which would otherwise widen a private delivery to every
+// recipient) fails the file before any sink gets it (the item is a
+// pipeline.AttrChecker): its outcome is 2, with a message naming the file,
+// the attribute, what is wrong and what to correct.
+//
 // # Sink
 //
 // See Sink for the two modes. In short: dropoff reuses the file's
