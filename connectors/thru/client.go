@@ -470,7 +470,7 @@ func (cl *Client) answerLost(c call, err error) error {
 	e := cl.callError(c, 0, "", fmt.Errorf("%w (%v)", ErrAnswerLost, cl.scrubErr(err)))
 	e.Hint = "the site may hold the file, and the Content API cannot be asked whether it does, so it is not sent again " +
 		"(that could deliver it twice): look for it at the endpoint and replay it to this sink only if it is not there; " +
-		"simple_threshold: -1 sends every file in an upload session, which recovers from a lost answer by itself"
+		"simple_threshold: 0 sends every file in an upload session, which recovers from a lost answer by itself"
 	return &permanentCallError{e}
 }
 

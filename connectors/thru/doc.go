@@ -52,7 +52,7 @@
 // upload, where each upload the site takes is a file of its own and nothing
 // can ask whether a lost one arrived: once its whole request went out, a
 // lost answer is a permanent error wrapping ErrAnswerLost, and the file is
-// not sent again (an upload session, simple_threshold: -1, has no such
+// not sent again (an upload session, simple_threshold: 0, has no such
 // doubt). A lost reservation or session creation leaves an unused File
 // Code or an empty session behind, never a file.
 //

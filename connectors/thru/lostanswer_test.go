@@ -97,7 +97,7 @@ func TestLostAnswerSimpleUploadNotSentAgain(t *testing.T) {
 	prefix := `thru: Content simple upload for file "once.bin" on endpoint ` + endpoint + `: no answer after the whole request was sent (`
 	suffix := `); the site may hold the file, and the Content API cannot be asked whether it does, so it is not sent again ` +
 		`(that could deliver it twice): look for it at the endpoint and replay it to this sink only if it is not there; ` +
-		`simple_threshold: -1 sends every file in an upload session, which recovers from a lost answer by itself`
+		`simple_threshold: 0 sends every file in an upload session, which recovers from a lost answer by itself`
 	if msg := err.Error(); !strings.HasPrefix(msg, prefix) || !strings.HasSuffix(msg, suffix) {
 		t.Fatalf("err = %q\nwant %q...%q", msg, prefix, suffix)
 	}
