@@ -42,15 +42,7 @@ func TestLostAnswers(t *testing.T) {
 			site.LoseAnswerNth(tc.kind, tc.n)
 			s := newSink(t, site, func(c *thru.SinkConfig) { c.Mode, c.SimpleThreshold = tc.mode, -1 })
 			content := testkit.RandomContent(31, 5*(64<<10)+77)
-			f := file("lost/answer.bin", content)
-			u, err := s.Open(t.Context(), f, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			writeAll(t, u, content, nil)
-			if err := u.Commit(t.Context(), f); err != nil {
-				t.Fatal(err)
-			}
+			deliver(t, s, file("lost/answer.bin", content), content)
 			lost := 0
 			for _, c := range site.CallsOf(tc.kind) {
 				if c.Status == 0 {
