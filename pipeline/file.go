@@ -74,6 +74,13 @@ type Outcome struct {
 	Sinks map[string]SinkResult
 	// RunID identifies the runner process that finished the file.
 	RunID string
+	// Attrs are the file's attributes as the flow left them: after the
+	// stages when they ran to the end (kept with the file's manifest, so a
+	// later run that finishes or acks the file again has them too), else
+	// as the source gave them. A source reads them to report what the
+	// stages found (the Thru source: batch counts, recipients); it must
+	// not change the map.
+	Attrs map[string]string
 }
 
 // SinkResult is one sink's part of an Outcome.

@@ -49,6 +49,16 @@ type RangeOpener interface {
 	OpenRange(ctx context.Context, offset, length int64) (io.ReadCloser, error)
 }
 
+// AttrChecker is an optional Item ability: CheckAttrs checks the file as
+// the stages left it (its attributes, mostly) for values the item's Ack
+// will act on, such as the Thru source's batch counts, before any sink
+// gets the file. An error fails the file before delivery, for good, with
+// the error's text as its message: say which attribute, what is wrong with
+// it and what to do. It must not block.
+type AttrChecker interface {
+	CheckAttrs(f File) error
+}
+
 // HandsOutOnce reports whether a source connector hands each file out only
 // once, like a queue (the Thru pickup): once taken, the file cannot be read
 // from the source again, so until the sinks commit it the bus holds the only

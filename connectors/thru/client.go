@@ -12,11 +12,13 @@ import (
 	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mftflow/mftflow/pipeline"
@@ -172,6 +174,9 @@ var (
 	ErrInvalidEndpointPath = errors.New("invalid endpoint path")
 	// ErrNotFound: the session or file does not exist (404).
 	ErrNotFound = errors.New("not found")
+	// ErrAnswerLost: a call that must not be repeated (a simple upload) went
+	// out whole and no answer came; the site may have acted on it.
+	ErrAnswerLost = errors.New("no answer after the whole request was sent")
 )
 
 // CallError is a failed call to a Thru site.
@@ -237,6 +242,10 @@ type call struct {
 	// sent only once.
 	body   func() (io.Reader, int64, string, error)
 	rewind bool
+	// sendOnce marks a call that acts twice if sent twice (a simple upload
+	// delivers a second file): once its whole request went out, a lost
+	// answer fails it for good (ErrAnswerLost) instead of retrying it.
+	sendOnce bool
 }
 
 // do sends c, retrying what may be retried, and returns a 2xx response whose
@@ -306,10 +315,19 @@ func (cl *Client) once(ctx context.Context, c call) (*http.Response, error) {
 	if err := cl.authorize(req, c.content); err != nil {
 		return nil, err
 	}
+	var wrote atomic.Bool
+	if c.sendOnce {
+		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			WroteRequest: func(i httptrace.WroteRequestInfo) { wrote.Store(i.Err == nil) },
+		}))
+	}
 	resp, err := cl.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("thru: %s: %w", c.name, ctx.Err())
+		}
+		if wrote.Load() {
+			return nil, cl.answerLost(c, err)
 		}
 		return nil, cl.callError(c, 0, "", cl.scrubErr(err))
 	}
@@ -445,6 +463,17 @@ func (cl *Client) Pickup(ctx context.Context) (*PickedUp, error) {
 	return &PickedUp{FileCode: code, Name: name, Size: resp.ContentLength, Body: resp.Body}, nil
 }
 
+// answerLost is the permanent error of a sendOnce call whose request went
+// out whole without an answer: the site may have acted on it, and sending it
+// again could act twice.
+func (cl *Client) answerLost(c call, err error) error {
+	e := cl.callError(c, 0, "", fmt.Errorf("%w (%v)", ErrAnswerLost, cl.scrubErr(err)))
+	e.Hint = "the site may hold the file, and the Content API cannot be asked whether it does, so it is not sent again " +
+		"(that could deliver it twice): look for it at the endpoint and replay it to this sink only if it is not there; " +
+		"simple_threshold: 0 sends every file in an upload session, which recovers from a lost answer by itself"
+	return &permanentCallError{e}
+}
+
 // protocolError marks a CallError for a 2xx answer that does not follow the
 // protocol as permanent: asking again gets the same answer.
 func protocolError(e *CallError) error {
@@ -564,7 +593,11 @@ func (cl *Client) Preflight(ctx context.Context, meta FileMetadata) (*Preflight,
 }
 
 // UploadSimple uploads a whole file of size bytes in one request
-// (POST Content). It is retried only when r is an io.ReaderAt and io.Seeker.
+// (POST Content). It is retried only when r is an io.ReaderAt and io.Seeker,
+// and never once its whole request went out: each upload the site takes is
+// a file of its own, so a lost answer then is a permanent error wrapping
+// ErrAnswerLost (the site may hold the file). A crash or a cancelled ctx at
+// that moment leaves the same doubt; only an upload session is free of it.
 func (cl *Client) UploadSimple(ctx context.Context, meta FileMetadata, size int64, r io.Reader) (*UploadResult, error) {
 	c := cl.content("Content simple upload", http.MethodPost, PathContent, &meta)
 	mj, err := json.Marshal(meta)
@@ -572,6 +605,9 @@ func (cl *Client) UploadSimple(ctx context.Context, meta FileMetadata, size int6
 		return nil, err
 	}
 	c.body, c.rewind = multipartBody(mj, contentPartHeader(meta.Attributes.FileName), size, r)
+	// Each simple upload the site takes is a file of its own: an upload
+	// whose answer is lost once the whole file went out is not sent again.
+	c.sendOnce = true
 	var res UploadResult
 	if err := cl.doLenient(ctx, c, &res); err != nil {
 		return nil, err

@@ -46,7 +46,11 @@ func sinkHarness(mode string) testkit.SinkHarness {
 			found := false
 			for _, d := range site.Deliveries() {
 				if deliveredName(d) == name {
-					got, found = d.Content, true
+					b, err := d.Bytes()
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, found = b, true
 				}
 			}
 			return got, found

@@ -45,6 +45,17 @@
 // JSON bodies always can, content bodies when the reader is an io.ReaderAt
 // and an io.Seeker, such as a bytes.Reader, a file or the pipeline.Slices the
 // engine's parts come as (otherwise the caller retries, rewriting the part).
+// A call whose answer is lost after the site did its work is safe to send
+// again for every call the sinks make but one: the site keeps the last copy
+// of a drop-off chunk, chunk zero or session chunk, and answers a repeated
+// EOF or Commit with 200 without a second file. The exception is the simple
+// upload, where each upload the site takes is a file of its own and nothing
+// can ask whether a lost one arrived: once its whole request went out, a
+// lost answer is a permanent error wrapping ErrAnswerLost, and the file is
+// not sent again (an upload session, simple_threshold: 0, has no such
+// doubt). A lost reservation or session creation leaves an unused File
+// Code or an empty session behind, never a file.
+//
 // Failures are *CallError values naming the call, the file, the HTTP status
 // and what to do; they wrap ErrAccessDenied (401, 403: wrong keys, clock
 // skew, flow code mismatch), ErrInvalidEndpointPath (409) or ErrNotFound
@@ -68,6 +79,32 @@
 // A pickup whose download is cut cannot be asked for again (the site counts
 // it picked up): it is offered as a file that fails to open, saying so, so
 // that it is counted failed and its outcome (2) tells the site.
+//
+// # Outcome attributes
+//
+// A flow fills the rest of a file's FlowOutcome by setting attributes in
+// its stages (the attrs stage, or a Go stage); Ack reads them from the
+// attributes the stages left (pipeline.Outcome.Attrs):
+//
+//	thru.batch_total   batchTotalRecordCount: a whole number, 0 or more
+//	thru.batch_failed  batchFailedRecordCount: a whole number, at most thru.batch_total
+//	thru.recipients    SelectiveDropOffRecipients: codes separated by commas
+//
+// For example:
+//
+//	stages:
+//	  - attrs:
+//	      set:
+//	        thru.batch_total: "{attr.records}"
+//	        thru.batch_failed: "0"
+//	        thru.recipients: "{attr.thru.sender.participant_code},ORG2"
+//
+// An attribute left unset is left out of the outcome (0, no recipients). A
+// wrong one (not a whole number, more failed records than the total, an
+// empty recipient, which would otherwise widen a private delivery to every
+// recipient) fails the file before any sink gets it (the item is a
+// pipeline.AttrChecker): its outcome is 2, with a message naming the file,
+// the attribute, what is wrong and what to correct.
 //
 // # Sink
 //

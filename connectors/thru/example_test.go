@@ -19,6 +19,7 @@ func ExampleClient() {
 		SiteAccessKey: "access", AESKey: "000102030405060708090a0b0c0d0e0f", PickupDelay: thrusim.D(0),
 		Flows: []thrusim.FlowConfig{{Code: "TRN1", SecretKey: "secret"}},
 	})
+	defer site.Close() // removes the site's spool directory
 	srv := httptest.NewServer(site)
 	defer srv.Close()
 	site.AddPickup("TRN1", "order.edi", []byte("ORDER 42"))
@@ -51,7 +52,11 @@ func ExampleClient() {
 		panic(err)
 	}
 	d := site.Deliveries()[0]
-	fmt.Printf("delivered %s: %q, same File Code: %v, outcomes: %d\n", d.Name, d.Content, d.FileCode == p.FileCode, len(site.Outcomes()))
+	content, err := d.Bytes()
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("delivered %s: %q, same File Code: %v, outcomes: %d\n", d.Name, content, d.FileCode == p.FileCode, len(site.Outcomes()))
 	if _, err := cl.Pickup(ctx); errors.Is(err, thru.ErrNoFile) {
 		fmt.Println("nothing more to pick up")
 	}

@@ -73,7 +73,7 @@ func sourceSpec() pipeline.Spec {
 	)
 	return pipeline.Spec{
 		Name:    "thru",
-		Summary: "Picks up files from a Thru MFT flow and reports each file's flow outcome.",
+		Summary: "Picks up files from a Thru MFT flow and reports each file's flow outcome, with the batch counts and recipients the stages set as attributes thru.batch_total, thru.batch_failed and thru.recipients.",
 		Origin:  "built-in",
 		Fields:  fields,
 	}
@@ -99,7 +99,9 @@ func sinkSpec() pipeline.Spec {
 				`never exceeds the preflight's maxChunkSize. 0 uses the default.`},
 		pipeline.Field{Name: "simple_threshold", Type: pipeline.TypeSize, Default: "100MB",
 			Doc: `Content: files whose size is known and below this go up in one simple upload; others in an ` +
-				`upload session. 0 always uses a session.`},
+				`upload session. 0 always uses a session. A simple upload whose answer is lost once the whole file ` +
+				`went out is not sent again (the site may hold it, and a second upload would be a second file): ` +
+				`the file fails, saying so; a session recovers from a lost answer by itself.`},
 	)
 	return pipeline.Spec{
 		Name:    "thru",

@@ -50,6 +50,19 @@ func writeAll(t *testing.T, u pipeline.Upload, content []byte, skip map[int]bool
 	}
 }
 
+// deliver opens, writes and commits f with content through s.
+func deliver(t *testing.T, s pipeline.Sink, f pipeline.File, content []byte) {
+	t.Helper()
+	u, err := s.Open(t.Context(), f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, u, content, nil)
+	if err := u.Commit(t.Context(), f); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestSinkDropOffReusesPickupFileCode(t *testing.T) {
 	site := newSite(t, nil)
 	code, _ := site.AddPickup("TRN1", "order.edi", []byte("request"))
@@ -281,15 +294,7 @@ func TestRegister(t *testing.T) {
 		t.Fatal(err)
 	}
 	content := []byte("hello thru")
-	f := file("h.txt", content)
-	u, err := snk.Open(t.Context(), f, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeAll(t, u, content, nil)
-	if err := u.Commit(t.Context(), f); err != nil {
-		t.Fatal(err)
-	}
+	deliver(t, snk, file("h.txt", content), content)
 	delete(raw, "part_size")
 	raw["poll_interval"], raw["spool_dir"] = "10ms", t.TempDir()
 	src, err := r.NewSource(t.Context(), "thru", raw)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -237,6 +238,58 @@ const (
 	AttrSenderName         = "thru.sender.name"
 )
 
+// Attributes a flow's stages set on a picked-up file (with the attrs
+// stage, say) for Ack to report in the file's FlowOutcome.
+const (
+	// AttrBatchTotal is batchTotalRecordCount: the records of the batch
+	// the file holds, a whole number.
+	AttrBatchTotal = "thru.batch_total"
+	// AttrBatchFailed is batchFailedRecordCount: how many of them failed,
+	// a whole number no larger than thru.batch_total.
+	AttrBatchFailed = "thru.batch_failed"
+	// AttrRecipients is SelectiveDropOffRecipients: the recipients of a
+	// broadcast that get the file privately, separated by commas.
+	AttrRecipients = "thru.recipients"
+)
+
+// outcomeAttrs reads the outcome attributes of f. An attribute that is
+// absent is left out of the outcome; one that is present must be right:
+// an empty recipient list, say, would quietly broadcast to everyone.
+func outcomeAttrs(f pipeline.File) (total, failed int, recipients []string, err error) {
+	bad := func(format string, args ...any) (int, int, []string, error) {
+		return 0, 0, nil, fmt.Errorf("thru source: file %q (File Code %s): "+format, append([]any{f.Name, f.Attr(AttrFileCode)}, args...)...)
+	}
+	count := func(key string) (int, bool) {
+		v, ok := f.Attrs[key]
+		if !ok {
+			return 0, true
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		return n, err == nil && n >= 0
+	}
+	total, ok := count(AttrBatchTotal)
+	if !ok {
+		return bad("attribute %s = %q is not a record count: want a whole number, 0 or more, such as \"120\"; correct the stage that sets it", AttrBatchTotal, f.Attrs[AttrBatchTotal])
+	}
+	if failed, ok = count(AttrBatchFailed); !ok {
+		return bad("attribute %s = %q is not a record count: want a whole number, 0 or more, such as \"3\"; correct the stage that sets it", AttrBatchFailed, f.Attrs[AttrBatchFailed])
+	}
+	if failed > total {
+		return bad("attribute %s = %d is more than %s = %d: a batch cannot fail more records than it holds; set %s to the batch's record count",
+			AttrBatchFailed, failed, AttrBatchTotal, total, AttrBatchTotal)
+	}
+	if v, ok := f.Attrs[AttrRecipients]; ok {
+		for i, r := range strings.Split(v, ",") {
+			if r = strings.TrimSpace(r); r == "" {
+				return bad("attribute %s = %q: recipient %d is empty: want recipient codes separated by commas, such as \"ORG1,ORG2\", "+
+					"or no %s attribute at all to send the file to every recipient", AttrRecipients, v, i+1, AttrRecipients)
+			}
+			recipients = append(recipients, r)
+		}
+	}
+	return total, failed, recipients, nil
+}
+
 // Close stops Next; items already returned can still be acked.
 func (s *Source) Close() error {
 	s.once.Do(func() { close(s.closed) })
@@ -275,6 +328,15 @@ func (it *item) open() (*os.File, error) {
 	return os.Open(it.src.contentPath(it.meta.FileCode))
 }
 
+// CheckAttrs checks the outcome attributes (thru.batch_total,
+// thru.batch_failed, thru.recipients) the stages set, so that a wrong one
+// fails the file before delivery, saying what to correct. It implements
+// pipeline.AttrChecker.
+func (it *item) CheckAttrs(f pipeline.File) error {
+	_, _, _, err := outcomeAttrs(f.WithAttr(AttrFileCode, it.meta.FileCode))
+	return err
+}
+
 // AckRemoves reports true for every status: Ack removes the spooled file,
 // the only copy left once the site handed the file out. It implements
 // pipeline.AckRemover.
@@ -282,7 +344,9 @@ func (it *item) AckRemoves(pipeline.Status) bool { return true }
 
 // Ack reports the outcome to the site (FlowOutcome: 1 passed, 2 failed,
 // 3 mixed; a skipped file counts as passed, its reason in the message) with
-// the run id as flowInstanceCode, then removes the spooled file. A second
+// the run id as flowInstanceCode and the batch counts and recipients of
+// the attributes thru.batch_total, thru.batch_failed and thru.recipients
+// (o.Attrs), then removes the spooled file. A second
 // Ack finds nothing spooled and returns nil.
 func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
 	code := it.meta.FileCode
@@ -300,8 +364,17 @@ func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
 		}
 	}
 	sort.Strings(detail)
+	// The engine checked these before delivery (CheckAttrs); a file that
+	// failed before its stages ended has the source's attributes, which
+	// hold none of them. Should one still be wrong, the outcome goes
+	// without them, and says why.
+	total, failed, recipients, aerr := outcomeAttrs(pipeline.File{Name: it.file.Name, Attrs: o.Attrs}.WithAttr(AttrFileCode, code))
+	if aerr != nil {
+		detail = append(detail, aerr.Error())
+	}
 	err := it.src.cl.ReportOutcome(ctx, FlowOutcome{
 		FileCode: code, FlowOutcome: status, FlowInstanceCode: o.RunID,
+		BatchTotalRecordCount: total, BatchFailedRecordCount: failed, SelectiveDropOffRecipients: recipients,
 		ActivityMessage: msg, ActivityDetail: strings.Join(detail, "\n"),
 	})
 	if err != nil {
@@ -318,4 +391,5 @@ var (
 	_ pipeline.Source      = (*Source)(nil)
 	_ pipeline.RangeOpener = (*item)(nil)
 	_ pipeline.AckRemover  = (*item)(nil)
+	_ pipeline.AttrChecker = (*item)(nil)
 )

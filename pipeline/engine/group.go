@@ -147,7 +147,9 @@ func (r *Run) tryGroup(item pipeline.Item, f pipeline.File, id string, release f
 	r.chunks.put(data)
 	release()
 	r.grouper.add(mb)
-	return <-mb.res, true
+	res := <-mb.res
+	res.out.Attrs = out.Attrs
+	return res, true
 }
 
 // readSmall reads file f through the stages and returns its metadata and
@@ -812,7 +814,7 @@ func (r *Run) rejoin(item pipeline.Item, m bus.Manifest, log logger) (next *bus.
 		return nil, false, false, errStopped
 	}
 	out := outs[m.ID]
-	out.RunID = r.e.opts.RunID
+	out.RunID, out.Attrs = r.e.opts.RunID, m.Attrs
 	r.countOutcome(m.ID, out.Status)
 	r.ack(item, out, log)
 	return nil, false, true, nil

@@ -116,7 +116,7 @@ func (r *Run) handleVersion(item pipeline.Item, rereads int) {
 			// source keeps it, and a later run reads it afresh.
 			log.Error("resuming a file of a group", "group", m.Group, "err", err)
 			r.countOutcome(id, pipeline.Failed)
-			r.ack(item, pipeline.Outcome{Status: pipeline.Failed, Message: err.Error(), RunID: r.e.opts.RunID}, log)
+			r.ack(item, pipeline.Outcome{Status: pipeline.Failed, Message: err.Error(), RunID: r.e.opts.RunID, Attrs: m.Attrs}, log)
 			return
 		case err != nil:
 			if !errors.Is(err, errStopped) {
@@ -234,6 +234,7 @@ func (r *Run) finishFile(item pipeline.Item, id string, out pipeline.Outcome, kn
 		}
 		m.State = bus.FileDone
 		m.Outcome = out.Status.String()
+		out.Attrs = m.Attrs // as the stages left them
 		if out.Message != "" {
 			m.Error = pipeline.RedactURLs(out.Message)
 		}
@@ -286,6 +287,9 @@ func (r *Run) ack(item pipeline.Item, out pipeline.Outcome, log logger) {
 	}
 	b := newBackoff(500*time.Millisecond, 5*time.Second)
 	out.Message = pipeline.RedactURLs(out.Message) // a source may pass it on (Thru reports it to the site)
+	if out.Attrs == nil {
+		out.Attrs = item.File().Attrs // the stages did not run to the end
+	}
 	for attempt := 1; ; attempt++ {
 		err := item.Ack(r.hard, out)
 		if err == nil {
@@ -319,7 +323,7 @@ func (r *Run) countOutcome(id string, s pipeline.Status) bool {
 // how to deliver the file to them.
 func (r *Run) finishedEarlier(item pipeline.Item, m bus.Manifest, log logger) {
 	r.stats.earlier.Add(1)
-	out := pipeline.Outcome{Status: statusOf(m.Outcome), Message: m.Error, RunID: r.e.opts.RunID}
+	out := pipeline.Outcome{Status: statusOf(m.Outcome), Message: m.Error, RunID: r.e.opts.RunID, Attrs: m.Attrs}
 	if added := missing(r.sinkNames(), m.Sinks); len(added) > 0 && m.State == bus.FileDone {
 		log.Warn("file delivered by an earlier run before these sinks were added: it is not sent to them; to send it, replay it to them",
 			"delivered_to", m.Sinks, "not_to", added, "how", fmt.Sprintf("runner replay --flow %s --file %s --sink %s", r.flow.Name, m.ID, added[0]))
@@ -775,6 +779,20 @@ func (r *Run) stopped(err error) error {
 	return err
 }
 
+// checkAttrs asks an item that checks the file the stages made
+// (pipeline.AttrChecker) whether its Ack can act on it; a refusal is
+// permanent: the same stages give the same attributes.
+func checkAttrs(item pipeline.Item, f pipeline.File) error {
+	c, ok := item.(pipeline.AttrChecker)
+	if !ok {
+		return nil
+	}
+	if err := c.CheckAttrs(f); err != nil {
+		return pipeline.Permanent(err)
+	}
+	return nil
+}
+
 // openContent returns the file's metadata after the stages and a function
 // yielding its content in chunks, starting after the checkpoint; ranged
 // tells whether it reads byte ranges (so the checkpoint's bytes are not read
@@ -786,6 +804,9 @@ func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.Fi
 	}
 	if ro, ok := item.(pipeline.RangeOpener); ok && (len(r.stages) == 0 || r.byReference) && f.Size >= 0 {
 		out, err := r.keepersOnly(ctx, f)
+		if err == nil {
+			err = checkAttrs(item, out)
+		}
 		if err != nil {
 			return out, nil, nil, false, err
 		}
@@ -815,6 +836,10 @@ func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.Fi
 		if c, ok := content.(io.Closer); ok {
 			closers = append(closers, c)
 		}
+	}
+	if err := checkAttrs(item, f); err != nil {
+		closeAll()
+		return f, nil, nil, false, err
 	}
 	if skip > 0 {
 		if _, err := io.CopyN(io.Discard, content, skip); err != nil {

@@ -52,6 +52,13 @@ func checkRename(c pipeline.Config) error {
 	return nil
 }
 
+func checkAttrs(c pipeline.Config) error {
+	if err := checkAttrSet(c.StringMap("set")); err != nil {
+		return fieldError("attrs", "set", "%v", err)
+	}
+	return nil
+}
+
 func checkCompress(c pipeline.Config) error {
 	level := c.Int("level")
 	switch format := c.String("format"); format {

@@ -1,9 +1,10 @@
 // Package stages holds the built-in stages: match (filter by name and size),
-// rename (name templates), compress and decompress (gzip, zstd).
+// rename (name templates), attrs (attributes from templates), compress and
+// decompress (gzip, zstd).
 //
 // Each stage has a Config struct and a constructor for Go programs
-// (NewMatch, NewRename, NewCompress, NewDecompress) and is registered under
-// its flow-file name by Register.
+// (NewMatch, NewRename, NewAttrs, NewCompress, NewDecompress) and is
+// registered under its flow-file name by Register.
 //
 // # Determinism
 //
@@ -11,7 +12,7 @@
 // only the bytes it had not stored yet, so every stage here gives the same
 // output for the same input:
 //
-//   - rename fills {date} and {time} from the file's ModTime (in UTC), not
+//   - rename and attrs fill {date} and {time} from the file's ModTime (in UTC), not
 //     from the clock. Only a file without a ModTime falls back to the current
 //     time, and its name may then differ across a restart that crosses a
 //     second (or a day).

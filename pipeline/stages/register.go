@@ -66,6 +66,25 @@ func specs() []struct {
 			return s, nil
 		}},
 		{pipeline.Spec{
+			Name:    "attrs",
+			Summary: "Sets file attributes from templates, for later stages, names and the source's outcome report; the content is unchanged.",
+			Origin:  "built-in",
+			Check:   checkAttrs,
+			// Sets attributes alone; the bytes pass untouched.
+			KeepsContent: true,
+			Fields: []pipeline.Field{
+				{Name: "set", Type: pipeline.TypeStringMap, Required: true,
+					Doc: "Attribute names and their values, as templates with the placeholders of rename's name ({name}, {base}, {dir}, {stem}, {ext}, {date}, {time}, {id}, {attr.KEY}), filled from the file as it enters the stage. " +
+						"Later stages and name templates read them as {attr.KEY}. The thru source reports thru.batch_total and thru.batch_failed (whole numbers, failed no more than total) and thru.recipients (codes separated by commas) in the file's flow outcome, and fails a file whose values are wrong before it is delivered."},
+			},
+		}, func(_ context.Context, c pipeline.Config) (pipeline.Stage, error) {
+			s, err := NewAttrs(AttrsConfig{Set: c.StringMap("set")})
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		}},
+		{pipeline.Spec{
 			Name:    "compress",
 			Summary: `Compresses the content with gzip or zstd and appends ".gz" or ".zst" to the name.`,
 			Origin:  "built-in",
@@ -101,7 +120,7 @@ func specs() []struct {
 	}
 }
 
-// Register adds the built-in stages (match, rename, compress, decompress) to
+// Register adds the built-in stages (match, rename, attrs, compress, decompress) to
 // r. It fails if one of the names is taken; the stages registered before the
 // failure stay registered.
 func Register(r *pipeline.Registry) error {

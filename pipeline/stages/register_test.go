@@ -19,7 +19,7 @@ func TestRegister(t *testing.T) {
 	if err := stages.Register(r); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"compress", "decompress", "match", "rename"}, r.Names(pipeline.KindStage)); diff != "" {
+	if diff := cmp.Diff([]string{"attrs", "compress", "decompress", "match", "rename"}, r.Names(pipeline.KindStage)); diff != "" {
 		t.Errorf("stage names (-want +got):\n%s", diff)
 	}
 	for _, s := range r.Specs(pipeline.KindStage) {
@@ -126,7 +126,12 @@ func TestRegisteredStageErrors(t *testing.T) {
 		{"match", map[string]any{"include": "[a"}, `match: include pattern "[a": syntax error in pattern`},
 		{"match", map[string]any{"max_size": "lots"}, `match: field "max_size": want a size such as 1048576, 512KiB, 8MiB or 1GB, got string lots`},
 		{"match", map[string]any{"inclde": "*.csv"}, `match: field "inclde": unknown field (known: include, exclude, regex, min_size, max_size)`},
-		{"unzip", nil, `unknown stage connector "unzip" (known: compress, decompress, match, rename)`},
+		{"attrs", nil, `attrs: field "set": required field is missing`},
+		{"attrs", map[string]any{"set": map[string]any{}}, `attrs: set names no attribute: give at least one, such as set: {thru.batch_total: "{attr.records}"}`},
+		{"attrs", map[string]any{"set": map[string]any{"thru.batch_total": "{records}", " x": "1"}},
+			"attrs: attribute name \" x\" has spaces around it: remove them, or templates ({attr.KEY}) and sources will not find it\n" +
+				`attribute thru.batch_total: name template "{records}": unknown placeholder {records} (known: {name} {base} {dir} {stem} {ext} {date} {time} {id} {attr.KEY})`},
+		{"unzip", nil, `unknown stage connector "unzip" (known: attrs, compress, decompress, match, rename)`},
 	} {
 		s, err := r.NewStage(context.Background(), tt.stage, tt.raw)
 		if err == nil || err.Error() != tt.want {

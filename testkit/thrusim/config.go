@@ -49,6 +49,11 @@ type Config struct {
 	// DropOffMaxChunkSize is the largest drop-off content chunk; 0 uses
 	// DefaultDropOffMaxChunkSize.
 	DropOffMaxChunkSize int64 `yaml:"dropoff_max_chunk_size"`
+	// SpoolDir holds what the site receives and hands out (chunks,
+	// delivered files, pickups), so that a file of any size costs disk,
+	// not memory. Default: a new temporary directory that Close removes; a
+	// directory given here is kept.
+	SpoolDir string `yaml:"spool_dir"`
 	// Admin serves the admin endpoints under /_admin/.
 	Admin bool `yaml:"admin"`
 	// Now is the site's clock; default time.Now.

@@ -49,19 +49,27 @@
 // set 0) since the previous file has not passed, with Content-Disposition
 // attachment; filename="<FileCode>-<name>" and Content-Length.
 //
-// Everything is held in memory: the simulator is meant for tests and files
-// of test size.
+// What the site receives and hands out (chunks, delivered files, pickups)
+// is kept in files of its spool directory (Config.SpoolDir; by default a
+// temporary directory that Close removes), never in memory, so a file of
+// 4 GiB costs disk and the same few buffers as a small one: chunks are
+// streamed to disk as they arrive, a delivered file is its chunks read one
+// after another, its sha256 computed at EOF or Commit by reading them.
 //
 // # Inspection and faults
 //
-// AddPickup, Deliveries (with sha256 and content), Outcomes, Calls (the call
+// AddPickup (AddPickupFrom streams from a reader), Deliveries (with size and
+// sha256; Delivery.Open reads the content from the spool), Outcomes, Calls (the call
 // log: kind, chunk number, status, injected fault) and Session inspect the
 // site from Go; with Config.Admin the same is served under /_admin/ (see
 // serveAdmin).
 // SetFaults fails a fraction of calls with 500 or 503, cuts the connection
 // half-way through a body (the request's for uploads, the answer's for
-// pickups), or adds latency, optionally only for some kinds of calls;
-// FailNth fails exactly the n-th call of a kind.
+// pickups), handles a call in full and then loses its answer (the
+// connection is cut before the response: a chunk kept, a file delivered, a
+// session committed, and the client none the wiser), or adds latency,
+// optionally only for some kinds of calls; FailNth fails exactly the n-th
+// call of a kind, LoseAnswerNth loses exactly its answer.
 //
 // # Standalone
 //

@@ -1,8 +1,6 @@
 package thrusim
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,10 +8,11 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"os"
 	"path"
-	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/mftflow/mftflow/connectors/thru"
 )
@@ -22,67 +21,36 @@ type dropoff struct {
 	code   string
 	flow   string
 	meta   *thru.ChunkZero
-	chunks map[int][]byte
+	chunks map[int]blob
+	// eof lets one EOF at a time assemble the file; sealed (under
+	// Server.mu) refuses chunks meanwhile, as the file is read from them.
+	eof    sync.Mutex
+	sealed bool
 	done   bool
 }
 
 type session struct {
 	id     string
 	meta   *thru.FileMetadata
-	chunks map[int][]byte
+	chunks map[int]blob
 	state  string
 	abort  *thru.AbortRequest
 	result *thru.UploadResult
+	// commit and sealed: as dropoff's eof and sealed.
+	commit sync.Mutex
+	sealed bool
 }
 
 func (ss *session) statusLocked() thru.SessionStatus {
 	st := thru.SessionStatus{TransferID: ss.id, State: ss.state, Chunks: []thru.ChunkMeta{}}
 	for _, n := range sortedKeys(ss.chunks) {
-		st.Chunks = append(st.Chunks, thru.ChunkMeta{SequenceNumber: n, Size: int64(len(ss.chunks[n]))})
+		st.Chunks = append(st.Chunks, thru.ChunkMeta{SequenceNumber: n, Size: ss.chunks[n].size})
 	}
 	if ss.meta != nil {
 		m := *ss.meta
 		st.Metadata = &m
 	}
 	return st
-}
-
-func sortedKeys(m map[int][]byte) []int {
-	keys := make([]int, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-// assemble joins chunks 1..N, checking there is no gap and, when want >= 0,
-// that the sizes add up to want.
-func assemble(chunks map[int][]byte, want int64) ([]byte, error) {
-	keys := sortedKeys(chunks)
-	var total int64
-	var missing []string
-	for i, k := range keys {
-		total += int64(len(chunks[k]))
-		prev := 0
-		if i > 0 {
-			prev = keys[i-1]
-		}
-		for m := prev + 1; m < k && len(missing) < 10; m++ {
-			missing = append(missing, strconv.Itoa(m))
-		}
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("chunks missing: %s (have %d chunks up to %d)", strings.Join(missing, ", "), len(keys), keys[len(keys)-1])
-	}
-	if want >= 0 && total != want {
-		return nil, fmt.Errorf("chunk sizes add up to %d bytes in %d chunks, the file size is %d", total, len(keys), want)
-	}
-	out := make([]byte, 0, total)
-	for _, k := range keys {
-		out = append(out, chunks[k]...)
-	}
-	return out, nil
 }
 
 var errCut = errors.New("connection cut")
@@ -130,19 +98,26 @@ func (s *Server) pickup(req *request, flowCode string) {
 	f.queue = f.queue[1:]
 	f.nextAvail = now.Add(f.delay)
 	content := rec.content
-	rec.content, rec.picked = nil, true
+	rec.content, rec.picked = blob{}, true
 	s.mu.Unlock()
+	defer content.remove() // handed out: the site keeps no copy
+	file, err := os.Open(content.path)
+	if err != nil {
+		req.fail(http.StatusInternalServerError, "Pickup of file %s failed: the physical file is missing: %v", rec.code, err)
+		return
+	}
+	defer file.Close()
 	h := req.Header()
 	h.Set("Content-Disposition", thru.PickupDisposition(rec.code, rec.name))
 	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-Length", strconv.Itoa(len(content)))
+	h.Set("Content-Length", strconv.FormatInt(content.size, 10))
 	req.WriteHeader(http.StatusOK)
 	if req.reset {
-		_, _ = req.Write(content[:len(content)/2])
+		_, _ = io.CopyN(req, file, content.size/2)
 		req.cutConnection()
 		return
 	}
-	_, _ = req.Write(content)
+	_, _ = io.Copy(req, file)
 }
 
 func (s *Server) reserve(req *request, flowCode string) {
@@ -215,7 +190,7 @@ func (s *Server) dropOff(req *request, flowCode string, kind thru.DropOffPartKin
 	_, known := s.files[code]
 	d := s.dropoffs[code]
 	hasMeta := d != nil && d.meta != nil
-	done := d != nil && d.done
+	done := d != nil && (d.done || d.sealed)
 	s.mu.Unlock()
 	if !known {
 		fail("unknown File Code; reserve one first or use the File Code of a picked-up file")
@@ -248,7 +223,7 @@ func (s *Server) dropOff(req *request, flowCode string, kind thru.DropOffPartKin
 		default:
 			s.mu.Lock()
 			if d == nil {
-				d = &dropoff{code: code, flow: f.cfg.Code, chunks: map[int][]byte{}}
+				d = &dropoff{code: code, flow: f.cfg.Code, chunks: map[int]blob{}}
 				s.dropoffs[code] = d
 			}
 			d.meta = &meta
@@ -260,26 +235,31 @@ func (s *Server) dropOff(req *request, flowCode string, kind thru.DropOffPartKin
 			fail("chunk %d arrived before chunk zero", n)
 			return
 		}
-		b, err := req.readBody(part, s.cfg.DropOffMaxChunkSize, size)
+		b, err := req.spoolBody(s, part, s.cfg.DropOffMaxChunkSize, size)
 		switch {
 		case err == errCut:
 		case err != nil:
 			fail("chunk %d: %v", n, err)
-		case int64(len(b)) != size:
-			fail("chunk %d: size=%d in Content-Disposition but %d bytes sent", n, size, len(b))
-		case len(b) == 0:
+		case b.size != size:
+			b.remove()
+			fail("chunk %d: size=%d in Content-Disposition but %d bytes sent", n, size, b.size)
+		case b.size == 0:
+			b.remove()
 			fail("chunk %d is empty", n)
 		default:
 			s.mu.Lock()
-			done = d.done
+			done = d.done || d.sealed
+			old := d.chunks[n]
 			if !done {
-				d.chunks[n] = b
+				d.chunks[n] = b // sent again: the last copy counts
 			}
 			s.mu.Unlock()
 			if done {
+				b.remove()
 				fail("chunk %d arrived after EOF", n)
 				return
 			}
+			old.remove()
 			req.WriteHeader(http.StatusOK)
 		}
 	case thru.PartEOF:
@@ -290,30 +270,49 @@ func (s *Server) dropOff(req *request, flowCode string, kind thru.DropOffPartKin
 			fail("EOF arrived before chunk zero")
 			return
 		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if d.done {
-			req.WriteHeader(http.StatusOK) // EOF again: the file is already there
-			return
-		}
-		content, err := assemble(d.chunks, d.meta.FileSize)
-		if err != nil {
-			fail("EOF: %v", err)
-			return
-		}
-		d.done, d.chunks = true, nil
-		name := strings.TrimPrefix(d.meta.FileName, code+"-")
-		if rec := s.files[code]; rec.origin == "reserved" {
-			rec.name, rec.size, rec.origin = name, int64(len(content)), "dropoff"
-		}
-		s.deliverLocked(Delivery{Via: "dropoff", Flow: d.flow, FileCode: code, Name: name}, content)
-		req.WriteHeader(http.StatusOK)
+		s.endDropOff(req, d, fail)
 	}
 }
 
-func (s *Server) deliverLocked(d Delivery, content []byte) {
-	sum := sha256.Sum256(content)
-	d.Size, d.SHA256, d.Content, d.Time = int64(len(content)), hex.EncodeToString(sum[:]), content, s.cfg.Now()
+// endDropOff assembles a drop-off at EOF. The file is read (for its
+// sha256) outside Server.mu, with its chunks sealed.
+func (s *Server) endDropOff(req *request, d *dropoff, fail func(string, ...any)) {
+	d.eof.Lock()
+	defer d.eof.Unlock()
+	s.mu.Lock()
+	if d.done {
+		s.mu.Unlock()
+		req.WriteHeader(http.StatusOK) // EOF again: the file is already there
+		return
+	}
+	parts, size, err := assemble(d.chunks, d.meta.FileSize)
+	d.sealed = err == nil
+	s.mu.Unlock()
+	if err != nil {
+		fail("EOF: %v", err)
+		return
+	}
+	sum, err := hashParts(parts)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d.sealed = false
+	if err != nil {
+		fail("EOF: reading the chunks: %v", err)
+		return
+	}
+	d.done, d.chunks = true, nil
+	name := strings.TrimPrefix(d.meta.FileName, d.code+"-")
+	if rec := s.files[d.code]; rec.origin == "reserved" {
+		rec.name, rec.size, rec.origin = name, size, "dropoff"
+	}
+	s.deliverLocked(Delivery{Via: "dropoff", Flow: d.flow, FileCode: d.code, Name: name,
+		Size: size, SHA256: sum, parts: parts})
+	req.WriteHeader(http.StatusOK)
+}
+
+// deliverLocked records d, whose Size, SHA256 and parts are set.
+func (s *Server) deliverLocked(d Delivery) {
+	d.Time = s.cfg.Now()
 	s.deliveries = append(s.deliveries, d)
 }
 
@@ -472,7 +471,7 @@ func (s *Server) simpleUpload(req *request) {
 	if !ok {
 		return
 	}
-	content, err := req.readBody(cp, thru.SimpleUploadLimit, req.r.ContentLength)
+	content, err := req.spoolBody(s, cp, thru.SimpleUploadLimit, req.r.ContentLength)
 	if err == errCut {
 		return
 	}
@@ -480,22 +479,31 @@ func (s *Server) simpleUpload(req *request) {
 		req.fail(http.StatusRequestEntityTooLarge, "Simple upload: %v; use an upload session", err)
 		return
 	}
-	if reason := rule(ep, m.Attributes.FileName, int64(len(content))); reason != "" {
+	if reason := rule(ep, m.Attributes.FileName, content.size); reason != "" {
+		content.remove()
 		req.fail(http.StatusBadRequest, "Upload refused by the endpoint's rules: %s", reason)
 		return
 	}
+	parts := []blob{content}
+	sum, err := hashParts(parts)
+	if err != nil {
+		content.remove()
+		req.fail(http.StatusInternalServerError, "Simple upload: reading the file: %v", err)
+		return
+	}
 	s.mu.Lock()
-	res := s.deliverContentLocked(m, content)
+	res := s.deliverContentLocked(m, parts, content.size, sum)
 	s.mu.Unlock()
 	req.json(http.StatusOK, res)
 }
 
-func (s *Server) deliverContentLocked(m *thru.FileMetadata, content []byte) *thru.UploadResult {
+func (s *Server) deliverContentLocked(m *thru.FileMetadata, parts []blob, size int64, sum string) *thru.UploadResult {
 	p, _ := thru.ParseEndpointPath(m.EndpointPath)
 	code := s.newCodeLocked()
-	s.files[code] = &fileRec{code: code, flow: p.FlowCode, name: m.Attributes.FileName, size: int64(len(content)), origin: "content"}
-	s.deliverLocked(Delivery{Via: "content", Flow: p.FlowCode, FileCode: code, EndpointPath: m.EndpointPath, Name: m.Attributes.FileName, Path: m.Attributes.Path}, content)
-	return &thru.UploadResult{FileCode: code, Size: int64(len(content))}
+	s.files[code] = &fileRec{code: code, flow: p.FlowCode, name: m.Attributes.FileName, size: size, origin: "content"}
+	s.deliverLocked(Delivery{Via: "content", Flow: p.FlowCode, FileCode: code, EndpointPath: m.EndpointPath,
+		Name: m.Attributes.FileName, Path: m.Attributes.Path, Size: size, SHA256: sum, parts: parts})
+	return &thru.UploadResult{FileCode: code, Size: size}
 }
 
 func (s *Server) createSession(req *request) {
@@ -512,7 +520,7 @@ func (s *Server) createSession(req *request) {
 	} else if req.cutIfReset() {
 		return
 	}
-	ss := &session{id: newSessionID(), meta: meta, chunks: map[int][]byte{}, state: thru.SessionOpen}
+	ss := &session{id: newSessionID(), meta: meta, chunks: map[int]blob{}, state: thru.SessionOpen}
 	s.mu.Lock()
 	s.sessions[ss.id] = ss
 	st := ss.statusLocked()
@@ -591,30 +599,35 @@ func (s *Server) putChunk(req *request, id string) {
 	if !ok {
 		return
 	}
-	b, err := req.readBody(cp, s.cfg.MaxChunkSize, cm.Size)
+	b, err := req.spoolBody(s, cp, s.cfg.MaxChunkSize, cm.Size)
 	switch {
 	case err == errCut:
 		return
 	case err != nil:
 		req.fail(http.StatusRequestEntityTooLarge, "Chunk %d is %v, the maximum chunk size", cm.SequenceNumber, err)
 		return
-	case int64(len(b)) != cm.Size:
-		req.fail(http.StatusBadRequest, "Chunk %d: metadata says %d bytes but %d were sent", cm.SequenceNumber, cm.Size, len(b))
+	case b.size != cm.Size:
+		b.remove()
+		req.fail(http.StatusBadRequest, "Chunk %d: metadata says %d bytes but %d were sent", cm.SequenceNumber, cm.Size, b.size)
 		return
-	case len(b) == 0:
+	case b.size == 0:
+		b.remove()
 		req.fail(http.StatusBadRequest, "Chunk %d is empty", cm.SequenceNumber)
 		return
 	}
 	s.mu.Lock()
-	open := ss.state == thru.SessionOpen
+	open := ss.state == thru.SessionOpen && !ss.sealed
+	old := ss.chunks[cm.SequenceNumber]
 	if open {
-		ss.chunks[cm.SequenceNumber] = b
+		ss.chunks[cm.SequenceNumber] = b // sent again: the last copy counts
 	}
 	s.mu.Unlock()
 	if !open {
+		b.remove()
 		req.fail(http.StatusBadRequest, "Upload session %s was closed while chunk %d arrived", id, cm.SequenceNumber)
 		return
 	}
+	old.remove()
 	req.json(http.StatusOK, cm)
 }
 
@@ -640,25 +653,49 @@ func (s *Server) commitSession(req *request, id string) {
 	if !ok {
 		return
 	}
+	ss.commit.Lock()
+	defer ss.commit.Unlock()
+	parts, size, meta, ok := s.sealSession(req, ss)
+	if !ok {
+		return
+	}
+	// The file is read (for its sha256) outside Server.mu, its chunks sealed.
+	sum, err := hashParts(parts)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss.sealed = false
+	if err != nil {
+		req.fail(http.StatusInternalServerError, "Commit of upload session %s: reading the chunks: %v", id, err)
+		return
+	}
+	ss.result = s.deliverContentLocked(meta, parts, size, sum)
+	ss.state, ss.chunks = thru.SessionCommitted, map[int]blob{}
+	req.json(http.StatusOK, ss.result)
+}
+
+// sealSession checks that session ss can be committed and seals its
+// chunks; it answers itself when not (a repeated Commit with 200).
+func (s *Server) sealSession(req *request, ss *session) ([]blob, int64, *thru.FileMetadata, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
 	case ss.state == thru.SessionCommitted:
 		req.json(http.StatusOK, ss.result) // Commit again: the file is already there
-		return
+		return nil, 0, nil, false
 	case ss.state != thru.SessionOpen:
-		req.fail(http.StatusBadRequest, "Upload session %s is %s", id, ss.state)
-		return
+		req.fail(http.StatusBadRequest, "Upload session %s is %s", ss.id, ss.state)
+		return nil, 0, nil, false
 	case ss.meta == nil:
-		req.fail(http.StatusBadRequest, "Upload session %s has no file metadata; PATCH it before Commit", id)
-		return
+		req.fail(http.StatusBadRequest, "Upload session %s has no file metadata; PATCH it before Commit", ss.id)
+		return nil, 0, nil, false
 	}
-	var content []byte
+	var parts []blob
+	var size int64
 	if len(ss.chunks) > 0 {
 		var err error
-		if content, err = assemble(ss.chunks, -1); err != nil {
-			req.fail(http.StatusBadRequest, "Commit of upload session %s: %v", id, err)
-			return
+		if parts, size, err = assemble(ss.chunks, -1); err != nil {
+			req.fail(http.StatusBadRequest, "Commit of upload session %s: %v", ss.id, err)
+			return nil, 0, nil, false
 		}
 	}
 	p, _ := thru.ParseEndpointPath(ss.meta.EndpointPath)
@@ -668,13 +705,12 @@ func (s *Server) commitSession(req *request, id string) {
 			ep = &s.flows[p.FlowCode].cfg.Endpoints[i]
 		}
 	}
-	if reason := rule(ep, ss.meta.Attributes.FileName, int64(len(content))); reason != "" {
+	if reason := rule(ep, ss.meta.Attributes.FileName, size); reason != "" {
 		req.fail(http.StatusBadRequest, "Upload refused by the endpoint's rules: %s", reason)
-		return
+		return nil, 0, nil, false
 	}
-	ss.result = s.deliverContentLocked(ss.meta, content)
-	ss.state, ss.chunks = thru.SessionCommitted, map[int][]byte{}
-	req.json(http.StatusOK, ss.result)
+	ss.sealed = true
+	return parts, size, ss.meta, true
 }
 
 func (s *Server) abortSession(req *request, id string) {
@@ -695,12 +731,15 @@ func (s *Server) abortSession(req *request, id string) {
 		return
 	}
 	s.mu.Lock()
-	state := ss.state
-	if state == thru.SessionOpen {
-		ss.state, ss.abort, ss.chunks = thru.SessionAborted, &a, map[int][]byte{}
+	state, sealed := ss.state, ss.sealed
+	if state == thru.SessionOpen && !sealed {
+		for _, b := range ss.chunks {
+			b.remove()
+		}
+		ss.state, ss.abort, ss.chunks = thru.SessionAborted, &a, map[int]blob{}
 	}
 	s.mu.Unlock()
-	if state == thru.SessionCommitted {
+	if state == thru.SessionCommitted || sealed {
 		req.fail(http.StatusBadRequest, "Upload session %s is already committed", id)
 		return
 	}
@@ -715,7 +754,8 @@ func (s *Server) abortSession(req *request, id string) {
 //	GET  /_admin/calls                     the call log
 //	GET  /_admin/outcomes                  the flow outcomes received
 //	PUT  /_admin/faults                    JSON Faults
-//	POST /_admin/fail-nth                  JSON {"kind", "n", "status"}
+//	POST /_admin/fail-nth                  JSON {"kind", "n", "status", "lose"}
+//	                                       (lose: LoseAnswerNth, status unused)
 func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, "/_admin/")
 	reply := func(v any) {
@@ -724,12 +764,7 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case strings.HasPrefix(rest, "pickup/") && r.Method == http.MethodPost:
-		b, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		code, err := s.AddPickup(strings.TrimPrefix(rest, "pickup/"), r.URL.Query().Get("name"), b)
+		code, err := s.AddPickupFrom(strings.TrimPrefix(rest, "pickup/"), r.URL.Query().Get("name"), r.Body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -741,8 +776,15 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		code := strings.TrimPrefix(rest, "deliveries/")
 		for _, d := range s.Deliveries() {
 			if d.FileCode == code {
+				rc, err := d.Open()
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusGone)
+					return
+				}
+				defer rc.Close()
 				w.Header().Set("Content-Type", "application/octet-stream")
-				_, _ = w.Write(d.Content)
+				w.Header().Set("Content-Length", strconv.FormatInt(d.Size, 10))
+				_, _ = io.Copy(w, rc)
 				return
 			}
 		}
@@ -764,12 +806,17 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			Kind   string `json:"kind"`
 			N      int    `json:"n"`
 			Status int    `json:"status"`
+			Lose   bool   `json:"lose"`
 		}
 		if err := json.NewDecoder(r.Body).Decode(&v); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		s.FailNth(v.Kind, v.N, v.Status)
+		if v.Lose {
+			s.LoseAnswerNth(v.Kind, v.N)
+		} else {
+			s.FailNth(v.Kind, v.N, v.Status)
+		}
 		reply(v)
 	default:
 		http.Error(w, "unknown admin call", http.StatusNotFound)

@@ -1,14 +1,18 @@
 package thrusim
 
 import (
+	"bytes"
 	crand "crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -52,7 +56,9 @@ type Call struct {
 	Chunk int `json:"chunk,omitempty"`
 	// Status is the answer's HTTP status; 0 when the connection was cut.
 	Status int `json:"status"`
-	// Fault names the injected fault, if any: "status", "reset", "nth".
+	// Fault names the injected fault, if any: "status", "reset", "lost"
+	// (the site did the call's work, then cut the connection before its
+	// answer), "nth".
 	Fault string `json:"fault,omitempty"`
 	// Error is the site's error text for non-2xx answers.
 	Error string `json:"error,omitempty"`
@@ -67,11 +73,12 @@ type Delivery struct {
 	EndpointPath string `json:"endpointPath,omitempty"`
 	Name         string `json:"name"`
 	// Path is the Content API's path attribute ("\\dir\\sub"), if any.
-	Path    string    `json:"path,omitempty"`
-	Size    int64     `json:"size"`
-	SHA256  string    `json:"sha256"`
-	Time    time.Time `json:"time"`
-	Content []byte    `json:"-"`
+	Path   string    `json:"path,omitempty"`
+	Size   int64     `json:"size"`
+	SHA256 string    `json:"sha256"`
+	Time   time.Time `json:"time"`
+	// parts hold the content in the spool directory (see Open).
+	parts []blob
 }
 
 // Faults injects failures into calls. The zero value injects none.
@@ -83,6 +90,11 @@ type Faults struct {
 	// ResetRate is the fraction of calls whose connection is cut half-way
 	// through the request body (uploads) or the answer's body (pickup).
 	ResetRate float64 `json:"resetRate"`
+	// LoseRate is the fraction of calls the site handles in full (it keeps
+	// the chunk, assembles the file, commits the session...) and whose
+	// answer it then loses: the connection is cut before the response, so
+	// the client cannot tell the work was done.
+	LoseRate float64 `json:"loseRate"`
 	// Latency delays every call.
 	Latency Duration `json:"latency"`
 	// Kinds limits the faults to these kinds of calls; empty means all.
@@ -91,7 +103,8 @@ type Faults struct {
 
 type nthFault struct {
 	n      int
-	status int // 0: cut the connection
+	status int  // 0: cut the connection
+	lose   bool // handle the call, then cut the connection before the answer
 }
 
 // Server is a simulated Thru site. It is an http.Handler; Start serves it on
@@ -105,6 +118,8 @@ type Server struct {
 	flows    map[string]*flow
 	bySecret map[string]*flow
 	hs       *httptest.Server
+	spool    string // where content is kept (see Config.SpoolDir)
+	ownSpool bool   // a temporary directory Close removes
 
 	mu         sync.Mutex
 	seen       map[string]time.Time // header tokens until they expire
@@ -133,7 +148,7 @@ type fileRec struct {
 	name    string
 	size    int64
 	origin  string // pickup, reserved, dropoff, content
-	content []byte // pickup content until picked up
+	content blob   // pickup content until picked up
 	picked  bool
 }
 
@@ -164,6 +179,16 @@ func New(cfg Config) (*Server, error) {
 		s.flows[fc.Code] = f
 		s.bySecret[fc.SecretKey] = f
 	}
+	s.spool = cfg.SpoolDir
+	if s.spool == "" {
+		dir, err := os.MkdirTemp("", "thrusim-")
+		if err != nil {
+			return nil, fmt.Errorf("thrusim: spool directory: %w", err)
+		}
+		s.spool, s.ownSpool = dir, true
+	} else if err := os.MkdirAll(s.spool, 0o700); err != nil {
+		return nil, fmt.Errorf("thrusim: spool directory: %w", err)
+	}
 	return s, nil
 }
 
@@ -180,29 +205,47 @@ func Start(t testing.TB, cfg Config) *Server {
 	return s
 }
 
-// Close stops a server started by Start.
+// Close stops a server started by Start and removes its spool directory
+// if it made one. Deliveries can no longer be opened after it.
 func (s *Server) Close() {
 	if s.hs != nil {
 		s.hs.CloseClientConnections()
 		s.hs.Close()
 	}
+	if s.ownSpool {
+		_ = os.RemoveAll(s.spool)
+	}
 }
 
 // AddPickup queues a file for pickup on flow and returns its File Code.
 func (s *Server) AddPickup(flowCode, name string, content []byte) (string, error) {
+	return s.AddPickupFrom(flowCode, name, bytes.NewReader(content))
+}
+
+// AddPickupFrom queues a file read from r for pickup on flow and returns
+// its File Code. The content goes to the spool directory as it is read, so
+// a file of any size costs no memory.
+func (s *Server) AddPickupFrom(flowCode, name string, r io.Reader) (string, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, ok := s.flows[flowCode]
+	_, ok := s.flows[flowCode]
+	s.mu.Unlock()
 	if !ok {
 		return "", fmt.Errorf("thrusim: no flow %q", flowCode)
 	}
 	if name == "" || strings.ContainsAny(name, "\x00\\") {
 		return "", fmt.Errorf("thrusim: pickup file name %q: want a name without NUL bytes or backslashes", name)
 	}
-	r := &fileRec{code: s.newCodeLocked(), flow: flowCode, name: name, size: int64(len(content)), origin: "pickup", content: content}
-	s.files[r.code] = r
-	f.queue = append(f.queue, r)
-	return r.code, nil
+	b, err := s.spoolFrom(r, math.MaxInt64-1)
+	if err != nil {
+		return "", fmt.Errorf("thrusim: pickup file %q: %w", name, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec := &fileRec{code: s.newCodeLocked(), flow: flowCode, name: name, size: b.size, origin: "pickup", content: b}
+	s.files[rec.code] = rec
+	f := s.flows[flowCode]
+	f.queue = append(f.queue, rec)
+	return rec.code, nil
 }
 
 // PickupQueue returns how many files wait for pickup on flow.
@@ -273,10 +316,22 @@ func (s *Server) SetFaults(f Faults) {
 
 // FailNth makes the n-th call of kind (counted from the server's start, from
 // 1) fail with status, or have its connection cut half-way when status is 0.
+// It replaces an earlier FailNth or LoseAnswerNth of kind.
 func (s *Server) FailNth(kind string, n, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nth[kind] = nthFault{n: n, status: status}
+}
+
+// LoseAnswerNth makes the site handle the n-th call of kind (counted from
+// the server's start, from 1) in full, then cut the connection before its
+// answer, as when a network drops the response: a chunk is kept, a file
+// delivered, a session committed, but the client hears nothing. It
+// replaces an earlier FailNth or LoseAnswerNth of kind.
+func (s *Server) LoseAnswerNth(kind string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nth[kind] = nthFault{n: n, lose: true}
 }
 
 func (s *Server) newCodeLocked() string {
@@ -297,18 +352,24 @@ type recorder struct {
 	status  int
 	errText string
 	cut     bool
+	lose    bool // swallow the answer; ServeHTTP cuts the connection after the handler
 }
 
 func (w *recorder) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
 	}
-	w.ResponseWriter.WriteHeader(code)
+	if !w.lose {
+		w.ResponseWriter.WriteHeader(code)
+	}
 }
 
 func (w *recorder) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+	}
+	if w.lose {
+		return len(b), nil
 	}
 	return w.ResponseWriter.Write(b)
 }
@@ -322,6 +383,16 @@ func (w *recorder) cutConnection() {
 	if w.status != 0 {
 		_ = rc.Flush() // the status line and part of the body go out first
 	}
+	resetConn(rc)
+}
+
+// loseAnswer cuts the connection of a call the handler has answered into
+// the void (lose): the work is done, the client hears nothing.
+func (w *recorder) loseAnswer() {
+	resetConn(http.NewResponseController(w.ResponseWriter))
+}
+
+func resetConn(rc *http.ResponseController) {
 	conn, _, err := rc.Hijack()
 	if err != nil {
 		panic(http.ErrAbortHandler)
@@ -365,7 +436,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w}
 	req := &request{recorder: rec, r: r}
 	call := Call{Time: s.cfg.Now(), Method: r.Method, Path: r.URL.Path}
-	defer func() {
+	logged := false
+	logCall := func() {
+		if logged {
+			return
+		}
+		logged = true
 		call.Kind, call.Error = req.kind, rec.errText
 		call.Status = rec.status
 		if rec.cut {
@@ -375,7 +451,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		call.Seq = len(s.calls) + 1
 		s.calls = append(s.calls, call)
 		s.mu.Unlock()
-	}()
+	}
+	defer logCall()
 	req.call = &call
 	h := s.route(req)
 	if h == nil {
@@ -386,6 +463,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h()
+	if rec.lose && !rec.cut {
+		// Logged before the cut, so that a client hearing of the cut
+		// finds the call in the log.
+		rec.cut = true
+		logCall()
+		rec.loseAnswer()
+	}
 }
 
 // injectFault applies the configured faults to req; it returns true when the
@@ -399,6 +483,10 @@ func (s *Server) injectFault(req *request) bool {
 	s.mu.Unlock()
 	if hasNth && nf.n == n {
 		req.call.Fault = "nth"
+		if nf.lose {
+			req.lose = true
+			return false
+		}
 		if nf.status == 0 {
 			req.reset = true
 			return false
@@ -424,7 +512,11 @@ func (s *Server) injectFault(req *request) bool {
 		req.fail(st, "Injected failure: service unavailable")
 		return true
 	}
-	if f.ResetRate > 0 && rand.Float64() < f.ResetRate {
+	switch {
+	case f.LoseRate > 0 && rand.Float64() < f.LoseRate:
+		req.call.Fault = "lost"
+		req.lose = true
+	case f.ResetRate > 0 && rand.Float64() < f.ResetRate:
 		req.call.Fault = "reset"
 		req.reset = true
 	}

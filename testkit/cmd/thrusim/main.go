@@ -10,7 +10,9 @@
 //	                   aes_key, cipher_mode, iv, flows (code, name,
 //	                   secret_key, pickup_delay, endpoints, sender), api_keys,
 //	                   bearer_tokens, timestamp_window, pickup_delay,
-//	                   max_chunk_size, dropoff_max_chunk_size
+//	                   max_chunk_size, dropoff_max_chunk_size, spool_dir
+//	                   (where content is kept; default a temporary
+//	                   directory removed on exit)
 //	--pickup-dir DIR   files put here are queued for pickup and removed:
 //	                   files at the top go to the first flow, files in
 //	                   DIR/<FlowCode>/ to that flow; scanned every second
@@ -62,6 +64,7 @@ func run(listen, config, pickupDir string, admin bool) error {
 	if err != nil {
 		return err
 	}
+	defer site.Close() // removes its temporary spool directory
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
@@ -112,12 +115,13 @@ func take(site *thrusim.Server, flow, dir string) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
-		b, err := os.ReadFile(p)
+		f, err := os.Open(p)
 		if err != nil {
 			log.Printf("thrusim: pickup-dir: %v", err)
 			continue
 		}
-		code, err := site.AddPickup(flow, e.Name(), b)
+		code, err := site.AddPickupFrom(flow, e.Name(), f)
+		f.Close()
 		if err != nil {
 			log.Printf("thrusim: pickup-dir: %v", err)
 			continue

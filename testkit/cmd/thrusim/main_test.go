@@ -14,6 +14,7 @@ func TestFeedPickups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer site.Close()
 	dir := t.TempDir()
 	os.Mkdir(filepath.Join(dir, "TRN2"), 0o700)
 	os.WriteFile(filepath.Join(dir, "top.txt"), []byte("1"), 0o600)
