@@ -19,6 +19,7 @@ runner:
 
 plugins:
 	$(GO) build -o bin/plugins.d/sftp ./plugins/sftp
+	$(GO) build -o bin/plugins.d/ftps ./plugins/ftps
 
 test: minio sshd ftpd nats-server strace
 	$(GO) test -race -count=1 -p 1 -timeout 25m ./...

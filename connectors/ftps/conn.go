@@ -297,7 +297,14 @@ func (p *pool) dial(ctx context.Context) (*session, error) {
 	dialer := &net.Dialer{Timeout: p.cfg.ConnectTimeout}
 	control := true
 	dial := func(network, addr string) (net.Conn, error) {
-		raw, err := dialer.DialContext(ctx, network, addr)
+		// Only the control connection is dialled under ctx: data
+		// connections come later, under other calls' contexts, which cut
+		// the session when they end.
+		dctx := context.Background()
+		if control {
+			dctx = ctx
+		}
+		raw, err := dialer.DialContext(dctx, network, addr)
 		if err != nil {
 			return nil, err
 		}

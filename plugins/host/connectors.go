@@ -207,7 +207,7 @@ func (s *sink) Open(ctx context.Context, f pipeline.File, resume []byte) (pipeli
 	}
 	return &upload{
 		p: s.p, gen: gen, client: pb.NewSinkClient(conn), id: resp.Upload, state: resume,
-		plan: pipeline.PartPlan{PartSize: resp.PartSize, Concurrency: int(resp.Concurrency)},
+		plan: pipeline.PartPlan{PartSize: resp.PartSize, Concurrency: int(resp.Concurrency), InOrder: resp.InOrder},
 	}, nil
 }
 

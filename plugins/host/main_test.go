@@ -30,6 +30,7 @@ func run(m *testing.M) int {
 		{"-o", filepath.Join(dir, "localfs"), "../examples/localfs"},
 		{"-o", filepath.Join(dir, "eol"), "../examples/eol"},
 		{"-o", filepath.Join(dir, "sftp"), "../sftp"},
+		{"-o", filepath.Join(dir, "ftps"), "../ftps"},
 	}
 	for _, mode := range fakeModes {
 		builds = append(builds, []string{"-o", filepath.Join(dir, "fake-"+mode), "-ldflags", "-X main.mode=" + mode, "./testdata/fake"})

@@ -276,7 +276,7 @@ func (sk *sinkServer) Open(ctx context.Context, req *pb.OpenRequest) (*pb.OpenRe
 	id := sk.s.newID()
 	sk.s.uploads.Store(id, &upload{fileID: f.ID, Upload: u})
 	plan := u.Plan()
-	return &pb.OpenResponse{Upload: id, PartSize: plan.PartSize, Concurrency: int32(plan.Concurrency)}, nil
+	return &pb.OpenResponse{Upload: id, PartSize: plan.PartSize, Concurrency: int32(plan.Concurrency), InOrder: plan.InOrder}, nil
 }
 
 func (sk *sinkServer) upload(id string) (*upload, error) {

@@ -1506,6 +1506,7 @@ type OpenResponse struct {
 	Upload        string                 `protobuf:"bytes,1,opt,name=upload,proto3" json:"upload,omitempty"`
 	PartSize      int64                  `protobuf:"varint,2,opt,name=part_size,json=partSize,proto3" json:"part_size,omitempty"`
 	Concurrency   int32                  `protobuf:"varint,3,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
+	InOrder       bool                   `protobuf:"varint,4,opt,name=in_order,json=inOrder,proto3" json:"in_order,omitempty"` // PartPlan.InOrder
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1559,6 +1560,13 @@ func (x *OpenResponse) GetConcurrency() int32 {
 		return x.Concurrency
 	}
 	return 0
+}
+
+func (x *OpenResponse) GetInOrder() bool {
+	if x != nil {
+		return x.InOrder
+	}
+	return false
 }
 
 type Part struct {
@@ -2148,11 +2156,12 @@ const file_plugin_proto_rawDesc = "" +
 	"\x0emanifest_first\x18\x01 \x01(\bR\rmanifestFirst\"R\n" +
 	"\vOpenRequest\x12+\n" +
 	"\x04file\x18\x01 \x01(\v2\x17.mftflow.plugin.v1.FileR\x04file\x12\x16\n" +
-	"\x06resume\x18\x02 \x01(\fR\x06resume\"e\n" +
+	"\x06resume\x18\x02 \x01(\fR\x06resume\"\x80\x01\n" +
 	"\fOpenResponse\x12\x16\n" +
 	"\x06upload\x18\x01 \x01(\tR\x06upload\x12\x1b\n" +
 	"\tpart_size\x18\x02 \x01(\x03R\bpartSize\x12 \n" +
-	"\vconcurrency\x18\x03 \x01(\x05R\vconcurrency\"\xa7\x01\n" +
+	"\vconcurrency\x18\x03 \x01(\x05R\vconcurrency\x12\x19\n" +
+	"\bin_order\x18\x04 \x01(\bR\ainOrder\"\xa7\x01\n" +
 	"\x04Part\x12\x16\n" +
 	"\x06upload\x18\x01 \x01(\tR\x06upload\x12\x16\n" +
 	"\x06number\x18\x02 \x01(\x03R\x06number\x12\x16\n" +
