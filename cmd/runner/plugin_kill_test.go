@@ -19,14 +19,18 @@ import (
 	"github.com/mftflow/mftflow/pipeline/bus"
 )
 
-var examplePlugins sync.Map // name → func() (string, error)
+var pluginBuilds sync.Map // package → func() (string, error)
 
 // examplePlugin builds plugins/examples/<name> once and returns its path.
-func examplePlugin(t *testing.T, name string) string {
+func examplePlugin(t *testing.T, name string) string { return plugin(t, "examples/"+name) }
+
+// plugin builds plugins/<pkg> once and returns its path.
+func plugin(t *testing.T, pkg string) string {
 	t.Helper()
-	build, _ := examplePlugins.LoadOrStore(name, sync.OnceValues(func() (string, error) {
+	name := filepath.Base(pkg)
+	build, _ := pluginBuilds.LoadOrStore(pkg, sync.OnceValues(func() (string, error) {
 		bin := filepath.Join(filepath.Dir(runnerBin), "plugins", name)
-		if out, err := exec.Command("go", "build", "-o", bin, "../../plugins/examples/"+name).CombinedOutput(); err != nil {
+		if out, err := exec.Command("go", "build", "-o", bin, "../../plugins/"+pkg).CombinedOutput(); err != nil {
 			return "", fmt.Errorf("%v\n%s", err, out)
 		}
 		return bin, nil

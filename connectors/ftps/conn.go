@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -54,6 +55,10 @@ type ConnConfig struct {
 	// DisableEPSV uses PASV only, for servers or firewalls that mishandle
 	// EPSV.
 	DisableEPSV bool
+	// DisableTLS13 keeps to TLS 1.2, for servers whose TLS 1.3 fails
+	// transfers (vsftpd 3.0 answers uploads "426 Failure reading network
+	// stream").
+	DisableTLS13 bool
 	// MaxConnections bounds the connections open at once (FTP carries one
 	// transfer per connection); 0 means DefaultMaxConnections.
 	MaxConnections int
@@ -126,6 +131,9 @@ func (c *ConnConfig) tlsConfig() (*tls.Config, error) {
 	// connections (to other ports) resume the control connection's session,
 	// which servers such as vsftpd require.
 	cfg := &tls.Config{ServerName: c.Host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.InsecureSkipVerify}
+	if c.DisableTLS13 {
+		cfg.MaxVersion = tls.VersionTLS12
+	}
 	if c.ServerName != "" {
 		cfg.ServerName = c.ServerName
 	}
@@ -486,6 +494,8 @@ func (p *pool) opError(doing string, err error) error {
 			addr, doing, reply(err), p.cfg.User))
 	case c >= 500:
 		return pipeline.Permanent(fmt.Errorf("ftps %s: %s: refused (%s)", addr, doing, reply(err)))
+	case c == ftp.StatusTransfertAborted && !p.cfg.DisableTLS13 && strings.Contains(reply(err), "Failure reading network stream"):
+		return fmt.Errorf("ftps %s: %s: the server answered %s; tried again (servers such as vsftpd 3.0 fail TLS 1.3 transfers so: if it persists, set disable_tls13: true)", addr, doing, reply(err))
 	case c >= 400:
 		return fmt.Errorf("ftps %s: %s: the server answered %s; tried again", addr, doing, reply(err))
 	case brokenBy(err):

@@ -8,7 +8,9 @@
 //
 // TLS is explicit (AUTH TLS, port 21) or implicit (port 990); logins and
 // data connections always use it, and the server's certificate is checked
-// against ca_file or the system's roots for host (or server_name). Data
+// against ca_file or the system's roots for host (or server_name);
+// disable_tls13 keeps to TLS 1.2 for servers such as vsftpd 3.0, whose TLS
+// 1.3 breaks uploads (an error that looks like it says so). Data
 // connections are passive (EPSV, or PASV with disable_epsv) and resume the
 // control connection's TLS session, which servers such as vsftpd require:
 // each connection has a session cache of its own. FTP carries one transfer

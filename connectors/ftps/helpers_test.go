@@ -11,7 +11,7 @@ import (
 
 // connConfig logs in to srv with its password, trusting its CA.
 func connConfig(srv *ftpd.Server, tls string) ConnConfig {
-	return ConnConfig{Host: srv.Host, Port: srv.Port, User: srv.User, Password: srv.Password, CAFile: srv.CAFile, TLS: tls}
+	return ConnConfig{Host: srv.Host, Port: srv.Port, User: srv.User, Password: srv.Password, CAFile: srv.CAFile, TLS: tls, DisableTLS13: true}
 }
 
 var dirSeq atomic.Int64

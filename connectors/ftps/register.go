@@ -74,6 +74,13 @@ func connFields() []pipeline.Field {
 			Doc:     "Open data connections with PASV only, for servers or firewalls that mishandle EPSV. Active mode is not offered.",
 		},
 		{
+			Name:    "disable_tls13",
+			Type:    pipeline.TypeBool,
+			Default: false,
+			Doc: `Keep to TLS 1.2, for servers whose TLS 1.3 breaks transfers: vsftpd 3.0 (Debian 12, ` +
+				`Ubuntu 22.04) answers uploads "426 Failure reading network stream".`,
+		},
+		{
 			Name:    "max_connections",
 			Type:    pipeline.TypeInt,
 			Default: DefaultMaxConnections,
@@ -148,6 +155,7 @@ func connConfigOf(c pipeline.Config) ConnConfig {
 		ClientKey:          c.String("client_key"),
 		InsecureSkipVerify: c.Bool("insecure_skip_verify"),
 		DisableEPSV:        c.Bool("disable_epsv"),
+		DisableTLS13:       c.Bool("disable_tls13"),
 		MaxConnections:     c.Int("max_connections"),
 		ConnectTimeout:     c.Duration("connect_timeout"),
 		IOTimeout:          c.Duration("io_timeout"),

@@ -21,7 +21,7 @@ func ftpsConfig(t *testing.T, srv *ftpd.Server) (map[string]any, string) {
 	srv.Mkdir(t, dir)
 	return map[string]any{
 		"host": srv.Host, "port": srv.Port, "user": srv.User, "password": srv.Password,
-		"ca_file": srv.CAFile, "directory": srv.Path(dir),
+		"ca_file": srv.CAFile, "directory": srv.Path(dir), "disable_tls13": true,
 	}, dir
 }
 
