@@ -1,7 +1,11 @@
 package pipeline
 
 import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"path"
 	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
@@ -234,4 +238,115 @@ func (p Polling) Wanted(rel, base string) bool {
 // (base its last element).
 func (p Polling) Descend(rel, base string) bool {
 	return p.Recursive && !MatchAny(p.Ignore, base) && !MatchAny(p.Exclude, rel)
+}
+
+// Values of a remote sink's overwrite policy (Naming.Overwrite).
+const (
+	OverwriteReplace = "replace"
+	OverwriteSkip    = "skip"
+	OverwriteFail    = "fail"
+)
+
+// Naming is how a sink that uploads to a server's directory names what it
+// writes: the fields of RemoteSinkFields and an overwrite policy. Zero
+// values mean the defaults.
+type Naming struct {
+	// Name is the name template relative to the directory; "" means "{name}".
+	Name string
+	// TempName is the template of the temporary name, in the target's
+	// directory; "" means DefaultTempName.
+	TempName string
+	// Overwrite is OverwriteReplace (the default for ""), OverwriteSkip or
+	// OverwriteFail.
+	Overwrite string
+	// Trigger, when set, is the template of an empty file written next to
+	// each file after it got its final name.
+	Trigger string
+}
+
+// NamingOf reads the fields of RemoteSinkFields and "overwrite" from c.
+func NamingOf(c Config) Naming {
+	return Naming{Name: c.String("name"), TempName: c.String("temp_name"), Overwrite: c.String("overwrite"), Trigger: c.String("trigger")}
+}
+
+// Check validates n and fills in defaults; connector names the connector
+// in errors.
+func (n *Naming) Check(connector string) error {
+	bad := func(field, format string, args ...any) error {
+		return &FieldError{Connector: connector, Field: field, Err: fmt.Errorf(format, args...)}
+	}
+	if n.Name == "" {
+		n.Name = "{name}"
+	}
+	if err := CheckTemplate(n.Name); err != nil {
+		return bad("name", "%w", err)
+	}
+	if n.TempName == "" {
+		n.TempName = DefaultTempName
+	}
+	if _, err := TempName(n.TempName, File{}, "x.csv", "0123456789ab", time.Time{}); err != nil {
+		return bad("temp_name", "%w", err)
+	}
+	if n.Trigger != "" {
+		if err := CheckTemplate(n.Trigger); err != nil {
+			return bad("trigger", "%w", err)
+		}
+	}
+	switch n.Overwrite {
+	case "":
+		n.Overwrite = OverwriteReplace
+	case OverwriteReplace, OverwriteSkip, OverwriteFail:
+	default:
+		return bad("overwrite", "want one of replace, skip, fail, got %q", n.Overwrite)
+	}
+	return nil
+}
+
+// Target expands the name template for f: the clean name relative to the
+// sink's directory.
+func (n Naming) Target(f File, now time.Time) (string, error) {
+	name, err := ExpandName(n.Name, f, now)
+	if err != nil {
+		return "", Permanent(fmt.Errorf("naming %q: %w", f.Name, err))
+	}
+	return CleanName(name)
+}
+
+// TempPath is the slash-separated path of the temporary file for f next to
+// target. Its {id} is a hash of the file's ID and the target, so that two
+// sinks writing one file to different names in one directory stay apart;
+// fresh (or a file without an ID) makes it random, for a restart after the
+// temporary file was lost.
+func (n Naming) TempPath(f File, target string, fresh bool, now time.Time) (string, error) {
+	sum := sha256.Sum256([]byte(f.ID + "\x00" + target))
+	id := hex.EncodeToString(sum[:6])
+	if f.ID == "" || fresh {
+		b := make([]byte, 6)
+		rand.Read(b)
+		id = hex.EncodeToString(b)
+	}
+	name, err := TempName(n.TempName, f, path.Base(target), id, now)
+	if err != nil {
+		return "", Permanent(fmt.Errorf("naming the temporary file of %q: %w", f.Name, err))
+	}
+	return path.Join(path.Dir(target), name), nil
+}
+
+// TriggerPath is the slash-separated path of the trigger file of the file
+// whose name relative to dir is rel, or "" when there is no trigger.
+func (n Naming) TriggerPath(dir, rel string, now time.Time) (string, error) {
+	if n.Trigger == "" {
+		return "", nil
+	}
+	name, err := ExpandName(n.Trigger, File{Name: rel}, now)
+	if err == nil {
+		name, err = CleanName(name)
+	}
+	if err == nil && name == rel {
+		err = fmt.Errorf("trigger template %q gives the file's own name", n.Trigger)
+	}
+	if err != nil {
+		return "", Permanent(fmt.Errorf("naming the trigger file of %q: %w", rel, err))
+	}
+	return path.Join(dir, name), nil
 }

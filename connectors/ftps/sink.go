@@ -3,7 +3,6 @@ package ftps
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -26,17 +25,9 @@ type SinkConfig struct {
 	ConnConfig
 	// Directory is the remote directory to write to. It must exist.
 	Directory string
-	// Name is the name template relative to Directory; "" means "{name}".
-	Name string
-	// TempName is the template of the temporary name, in the target's
-	// directory; "" means pipeline.DefaultTempName.
-	TempName string
-	// Overwrite is OverwriteReplace (the default for ""), OverwriteSkip or
-	// OverwriteFail.
-	Overwrite string
-	// Trigger, when set, is the template of an empty file written next to
-	// each file after it got its final name.
-	Trigger string
+	// Naming names targets, temporary and trigger files, and says what
+	// happens when the target exists.
+	pipeline.Naming
 	// PartSize is the part size in bytes; 0 means DefaultPartSize.
 	PartSize int64
 }
@@ -60,29 +51,8 @@ func NewSink(c SinkConfig) (*Sink, error) {
 	if c.Directory == "" {
 		return nil, bad("directory", "required field is missing")
 	}
-	if c.Name == "" {
-		c.Name = "{name}"
-	}
-	if err := pipeline.CheckTemplate(c.Name); err != nil {
-		return nil, bad("name", "%w", err)
-	}
-	if c.TempName == "" {
-		c.TempName = pipeline.DefaultTempName
-	}
-	if _, err := pipeline.TempName(c.TempName, pipeline.File{}, "x.csv", "0123456789ab", time.Time{}); err != nil {
-		return nil, bad("temp_name", "%w", err)
-	}
-	if c.Trigger != "" {
-		if err := pipeline.CheckTemplate(c.Trigger); err != nil {
-			return nil, bad("trigger", "%w", err)
-		}
-	}
-	switch c.Overwrite {
-	case "":
-		c.Overwrite = OverwriteReplace
-	case OverwriteReplace, OverwriteSkip, OverwriteFail:
-	default:
-		return nil, bad("overwrite", "want one of replace, skip, fail, got %q", c.Overwrite)
+	if err := c.Naming.Check("ftps"); err != nil {
+		return nil, err
 	}
 	if c.PartSize < 0 {
 		return nil, bad("part_size", "must not be negative")
@@ -163,11 +133,8 @@ type upload struct {
 // policy and creates the temporary file empty.
 func (u *upload) start(sess *session, dir string, f pipeline.File) error {
 	s := u.sink
-	name, err := pipeline.ExpandName(s.cfg.Name, f, s.now())
-	if err != nil {
-		return pipeline.Permanent(fmt.Errorf("naming %q: %w", f.Name, err))
-	}
-	if u.rel, err = pipeline.CleanName(name); err != nil {
+	var err error
+	if u.rel, err = s.cfg.Target(f, s.now()); err != nil {
 		return err
 	}
 	u.dir, u.target = dir, path.Join(dir, u.rel)
@@ -186,20 +153,9 @@ func (u *upload) start(sess *session, dir string, f pipeline.File) error {
 			return err
 		}
 	}
-	// {id} is a hash of the file and its target, so that two sinks writing
-	// one file to different names in one directory stay apart.
-	sum := sha256.Sum256([]byte(f.ID + "\x00" + u.target))
-	id := hex.EncodeToString(sum[:6])
-	if f.ID == "" {
-		b := make([]byte, 6)
-		rand.Read(b)
-		id = hex.EncodeToString(b)
+	if u.temp, err = s.cfg.TempPath(f, u.target, false, s.now()); err != nil {
+		return err
 	}
-	tmp, err := pipeline.TempName(s.cfg.TempName, f, path.Base(u.target), id, s.now())
-	if err != nil {
-		return pipeline.Permanent(fmt.Errorf("naming the temporary file of %q: %w", f.Name, err))
-	}
-	u.temp = path.Join(path.Dir(u.target), tmp)
 	return sess.c.Stor(u.temp, bytes.NewReader(nil))
 }
 
@@ -453,19 +409,9 @@ func (u *upload) published(sess *session, final pipeline.File) (bool, error) {
 // is harmless, which keeps Commit idempotent.
 func (u *upload) trigger(sess *session) error {
 	s := u.sink
-	if s.cfg.Trigger == "" {
-		return nil
-	}
-	name, err := pipeline.ExpandName(s.cfg.Trigger, pipeline.File{Name: u.rel}, s.now())
-	if err == nil {
-		name, err = pipeline.CleanName(name)
-	}
-	if err != nil {
-		return pipeline.Permanent(fmt.Errorf("naming the trigger file of %q: %w", u.name, err))
-	}
-	p := path.Join(u.dir, name)
-	if p == u.target {
-		return pipeline.Permanent(fmt.Errorf("naming the trigger file of %q: trigger template %q gives the file's own name", u.name, s.cfg.Trigger))
+	p, err := s.cfg.TriggerPath(u.dir, u.rel, s.now())
+	if p == "" || err != nil {
+		return err
 	}
 	if err := mkdirAll(sess, path.Dir(p)); err != nil {
 		return err

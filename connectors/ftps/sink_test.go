@@ -37,7 +37,7 @@ func TestSinkWritesInOrderAndResumes(t *testing.T) {
 	srv := ftpd.Start(t, ftpd.Options{})
 	dir := freshDir(t, srv, "resume")
 	const part = 64 << 10
-	cfg := SinkConfig{ConnConfig: connConfig(srv, TLSExplicit), Directory: srv.Path(dir), PartSize: part, Trigger: "{name}.ready"}
+	cfg := SinkConfig{ConnConfig: connConfig(srv, TLSExplicit), Directory: srv.Path(dir), PartSize: part, Naming: pipeline.Naming{Trigger: "{name}.ready"}}
 	content := testkit.RandomContent(7, 3*part+100)
 	f := pipeline.File{ID: "f1", Name: "big.bin", Size: int64(len(content))}
 	parts := testkit.PartsFor(f.Size, part)
@@ -127,7 +127,7 @@ func TestSinkOverwrite(t *testing.T) {
 	for _, policy := range []string{OverwriteReplace, OverwriteSkip, OverwriteFail} {
 		dir := freshDir(t, srv, policy)
 		srv.WriteFile(t, path.Join(dir, "a.txt"), []byte("old"))
-		sink := newTestSink(t, SinkConfig{ConnConfig: connConfig(srv, TLSExplicit), Directory: srv.Path(dir), Overwrite: policy})
+		sink := newTestSink(t, SinkConfig{ConnConfig: connConfig(srv, TLSExplicit), Directory: srv.Path(dir), Naming: pipeline.Naming{Overwrite: policy}})
 		err := testkit.Deliver(ctx, sink, pipeline.File{ID: "a", Name: "a.txt"}, []byte("new"))
 		got, _ := srv.ReadFile(t, path.Join(dir, "a.txt"))
 		switch policy {

@@ -257,7 +257,7 @@ func TestPermissionDenied(t *testing.T) {
 	}
 	s := newTestSink(t, SinkConfig{ConnConfig: connConfig(srv), Directory: ro})
 	f := pipeline.File{ID: "perm", Key: "perm", Name: "x.txt", Size: 1}
-	temp, err := s.tempPath(f, path.Join(ro, "x.txt"), false)
+	temp, err := s.cfg.TempPath(f, path.Join(ro, "x.txt"), false, s.now())
 	if err != nil {
 		t.Fatal(err)
 	}

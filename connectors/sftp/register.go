@@ -17,9 +17,9 @@ const (
 
 // Values of SinkConfig.Overwrite.
 const (
-	OverwriteReplace = "replace"
-	OverwriteSkip    = "skip"
-	OverwriteFail    = "fail"
+	OverwriteReplace = pipeline.OverwriteReplace
+	OverwriteSkip    = pipeline.OverwriteSkip
+	OverwriteFail    = pipeline.OverwriteFail
 )
 
 // Register adds the "sftp" source and the "sftp" sink to r.
@@ -179,10 +179,7 @@ func newSinkFromConfig(_ context.Context, c pipeline.Config) (pipeline.Sink, err
 	return NewSink(SinkConfig{
 		ConnConfig:  connConfigOf(c),
 		Directory:   c.String("directory"),
-		Name:        c.String("name"),
-		TempName:    c.String("temp_name"),
-		Overwrite:   c.String("overwrite"),
-		Trigger:     c.String("trigger"),
+		Naming:      pipeline.NamingOf(c),
 		PartSize:    c.Size("part_size"),
 		Concurrency: c.Int("concurrency"),
 	})

@@ -2,7 +2,6 @@ package sftp
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -29,17 +28,9 @@ type SinkConfig struct {
 	ConnConfig
 	// Directory is the remote directory to write to. It must exist.
 	Directory string
-	// Name is the name template relative to Directory; "" means "{name}".
-	Name string
-	// TempName is the template of the temporary name, in the target's
-	// directory; "" means pipeline.DefaultTempName.
-	TempName string
-	// Overwrite is OverwriteReplace (the default for ""), OverwriteSkip or
-	// OverwriteFail.
-	Overwrite string
-	// Trigger, when set, is the template of an empty file written next to
-	// each file after it got its final name.
-	Trigger string
+	// Naming names targets, temporary and trigger files, and says what
+	// happens when the target exists.
+	pipeline.Naming
 	// PartSize is the part size in bytes; 0 means DefaultPartSize.
 	PartSize int64
 	// Concurrency is how many parts of one file are written at once; 0
@@ -72,29 +63,8 @@ func NewSink(c SinkConfig) (*Sink, error) {
 	if c.Directory == "" {
 		return nil, bad("directory", "required field is missing")
 	}
-	if c.Name == "" {
-		c.Name = "{name}"
-	}
-	if err := pipeline.CheckTemplate(c.Name); err != nil {
-		return nil, bad("name", "%w", err)
-	}
-	if c.TempName == "" {
-		c.TempName = pipeline.DefaultTempName
-	}
-	if _, err := pipeline.TempName(c.TempName, pipeline.File{}, "x.csv", "0123456789ab", time.Time{}); err != nil {
-		return nil, bad("temp_name", "%w", err)
-	}
-	if c.Trigger != "" {
-		if err := pipeline.CheckTemplate(c.Trigger); err != nil {
-			return nil, bad("trigger", "%w", err)
-		}
-	}
-	switch c.Overwrite {
-	case "":
-		c.Overwrite = OverwriteReplace
-	case OverwriteReplace, OverwriteSkip, OverwriteFail:
-	default:
-		return nil, bad("overwrite", "want one of replace, skip, fail, got %q", c.Overwrite)
+	if err := c.Naming.Check("sftp"); err != nil {
+		return nil, err
 	}
 	if c.PartSize < 0 {
 		return nil, bad("part_size", "must not be negative")
@@ -196,7 +166,7 @@ func (s *Sink) Open(ctx context.Context, f pipeline.File, resume []byte) (pipeli
 			return nil, s.conn.opError(sess, fmt.Sprintf("writing %q: creating directory %s", f.Name, dir), err)
 		}
 	}
-	temp, err := s.tempPath(f, target, false)
+	temp, err := s.cfg.TempPath(f, target, false, s.now())
 	if err != nil {
 		return nil, err
 	}
@@ -204,42 +174,12 @@ func (s *Sink) Open(ctx context.Context, f pipeline.File, resume []byte) (pipeli
 }
 
 // target expands the name template for f: the name relative to the
-// directory and the remote path. Remote paths are always slash-separated,
-// so they are joined with package path; CleanName has refused anything
-// that could leave the directory.
+// directory and the remote path.
 func (s *Sink) target(f pipeline.File) (rel, full string, err error) {
-	name, err := pipeline.ExpandName(s.cfg.Name, f, s.now())
-	if err != nil {
-		return "", "", pipeline.Permanent(fmt.Errorf("naming %q: %w", f.Name, err))
-	}
-	rel, err = pipeline.CleanName(name)
-	if err != nil {
+	if rel, err = s.cfg.Target(f, s.now()); err != nil {
 		return "", "", err
 	}
 	return rel, path.Join(s.dir, rel), nil
-}
-
-// tempPath is the temporary file's path next to target. Its {id} is a hash
-// of the file's ID and the target, so two sinks writing one file to
-// different names in one directory stay apart; fresh adds randomness, for a
-// restart after the temporary file was lost.
-func (s *Sink) tempPath(f pipeline.File, target string, fresh bool) (string, error) {
-	sum := sha256.Sum256([]byte(f.ID + "\x00" + target))
-	id := hex.EncodeToString(sum[:6])
-	if f.ID == "" || fresh {
-		id = randomHex(6)
-	}
-	name, err := pipeline.TempName(s.cfg.TempName, f, path.Base(target), id, s.now())
-	if err != nil {
-		return "", pipeline.Permanent(fmt.Errorf("naming the temporary file of %q: %w", f.Name, err))
-	}
-	return path.Join(path.Dir(target), name), nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // start creates (or truncates) the temporary file and returns the upload.
@@ -311,7 +251,7 @@ func (s *Sink) resume(sess *session, f pipeline.File, state []byte) (*upload, er
 			return nil, s.conn.opError(sess, fmt.Sprintf("resuming %q: creating directory %s", f.Name, dir), err)
 		}
 	}
-	fresh, err := s.tempPath(f, target, true)
+	fresh, err := s.cfg.TempPath(f, target, true, s.now())
 	if err != nil {
 		return nil, err
 	}
@@ -602,20 +542,9 @@ func (u *upload) published(c *sftp.Client, final pipeline.File) bool {
 // is harmless, which keeps Commit idempotent.
 func (u *upload) trigger(sess *session) error {
 	s := u.sink
-	if s.cfg.Trigger == "" {
-		return nil
-	}
-	name, err := pipeline.ExpandName(s.cfg.Trigger, pipeline.File{Name: u.rel}, s.now())
-	if err != nil {
-		return pipeline.Permanent(fmt.Errorf("naming the trigger file of %q: %w", u.name, err))
-	}
-	clean, err := pipeline.CleanName(name)
-	if err != nil {
-		return pipeline.Permanent(fmt.Errorf("naming the trigger file of %q: %w", u.name, err))
-	}
-	p := path.Join(s.dir, clean)
-	if p == u.target {
-		return pipeline.Permanent(fmt.Errorf("naming the trigger file of %q: trigger template %q gives the file's own name", u.name, s.cfg.Trigger))
+	p, err := s.cfg.TriggerPath(s.dir, u.rel, s.now())
+	if p == "" || err != nil {
+		return err
 	}
 	doing := fmt.Sprintf("writing trigger file %s for %q", p, u.name)
 	if dir := path.Dir(p); dir != s.dir {

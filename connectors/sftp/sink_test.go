@@ -120,7 +120,7 @@ func TestTempNames(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.tempName, func(t *testing.T) {
 			dir := freshDir(t, srv, "temp")
-			s := newTestSink(t, SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), TempName: tt.tempName, PartSize: testPart})
+			s := newTestSink(t, SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), PartSize: testPart, Naming: pipeline.Naming{TempName: tt.tempName}})
 			content := testkit.RandomContent(2, 3*testPart+5)
 			f := testFile("sub/data.bin", content)
 			u, err := s.Open(t.Context(), f, nil)
@@ -140,7 +140,7 @@ func TestTempNames(t *testing.T) {
 			expectContent(t, srv, path.Join(dir, "sub/data.bin"), content)
 		})
 	}
-	if _, err := NewSink(SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Dir, TempName: "tmp/{base}"}); err == nil ||
+	if _, err := NewSink(SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Dir, Naming: pipeline.Naming{TempName: "tmp/{base}"}}); err == nil ||
 		err.Error() != `sftp: field "temp_name": temporary name template "tmp/{base}" gives "tmp/x.csv": it must be one name, without slashes` {
 		t.Errorf("a temp_name with a slash: got %v", err)
 	}
@@ -151,7 +151,7 @@ func TestTempNames(t *testing.T) {
 func TestTrigger(t *testing.T) {
 	srv := sshd.Start(t)
 	dir := freshDir(t, srv, "trigger")
-	s := newTestSink(t, SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Name: "out/{base}", Trigger: "{name}.done", PartSize: testPart})
+	s := newTestSink(t, SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), PartSize: testPart, Naming: pipeline.Naming{Name: "out/{base}", Trigger: "{name}.done"}})
 	content := testkit.RandomContent(3, 2*testPart)
 	f := testFile("in/report.csv", content)
 	u, err := s.Open(t.Context(), f, nil)
@@ -176,7 +176,7 @@ func TestTrigger(t *testing.T) {
 func TestResumeInNewProcess(t *testing.T) {
 	srv := sshd.Start(t)
 	dir := freshDir(t, srv, "resume")
-	cfg := SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Trigger: "{name}.ok", PartSize: testPart}
+	cfg := SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), PartSize: testPart, Naming: pipeline.Naming{Trigger: "{name}.ok"}}
 	content := testkit.RandomContent(4, 4*testPart+100)
 	f := testFile("deep/resumed.bin", content)
 
@@ -304,7 +304,7 @@ func TestOverwrite(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.policy, func(t *testing.T) {
 			dir := freshDir(t, srv, "overwrite")
-			s := newTestSink(t, SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Overwrite: tt.policy})
+			s := newTestSink(t, SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Naming: pipeline.Naming{Overwrite: tt.policy}})
 			target := location(s.cfg.ConnConfig, srv.Path(path.Join(dir, "x.txt")))
 			check := func(when string, err error, want string) {
 				t.Helper()
@@ -341,7 +341,7 @@ func TestOverwrite(t *testing.T) {
 			f = testFile("y.txt", content)
 			f.Name = "x.txt"
 			dir2 := freshDir(t, srv, "overwrite")
-			s2 := newTestSink(t, SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir2), Overwrite: tt.policy})
+			s2 := newTestSink(t, SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir2), Naming: pipeline.Naming{Overwrite: tt.policy}})
 			target = location(s.cfg.ConnConfig, srv.Path(path.Join(dir2, "x.txt")))
 			u, err = s2.Open(t.Context(), f, nil)
 			if err != nil {
