@@ -3,6 +3,7 @@ package host_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path"
 	"sync/atomic"
 	"testing"
@@ -12,18 +13,67 @@ import (
 	"github.com/mftflow/mftflow/testkit/sshd"
 )
 
-var sftpDirs atomic.Int64
+var remoteDirs atomic.Int64
 
-// sftpConfig is the config of the sftp plugin's connectors for srv, in a
-// new empty directory whose name it returns.
-func sftpConfig(t *testing.T, srv *sshd.Server) (map[string]any, string) {
-	dir := fmt.Sprintf("d%d", sftpDirs.Add(1))
-	srv.Mkdir(t, dir)
-	return map[string]any{
-		"host": srv.Host, "port": srv.Port, "user": srv.User,
-		"private_key": srv.ClientKey, "known_hosts": srv.KnownHostsFile,
-		"directory": srv.Path(dir),
-	}, dir
+// remoteConformanceOverRPC runs the conformance suites over RPC on the
+// plugin connector name of reg, configured by base and a new empty
+// directory of served for each subtest.
+func remoteConformanceOverRPC(t *testing.T, reg *pipeline.Registry, name string, served testkit.UserDir, base map[string]any) {
+	config := func(t *testing.T) (map[string]any, string) {
+		dir := fmt.Sprintf("d%d", remoteDirs.Add(1))
+		served.Mkdir(t, dir)
+		cfg := maps.Clone(base)
+		cfg["directory"] = served.Path(dir)
+		return cfg, dir
+	}
+	t.Run("sink", func(t *testing.T) {
+		var dir string
+		testkit.RunSinkTests(t, testkit.SinkHarness{
+			New: func(t *testing.T) pipeline.Sink {
+				var cfg map[string]any
+				cfg, dir = config(t)
+				cfg["part_size"] = "64KiB"
+				sk, err := reg.NewSink(context.Background(), name, cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return sk
+			},
+			Read: func(t *testing.T, file string) ([]byte, bool) { return served.ReadFile(t, path.Join(dir, file)) },
+			List: func(t *testing.T) []string { return served.List(t, dir) },
+		})
+	})
+	t.Run("source", func(t *testing.T) {
+		var (
+			dir string
+			cfg map[string]any
+		)
+		newSource := func(t *testing.T) pipeline.Source {
+			src, err := reg.NewSource(context.Background(), name, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return src
+		}
+		testkit.RunSourceTests(t, testkit.SourceHarness{
+			New: func(t *testing.T, files map[string][]byte) pipeline.Source {
+				cfg, dir = config(t)
+				cfg["recursive"], cfg["watch"] = true, false
+				for file, content := range files {
+					served.WriteFile(t, path.Join(dir, file), content)
+				}
+				return newSource(t)
+			},
+			Finite:      true,
+			AfterPassed: testkit.KeepsFile,
+			Exists:      func(t *testing.T, file string) bool { return served.Exists(path.Join(dir, file)) },
+			Reopen: func(t *testing.T) pipeline.Source {
+				src := newSource(t)
+				t.Cleanup(func() { src.Close() })
+				return src
+			},
+		})
+	})
 }
 
 // The SFTP plugin passes the conformance suites unchanged over RPC, against
@@ -34,52 +84,8 @@ func TestSFTPPluginConformanceOverRPC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Run("sink", func(t *testing.T) {
-		var dir string
-		testkit.RunSinkTests(t, testkit.SinkHarness{
-			New: func(t *testing.T) pipeline.Sink {
-				var cfg map[string]any
-				cfg, dir = sftpConfig(t, srv)
-				cfg["part_size"] = "64KiB"
-				sk, err := reg.NewSink(context.Background(), "sftp", cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return sk
-			},
-			Read: func(t *testing.T, name string) ([]byte, bool) { return srv.ReadFile(t, path.Join(dir, name)) },
-			List: func(t *testing.T) []string { return srv.List(t, dir) },
-		})
-	})
-	t.Run("source", func(t *testing.T) {
-		var (
-			dir string
-			cfg map[string]any
-		)
-		newSource := func(t *testing.T) pipeline.Source {
-			src, err := reg.NewSource(context.Background(), "sftp", cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return src
-		}
-		testkit.RunSourceTests(t, testkit.SourceHarness{
-			New: func(t *testing.T, files map[string][]byte) pipeline.Source {
-				cfg, dir = sftpConfig(t, srv)
-				cfg["recursive"], cfg["watch"] = true, false
-				for name, content := range files {
-					srv.WriteFile(t, path.Join(dir, name), content)
-				}
-				return newSource(t)
-			},
-			Finite:      true,
-			AfterPassed: testkit.KeepsFile,
-			Exists:      func(t *testing.T, name string) bool { return srv.Exists(path.Join(dir, name)) },
-			Reopen: func(t *testing.T) pipeline.Source {
-				src := newSource(t)
-				t.Cleanup(func() { src.Close() })
-				return src
-			},
-		})
+	remoteConformanceOverRPC(t, reg, "sftp", srv.UserDir, map[string]any{
+		"host": srv.Host, "port": srv.Port, "user": srv.User,
+		"private_key": srv.ClientKey, "known_hosts": srv.KnownHostsFile,
 	})
 }
