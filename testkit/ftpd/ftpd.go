@@ -1,8 +1,6 @@
 package ftpd
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,7 +8,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -21,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -65,8 +61,7 @@ type Server struct {
 	Base string
 
 	logPath  string
-	cmd      *exec.Cmd
-	exited   chan struct{}
+	daemon   *testkit.Daemon
 	stopOnce sync.Once
 }
 
@@ -135,7 +130,7 @@ func start(bin string, o Options) (srv *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.Port, err = freePort(); err != nil {
+	if s.Port, err = testkit.FreePort(); err != nil {
 		return nil, err
 	}
 	s.Addr = net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
@@ -187,18 +182,16 @@ func start(bin string, o Options) (srv *Server, err error) {
 	if err := os.MkdirAll("/var/run/vsftpd/empty", 0o755); err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(bin, config)
-	s.cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	var out bytes.Buffer
-	s.cmd.Stdout, s.cmd.Stderr = &out, &out
-	if err := s.cmd.Start(); err != nil {
+	if s.daemon, err = testkit.StartDaemon(bin, config); err != nil {
 		return nil, err
 	}
-	s.exited = make(chan struct{})
-	go func() { s.cmd.Wait(); close(s.exited) }()
-	if err := s.waitReady(o.Implicit, 30*time.Second); err != nil {
-		s.kill()
-		return nil, fmt.Errorf("%w; output:\n%s\nlog:\n%s", err, out.String(), s.Log())
+	var wrap func(net.Conn) net.Conn
+	if o.Implicit {
+		wrap = func(c net.Conn) net.Conn { return tls.Client(c, &tls.Config{RootCAs: s.CAPool, ServerName: s.Host}) }
+	}
+	if err := s.daemon.WaitGreeting(s.Addr, "220", wrap, 30*time.Second); err != nil {
+		s.daemon.Stop()
+		return nil, fmt.Errorf("%w\nlog:\n%s", err, s.Log())
 	}
 	return s, nil
 }
@@ -272,56 +265,11 @@ func randUint(n int64) int64 {
 	return v.Int64()
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitReady waits until the server sends its greeting.
-func (s *Server) waitReady(implicit bool, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.exited:
-			return errors.New("vsftpd exited")
-		default:
-		}
-		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
-		if err == nil {
-			if implicit {
-				c = tls.Client(c, &tls.Config{RootCAs: s.CAPool, ServerName: s.Host})
-			}
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			line, _ := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if strings.HasPrefix(line, "220") {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("no FTP greeting at %s after %v", s.Addr, limit)
-}
-
-func (s *Server) kill() {
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(5 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.exited
-	}
-}
-
 // stop ends the listening vsftpd and removes the temporary directory.
 // Sessions already open end when their clients close.
 func (s *Server) stop() {
 	s.stopOnce.Do(func() {
-		s.kill()
+		s.daemon.Stop()
 		os.RemoveAll(s.Base)
 	})
 }

@@ -1,12 +1,9 @@
 package sshd
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -16,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -61,8 +57,7 @@ type Server struct {
 	Base string
 
 	logPath  string
-	cmd      *exec.Cmd
-	exited   chan struct{}
+	daemon   *testkit.Daemon
 	stopOnce sync.Once
 
 	encMu     sync.Mutex
@@ -156,7 +151,7 @@ func start(bin string) (srv *Server, err error) {
 		return nil, err
 	}
 
-	s.Port, err = freePort()
+	s.Port, err = testkit.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -214,18 +209,12 @@ func start(bin string) (srv *Server, err error) {
 
 	// -D: stay in the foreground, so the test owns the process; -E: log to
 	// a file the test can read.
-	s.cmd = exec.Command(bin, "-D", "-f", config, "-E", s.logPath)
-	s.cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	var out bytes.Buffer
-	s.cmd.Stdout, s.cmd.Stderr = &out, &out
-	if err := s.cmd.Start(); err != nil {
+	if s.daemon, err = testkit.StartDaemon(bin, "-D", "-f", config, "-E", s.logPath); err != nil {
 		return nil, err
 	}
-	s.exited = make(chan struct{})
-	go func() { s.cmd.Wait(); close(s.exited) }()
-	if err := s.waitReady(30 * time.Second); err != nil {
-		s.kill()
-		return nil, fmt.Errorf("%w; output:\n%s\nlog:\n%s", err, out.String(), s.Log())
+	if err := s.daemon.WaitGreeting(s.Addr, "SSH-2.0-", nil, 30*time.Second); err != nil {
+		s.daemon.Stop()
+		return nil, fmt.Errorf("%w\nlog:\n%s", err, s.Log())
 	}
 	return s, nil
 }
@@ -261,53 +250,11 @@ func newKey() (ssh.PublicKey, []byte, error) {
 	return sshPub, pem.EncodeToMemory(block), nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitReady waits until the server sends its SSH banner.
-func (s *Server) waitReady(limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.exited:
-			return errors.New("sshd exited")
-		default:
-		}
-		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
-		if err == nil {
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			line, _ := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if strings.HasPrefix(line, "SSH-2.0-") {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("no SSH banner at %s after %v", s.Addr, limit)
-}
-
-func (s *Server) kill() {
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(5 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.exited
-	}
-}
-
 // stop ends the listening sshd and removes the temporary directory. Sessions
 // still open end when their clients close.
 func (s *Server) stop() {
 	s.stopOnce.Do(func() {
-		s.kill()
+		s.daemon.Stop()
 		os.RemoveAll(s.Base)
 	})
 }
