@@ -17,6 +17,11 @@ type Flow struct {
 	Stages []Component
 	Sinks  []SinkSpec
 	Bus    BusSpec
+	// Schedule, when set, says when the source is polled (see Schedule).
+	Schedule *Schedule
+	// Once takes the files the source holds now, delivers them and ends the
+	// run, whatever the source's watch setting or the schedule say.
+	Once bool
 	// Pos is where the flow was declared; zero for flows built in Go.
 	Pos Pos
 }

@@ -62,6 +62,9 @@ func sourceSpec() pipeline.Spec {
 			Doc: `How long to wait after the pickup queue answers "nothing now" (204) before asking again; ` +
 				`each wait varies by up to a fifth so that runners do not poll in step. Thru's own schedule ` +
 				`still decides when files become available. 0 uses the default.`},
+		pipeline.Field{Name: "watch", Type: pipeline.TypeBool, Default: true,
+			Doc: `Keep asking the pickup queue for files. false: take the files available now (until the ` +
+				`queue first answers "nothing now"), then finish, as runner run --once and scheduled polls do.`},
 		pipeline.Field{Name: "sender_attributes", Type: pipeline.TypeBool, Default: false,
 			Doc: `Ask Thru's FileMetadata for each picked-up file and keep the sending organization as the ` +
 				`attributes thru.sender.participant_code, thru.sender.external_code (such as a DUNS number) ` +
@@ -132,7 +135,7 @@ func newSourceFromConfig(ctx context.Context, c pipeline.Config) (pipeline.Sourc
 	if err != nil {
 		return nil, err
 	}
-	return NewSource(ctx, SourceConfig{Client: cc, PollInterval: c.Duration("poll_interval"), SpoolDir: c.String("spool_dir"),
+	return NewSource(ctx, SourceConfig{Client: cc, PollInterval: c.Duration("poll_interval"), Once: !c.Bool("watch"), SpoolDir: c.String("spool_dir"),
 		SenderAttributes: c.Bool("sender_attributes")})
 }
 

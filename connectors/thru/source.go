@@ -25,6 +25,9 @@ type SourceConfig struct {
 	Client ClientConfig
 	// PollInterval is the wait after an empty pickup; 0 uses DefaultPollInterval.
 	PollInterval time.Duration
+	// Once makes Next return io.EOF at the first empty pickup, once the
+	// spooled files were offered: the files available now, then the end.
+	Once bool
 	// SpoolDir holds picked-up files until they are acked; "" uses a
 	// directory under os.TempDir named after the flow.
 	SpoolDir string
@@ -44,6 +47,7 @@ type SourceConfig struct {
 type Source struct {
 	cl     *Client
 	poll   time.Duration
+	finite bool // io.EOF at the first empty pickup
 	spool  string
 	sender bool
 	log    *slog.Logger
@@ -88,7 +92,7 @@ func NewSource(_ context.Context, cfg SourceConfig) (*Source, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Source{cl: cl, poll: cfg.PollInterval, spool: cfg.SpoolDir, sender: cfg.SenderAttributes, log: cfg.Logger, closed: make(chan struct{})}
+	s := &Source{cl: cl, poll: cfg.PollInterval, finite: cfg.Once, spool: cfg.SpoolDir, sender: cfg.SenderAttributes, log: cfg.Logger, closed: make(chan struct{})}
 	metas, _ := filepath.Glob(filepath.Join(cfg.SpoolDir, "*.json"))
 	sort.Strings(metas)
 	for _, m := range metas {
@@ -131,6 +135,9 @@ func (s *Source) Next(ctx context.Context) (pipeline.Item, error) {
 		}
 		if !errors.Is(err, ErrNoFile) && pipeline.IsPermanent(err) {
 			return nil, err // wrong keys and the like: polling on cannot help
+		}
+		if errors.Is(err, ErrNoFile) && s.finite {
+			return nil, io.EOF
 		}
 		if !errors.Is(err, ErrNoFile) {
 			s.log.Warn("thru pickup failed; polling again", "flow", s.cl.FlowCode(), "error", err)

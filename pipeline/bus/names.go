@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Names are the JetStream names used by one flow. Flow and sink names are
@@ -80,3 +81,14 @@ const (
 // HeaderRoom is what chunk headers may add to a message beyond the payload;
 // a chunk size plus HeaderRoom must fit in the server's max_payload.
 const HeaderRoom = 1024
+
+// PollKey holds the flow's Poll record.
+const PollKey = "poll"
+
+// Poll is when a scheduled flow's source is polled next, as its run last
+// wrote it.
+type Poll struct {
+	Next  time.Time `json:"next"`
+	Until time.Time `json:"until,omitzero"` // the window's end, when polling goes on until then
+	Run   string    `json:"run"`
+}

@@ -126,7 +126,11 @@ type Run struct {
 	log   *slog.Logger
 
 	source pipeline.Source
-	stages []pipeline.Stage
+	// timetable is the flow's compiled schedule, or nil; sessionSource
+	// builds a source that offers the files there now, then io.EOF.
+	timetable     *pipeline.Timetable
+	sessionSource func(context.Context) (pipeline.Source, error)
+	stages        []pipeline.Stage
 	sinks  []*sinkRun
 	// byReference is set when files travel by reference (bus.payload).
 	byReference bool
@@ -208,6 +212,11 @@ func (e *Engine) Start(ctx context.Context, f pipeline.Flow) (*Run, error) {
 	r.openFiles = make(chan struct{}, maxOpenFiles)
 	r.stats.started = time.Now()
 
+	if f.Schedule != nil {
+		if r.timetable, err = f.Schedule.Compile(); err != nil {
+			return nil, fmt.Errorf("flow %s: %w", f.Name, err)
+		}
+	}
 	if err := r.build(ctx); err != nil {
 		r.closeComponents()
 		return nil, err
@@ -286,11 +295,17 @@ func (r *Run) build(ctx context.Context) error {
 	} else if src.Instance != nil {
 		return fmt.Errorf("%s: instance %T is not a pipeline.Source", where(src, "source"), src.Instance)
 	} else {
-		s, err := reg.NewSource(ctx, src.Type, src.Config)
+		newSource, err := r.sourceBuilder(reg, src)
 		if err != nil {
 			return fmt.Errorf("%s: %w", where(src, "source"), err)
 		}
-		r.source = s
+		if r.source, err = newSource(ctx); err != nil {
+			return fmt.Errorf("%s: %w", where(src, "source"), err)
+		}
+		r.sessionSource = newSource
+	}
+	if r.timetable != nil && r.timetable.Cron() && r.sessionSource == nil {
+		return fmt.Errorf("%s: a schedule with cron builds a source per poll: give the source as a connector type and config, not an instance", where(src, "source"))
 	}
 	for _, c := range r.flow.Stages {
 		if err := need(c); err != nil {
@@ -385,8 +400,9 @@ func (r *Run) fail(err error) {
 	r.errOnce.Do(func() { r.err = err })
 }
 
-// intake takes files from the source until it is exhausted or the run stops,
-// then waits for them and ends the run.
+// intake takes files from the source until it is exhausted or the run stops
+// (or, on a schedule, session after session), then waits for them and ends
+// the run.
 func (r *Run) intake() {
 	defer func() {
 		r.files.Wait()
@@ -399,28 +415,44 @@ func (r *Run) intake() {
 		r.kill()
 		close(r.done)
 	}()
+	if r.timetable == nil && !r.flow.Once {
+		r.drain(time.Time{})
+		return
+	}
+	r.sessions()
+}
+
+// drain takes files from the source until it is exhausted, until passes
+// (when set) or the run must end, which it reports.
+func (r *Run) drain(until time.Time) (end bool) {
 	backoff := newBackoff(time.Second, 30*time.Second)
 	for {
 		select {
 		case r.openFiles <- struct{}{}:
 		case <-r.stopping.Done():
-			return
+			return true
 		}
 		select {
 		case r.ingestSlots <- struct{}{}:
 		case <-r.stopping.Done():
 			<-r.openFiles
-			return
+			return true
 		}
 		poll, endPoll := r.lease.wait(r.stopping)
+		if !until.IsZero() {
+			var endWindow context.CancelFunc
+			poll, endWindow = context.WithDeadline(poll, until)
+			endPoll = chain(endWindow, endPoll)
+		}
 		if r.stopping.Err() != nil {
 			endPoll()
 			<-r.ingestSlots
 			<-r.openFiles
-			return
+			return true
 		}
 		item, err := r.source.Next(poll)
-		leaseLost := poll.Err() != nil && r.stopping.Err() == nil
+		closed := !until.IsZero() && !time.Now().Before(until)
+		leaseLost := poll.Err() != nil && r.stopping.Err() == nil && !closed
 		endPoll()
 		switch {
 		case err == nil:
@@ -432,6 +464,9 @@ func (r *Run) intake() {
 			}()
 			continue
 		case r.stopping.Err() != nil:
+			end = true
+		case closed:
+			r.log.Info("schedule window closed", "until", until)
 		case leaseLost: // another runner polls now; wait to take over
 			<-r.ingestSlots
 			<-r.openFiles
@@ -441,6 +476,7 @@ func (r *Run) intake() {
 		case pipeline.IsPermanent(err):
 			r.log.Error("source failed", "err", err)
 			r.fail(fmt.Errorf("flow %s: source: %w", r.flow.Name, err))
+			end = true
 		default:
 			<-r.ingestSlots
 			<-r.openFiles
@@ -450,12 +486,20 @@ func (r *Run) intake() {
 			case <-time.After(d):
 				continue
 			case <-r.stopping.Done():
-				return // the slot is already free
+				return true // the slot is already free
 			}
 		}
 		<-r.ingestSlots
 		<-r.openFiles
-		return
+		return end
+	}
+}
+
+func chain(fs ...context.CancelFunc) context.CancelFunc {
+	return func() {
+		for _, f := range fs {
+			f()
+		}
 	}
 }
 

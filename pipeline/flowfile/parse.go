@@ -739,7 +739,8 @@ func (p *parser) scalar(n *yaml.Node, secret bool) (any, bool) {
 // The flow's own keys and settings. Settings are parsed with
 // pipeline.Field, like connector fields, so their messages match.
 var (
-	topKeys   = []string{"name", "source", "stages", "sinks", "bus"}
+	topKeys      = []string{"name", "source", "stages", "sinks", "bus", "schedule"}
+	scheduleKeys = []string{"cron", "time_zone", "windows", "holidays"}
 	sinkKeys  = []string{"name", "parallelism", "files", "retry"}
 	retryKeys = []string{"attempts", "initial", "max"}
 	busKeys   = []string{"chunk_size", "compression", "files", "readers", "window", "retention", "retention_size", "payload", "on_change"}
@@ -748,6 +749,7 @@ var (
 	countField    = pipeline.Field{Type: pipeline.TypeInt}
 	durationField = pipeline.Field{Type: pipeline.TypeDuration}
 	sizeField     = pipeline.Field{Type: pipeline.TypeSize}
+	stringsField  = pipeline.Field{Type: pipeline.TypeStrings}
 	compressField = pipeline.Field{Type: pipeline.TypeString, Enum: pipeline.Compressions}
 	payloadField  = pipeline.Field{Type: pipeline.TypeString, Enum: pipeline.Payloads}
 	changeField   = pipeline.Field{Type: pipeline.TypeString, Enum: pipeline.Changes}
@@ -808,6 +810,8 @@ func (p *parser) flow(root *yaml.Node) *pipeline.Flow {
 			f.Sinks = p.sinks(e)
 		case "bus":
 			f.Bus = p.bus(e)
+		case "schedule":
+			f.Schedule = p.schedule(e)
 		default:
 			p.errorf(e.k, "unknown key %q (known: %s)", e.key, strings.Join(topKeys, ", "))
 		}
@@ -1375,6 +1379,60 @@ func (p *parser) bus(e pair) pipeline.BusSpec {
 		p.limit(l, nodes[l.Setting], e.k)
 	}
 	return b
+}
+
+// schedule parses the schedule block and checks it, reporting a bad entry
+// at its own position.
+func (p *parser) schedule(e pair) *pipeline.Schedule {
+	var s pipeline.Schedule
+	single := map[string]*yaml.Node{}
+	lists := map[string][]*yaml.Node{}
+	for _, se := range p.block(e, strings.Join(scheduleKeys, ", ")) {
+		path := "schedule." + se.key
+		switch se.key {
+		case "cron", "time_zone":
+			v, n, ok := p.setting(se, path, nameField)
+			if !ok || v == nil {
+				continue
+			}
+			single[se.key] = n
+			if se.key == "cron" {
+				s.Cron = v.(string)
+			} else {
+				s.TimeZone = v.(string)
+			}
+		case "windows", "holidays":
+			v, n, ok := p.setting(se, path, stringsField)
+			if !ok || v == nil {
+				continue
+			}
+			single[se.key] = n
+			if n.Kind == yaml.SequenceNode {
+				lists[se.key] = n.Content
+			}
+			if se.key == "windows" {
+				s.Windows = v.([]string)
+			} else {
+				s.Holidays = v.([]string)
+			}
+		default:
+			p.errorf(se.k, "unknown key %q (known: %s)", se.key, strings.Join(scheduleKeys, ", "))
+		}
+	}
+	if _, err := s.Compile(); err != nil {
+		var se *pipeline.ScheduleError
+		at := e.k
+		if errors.As(err, &se) {
+			if n := single[se.Field]; n != nil {
+				at = n
+			}
+			if l := lists[se.Field]; se.Index >= 0 && se.Index < len(l) {
+				at = l[se.Index]
+			}
+		}
+		p.errorf(at, "%v", err)
+	}
+	return &s
 }
 
 // limit reports a setting above its bound at its value n, or at fallback

@@ -226,7 +226,7 @@ var errorCases = []struct {
 		in:   lines("name: x", srcOK, "sinkz: [memory: {}]"),
 		want: lines(
 			`f.yaml:1:1: missing sinks: add "sinks:" with at least one sink (known: local, memory, s3)`,
-			`f.yaml:3:1: unknown key "sinkz" (known: name, source, stages, sinks, bus)`,
+			`f.yaml:3:1: unknown key "sinkz" (known: name, source, stages, sinks, bus, schedule)`,
 		),
 	},
 	{
@@ -443,6 +443,27 @@ var errorCases = []struct {
 		want: `f.yaml:3:45: s3 sink: field "sse": want one of aes256, kms`,
 	},
 
+	// The schedule.
+	{
+		name: "schedule",
+		in: lines("name: x", srcOK, sinksOK, "schedule:", `  cron: "0 6 * * 1-5"`, "  time_zone: Europe/Berlin",
+			"  windows:", `    - Mon-Fri 08:00-18:00`, `    - "Wed 17:00-19:00"`, "  every: 5m"),
+		want: lines(
+			`f.yaml:9:7: schedule.windows[1]: "Wed 17:00-19:00" overlaps windows[0] "Mon-Fri 08:00-18:00" on Wed 17:00: merge them or make them apart`,
+			`f.yaml:10:3: unknown key "every" (known: cron, time_zone, windows, holidays)`,
+		),
+	},
+	{
+		name: "schedule cron",
+		in:   lines("name: x", srcOK, sinksOK, "schedule: {cron: every hour, holidays: [2026-12-24]}"),
+		want: `f.yaml:4:18: schedule.cron: "every hour": expected exactly 5 fields, found 2: [every hour]: want five fields (minute hour day-of-month month day-of-week) such as "0 6 * * 1-5", or @hourly, @daily, @every 15m`,
+	},
+	{
+		name: "schedule holiday",
+		in:   lines("name: x", srcOK, sinksOK, "schedule: {holidays: [2026-12-24, Christmas]}"),
+		want: `f.yaml:4:35: schedule.holidays[1]: "Christmas" is not a date: want 2026-12-24, or 12-25 for every year`,
+	},
+
 	// Sink, retry and bus settings.
 	{
 		name: "sink settings",
@@ -568,7 +589,7 @@ var errorCases = []struct {
 		name: "keys are not substituted",
 		in:   lines("name: x", srcOK, sinksOK, "${KEY}: 1"),
 		env:  map[string]string{"KEY": "bus"},
-		want: `f.yaml:4:1: unknown key "${KEY}" (known: name, source, stages, sinks, bus)`,
+		want: `f.yaml:4:1: unknown key "${KEY}" (known: name, source, stages, sinks, bus, schedule)`,
 	},
 
 	// Anchors, aliases and merge keys.
