@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -37,7 +38,13 @@ func TestMain(m *testing.M) {
 // printed and its exit code.
 func runRunner(t *testing.T, dir string, args ...string) (stdout, stderr string, exit int) {
 	t.Helper()
-	cmd := exec.Command(runnerBin, args...)
+	return runRunnerContext(context.Background(), t, dir, args...)
+}
+
+// runRunnerContext is runRunner, killing the runner when ctx ends.
+func runRunnerContext(ctx context.Context, t *testing.T, dir string, args ...string) (stdout, stderr string, exit int) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, runnerBin, args...)
 	cmd.Dir = dir
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

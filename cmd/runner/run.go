@@ -30,6 +30,7 @@ type runOptions struct {
 	http        string
 	cpuProfile  string
 	busFullWait time.Duration
+	once        bool
 }
 
 func newRunCmd(g *globalOptions) *cobra.Command {
@@ -40,7 +41,10 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 		Long: `Run loads every flow file, then runs all the flows at once.
 
 A flow whose source is finite ends when every file has reached every sink (or
-failed to); a watching source runs until the runner is stopped. SIGINT or
+failed to); a watching source runs until the runner is stopped, and a flow
+with a schedule polls at its times until then. --once takes the files each
+source holds now (a watching source or a Thru pickup included, a schedule
+aside), delivers them and exits: for cron jobs and batch windows. SIGINT or
 SIGTERM stops gracefully: no new files are taken, parts in flight are finished
 or checkpointed within --grace, and the next run resumes the rest. A second
 signal exits at once; nothing is lost, but more is redone.
@@ -49,6 +53,7 @@ Exit status: 0 when every file passed or was skipped, 3 when some deliveries
 failed (see "runner status --failed"), 1 on any other error.`,
 		Example: `  runner run examples/quickstart.yaml
   runner run --progress plain --stats 30s flows/*.yaml
+  runner run --once flows/partner-pickup.yaml
   runner run --http 127.0.0.1:9090 flows/*.yaml
   runner run --nats-url nats://n1:4222,nats://n2:4222 --nats-creds ops.creds flows/orders.yaml`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -84,6 +89,7 @@ failed (see "runner status --failed"), 1 on any other error.`,
 	f.IntVar(&o.replicas, "replicas", 0, "replicas of each flow's streams and KV bucket; 0 chooses 3 on a JetStream cluster of 3 or more servers, else 1 (an existing flow's count is then never lowered)")
 	f.StringVar(&o.memoryLimit, "memory-limit", defaultMemoryLimit, "soft memory limit of the Go runtime (GOMEMLIMIT, which wins when set); 0 for none")
 	f.StringVar(&o.cpuProfile, "cpu-profile", "", "write a pprof CPU profile of the whole run to this file (go tool pprof)")
+	f.BoolVar(&o.once, "once", false, "take the files each source holds now, deliver them and exit (overrides watch and schedules)")
 	f.StringVar(&o.http, "http", "", "serve /healthz, /readyz, /metrics and /status on this address, such as 127.0.0.1:9090 (empty: off)")
 	return cmd
 }
@@ -238,6 +244,7 @@ func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 		if closed(stopping) {
 			break
 		}
+		f.Once = o.once
 		r, err := eng.Start(ctx, *f)
 		if err != nil {
 			stopRuns(runs, make([]bool, len(runs)), o.grace, log)

@@ -135,6 +135,13 @@ func writeStatus(w io.Writer, flows []engine.FlowStatus, listFailed bool) error 
 		} else {
 			fmt.Fprintf(w, "flow %s\n", fs.Flow)
 		}
+		if p := fs.Poll; p != nil {
+			fmt.Fprintf(w, "  next poll %s", p.Next.Local().Format(time.RFC3339))
+			if !p.Until.IsZero() {
+				fmt.Fprintf(w, " (until %s)", p.Until.Local().Format(time.RFC3339))
+			}
+			fmt.Fprintln(w)
+		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  SINK\tIN FLIGHT\tCOMMITTED\tFAILED\tSKIPPED")
 		var failed []string

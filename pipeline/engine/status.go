@@ -19,6 +19,9 @@ type FlowStatus struct {
 	Flow  string       `json:"flow"`
 	Files []FileStatus `json:"files"`
 	Sinks []SinkCounts `json:"sinks"`
+	// Poll is when a scheduled flow's source is polled next; nil for a
+	// flow without a schedule.
+	Poll *bus.Poll `json:"poll,omitempty"`
 }
 
 // FileStatus is one file's manifest with its deliveries.
@@ -120,6 +123,11 @@ func readFlow(ctx context.Context, js jetstream.JetStream, flow string) (FlowSta
 	for key := range keys.Keys() {
 		parts := strings.SplitN(key, ".", 3)
 		switch {
+		case key == bus.PollKey:
+			fs.Poll = &bus.Poll{}
+			if _, err := st.Get(ctx, key, fs.Poll); err != nil {
+				return fs, err
+			}
 		case parts[0] == "file" && len(parts) == 2:
 			f := get(parts[1])
 			if _, err := st.Get(ctx, key, &f.Manifest); err != nil {

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/mftflow/mftflow/pipeline/engine"
+	"github.com/mftflow/mftflow/testkit/minio"
+	"github.com/mftflow/mftflow/testkit/sshd"
+)
+
+// runner run --once takes the files each source holds now and exits, for
+// sources that would otherwise watch for ever: local, S3, SFTP (a plugin)
+// and the Thru pickup queue.
+func TestOnceTakesWhatIsThereNow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts MinIO, sshd and the Thru simulator; skipped with -short")
+	}
+	files := map[string]string{"a.csv": "alpha\n", "b.csv": "bravo\n"}
+	for _, c := range []struct {
+		name   string
+		source func(t *testing.T, dir string) string // puts files there, returns the source block
+	}{
+		{"local", func(t *testing.T, dir string) string {
+			for name, content := range files {
+				writeFile(t, dir, "in/"+name, content)
+			}
+			return "  local: {path: ./in, stable_for: 0s}\n"
+		}},
+		{"s3", func(t *testing.T, dir string) string {
+			srv := minio.StartMinIO(t)
+			for name, content := range files {
+				_, err := srv.Client.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(srv.Bucket), Key: aws.String("in/" + name), Body: strings.NewReader(content)})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			return "  s3: {bucket: " + srv.Bucket + ", prefix: in/, endpoint: " + srv.Endpoint + ", path_style: true, region: " + minio.Region +
+				", access_key_id: " + minio.AccessKey + ", secret_access_key: " + minio.SecretKey + "}\n"
+		}},
+		{"sftp", func(t *testing.T, dir string) string {
+			srv := sshd.Start(t)
+			for name, content := range files {
+				srv.WriteFile(t, path.Join("in", name), []byte(content))
+			}
+			plugins := filepath.Join(dir, "plugins.d")
+			os.MkdirAll(plugins, 0o755)
+			if err := os.Symlink(plugin(t, "sftp"), filepath.Join(plugins, "sftp")); err != nil {
+				t.Fatal(err)
+			}
+			return "  sftp: {host: " + srv.Host + ", port: " + strconv.Itoa(srv.Port) + ", user: " + srv.User +
+				", private_key: " + srv.ClientKey + ", known_hosts: " + srv.KnownHostsFile + ", directory: " + srv.Path("in") + ", stable_for: 0s}\n"
+		}},
+		{"thru", func(t *testing.T, dir string) string {
+			site := startThrusim(t, dir)
+			for name, content := range files {
+				req, _ := http.NewRequest(http.MethodPost, site.url+"/_admin/pickup/TRN1?name="+name, strings.NewReader(content))
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil || resp.StatusCode != http.StatusOK {
+					t.Fatalf("adding a pickup: %v %v", err, resp)
+				}
+				resp.Body.Close()
+			}
+			return "  thru: {base_url: " + site.url + ", flow_code: TRN1, site_access_key: kill-access, flow_secret_key: kill-secret, " +
+				"aes_key: 000102030405060708090a0b0c0d0e0f, poll_interval: 100ms, spool_dir: ./spool}\n"
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			flow := writeFile(t, dir, "flow.yaml", "name: once\nsource:\n"+c.source(t, dir)+"sinks:\n  - local: {path: ./out}\n")
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			stdout, stderr, exit := runRunnerContext(ctx, t, dir, "run", "--once", "--progress", "none", "--plugins-dir", filepath.Join(dir, "plugins.d"), flow)
+			if exit != 0 || !strings.HasPrefix(stdout, "once: 2 passed, 0 failed, 0 skipped; ") {
+				t.Fatalf("exit %d (context: %v)\nstdout:\n%s\nstderr:\n%s", exit, ctx.Err(), stdout, stderr)
+			}
+			for name, content := range files {
+				if got, err := os.ReadFile(filepath.Join(dir, "out", name)); err != nil || string(got) != content {
+					t.Errorf("out/%s: %q, %v", name, got, err)
+				}
+			}
+		})
+	}
+}
+
+// A flow with a schedule polls at its cron ticks, each tick taking what is
+// there then; runner status shows the next poll.
+func TestSchedulePollsAtTicks(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "in/first.csv", "1\n")
+	flow := writeFile(t, dir, "flow.yaml", `name: ticks
+schedule:
+  cron: "@every 2s"
+  time_zone: UTC
+source:
+  local: {path: `+filepath.Join(dir, "in")+`, stable_for: 0s, after: delete}
+sinks:
+  - local: {path: `+filepath.Join(dir, "out")+`}
+`)
+	data := filepath.Join(dir, "data")
+	run, js, log := startWatched(t, []string{"run", "--data", data, "--progress", "none", flow}, data)
+	waitFor := func(name string) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if _, err := os.Stat(filepath.Join(dir, "out", name)); err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not delivered within 30s\n%s", name, log.String())
+			}
+		}
+	}
+	waitFor("first.csv")
+	writeFile(t, dir, "in/second.csv", "2\n")
+	waitFor("second.csv")
+	st, err := engine.ReadStatus(t.Context(), js, "ticks")
+	if err != nil || len(st) != 1 || st[0].Poll == nil || st[0].Poll.Next.IsZero() {
+		t.Fatalf("status: %+v, %v; want the next poll", st, err)
+	}
+	if got := strings.Count(log.String(), `msg="next poll"`); got < 2 {
+		t.Errorf("%d polls logged, want at least 2:\n%s", got, log.String())
+	}
+	run.Process.Signal(os.Interrupt)
+	if err := run.Wait(); err != nil {
+		t.Fatalf("runner: %v\n%s", err, log.String())
+	}
+	stdout, _, exit := runRunner(t, dir, "status", "--data", data, "--flow", "ticks")
+	if exit != 0 || !strings.Contains(stdout, "  next poll 20") {
+		t.Errorf("runner status exit %d:\n%s", exit, stdout)
+	}
+}
