@@ -34,6 +34,11 @@
 //	  retention_size: 0         # at most this many bytes of chunks of finished files
 //	  payload: bytes            # bytes, reference or auto (see below)
 //	  on_change: fail           # fail or reread: a file read by reference that changed
+//	schedule:                   # optional: when the source is polled (pipeline.Schedule)
+//	  cron: "0 6 * * 1-5"       # ticks: each takes the files there then (watch off)
+//	  time_zone: Europe/Berlin  # IANA zone; default the runner's
+//	  windows: ["Mon-Fri 06:00-18:00"]   # polls only inside; without cron, polls while open
+//	  holidays: ["2026-12-24", "12-25"]  # no poll on these dates (MM-DD: every year)
 //
 // Payload: with bytes (the default) every byte of a file goes onto the bus
 // and the sinks read it from there. With reference the bus carries, per
@@ -171,7 +176,7 @@
 //
 //	flow.yaml:3:5: unknown sink connector "lcoal" (known: local, memory, s3)
 //	flow.yaml:7:14: local sink: field "fsync": want true or false, got string maybe
-//	flow.yaml:9:3: unknown key "sinkz" (known: name, source, stages, sinks, bus)
+//	flow.yaml:9:3: unknown key "sinkz" (known: name, source, stages, sinks, bus, schedule)
 //
 // The YAML parser gives lines but no columns for syntax errors; those are
 // reported at column 1, or at the start of the line for a mis-indented line.
