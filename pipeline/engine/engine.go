@@ -131,7 +131,7 @@ type Run struct {
 	timetable     *pipeline.Timetable
 	sessionSource func(context.Context) (pipeline.Source, error)
 	stages        []pipeline.Stage
-	sinks  []*sinkRun
+	sinks         []*sinkRun
 	// byReference is set when files travel by reference (bus.payload).
 	byReference bool
 

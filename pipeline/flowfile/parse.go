@@ -741,9 +741,9 @@ func (p *parser) scalar(n *yaml.Node, secret bool) (any, bool) {
 var (
 	topKeys      = []string{"name", "source", "stages", "sinks", "bus", "schedule"}
 	scheduleKeys = []string{"cron", "time_zone", "windows", "holidays"}
-	sinkKeys  = []string{"name", "parallelism", "files", "retry"}
-	retryKeys = []string{"attempts", "initial", "max"}
-	busKeys   = []string{"chunk_size", "compression", "files", "readers", "window", "retention", "retention_size", "payload", "on_change"}
+	sinkKeys     = []string{"name", "parallelism", "files", "retry"}
+	retryKeys    = []string{"attempts", "initial", "max"}
+	busKeys      = []string{"chunk_size", "compression", "files", "readers", "window", "retention", "retention_size", "payload", "on_change"}
 
 	nameField     = pipeline.Field{Type: pipeline.TypeString}
 	countField    = pipeline.Field{Type: pipeline.TypeInt}
