@@ -3,9 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/mftflow/mftflow/plugins/host"
 	"io"
 	"os"
+	_ "time/tzdata" // schedules name IANA zones; a host may lack the zone files
+
+	"github.com/mftflow/mftflow/plugins/host"
 )
 
 func main() {
