@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 
@@ -52,6 +53,9 @@ NATS server or cluster.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := flagsFromEnv(cmd, os.LookupEnv); err != nil {
+				return &exitError{exitErr, err.Error()}
+			}
 			if g.data == "" {
 				return &exitError{exitErr, "--data: must not be empty"}
 			}
@@ -64,7 +68,7 @@ NATS server or cluster.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.CompletionOptions.DisableDefaultCmd = true
+	root.CompletionOptions.HiddenDefaultCmd = false // runner completion bash|zsh|fish|powershell
 	root.SetVersionTemplate("runner {{.Version}}\n")
 
 	f := root.PersistentFlags()
