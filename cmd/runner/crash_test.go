@@ -25,6 +25,7 @@ import (
 	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/bus"
 	"github.com/mftflow/mftflow/pipeline/engine"
+	"github.com/mftflow/mftflow/testkit/ftpd"
 	"github.com/mftflow/mftflow/testkit/minio"
 )
 
@@ -99,6 +100,8 @@ type crashTarget struct {
 	sinks func(t *testing.T, dir string) string
 	// check checks that the sinks hold exactly files (name → sha256).
 	check func(t *testing.T, dir string, files map[string]string)
+	// plugin names the plugin (below plugins/) the sinks need, if any.
+	plugin string
 }
 
 func TestRandomKillsLoseNothing(t *testing.T) {
@@ -108,7 +111,7 @@ func TestRandomKillsLoseNothing(t *testing.T) {
 	plan := crashPlanFromEnv(t)
 	t.Logf("plan: %d runs of %d kills, big file %s, first seed %d (MFTFLOW_CRASH_SEED repeats it)",
 		plan.runs, plan.kills, pipeline.FormatSize(plan.size), plan.seed)
-	crashTargets(t, plan, localTarget(), s3Target(t), thruTarget())
+	crashTargets(t, plan, localTarget(), s3Target(t), thruTarget(), ftpsTarget())
 }
 
 // crashTargets runs the harness's runs of plan against each target.
@@ -192,6 +195,14 @@ sinks:
   compression: none
 `+payloadLine(plan.payload))
 	args := []string{"run", "--data", data, "--progress", "none", "--log-level", "info", flow}
+	if target.plugin != "" {
+		plugins := filepath.Join(dir, "plugins.d")
+		os.MkdirAll(plugins, 0o755)
+		if err := os.Symlink(plugin(t, target.plugin), filepath.Join(plugins, target.plugin)); err != nil {
+			t.Fatal(err)
+		}
+		args = append([]string{"--plugins-dir", plugins}, args...)
+	}
 
 	lo, hi := 200*time.Millisecond, 1500*time.Millisecond
 	switch {
@@ -467,6 +478,42 @@ func s3Target(t *testing.T) crashTarget {
 			if err != nil || len(ups.Uploads) != 0 {
 				t.Errorf("multipart uploads left: %d (%v); want none", len(ups.Uploads), err)
 			}
+		},
+	}
+}
+
+// ftpsTarget delivers through the ftps plugin to a vsftpd of its own per
+// run, two sinks into two directories.
+func ftpsTarget() crashTarget {
+	var srv *ftpd.Server
+	return crashTarget{
+		name:     "ftps",
+		plugin:   "ftps",
+		utf8Only: true, // the plugin protocol carries names as UTF-8
+		sinks: func(t *testing.T, dir string) string {
+			srv = ftpd.Start(t, ftpd.Options{})
+			conn := `
+      host: 127.0.0.1
+      port: ` + strconv.Itoa(srv.Port) + `
+      user: ` + srv.User + `
+      password: ` + srv.Password + `
+      ca_file: ` + srv.CAFile + `
+      disable_tls13: true
+      part_size: 4MiB
+      max_connections: 3`
+			return `  - name: one
+    retry: {attempts: 8, initial: 200ms, max: 2s}
+    ftps:
+      directory: ` + srv.Mkdir(t, "one") + conn + `
+  - name: two
+    retry: {attempts: 8, initial: 200ms, max: 2s}
+    ftps:
+      directory: ` + srv.Mkdir(t, "two") + conn + `
+`
+		},
+		check: func(t *testing.T, dir string, files map[string]string) {
+			checkLocalCopies(t, srv.Path("one"), files)
+			checkLocalCopies(t, srv.Path("two"), files)
 		},
 	}
 }
