@@ -90,7 +90,7 @@ func NewPGPDecrypt(cfg PGPDecryptConfig) (*PGPDecrypt, error) {
 	errs = append(errs, err)
 	s.signers = signers
 	if cfg.RequireSignature && len(cfg.Signers) == 0 {
-		errs = append(errs, fieldError(stage, "signers", "require_signature is true but no signers are given: list the public keys of the senders whose signatures you trust"))
+		errs = append(errs, fieldError(stage, "require_signature", "true, but no signers are given: list in signers the public keys of the senders whose signatures you trust"))
 	}
 	s.config, _ = pgpConfig("")
 	if s.rename, err = optionalRename(stage, cfg.Name); err != nil {

@@ -354,7 +354,7 @@ func TestPGPConfigErrors(t *testing.T) {
 		{"passphrase count", decryptErr(stages.PGPDecryptConfig{PrivateKeys: []string{alice.privateFile}, Passphrases: []string{"a", "b"}}),
 			`pgp_decrypt: field "passphrase": 2 passphrases for 1 private key files: give one for all, or one per file in the order of private_keys`},
 		{"signature without signers", decryptErr(stages.PGPDecryptConfig{PrivateKeys: []string{alice.privateFile}, RequireSignature: true}),
-			`pgp_decrypt: field "signers": require_signature is true but no signers are given: list the public keys of the senders whose signatures you trust`},
+			`pgp_decrypt: field "require_signature": true, but no signers are given: list in signers the public keys of the senders whose signatures you trust`},
 		{"no private keys", decryptErr(stages.PGPDecryptConfig{}),
 			`pgp_decrypt: field "private_keys": no private keys: give the path of at least one private key file`},
 	} {
