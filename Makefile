@@ -1,12 +1,13 @@
 # The README's commands. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: runner plugins test minio sshd ftpd nats-server strace test-short soak fmt vet lint bench quickstart proto
+.PHONY: runner plugins test minio sshd ftpd gpg nats-server strace test-short soak fmt vet lint bench quickstart proto
 
 # The S3 tests need a MinIO server: scripts/minio.sh builds the pinned one into
 # bin/ once (about five minutes), and the tests start it on 127.0.0.1. The SFTP
 # tests need Debian's OpenSSH server: scripts/sshd.sh installs it (as root); the
-# FTPS tests Debian's vsftpd, which scripts/ftpd.sh installs with a test user. The
+# FTPS tests Debian's vsftpd, which scripts/ftpd.sh installs with a test user; the
+# OpenPGP stages' interoperability tests Debian's GnuPG (scripts/gpg.sh). The
 # cluster tests start three nats-server processes: scripts/nats-server.sh builds
 # the version in go.mod into bin/ once. The durability tests watch system calls
 # with strace: scripts/strace.sh installs it. One package at a time (-p 1): the crash
@@ -21,7 +22,7 @@ plugins:
 	$(GO) build -o bin/plugins.d/sftp ./plugins/sftp
 	$(GO) build -o bin/plugins.d/ftps ./plugins/ftps
 
-test: minio sshd ftpd nats-server strace
+test: minio sshd ftpd gpg nats-server strace
 	$(GO) test -race -count=1 -p 1 -timeout 25m ./...
 
 minio:
@@ -32,6 +33,9 @@ sshd:
 
 ftpd:
 	@./scripts/ftpd.sh >/dev/null
+
+gpg:
+	@./scripts/gpg.sh >/dev/null
 
 nats-server:
 	@./scripts/nats-server.sh >/dev/null

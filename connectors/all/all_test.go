@@ -26,6 +26,8 @@ func TestRegistry(t *testing.T) {
 		{pipeline.KindStage, "rename"},
 		{pipeline.KindStage, "compress"},
 		{pipeline.KindStage, "decompress"},
+		{pipeline.KindStage, "pgp_encrypt"},
+		{pipeline.KindStage, "pgp_decrypt"},
 	} {
 		if _, ok := r.Lookup(c.kind, c.name); !ok {
 			t.Errorf("no %s %q (have %v)", c.kind, c.name, r.Names(c.kind))

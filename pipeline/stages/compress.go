@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -88,13 +87,7 @@ func (c *Compress) Process(ctx context.Context, f pipeline.File, r io.Reader) (p
 	f.Name += c.ext
 	f.Size = -1
 	f.SHA256 = ""
-	pr, pw := io.Pipe()
-	cr := &compressReader{pr: pr, done: make(chan struct{})}
-	cr.run = func() {
-		defer close(cr.done)
-		pw.CloseWithError(c.compress(pw, r, name))
-	}
-	return f, cr, nil
+	return f, newPipedReader(func(w io.Writer) error { return c.compress(w, r, name) }), nil
 }
 
 // compress writes r, compressed, to w. A nil error means the output is complete.
@@ -135,32 +128,6 @@ func (c *Compress) compress(w io.Writer, r io.Reader, name string) error {
 		}
 		return fmt.Errorf("compressing %q: %w", name, err)
 	}
-	return nil
-}
-
-// errReaderClosed stops the compressing goroutine when the reader is closed.
-var errReaderClosed = errors.New("compress: reader closed")
-
-// compressReader reads the output of a compressing goroutine through a pipe.
-type compressReader struct {
-	pr    *io.PipeReader
-	run   func()
-	start sync.Once
-	done  chan struct{} // closed when the goroutine has ended, or will never start
-}
-
-func (c *compressReader) Read(p []byte) (int, error) {
-	c.start.Do(func() { go c.run() })
-	return c.pr.Read(p)
-}
-
-// Close stops the compressing goroutine: its next write into the pipe fails,
-// so it ends as soon as its current read of the input returns. Close does not
-// wait for that, nor close the input. It is safe to call more than once and
-// concurrently with Read.
-func (c *compressReader) Close() error {
-	c.start.Do(func() { close(c.done) }) // never started: nothing to stop
-	c.pr.CloseWithError(errReaderClosed)
 	return nil
 }
 

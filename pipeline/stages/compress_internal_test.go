@@ -10,7 +10,7 @@ import (
 	"github.com/mftflow/mftflow/pipeline"
 )
 
-func waitDone(t *testing.T, cr *compressReader) {
+func waitDone(t *testing.T, cr *pipedReader) {
 	t.Helper()
 	select {
 	case <-cr.done:
@@ -19,7 +19,7 @@ func waitDone(t *testing.T, cr *compressReader) {
 	}
 }
 
-func startCompress(t *testing.T, format string, src io.Reader) *compressReader {
+func startCompress(t *testing.T, format string, src io.Reader) *pipedReader {
 	t.Helper()
 	c, err := NewCompress(CompressConfig{Format: format})
 	if err != nil {
@@ -29,7 +29,7 @@ func startCompress(t *testing.T, format string, src io.Reader) *compressReader {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r.(*compressReader)
+	return r.(*pipedReader)
 }
 
 func TestCompressGoroutineEnds(t *testing.T) {

@@ -1,10 +1,10 @@
 // Package stages holds the built-in stages: match (filter by name and size),
 // rename (name templates), attrs (attributes from templates), compress and
-// decompress (gzip, zstd).
+// decompress (gzip, zstd), pgp_encrypt and pgp_decrypt (OpenPGP).
 //
 // Each stage has a Config struct and a constructor for Go programs
-// (NewMatch, NewRename, NewAttrs, NewCompress, NewDecompress) and is
-// registered under its flow-file name by Register.
+// (NewMatch, NewRename, NewAttrs, NewCompress, NewDecompress, NewPGPEncrypt,
+// NewPGPDecrypt) and is registered under its flow-file name by Register.
 //
 // # Determinism
 //
@@ -20,9 +20,19 @@
 //     zstd with a single-threaded encoder; both produce the same bytes however
 //     the input arrives.
 //
+// pgp_encrypt is the exception: OpenPGP encrypts each file with a fresh
+// random session key, and the recipients' copies of it are encrypted with
+// randomness Go's crypto/rsa no longer lets a caller choose (since Go 1.26),
+// so the same file encrypts to other bytes each time. Its output is valid
+// every time, but a file whose reading the engine resumes half-way (a
+// runner killed while it was on its way to the bus) would join the start of
+// one encryption to the rest of another, which pgp_decrypt and gpg refuse
+// as damaged: such a file must be read again from its start.
+//
 // # Readers and Close
 //
-// compress and decompress return readers that are also io.Closers. Close
+// compress, decompress, pgp_encrypt and pgp_decrypt return readers that are
+// also io.Closers. Close
 // releases what the stage itself created (the compressing goroutine, the
 // decoder); it does not close the reader the stage was given, which belongs
 // to whoever passed it in. Closing before the end is allowed and is how a
@@ -30,7 +40,34 @@
 // starts no goroutine.
 //
 // Errors a stage returns for bad content (corrupt compressed data, a file
-// over max_size) are pipeline.Permanent; errors from the reader a stage was
-// given are passed on as they are, so a retryable source error stays
-// retryable.
+// over max_size, a file pgp_decrypt cannot decrypt or verify) are
+// pipeline.Permanent; errors from the reader a stage was given are passed on
+// as they are, so a retryable source error stays retryable.
+//
+// # OpenPGP
+//
+// pgp_encrypt and pgp_decrypt use github.com/ProtonMail/go-crypto's openpgp
+// package and write what GnuPG 2.2 reads: SEIPD version 1 (with MDC), AES-256,
+// SHA-256 signatures, ZIP or ZLIB compression. Keys are RSA or ECC
+// (ed25519 with a cv25519 subkey, as gpg makes them).
+//
+// Public keys (recipients, signers) come from key files or from armored key
+// text in a flow value ("${PARTNER_KEY}"): an item that starts with
+// "-----BEGIN PGP " is text, anything else a path. Private keys come from
+// files only, so they stay out of flow files and variables; passphrases come
+// from Secret fields and appear in no error. Keys are read, and private keys
+// unlocked, when the stage is built, so "runner validate" reports a missing
+// file, a public key given for a private one or a wrong passphrase at the
+// field, with its position.
+//
+// pgp_decrypt's key ring is split by role: the private keys decrypt, the
+// signers alone are trusted to sign, so a file signed with one of the private
+// keys' own signing keys is not trusted for that. Whether a file can be
+// decrypted and who signed it are known from its first packets, and an
+// unknown key or signer fails the file before any content is returned. The
+// signature and the integrity check (MDC) cover the whole content and are
+// checked at its end: the reader returns the content as it goes and then,
+// in place of io.EOF, the failure. The engine publishes the last chunk only
+// once the stage's reader has ended cleanly, so a file that fails there is
+// failed, and no sink commits it.
 package stages

@@ -117,12 +117,83 @@ func specs() []struct {
 			}
 			return s, nil
 		}},
+		{pipeline.Spec{
+			Name:    "pgp_encrypt",
+			Summary: `Encrypts the content for its recipients with OpenPGP (GnuPG reads it), optionally signed, and appends ".pgp" (".asc" when armored) to the name.`,
+			Origin:  "built-in",
+			Check:   func(c pipeline.Config) error { _, err := NewPGPEncrypt(pgpEncryptConfig(c)); return err },
+			Fields: []pipeline.Field{
+				{Name: "recipients", Type: pipeline.TypeStrings, Required: true,
+					Doc: `Public keys of the recipients: each item is a key file (armored or binary, exported with gpg --export) or armored key text, such as "${PARTNER_KEY}". Every key in every item can decrypt the files.`},
+				{Name: "signing_key", Type: pipeline.TypeString,
+					Doc: "A private key file (gpg --export-secret-keys) whose key signs every file; empty: files are not signed."},
+				{Name: "signing_passphrase", Type: pipeline.TypeString, Secret: true,
+					Doc: `The passphrase of signing_key, if it has one; best from the environment: "${PGP_PASSPHRASE}".`},
+				{Name: "armor", Type: pipeline.TypeBool, Default: false,
+					Doc: "Write ASCII armor (text) instead of binary OpenPGP."},
+				{Name: "compression", Type: pipeline.TypeString, Default: PGPCompressionNone, Enum: []string{PGPCompressionNone, PGPCompressionZip, PGPCompressionZlib},
+					Doc: "Compress before encrypting, when every recipient's key accepts it (GnuPG's keys accept both)."},
+				{Name: "name", Type: pipeline.TypeString,
+					Doc: `A template for the new name, with the placeholders of rename's name, such as "{stem}.gpg" or "out/{name}.pgp"; empty appends ".pgp", or ".asc" with armor.`},
+			},
+		}, func(_ context.Context, c pipeline.Config) (pipeline.Stage, error) {
+			s, err := NewPGPEncrypt(pgpEncryptConfig(c))
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		}},
+		{pipeline.Spec{
+			Name:    "pgp_decrypt",
+			Summary: `Decrypts OpenPGP content (armored or binary), checks its signature, and removes ".pgp", ".gpg" or ".asc" from the name; a file that fails a check fails for good.`,
+			Origin:  "built-in",
+			Check:   func(c pipeline.Config) error { _, err := NewPGPDecrypt(pgpDecryptConfig(c)); return err },
+			Fields: []pipeline.Field{
+				{Name: "private_keys", Type: pipeline.TypeStrings, Required: true,
+					Doc: "Private key files (gpg --export-secret-keys, armored or binary); a file is decrypted with whichever it is encrypted for."},
+				{Name: "passphrase", Type: pipeline.TypeStrings, Secret: true,
+					Doc: `Passphrases of the private keys: one for all, or one per file in the order of private_keys; best from the environment: "${PGP_PASSPHRASE}". A wrong one fails the flow's validation.`},
+				{Name: "require_signature", Type: pipeline.TypeBool, Default: false,
+					Doc: "Fail every file that is not signed by one of signers. Without it, files signed by one of signers are still verified, and others pass unverified."},
+				{Name: "signers", Type: pipeline.TypeStrings,
+					Doc: "Public keys of the trusted signers, as recipients of pgp_encrypt: key files or armored key text."},
+				{Name: "name", Type: pipeline.TypeString,
+					Doc: `A template for the new name, with the placeholders of rename's name, such as "{stem}"; empty removes ".pgp", ".gpg" or ".asc" and keeps a name without one.`},
+			},
+		}, func(_ context.Context, c pipeline.Config) (pipeline.Stage, error) {
+			s, err := NewPGPDecrypt(pgpDecryptConfig(c))
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		}},
 	}
 }
 
-// Register adds the built-in stages (match, rename, attrs, compress, decompress) to
-// r. It fails if one of the names is taken; the stages registered before the
-// failure stay registered.
+func pgpEncryptConfig(c pipeline.Config) PGPEncryptConfig {
+	return PGPEncryptConfig{
+		Recipients:        c.Strings("recipients"),
+		SigningKey:        c.String("signing_key"),
+		SigningPassphrase: c.String("signing_passphrase"),
+		Armor:             c.Bool("armor"),
+		Compression:       c.String("compression"),
+		Name:              c.String("name"),
+	}
+}
+
+func pgpDecryptConfig(c pipeline.Config) PGPDecryptConfig {
+	return PGPDecryptConfig{
+		PrivateKeys:      c.Strings("private_keys"),
+		Passphrases:      c.Strings("passphrase"),
+		RequireSignature: c.Bool("require_signature"),
+		Signers:          c.Strings("signers"),
+		Name:             c.String("name"),
+	}
+}
+
+// Register adds the built-in stages (match, rename, attrs, compress,
+// decompress, pgp_encrypt, pgp_decrypt) to r. It fails if one of the names is
+// taken; the stages registered before the failure stay registered.
 func Register(r *pipeline.Registry) error {
 	for _, s := range specs() {
 		if err := r.RegisterStage(s.spec, s.new); err != nil {
