@@ -226,6 +226,27 @@ func isLimit(s string) bool {
 	return err == nil || strings.EqualFold(s, "off")
 }
 
+// Check reports a Rate that ParseRate would not give, as a Rate built in
+// Go might be: slots out of order, outside the day (week), not on a whole
+// minute, or with a limit below MinRate.
+func (r Rate) Check() error {
+	period := 24 * time.Hour
+	if r.Weekly {
+		period = week
+	}
+	for i, s := range r.Slots {
+		switch {
+		case s.Start < 0 || s.Start >= period || s.Start%time.Minute != 0:
+			return fmt.Errorf("slot %d starts at %v: want a whole minute within the %s", i+1, s.Start, map[bool]string{false: "day", true: "week"}[r.Weekly])
+		case i > 0 && s.Start <= r.Slots[i-1].Start:
+			return fmt.Errorf("slot %d starts at %v, not after slot %d: put the slots in order", i+1, s.Start, i)
+		case s.Limit < 0 || (s.Limit > 0 && s.Limit < MinRate):
+			return fmt.Errorf("slot %d: %d bytes/s: want 0 (no limit) or at least 1KiB/s", i+1, s.Limit)
+		}
+	}
+	return nil
+}
+
 // Limited reports whether r limits anything at any time.
 func (r Rate) Limited() bool {
 	for _, s := range r.Slots {
