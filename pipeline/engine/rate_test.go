@@ -97,7 +97,7 @@ func TestRateLimitsSinksAndFlow(t *testing.T) {
 	sa := pipeline.SinkOf("a", &countingSink{Sink: a, name: "a", l: l})
 	sa.Rate = pipeline.Rate{Slots: []pipeline.RateSlot{{Limit: 256 << 10}}}
 	sb := pipeline.SinkOf("b", &countingSink{Sink: b, name: "b", l: l})
-	runToEnd(t, e.engine(t, engine.Options{}), pipeline.Flow{
+	run := runToEnd(t, e.engine(t, engine.Options{}), pipeline.Flow{
 		Name:   "rate",
 		Source: pipeline.SourceOf(testkit.NewMemorySource(files, true)),
 		Sinks:  []pipeline.SinkSpec{sa, sb},
@@ -112,6 +112,10 @@ func TestRateLimitsSinksAndFlow(t *testing.T) {
 	}
 	if l.bytes["a"] < total || l.bytes["b"] < total {
 		t.Errorf("sinks read %d and %d bytes, want at least %d each", l.bytes["a"], l.bytes["b"], total)
+	}
+	st := run.Stats()
+	if st.Limit != 512<<10 || st.Sinks[0].Limit != 256<<10 || st.Sinks[1].Limit != 0 {
+		t.Errorf("limits in Stats: flow %d, sinks %+v; want 512KiB, a 256KiB, b none", st.Limit, st.Sinks)
 	}
 	t.Logf("%d bytes to each sink in %v", total, time.Since(l.start).Round(time.Millisecond))
 }
