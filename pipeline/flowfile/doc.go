@@ -183,7 +183,7 @@
 //
 //	flow.yaml:3:5: unknown sink connector "lcoal" (known: local, memory, s3)
 //	flow.yaml:7:14: local sink: field "fsync": want true or false, got string maybe
-//	flow.yaml:9:3: unknown key "sinkz" (known: name, source, stages, sinks, bus)
+//	flow.yaml:9:3: unknown key "sinkz" (known: name, source, stages, sinks, bus, rate)
 //
 // The YAML parser gives lines but no columns for syntax errors; those are
 // reported at column 1, or at the start of the line for a mis-indented line.
