@@ -70,13 +70,23 @@ func newThrottle(r Rate, c clock) *Throttle {
 
 // Limit returns the limit in force now, in bytes per second; 0 for none.
 func (t *Throttle) Limit() int64 {
+	limit, _ := t.current()
+	return limit
+}
+
+// current returns the limit in force now and how many bytes one wait
+// takes; 0, 0 when nothing limits.
+func (t *Throttle) current() (limit int64, step int) {
 	if t == nil {
-		return 0
+		return 0, 0
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.update(t.now())
-	return t.limit
+	if t.limit == 0 {
+		return 0, 0
+	}
+	return t.limit, t.lim.Burst()
 }
 
 // Wait blocks until n more bytes may pass, or until ctx ends and then
@@ -104,20 +114,6 @@ func (t *Throttle) Wait(ctx context.Context, n int64) error {
 		n -= k
 	}
 	return nil
-}
-
-// step returns how many bytes one wait takes now; 0 when nothing limits.
-func (t *Throttle) step() int {
-	if t == nil {
-		return 0
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.update(t.now())
-	if t.limit == 0 {
-		return 0
-	}
-	return t.lim.Burst()
 }
 
 // now returns the clock's time, never earlier than a time already used:
@@ -208,7 +204,7 @@ func (p *pacedReader) wait(n int64) error {
 func (p *pacedReader) step() int {
 	s := 0
 	for _, t := range p.ts {
-		if n := t.step(); n > 0 && (s == 0 || n < s) {
+		if _, n := t.current(); n > 0 && (s == 0 || n < s) {
 			s = n
 		}
 	}
