@@ -1,9 +1,7 @@
 package engine_test
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"sync"
 	"testing"
 	"time"
@@ -41,42 +39,6 @@ func (l *ledger) add(sink string, n int) {
 	}
 }
 
-// countingSink hands the engine's readers to its inner sink through a
-// reader that reports to a ledger.
-type countingSink struct {
-	pipeline.Sink
-	name string
-	l    *ledger
-}
-
-func (s *countingSink) Open(ctx context.Context, f pipeline.File, resume []byte) (pipeline.Upload, error) {
-	up, err := s.Sink.Open(ctx, f, resume)
-	if err != nil {
-		return nil, err
-	}
-	return &countingUpload{Upload: up, s: s}, nil
-}
-
-type countingUpload struct {
-	pipeline.Upload
-	s *countingSink
-}
-
-func (u *countingUpload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) error {
-	return u.Upload.WritePart(ctx, p, &countingReader{r: r, s: u.s})
-}
-
-type countingReader struct {
-	r io.Reader
-	s *countingSink
-}
-
-func (c *countingReader) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
-	c.s.l.add(c.s.name, n)
-	return n, err
-}
-
 // TestRateLimitsSinksAndFlow delivers files of several parts, one-chunk
 // files and a group of small files to two sinks: "a" limited to 256 KiB/s,
 // "b" unlimited, and the flow to 512 KiB/s for both together. Neither
@@ -94,9 +56,9 @@ func TestRateLimitsSinksAndFlow(t *testing.T) {
 	}
 	l := &ledger{t: t, start: time.Now(), rates: map[string]int64{"a": 256 << 10, "": 512 << 10}, bytes: map[string]int64{}}
 	a, b := testkit.NewMemorySink(), testkit.NewMemorySink()
-	sa := pipeline.SinkOf("a", &countingSink{Sink: a, name: "a", l: l})
+	sa := pipeline.SinkOf("a", testkit.CountReads(a, func(n int) { l.add("a", n) }))
 	sa.Rate = pipeline.Rate{Slots: []pipeline.RateSlot{{Limit: 256 << 10}}}
-	sb := pipeline.SinkOf("b", &countingSink{Sink: b, name: "b", l: l})
+	sb := pipeline.SinkOf("b", testkit.CountReads(b, func(n int) { l.add("b", n) }))
 	run := runToEnd(t, e.engine(t, engine.Options{}), pipeline.Flow{
 		Name:   "rate",
 		Source: pipeline.SourceOf(testkit.NewMemorySource(files, true)),
