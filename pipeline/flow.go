@@ -22,6 +22,14 @@ type Flow struct {
 	// Once takes the files the source holds now, delivers them and ends the
 	// run, whatever the source's watch setting or the schedule say.
 	Once bool
+	// Rate limits the bytes the flow writes to all its sinks together, on
+	// top of each sink's own Rate. It counts what is written, as rclone's
+	// --bwlimit counts what is transferred: a file delivered to three sinks
+	// counts three times, since each copy crosses a line. Reading from the
+	// source needs no limit of its own: it runs at most bus.window ahead of
+	// the slowest sink. The limit is per runner: several runners sharing a
+	// flow each have it.
+	Rate Rate
 	// Pos is where the flow was declared; zero for flows built in Go.
 	Pos Pos
 }
@@ -48,6 +56,9 @@ type SinkSpec struct {
 	// Files is how many files are delivered to this sink at once. Default 4,
 	// at most MaxSinkFiles.
 	Files int
+	// Rate limits the bytes written to this sink, all its parts and files
+	// together. The engine applies it to every sink, plugins included.
+	Rate Rate
 }
 
 // Retry is a sink's retry budget with exponential backoff.
@@ -246,6 +257,9 @@ func (f Flow) Check() error {
 		if s.Parallelism < 0 || s.Files < 0 || s.Retry.Attempts < 0 || s.Retry.Initial < 0 || s.Retry.Max < 0 {
 			at(s.Pos, "sink %s: parallelism, files and retry settings must not be negative", label)
 		}
+		if err := s.Rate.Check(); err != nil {
+			at(s.Pos, "sink %s: rate: %v", label, err)
+		}
 		if s.Name == "" {
 			continue
 		}
@@ -256,6 +270,9 @@ func (f Flow) Check() error {
 			at(s.Pos, "sink name %q is used twice: give each sink its own name", s.Name)
 		}
 		seen[s.Name] = true
+	}
+	if err := f.Rate.Check(); err != nil {
+		at(f.Pos, "flow %q: rate: %v", f.Name, err)
 	}
 	for _, l := range f.Limits() {
 		pos := f.Pos

@@ -106,6 +106,15 @@ func TestFlowCheck(t *testing.T) {
 		{"compression", func(f *pipeline.Flow) { f.Bus.Compression = "lz4" }, []string{`bus compression "lz4": want one of s2, zstd, none`}},
 		{"negative bus", func(f *pipeline.Flow) { f.Bus.Retention = -time.Second }, []string{`bus files, readers, window, retention and retention_size must not be negative`}},
 		{"negative retention size", func(f *pipeline.Flow) { f.Bus.RetentionSize = -1 }, []string{`bus files, readers, window, retention and retention_size must not be negative`}},
+		{"rates", func(f *pipeline.Flow) {
+			f.Rate = pipeline.Rate{Slots: []pipeline.RateSlot{{Start: 9 * time.Hour}, {Start: 8 * time.Hour, Limit: 1 << 20}}}
+			f.Sinks[0].Rate = pipeline.Rate{Slots: []pipeline.RateSlot{{Limit: 100}}}
+			f.Sinks[1].Rate = pipeline.Rate{Slots: []pipeline.RateSlot{{Start: 25 * time.Hour, Limit: 1 << 20}}}
+		}, []string{
+			`sink "a": rate: slot 1: 100 bytes/s: want 0 (no limit) or at least 1KiB/s`,
+			`sink "b": rate: slot 1 starts at 25h0m0s: want a whole minute within the day`,
+			`flow "orders_in-2": rate: slot 2 starts at 8h0m0s, not after slot 1: put the slots in order`,
+		}},
 		{"positions", func(f *pipeline.Flow) {
 			f.Pos = pipeline.Pos{File: "flow.yaml", Line: 1, Column: 1}
 			f.Name = "x y"

@@ -112,7 +112,7 @@ func (s Schedule) Compile() (*Timetable, error) {
 	return t, nil
 }
 
-var weekdays = map[string]time.Weekday{"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
+var weekdayByName = map[string]time.Weekday{"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
 
 // parseWindow parses "[DAYS ]HH:MM-HH:MM"; DAYS is a comma list of days or
 // day ranges ("Mon-Fri,Sun").
@@ -131,8 +131,8 @@ func parseWindow(s string) (window, error) {
 			break
 		}
 		from, to, isRange := strings.Cut(strings.ToLower(strings.TrimSpace(part)), "-")
-		a, ok1 := weekdays[from]
-		b, ok2 := weekdays[to]
+		a, ok1 := weekdayByName[from]
+		b, ok2 := weekdayByName[to]
 		if !ok1 || isRange && !ok2 {
 			return bad("%q is not a day or day range (Mon, Tue, Wed, Thu, Fri, Sat, Sun)", part)
 		}

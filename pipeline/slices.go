@@ -18,7 +18,15 @@ type Slices struct {
 // SlicesOf returns the bytes [off, off+size) of r's slices when r is a
 // *net.Buffers holding them, as the engine hands parts to sinks; ok is false
 // for any other reader, or one holding fewer bytes. r is not consumed.
+//
+// When r is a *net.Buffers paced by throttles (Paced), SlicesOf waits until
+// the size bytes may pass before returning them (ok is false when that wait
+// ends with the context): the caller sends them from the slices.
 func SlicesOf(r io.Reader, off, size int64) (s *Slices, ok bool) {
+	paced, isPaced := r.(*pacedReader)
+	if isPaced {
+		r = paced.r
+	}
 	nb, isBuffers := r.(*net.Buffers)
 	if !isBuffers || off < 0 || size < 0 {
 		return nil, false
@@ -42,6 +50,9 @@ func SlicesOf(r io.Reader, off, size int64) (s *Slices, ok bool) {
 		left -= int64(len(b))
 	}
 	if left > 0 {
+		return nil, false
+	}
+	if isPaced && paced.wait(size) != nil {
 		return nil, false
 	}
 	return &Slices{bufs: out, size: size}, true

@@ -203,6 +203,27 @@ func Stall(s pipeline.Sink, d time.Duration) pipeline.Sink {
 	}}
 }
 
+// CountReads wraps s so that read is called with the number of bytes of
+// every read s makes of a part, once the bytes are read (concurrently, as
+// s reads parts): what the engine handed the sink, and when. The reader s
+// gets is a plain io.Reader. Everything else passes through.
+func CountReads(s pipeline.Sink, read func(n int)) pipeline.Sink {
+	return &sinkWrapper{Sink: s, writePart: func(ctx context.Context, u pipeline.Upload, p pipeline.Part, r io.Reader) error {
+		return u.WritePart(ctx, p, &countingReader{r: r, read: read})
+	}}
+}
+
+type countingReader struct {
+	r    io.Reader
+	read func(int)
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.read(n)
+	return n, err
+}
+
 var (
 	_ pipeline.Sink          = (*sinkWrapper)(nil)
 	_ pipeline.ManifestFirst = (*sinkWrapper)(nil)

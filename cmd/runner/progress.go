@@ -65,8 +65,27 @@ func formatProgress(s engine.Stats, rate float64) string {
 		fmt.Fprintf(&b, " / %s", pipeline.FormatSize(s.BytesKnown))
 		eta = formatETA(s.BytesKnown-done, rate)
 	}
-	fmt.Fprintf(&b, ", %s, ETA %s, %d failed", formatRate(rate), eta, filesFailed(s))
+	fmt.Fprintf(&b, ", %s%s, ETA %s, %d failed", formatRate(rate), formatLimits(s), eta, filesFailed(s))
 	return b.String()
+}
+
+// formatLimits prints the bandwidth limits in force, if any, after the
+// rate: " (limit 10.0 MiB/s)" for the flow's, " (limit archive 1.0 MiB/s)"
+// for a sink's.
+func formatLimits(s engine.Stats) string {
+	var limits []string
+	if s.Limit > 0 {
+		limits = append(limits, formatRate(float64(s.Limit)))
+	}
+	for _, k := range s.Sinks {
+		if k.Limit > 0 {
+			limits = append(limits, k.Name+" "+formatRate(float64(k.Limit)))
+		}
+	}
+	if len(limits) == 0 {
+		return ""
+	}
+	return " (limit " + strings.Join(limits, ", ") + ")"
 }
 
 // formatRate prints bytes per second as "45.2 MiB/s".
@@ -258,7 +277,7 @@ func startBars(out io.Writer, logOut *switchWriter, runs []statser) *progressRep
 			st.bar.EwmaSetCurrent(n, now.Sub(st.at))
 			st.at = now
 			st.mu.Lock()
-			st.files = fmt.Sprintf(" %d/%d files, %d failed", filesDone(s), s.FilesSeen, filesFailed(s))
+			st.files = fmt.Sprintf(" %d/%d files, %d failed%s", filesDone(s), s.FilesSeen, filesFailed(s), formatLimits(s))
 			st.mu.Unlock()
 		}
 	}

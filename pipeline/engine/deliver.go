@@ -598,7 +598,7 @@ func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 			if err != nil {
 				return fail(err)
 			}
-			err = writePart(ctx, up, p, body, &s.metrics)
+			err = writePart(ctx, up, p, body, s)
 			written()
 			if err != nil {
 				return fail(fmt.Errorf("writing part %d of %s to sink %s: %w", p.Number, m.Name, s.spec.Name, err))
@@ -634,7 +634,7 @@ func (r *Run) writeWhole(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 		return size, func(d *bus.Delivery) { d.Resumed++ }, nil
 	}
 	p := pipeline.Part{Number: 0, Size: size, Last: true}
-	if err := writePart(ctx, up, p, net.Buffers{data}, &s.metrics); err != nil {
+	if err := writePart(ctx, up, p, net.Buffers{data}, s); err != nil {
 		return 0, nil, fmt.Errorf("writing part 0 of %s to sink %s: %w", m.Name, s.spec.Name, err)
 	}
 	s.stats.bytes.Add(size)
@@ -688,14 +688,17 @@ func onlyChunk(ctx context.Context, chunks jetstream.Stream, codec *bus.Codec, s
 	return c, nil
 }
 
-// writePart writes one part, retrying a few times before giving up.
-func writePart(ctx context.Context, up pipeline.Upload, p pipeline.Part, data net.Buffers, sm *sinkMetrics) error {
+// writePart writes one part to sink s, retrying a few times before giving
+// up. The part's bytes are paced by the sink's and the flow's rates as the
+// sink reads them; a retry counts them again, since they are sent again.
+func writePart(ctx context.Context, up pipeline.Upload, p pipeline.Part, data net.Buffers, s *sinkRun) error {
+	sm := &s.metrics
 	b := newBackoff(200*time.Millisecond, 2*time.Second)
 	var err error
 	for attempt := 1; attempt <= partAttempts; attempt++ {
 		body := append(net.Buffers(nil), data...) // Read consumes the slice
 		start := time.Now()
-		err = up.WritePart(ctx, p, &body)
+		err = up.WritePart(ctx, p, s.paced(ctx, &body))
 		if err == nil {
 			sm.partWrite.Observe(time.Since(start).Seconds())
 			break

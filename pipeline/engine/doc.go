@@ -167,6 +167,18 @@
 // none of it. After abandonedRead AckWaits without a reader the file is
 // taken as abandoned and the delivery fails, saying so.
 //
+// # Bandwidth limits
+//
+// A sink's rate and the flow's (pipeline.SinkSpec.Rate, pipeline.Flow.Rate)
+// are applied here, where the engine hands a part to a sink, not in the
+// connectors: every sink, plugins included, is limited alike. Each has one
+// pipeline.Throttle for the run, shared by every part and file written at
+// once, so parallelism does not multiply the limit. The reader a sink gets
+// is paced as the sink reads it (pipeline.Paced); a sink that takes the
+// part's slices whole (pipeline.SlicesOf) is charged for them first; a
+// group member written whole (pipeline.WholeWriter) is charged before the
+// write. A part written again is charged again: its bytes cross again.
+//
 // # Metrics
 //
 // With Options.Metrics set, the engine registers these Prometheus

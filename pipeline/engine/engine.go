@@ -132,6 +132,9 @@ type Run struct {
 	sessionSource func(context.Context) (pipeline.Source, error)
 	stages        []pipeline.Stage
 	sinks         []*sinkRun
+	// throttle holds what the flow writes to all its sinks to its rate
+	// (nil: no limit).
+	throttle *pipeline.Throttle
 	// byReference is set when files travel by reference (bus.payload).
 	byReference bool
 
@@ -175,6 +178,24 @@ type sinkRun struct {
 	consumer jetstream.Consumer
 	stats    *sinkStats
 	metrics  sinkMetrics
+	// throttle and flowThrottle pace every byte written to the sink: one
+	// each for all its parts and files, so that parallel writes share the
+	// sink's rate and the flow's (nil: no limit).
+	throttle, flowThrottle *pipeline.Throttle
+}
+
+// paced returns a part's reader paced by the sink's and the flow's rates.
+func (s *sinkRun) paced(ctx context.Context, r io.Reader) io.Reader {
+	return pipeline.Paced(ctx, r, s.throttle, s.flowThrottle)
+}
+
+// wait blocks until n bytes may be written to the sink, for writes that
+// hand the sink bytes instead of a reader (pipeline.WholeWriter).
+func (s *sinkRun) wait(ctx context.Context, n int64) error {
+	if err := s.throttle.Wait(ctx, n); err != nil {
+		return err
+	}
+	return s.flowThrottle.Wait(ctx, n)
 }
 
 // waitsForFile reports whether s needs the whole of f on the bus before Open.
@@ -274,6 +295,7 @@ const maxOpenFiles = 1024
 
 func (r *Run) build(ctx context.Context) error {
 	reg := r.e.opts.Registry
+	r.throttle = pipeline.NewThrottle(r.flow.Rate)
 	need := func(c pipeline.Component) error {
 		if c.Instance == nil && reg == nil {
 			return fmt.Errorf("flow %s: component %q needs a registry (engine.Options.Registry)", r.flow.Name, c.Type)
@@ -337,7 +359,8 @@ func (r *Run) build(ctx context.Context) error {
 				return fmt.Errorf("%s: %w", where(spec.Component, "sink"), err)
 			}
 		}
-		r.sinks = append(r.sinks, &sinkRun{spec: spec, sink: sk, stats: r.stats.sink(spec.Name)})
+		r.sinks = append(r.sinks, &sinkRun{spec: spec, sink: sk, stats: r.stats.sink(spec.Name),
+			throttle: pipeline.NewThrottle(spec.Rate), flowThrottle: r.throttle})
 	}
 	return nil
 }

@@ -555,7 +555,7 @@ func (a *groupAttempt) write(ctx context.Context, m bus.Member, content []byte, 
 		return opened{}, false
 	}
 	p := pipeline.Part{Number: 0, Size: m.Size, Last: true}
-	if err := writePart(fctx, up, p, net.Buffers{data}, &a.s.metrics); err != nil {
+	if err := writePart(fctx, up, p, net.Buffers{data}, a.s); err != nil {
 		err = fmt.Errorf("writing part 0 of %s to sink %s: %w", m.Name, a.s.spec.Name, err)
 		a.abort([]opened{{m: m, up: up}}, err)
 		a.fail(m, err)
@@ -581,6 +581,9 @@ func (a *groupAttempt) commit(ctx context.Context, o opened) error {
 	ctx = withFile(ctx, o.m.ID, o.m.Name)
 	if o.up != nil {
 		return o.up.Commit(ctx, memberFile(o.m))
+	}
+	if err := a.s.wait(ctx, int64(len(o.data))); err != nil {
+		return err
 	}
 	start := time.Now()
 	err := a.s.sink.(pipeline.WholeWriter).WriteWhole(ctx, memberFile(o.m), o.data)

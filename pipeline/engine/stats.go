@@ -20,7 +20,10 @@ type Stats struct {
 	// BytesKnown sums the known sizes of the files taken so far (for an ETA);
 	// BytesRead counts bytes put on the bus.
 	BytesKnown, BytesRead int64
-	Sinks                 []SinkStats
+	// Limit is the flow's bandwidth limit in force now (Flow.Rate), in
+	// bytes per second; 0 for none.
+	Limit int64
+	Sinks []SinkStats
 }
 
 // SinkStats counts one sink's deliveries in this run.
@@ -30,6 +33,9 @@ type SinkStats struct {
 	// again after a failed attempt.
 	BytesWritten                                int64
 	Committed, Failed, Skipped, Retries, Active int64
+	// Limit is the sink's bandwidth limit in force now (SinkSpec.Rate), in
+	// bytes per second; 0 for none.
+	Limit int64
 }
 
 type stats struct {
@@ -93,13 +99,18 @@ func (r *Run) Stats() Stats {
 		FilesSeen: s.seen.Load(), FilesPassed: s.passed.Load(), FilesFailed: s.failed.Load(),
 		FilesMixed: s.mixed.Load(), FilesSkipped: s.skipped.Load(), FilesInFlight: s.inFlight.Load(),
 		BytesKnown: s.bytesKnown.Load(), BytesRead: s.bytesRead.Load(), FilesEarlier: s.earlier.Load(),
+		Limit: r.throttle.Limit(),
+	}
+	limits := map[string]int64{}
+	for _, k := range r.sinks {
+		limits[k.spec.Name] = k.throttle.Limit()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, k := range s.sinks {
 		out.Sinks = append(out.Sinks, SinkStats{
 			Name: k.name, BytesWritten: k.bytes.Load(), Committed: k.committed.Load(), Failed: k.failed.Load(),
-			Skipped: k.skipped.Load(), Retries: k.retries.Load(), Active: k.active.Load(),
+			Skipped: k.skipped.Load(), Retries: k.retries.Load(), Active: k.active.Load(), Limit: limits[k.name],
 		})
 	}
 	return out

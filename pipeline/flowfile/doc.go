@@ -24,6 +24,8 @@
 //	      attempts: 5           # tries before a delivery is marked failed (at most 1000)
 //	      initial: 1s           # first backoff, doubled on each retry ...
 //	      max: 1m               # ... up to this (both at most 24h)
+//	    rate: "08:00,10M 18:00,off"  # bandwidth limit of this sink (see Rate)
+//	rate: 50M                   # bandwidth limit of all sinks together (see Rate)
 //	bus:                        # optional tuning of the JetStream transport
 //	  chunk_size: 1MiB          # payload of one bus message, 4KiB to 64MiB
 //	  compression: s2           # s2, zstd or none
@@ -39,6 +41,16 @@
 //	  time_zone: Europe/Berlin  # IANA zone; default the runner's
 //	  windows: ["Mon-Fri 06:00-18:00"]   # polls only inside; without cron, polls while open
 //	  holidays: ["2026-12-24", "12-25"]  # no poll on these dates (MM-DD: every year)
+//
+// Rate: a bandwidth limit in bytes per second, written as rclone's
+// --bwlimit: a size ("10M", "512KiB", "10MB"; "off" or 0 for none), or a
+// timetable of "HH:MM,LIMIT" entries in order through the day ("08:00,10M
+// 18:00,off": 10 MiB/s from 08:00, none from 18:00 until 08:00) or
+// "Day-HH:MM,LIMIT" entries in order through the week from Monday
+// ("Mon-08:00,512K Sat-00:00,off"). Times are the runner's local time (its
+// TZ), as in rclone. A sink's rate holds every part and file written to it
+// together; the flow's rate holds what it writes to all sinks together (a
+// file sent to two sinks counts twice). Each runner applies its own limit.
 //
 // Payload: with bytes (the default) every byte of a file goes onto the bus
 // and the sinks read it from there. With reference the bus carries, per
@@ -176,7 +188,7 @@
 //
 //	flow.yaml:3:5: unknown sink connector "lcoal" (known: local, memory, s3)
 //	flow.yaml:7:14: local sink: field "fsync": want true or false, got string maybe
-//	flow.yaml:9:3: unknown key "sinkz" (known: name, source, stages, sinks, bus, schedule)
+//	flow.yaml:9:3: unknown key "sinkz" (known: name, source, stages, sinks, bus, schedule, rate)
 //
 // The YAML parser gives lines but no columns for syntax errors; those are
 // reported at column 1, or at the start of the line for a mis-indented line.

@@ -739,9 +739,9 @@ func (p *parser) scalar(n *yaml.Node, secret bool) (any, bool) {
 // The flow's own keys and settings. Settings are parsed with
 // pipeline.Field, like connector fields, so their messages match.
 var (
-	topKeys      = []string{"name", "source", "stages", "sinks", "bus", "schedule"}
+	topKeys      = []string{"name", "source", "stages", "sinks", "bus", "schedule", "rate"}
 	scheduleKeys = []string{"cron", "time_zone", "windows", "holidays"}
-	sinkKeys     = []string{"name", "parallelism", "files", "retry"}
+	sinkKeys     = []string{"name", "parallelism", "files", "retry", "rate"}
 	retryKeys    = []string{"attempts", "initial", "max"}
 	busKeys      = []string{"chunk_size", "compression", "files", "readers", "window", "retention", "retention_size", "payload", "on_change"}
 
@@ -812,6 +812,8 @@ func (p *parser) flow(root *yaml.Node) *pipeline.Flow {
 			f.Bus = p.bus(e)
 		case "schedule":
 			f.Schedule = p.schedule(e)
+		case "rate":
+			f.Rate = p.rate(e, "rate")
 		default:
 			p.errorf(e.k, "unknown key %q (known: %s)", e.key, strings.Join(topKeys, ", "))
 		}
@@ -1247,6 +1249,8 @@ func (p *parser) sink(i int, item *yaml.Node, names map[string]*yaml.Node) (pipe
 			nodes[path+"files"] = e.v
 		case "retry":
 			s.Retry = p.retry(e, path+"retry.", nodes)
+		case "rate":
+			s.Rate = p.rate(e, path+"rate")
 		default:
 			cand = append(cand, e)
 		}
@@ -1285,6 +1289,45 @@ func (p *parser) duration(e pair, path string) time.Duration {
 	}
 	return v.(time.Duration)
 }
+
+// rate parses a bandwidth limit (pipeline.ParseRate); path names it in
+// messages. A number is bytes per second. A problem in one entry of a
+// timetable is reported at that entry when the value is written on one line
+// as it reads.
+func (p *parser) rate(e pair, path string) pipeline.Rate {
+	n, ok := p.deref(e.v)
+	if !ok || isNull(n) {
+		return pipeline.Rate{}
+	}
+	if n.Kind != yaml.ScalarNode {
+		p.errorf(n, "%s: want a size or a timetable, got %s: %s", path, describe(n), rateHint)
+		return pipeline.Rate{}
+	}
+	v, ok := p.value(n, false)
+	if !ok {
+		return pipeline.Rate{}
+	}
+	text := fmt.Sprint(v)
+	r, err := pipeline.ParseRate(text)
+	if err == nil {
+		return r
+	}
+	pos := p.pos(n)
+	var re *pipeline.RateError
+	if errors.As(err, &re) && text == n.Value && !strings.ContainsAny(text, "\\\n'") {
+		switch n.Style {
+		case 0:
+			pos.Column += utf8.RuneCountInString(text[:re.Offset])
+		case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+			pos.Column += 1 + utf8.RuneCountInString(text[:re.Offset])
+		}
+	}
+	p.add(pos, err, "%s: %v", path, err)
+	return pipeline.Rate{}
+}
+
+// rateHint says what a rate looks like.
+const rateHint = `write 10MB, 512KiB, off, or "08:00,10M 18:00,off"`
 
 // block returns the entries of a settings mapping such as retry or bus.
 func (p *parser) block(e pair, what string) []pair {

@@ -59,18 +59,22 @@ func TestParseFull(t *testing.T) {
 				Parallelism: 8,
 				Files:       2,
 				Retry:       retry,
+				Rate:        pipeline.Rate{Slots: []pipeline.RateSlot{{Limit: 10 << 20}}},
 			},
 			{
 				Name: "copy",
-				Component: pipeline.Component{Type: "local", Pos: at(27, 5), Config: map[string]any{
+				Component: pipeline.Component{Type: "local", Pos: at(28, 5), Config: map[string]any{
 					"path":      "./copy/${literal}",
 					"fsync":     true,
 					"part_size": int64(8 << 20),
 				}},
 				Retry: retry,
+				Rate: pipeline.Rate{Slots: []pipeline.RateSlot{
+					{Start: 8 * time.Hour, Limit: 10 << 20}, {Start: 18 * time.Hour},
+				}},
 			},
 			{
-				Component: pipeline.Component{Type: "s3", Pos: at(33, 5), Config: map[string]any{
+				Component: pipeline.Component{Type: "s3", Pos: at(35, 5), Config: map[string]any{
 					"bucket":     "backups",
 					"secret_key": "s3cr3t",
 					"headers":    map[string]string{"x-team": "data", "x-cost": "12"},
@@ -79,7 +83,7 @@ func TestParseFull(t *testing.T) {
 			},
 			{
 				Name:      "mem",
-				Component: pipeline.Component{Type: "memory", Pos: at(40, 5), Config: map[string]any{}},
+				Component: pipeline.Component{Type: "memory", Pos: at(42, 5), Config: map[string]any{}},
 			},
 		},
 		Bus: pipeline.BusSpec{
@@ -90,6 +94,9 @@ func TestParseFull(t *testing.T) {
 			Retention:     time.Hour,
 			RetentionSize: 10 << 30,
 		},
+		Rate: pipeline.Rate{Weekly: true, Slots: []pipeline.RateSlot{
+			{Start: 8 * time.Hour, Limit: 50 << 20}, {Start: 5 * 24 * time.Hour},
+		}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Parse mismatch (-want +got):\n%s", diff)
@@ -226,7 +233,7 @@ var errorCases = []struct {
 		in:   lines("name: x", srcOK, "sinkz: [memory: {}]"),
 		want: lines(
 			`f.yaml:1:1: missing sinks: add "sinks:" with at least one sink (known: local, memory, s3)`,
-			`f.yaml:3:1: unknown key "sinkz" (known: name, source, stages, sinks, bus, schedule)`,
+			`f.yaml:3:1: unknown key "sinkz" (known: name, source, stages, sinks, bus, schedule, rate)`,
 		),
 	},
 	{
@@ -343,7 +350,7 @@ var errorCases = []struct {
 	{
 		name: "unknown sink key",
 		in:   lines("name: x", srcOK, "sinks:", "  - memory: {}", "    parallelizm: 3"),
-		want: `f.yaml:5:5: unknown key "parallelizm" (known: name, parallelism, files, retry and one sink connector: local, memory, s3)`,
+		want: `f.yaml:5:5: unknown key "parallelizm" (known: name, parallelism, files, retry, rate and one sink connector: local, memory, s3)`,
 	},
 	{
 		name: "config is a list",
@@ -589,7 +596,7 @@ var errorCases = []struct {
 		name: "keys are not substituted",
 		in:   lines("name: x", srcOK, sinksOK, "${KEY}: 1"),
 		env:  map[string]string{"KEY": "bus"},
-		want: `f.yaml:4:1: unknown key "${KEY}" (known: name, source, stages, sinks, bus, schedule)`,
+		want: `f.yaml:4:1: unknown key "${KEY}" (known: name, source, stages, sinks, bus, schedule, rate)`,
 	},
 
 	// Anchors, aliases and merge keys.
@@ -617,6 +624,47 @@ var errorCases = []struct {
 		name: "key that is not a string",
 		in:   lines("name: x", "source: {local: {path: a, [b]: c}}", sinksOK),
 		want: `f.yaml:2:27: a key must be a string, got a list`,
+	},
+
+	// Bandwidth limits.
+	{
+		name: "flow rate that is not a size",
+		in:   lines("name: x", `rate: 10 MB/s`, srcOK, sinksOK),
+		want: `f.yaml:2:7: rate: "10 MB/s" is not a size or a timetable: write 10MB, 512KiB, off, or "08:00,10M 18:00,off"`,
+	},
+	{
+		name: "sink rate with a bad time, at the entry",
+		in:   lines("name: x", srcOK, "sinks:", `  - memory: {}`, `    rate: "08:00,10M 25:00,off"`),
+		want: `f.yaml:5:22: sinks[0].rate: timetable entry "25:00,off": "25:00" is not a time of day: write HH:MM from 00:00 to 23:59`,
+	},
+	{
+		name: "timetable out of order, plain and single-quoted",
+		in: lines("name: x", srcOK, "sinks:", `  - memory: {}`, `    rate: 18:00,off 08:00,10M`,
+			`  - memory: {}`, `    rate: '08:00,1M 08:00,2M'`),
+		want: lines(
+			`f.yaml:5:21: sinks[0].rate: timetable entry "08:00,10M" comes after "18:00,off": list the entries in order through the day`,
+			`f.yaml:7:21: sinks[1].rate: timetable entry "08:00,2M" is at the same time as "08:00,1M": give each time one limit`),
+	},
+	{
+		name: "weekly timetable with a day-less entry",
+		in:   lines("name: x", `rate: "Mon-08:00,1M 18:00,off"`, srcOK, sinksOK),
+		want: `f.yaml:2:21: rate: timetable entry "18:00,off" has no day but "Mon-08:00,1M" has one: give every entry a day, or none`,
+	},
+	{
+		name: "rate from a variable is reported at the value",
+		in:   lines("name: x", `rate: ${RATE}`, srcOK, sinksOK),
+		env:  map[string]string{"RATE": "08:00,1M 9:00,2M 7:00,off"},
+		want: `f.yaml:2:7: rate: timetable entry "7:00,off" comes after "9:00,2M": list the entries in order through the day`,
+	},
+	{
+		name: "rate that is a mapping",
+		in:   lines("name: x", srcOK, "sinks:", `  - memory: {}`, `    rate: {limit: 1M}`),
+		want: `f.yaml:5:11: sinks[0].rate: want a size or a timetable, got a mapping: write 10MB, 512KiB, off, or "08:00,10M 18:00,off"`,
+	},
+	{
+		name: "rate without a unit",
+		in:   lines("name: x", "rate: 512", srcOK, sinksOK),
+		want: `f.yaml:2:7: rate: 512 bytes/s is below the least limit of 1KiB/s: write a unit, such as 512K or 512M, or off`,
 	},
 }
 
