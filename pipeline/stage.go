@@ -12,9 +12,11 @@ type Stage interface {
 	// the returned reader is also an io.Closer the engine closes it when done.
 	// Returning an error wrapping ErrSkip drops the file (acked as Skipped).
 	//
-	// A stage must be deterministic: given the same input it produces the same
-	// output, because after a crash the engine may run it again and keep only
-	// the bytes it had not yet stored.
+	// A stage should be deterministic: given the same input it produces the
+	// same output, because after a crash the engine runs it again and keeps
+	// only the bytes it had not yet stored. One that is not (encryption with
+	// a fresh key) costs a whole new read: the engine finds that the bytes
+	// before its checkpoint hash otherwise and reads the file afresh.
 	Process(ctx context.Context, f File, r io.Reader) (File, io.Reader, error)
 }
 

@@ -156,7 +156,7 @@ func (r *Run) tryGroup(item pipeline.Item, f pipeline.File, id string, release f
 // bytes after them, if it is one chunk no bigger than a group takes.
 func (r *Run) readSmall(item pipeline.Item, f pipeline.File, id string) (pipeline.File, []byte, bool) {
 	ctx := withFile(r.stopping, id, f.Name)
-	out, next, closeSrc, _, err := r.openContent(ctx, item, f, nil, r.flow.Bus.ChunkSize)
+	out, next, closeSrc, _, err := r.openContent(ctx, item, f, nil, r.flow.Bus.ChunkSize, false)
 	if err != nil {
 		return out, nil, false
 	}

@@ -550,7 +550,16 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string, known *bus.
 		chunkSize = mv.V.ChunkSize // a resumed file keeps its chunk size
 	}
 
-	out, next, closeSrc, ranged, err := r.openContent(ctx, item, f, cp, chunkSize)
+	out, next, closeSrc, ranged, err := r.openContent(ctx, item, f, cp, chunkSize, mv.V.State == bus.FileIngesting)
+	if errors.Is(err, errStagesDiffer) {
+		// What an earlier read put on the bus cannot be continued: read the
+		// file afresh, in a new epoch.
+		r.log.Info("the stages gave other bytes than the interrupted read (an encrypting stage, say): reading the file afresh", "file", f.Name, "id", id)
+		if err := r.resetFile(id, mv.V); err != nil {
+			return mv, err
+		}
+		return r.ingest(item, f, id, nil)
+	}
 	if err != nil {
 		return mv, r.stopped(err)
 	}
@@ -797,7 +806,19 @@ func checkAttrs(item pipeline.Item, f pipeline.File) error {
 // yielding its content in chunks, starting after the checkpoint; ranged
 // tells whether it reads byte ranges (so the checkpoint's bytes are not read
 // again).
-func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.File, cp *bus.Checkpoint, chunkSize int64) (_ pipeline.File, _ func() ([]byte, error), _ func(), ranged bool, _ error) {
+// errStagesDiffer says that a read resumed through stages cannot continue
+// what an interrupted read put on the bus: the stages' bytes up to its
+// checkpoint differ (a stage that encrypts with a fresh key), or there is
+// no checkpoint to compare with while chunks of it may be there.
+var errStagesDiffer = errors.New("the stages' output differs from the interrupted read's")
+
+// openContent opens f's content as it goes onto the bus: ranges of the
+// source, or the source through the stages. resuming says an earlier read
+// of the file was interrupted; cp is its checkpoint, if any. Through
+// stages, the bytes before the checkpoint are read again and must hash as
+// they did (errStagesDiffer otherwise): stages are meant to be
+// deterministic, and one that is not would join two different outputs.
+func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.File, cp *bus.Checkpoint, chunkSize int64, resuming bool) (_ pipeline.File, _ func() ([]byte, error), _ func(), ranged bool, _ error) {
 	var skip int64
 	if cp != nil {
 		skip = cp.Bytes
@@ -841,7 +862,12 @@ func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.Fi
 		closeAll()
 		return f, nil, nil, false, err
 	}
-	if skip > 0 {
+	if resuming && len(r.stages) > 0 {
+		if err := sameAsBefore(content, cp); err != nil {
+			closeAll()
+			return f, nil, nil, false, fmt.Errorf("resuming %s at byte %d: %w", f.Name, skip, err)
+		}
+	} else if skip > 0 {
 		if _, err := io.CopyN(io.Discard, content, skip); err != nil {
 			closeAll()
 			return f, nil, nil, false, fmt.Errorf("resuming %s at byte %d: %w", f.Name, skip, err)
@@ -861,6 +887,26 @@ func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.Fi
 		return buf, nil
 	}
 	return f, next, closeAll, false, nil
+}
+
+// sameAsBefore reads the bytes before checkpoint cp from content and checks
+// that they hash to the checkpoint's state; errStagesDiffer when they do
+// not or there is no checkpoint.
+func sameAsBefore(content io.Reader, cp *bus.Checkpoint) error {
+	if cp == nil {
+		return errStagesDiffer
+	}
+	h := sha256.New()
+	if _, err := io.CopyN(h, content, cp.Bytes); err != nil {
+		if err == io.EOF {
+			return errStagesDiffer // shorter than what the bus holds
+		}
+		return err
+	}
+	if state, err := h.(encoding.BinaryMarshaler).MarshalBinary(); err != nil || !bytes.Equal(state, cp.Hash) {
+		return errStagesDiffer
+	}
+	return nil
 }
 
 // publisher puts one file's chunks on the bus with a bounded number of

@@ -23,11 +23,10 @@
 // pgp_encrypt is the exception: OpenPGP encrypts each file with a fresh
 // random session key, and the recipients' copies of it are encrypted with
 // randomness Go's crypto/rsa no longer lets a caller choose (since Go 1.26),
-// so the same file encrypts to other bytes each time. Its output is valid
-// every time, but a file whose reading the engine resumes half-way (a
-// runner killed while it was on its way to the bus) would join the start of
-// one encryption to the rest of another, which pgp_decrypt and gpg refuse
-// as damaged: such a file must be read again from its start.
+// so the same file encrypts to other bytes each time. The engine checks, on
+// resuming a read through stages, that the bytes before its checkpoint hash
+// as before, and reads the file afresh when they do not, so an encryption
+// is never joined to another.
 //
 // # Readers and Close
 //
