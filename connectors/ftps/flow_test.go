@@ -1,16 +1,13 @@
 package ftps_test
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"path"
 	"testing"
-	"time"
 
 	"github.com/mftflow/mftflow/connectors/ftps"
 	"github.com/mftflow/mftflow/pipeline"
-	"github.com/mftflow/mftflow/pipeline/engine"
 	"github.com/mftflow/mftflow/testkit"
 	"github.com/mftflow/mftflow/testkit/ftpd"
 )
@@ -46,12 +43,7 @@ func TestFlowFTPSToFTPS(t *testing.T) {
 	if err := ftps.Register(reg); err != nil {
 		t.Fatal(err)
 	}
-	nc := testkit.ConnectNATS(t, testkit.StartNATS(t))
-	eng, err := engine.New(nc, engine.Options{Registry: reg, AckWait: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := eng.Start(t.Context(), pipeline.Flow{
+	testkit.RunFlow(t, reg, pipeline.Flow{
 		Name: "ftps-to-ftps",
 		Source: pipeline.Use("ftps", conn(map[string]any{
 			"directory": srv.Path("inbox"), "recursive": true, "watch": false, "stable_for": "0s", "ignore": []string{},
@@ -61,20 +53,6 @@ func TestFlowFTPSToFTPS(t *testing.T) {
 			"directory": srv.Path("outbox"), "part_size": "1MiB", "trigger": "{name}.done",
 		}))}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- r.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(2 * time.Minute):
-		r.Stop(context.Background())
-		t.Fatalf("the run did not finish: %+v", r.Stats())
-	}
 	var want []string
 	for name, content := range files {
 		want = append(want, name, name+".done")

@@ -68,27 +68,7 @@ func flowFiles() map[string][]byte {
 
 func run(t *testing.T, f pipeline.Flow) *engine.Run {
 	t.Helper()
-	nc := testkit.ConnectNATS(t, testkit.StartNATS(t))
-	eng, err := engine.New(nc, engine.Options{Registry: registry(t), AckWait: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := eng.Start(t.Context(), f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- r.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(2 * time.Minute):
-		r.Stop(context.Background())
-		t.Fatalf("the run did not finish: %+v", r.Stats())
-	}
-	return r
+	return testkit.RunFlow(t, registry(t), f)
 }
 
 func readDir(t *testing.T, dir string) map[string][]byte {

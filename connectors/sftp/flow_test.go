@@ -1,15 +1,12 @@
 package sftp_test
 
 import (
-	"context"
 	"fmt"
 	"path"
 	"testing"
-	"time"
 
 	"github.com/mftflow/mftflow/connectors/sftp"
 	"github.com/mftflow/mftflow/pipeline"
-	"github.com/mftflow/mftflow/pipeline/engine"
 	"github.com/mftflow/mftflow/testkit"
 	"github.com/mftflow/mftflow/testkit/sshd"
 )
@@ -41,12 +38,7 @@ func TestFlowSFTPToSFTP(t *testing.T) {
 	if err := sftp.Register(reg); err != nil {
 		t.Fatal(err)
 	}
-	nc := testkit.ConnectNATS(t, testkit.StartNATS(t))
-	eng, err := engine.New(nc, engine.Options{Registry: reg, AckWait: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := eng.Start(t.Context(), pipeline.Flow{
+	testkit.RunFlow(t, reg, pipeline.Flow{
 		Name: "sftp-to-sftp",
 		Source: pipeline.Use("sftp", conn(map[string]any{
 			"directory": srv.Path("inbox"), "recursive": true, "watch": false, "stable_for": "0s",
@@ -56,20 +48,6 @@ func TestFlowSFTPToSFTP(t *testing.T) {
 			"directory": srv.Path("outbox"), "part_size": "1MiB", "trigger": "{name}.done",
 		}))}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- r.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(2 * time.Minute):
-		r.Stop(context.Background())
-		t.Fatalf("the run did not finish: %+v", r.Stats())
-	}
 	var want []string
 	for name, content := range files {
 		want = append(want, name, name+".done")

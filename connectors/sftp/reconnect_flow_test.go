@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/mftflow/mftflow/pipeline"
-	"github.com/mftflow/mftflow/pipeline/engine"
 	"github.com/mftflow/mftflow/testkit"
 	"github.com/mftflow/mftflow/testkit/sshd"
 )
@@ -32,12 +31,7 @@ func TestFlowSurvivesCutConnection(t *testing.T) {
 	if err := Register(reg); err != nil {
 		t.Fatal(err)
 	}
-	nc := testkit.ConnectNATS(t, testkit.StartNATS(t))
-	eng, err := engine.New(nc, engine.Options{Registry: reg, AckWait: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := eng.Start(t.Context(), pipeline.Flow{
+	r := testkit.RunFlow(t, reg, pipeline.Flow{
 		Name: "cut",
 		Source: pipeline.Use("sftp", map[string]any{
 			"host": srv.Host, "port": srv.Port, "user": srv.User, "private_key": srv.ClientKey, "known_hosts": srv.KnownHostsFile,
@@ -45,20 +39,6 @@ func TestFlowSurvivesCutConnection(t *testing.T) {
 		}),
 		Sinks: []pipeline.SinkSpec{spec},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- r.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(2 * time.Minute):
-		r.Stop(context.Background())
-		t.Fatalf("the run did not finish: %+v", r.Stats())
-	}
 	if cutter.cuts.Load() == 0 {
 		t.Fatal("the connection was never cut")
 	}
