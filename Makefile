@@ -60,8 +60,11 @@ fmt:
 vet:
 	$(GO) vet ./...
 
+# gofmt, go vet and the pinned staticcheck (scripts/staticcheck.sh builds it
+# into bin/ once).
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$$(./scripts/staticcheck.sh) ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./benchmarks/

@@ -173,6 +173,19 @@ func (l *sourceLease) setHeld(ctx context.Context) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.held = ctx
+	l.notify()
+}
+
+// clearHeld says the lease is no longer held.
+func (l *sourceLease) clearHeld() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.held = nil
+	l.notify()
+}
+
+// notify wakes the waiters of the lease's state; l.mu is held.
+func (l *sourceLease) notify() {
 	close(l.changed)
 	l.changed = make(chan struct{})
 }
@@ -292,7 +305,7 @@ func (l *sourceLease) hold(ctx context.Context, rev uint64, updates <-chan jetst
 	l.setHeld(held)
 	defer func() {
 		lost()
-		l.setHeld(nil)
+		l.clearHeld()
 	}()
 	expiry := time.NewTimer(time.Until(expires))
 	defer expiry.Stop()
