@@ -48,6 +48,9 @@ type Spec struct {
 	// KeepsContent is set on a stage that never changes nor reads a file's
 	// bytes (ContentKeeper), which allows bus.payload reference.
 	KeepsContent bool
+	// Queue is set on a source that hands each file out once, as a queue
+	// does (the Thru pickup); see HandsOutOnce.
+	Queue bool
 }
 
 // Field returns the field called name.

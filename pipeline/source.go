@@ -62,10 +62,11 @@ type AttrChecker interface {
 // HandsOutOnce reports whether a source connector hands each file out only
 // once, like a queue (the Thru pickup): once taken, the file cannot be read
 // from the source again, so until the sinks commit it the bus holds the only
-// copy. Sources that list a place they can list again (local, S3, SFTP)
-// have a "watch" field; a source spec without one is taken to hand files
-// out once, which errs on the safe side for a plugin.
+// copy. Such a source says so (Queue); sources that list a place they can
+// list again (local, S3, SFTP) have a "watch" field, and a source spec with
+// neither is taken to hand files out once, which errs on the safe side for a
+// plugin.
 func (s Spec) HandsOutOnce() bool {
-	_, ok := s.Field("watch")
-	return s.Kind == KindSource && !ok
+	_, watches := s.Field("watch")
+	return s.Kind == KindSource && (s.Queue || !watches)
 }

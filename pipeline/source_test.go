@@ -12,7 +12,8 @@ func TestSpecHandsOutOnce(t *testing.T) {
 		want bool
 	}{
 		{pipeline.Spec{Name: "local", Kind: pipeline.KindSource, Fields: []pipeline.Field{{Name: "path"}, {Name: "watch"}}}, false},
-		{pipeline.Spec{Name: "thru", Kind: pipeline.KindSource, Fields: []pipeline.Field{{Name: "flow_endpoint_code"}}}, true},
+		{pipeline.Spec{Name: "plugin", Kind: pipeline.KindSource, Fields: []pipeline.Field{{Name: "flow_endpoint_code"}}}, true},
+		{pipeline.Spec{Name: "thru", Kind: pipeline.KindSource, Queue: true, Fields: []pipeline.Field{{Name: "watch"}}}, true},
 		{pipeline.Spec{Name: "local", Kind: pipeline.KindSink, Fields: []pipeline.Field{{Name: "path"}}}, false},
 	} {
 		if got := tc.spec.HandsOutOnce(); got != tc.want {

@@ -127,12 +127,12 @@ sinks:
 	if err != nil || len(st) != 1 || st[0].Poll == nil || st[0].Poll.Next.IsZero() {
 		t.Fatalf("status: %+v, %v; want the next poll", st, err)
 	}
-	if got := strings.Count(log.String(), `msg="next poll"`); got < 2 {
-		t.Errorf("%d polls logged, want at least 2:\n%s", got, log.String())
-	}
 	run.Process.Signal(os.Interrupt)
 	if err := run.Wait(); err != nil {
 		t.Fatalf("runner: %v\n%s", err, log.String())
+	}
+	if got := strings.Count(log.String(), `msg="next poll"`); got < 2 {
+		t.Errorf("%d polls logged, want at least 2:\n%s", got, log.String())
 	}
 	stdout, _, exit := runRunner(t, dir, "status", "--data", data, "--flow", "ticks")
 	if exit != 0 || !strings.Contains(stdout, "  next poll 20") {

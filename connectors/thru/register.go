@@ -79,6 +79,7 @@ func sourceSpec() pipeline.Spec {
 		Summary: "Picks up files from a Thru MFT flow and reports each file's flow outcome, with the batch counts and recipients the stages set as attributes thru.batch_total, thru.batch_failed and thru.recipients.",
 		Origin:  "built-in",
 		Fields:  fields,
+		Queue:   true, // a pickup cannot be repeated
 	}
 }
 

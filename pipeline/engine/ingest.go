@@ -1062,6 +1062,9 @@ func (r *Run) awaitWindow(ctx context.Context, id string, index int, slowest *in
 		if int64(index-*slowest)*chunk < window {
 			return nil
 		}
+		// Taken before the records are read, so a change made after the
+		// reading wakes the wait below.
+		moved := r.finisher.nextMove(id)
 		pos, active := -1, false
 		for _, s := range r.sinks {
 			var d bus.Delivery
@@ -1093,13 +1096,23 @@ func (r *Run) awaitWindow(ctx context.Context, id string, index int, slowest *in
 		if int64(index-pos)*chunk < window {
 			return nil
 		}
+		// The finisher's watch of the delivery records says when a sink
+		// moved on; the timer covers a watch that fell behind.
+		t := time.NewTimer(windowRecheck)
 		select {
-		case <-time.After(10 * time.Millisecond):
+		case <-moved:
+		case <-t.C:
 		case <-ctx.Done():
+			t.Stop()
 			return ctx.Err()
 		}
+		t.Stop()
 	}
 }
+
+// windowRecheck is how often a read held back by its window looks at the
+// deliveries without being woken.
+const windowRecheck = 500 * time.Millisecond
 
 // chunkPool recycles chunk buffers between reads, sparing the allocation and
 // zeroing of a chunk-sized buffer for every chunk of every file.

@@ -79,6 +79,9 @@ type finisher struct {
 	mu      sync.Mutex
 	waiting map[string]*waiter
 	groups  map[string][]*groupWaiter // by group id
+	// moves has, by file id, a channel closed at the next change of one of
+	// the file's delivery records: a read held back by its window waits on it.
+	moves map[string]chan struct{}
 }
 
 // waiter is a file waiting for its deliveries, with the final records seen
@@ -93,7 +96,7 @@ func newFinisher(r *Run) (*finisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &finisher{r: r, w: w, waiting: map[string]*waiter{}, groups: map[string][]*groupWaiter{}}
+	f := &finisher{r: r, w: w, waiting: map[string]*waiter{}, groups: map[string][]*groupWaiter{}, moves: map[string]chan struct{}{}}
 	go func() {
 		for e := range w.Updates() {
 			if e == nil {
@@ -108,6 +111,7 @@ func newFinisher(r *Run) (*finisher, error) {
 				f.groupRecord(id, sink, e)
 				continue
 			}
+			f.moved(id)
 			if f.isWaiting(id) {
 				// Keep a final record, forget one that is final no more (a
 				// replay reset it, a new read deleted it).
@@ -123,6 +127,29 @@ func newFinisher(r *Run) (*finisher, error) {
 		}
 	}()
 	return f, nil
+}
+
+// nextMove returns a channel closed at the next change of one of file id's
+// delivery records.
+func (f *finisher) nextMove(id string) <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ch := f.moves[id]
+	if ch == nil {
+		ch = make(chan struct{})
+		f.moves[id] = ch
+	}
+	return ch
+}
+
+// moved closes the channel nextMove gave for file id.
+func (f *finisher) moved(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if ch := f.moves[id]; ch != nil {
+		close(ch)
+		delete(f.moves, id)
+	}
 }
 
 // isWaiting reports whether a goroutine waits for file id.
