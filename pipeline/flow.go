@@ -20,7 +20,9 @@ type Flow struct {
 	// Schedule, when set, says when the source is polled (see Schedule).
 	Schedule *Schedule
 	// Once takes the files the source holds now, delivers them and ends the
-	// run, whatever the source's watch setting or the schedule say.
+	// run, whatever the source's watch setting or the schedule say: the
+	// source is built with watch: false. A source given as an Instance is
+	// used as it is, and ends the run when its Next returns io.EOF.
 	Once bool
 	// Rate limits the bytes the flow writes to all its sinks together, on
 	// top of each sink's own Rate. It counts what is written, as rclone's
