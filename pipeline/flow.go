@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -61,7 +63,15 @@ type SinkSpec struct {
 	// Rate limits the bytes written to this sink, all its parts and files
 	// together. The engine applies it to every sink, plugins included.
 	Rate Rate
+	// Checksum, when set ("sha256"), has the engine write a checksum file
+	// beside each file once the file has committed: the file's name plus
+	// ".sha256", holding "HEX  BASE\n" as sha256sum prints it, through the
+	// same sink (its name template applies to that name too).
+	Checksum string
 }
+
+// Checksums are the values SinkSpec.Checksum takes.
+var Checksums = []string{"sha256"}
 
 // Retry is a sink's retry budget with exponential backoff.
 type Retry struct {
@@ -261,6 +271,9 @@ func (f Flow) Check() error {
 		}
 		if err := s.Rate.Check(); err != nil {
 			at(s.Pos, "sink %s: rate: %v", label, err)
+		}
+		if s.Checksum != "" && !slices.Contains(Checksums, s.Checksum) {
+			at(s.Pos, "sink %s: checksum %q: want %s", label, s.Checksum, strings.Join(Checksums, " or "))
 		}
 		if s.Name == "" {
 			continue

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -406,6 +407,17 @@ func checkLocalCopies(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
+// withChecksumFiles adds to files (name → sha256) the checksum file a sink
+// with checksum: sha256 writes beside each.
+func withChecksumFiles(files map[string]string) map[string]string {
+	out := maps.Clone(files)
+	for name, sum := range files {
+		side := sha256.Sum256([]byte(sum + "  " + path.Base(name) + "\n"))
+		out[name+".sha256"] = hex.EncodeToString(side[:])
+	}
+	return out
+}
+
 func localTarget() crashTarget {
 	return crashTarget{
 		name: "local",
@@ -415,6 +427,7 @@ func localTarget() crashTarget {
       path: ` + filepath.Join(dir, "out1") + `
   - name: two
     parallelism: 2
+    checksum: sha256
     local:
       path: ` + filepath.Join(dir, "out2") + `
       part_size: 4MiB
@@ -422,7 +435,7 @@ func localTarget() crashTarget {
 		},
 		check: func(t *testing.T, dir string, files map[string]string) {
 			checkLocalCopies(t, filepath.Join(dir, "out1"), files)
-			checkLocalCopies(t, filepath.Join(dir, "out2"), files)
+			checkLocalCopies(t, filepath.Join(dir, "out2"), withChecksumFiles(files))
 		},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/mftflow/mftflow/pipeline/engine"
+	"github.com/mftflow/mftflow/testkit"
 	"github.com/mftflow/mftflow/testkit/minio"
 	"github.com/mftflow/mftflow/testkit/sshd"
 )
@@ -137,5 +139,43 @@ sinks:
 	stdout, _, exit := runRunner(t, dir, "status", "--data", data, "--flow", "ticks")
 	if exit != 0 || !strings.Contains(stdout, "  next poll 20") {
 		t.Errorf("runner status exit %d:\n%s", exit, stdout)
+	}
+}
+
+// A sink with checksum: sha256 gets NAME.sha256 beside each file, which
+// sha256sum -c accepts: small files (delivered in groups), a file of many
+// chunks and an empty one.
+func TestChecksumFilesBesideEachFile(t *testing.T) {
+	sha256sum, err := exec.LookPath("sha256sum")
+	if err != nil {
+		t.Skip("sha256sum (coreutils) not found")
+	}
+	dir := t.TempDir()
+	writeFile(t, dir, "in/a.csv", "alpha\n")
+	writeFile(t, dir, "in/sub/b.csv", "bravo\n")
+	writeFile(t, dir, "in/empty.dat", "")
+	if err := os.WriteFile(filepath.Join(dir, "in/big.bin"), testkit.RandomContent(3, 5<<20+7), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	flow := writeFile(t, dir, "flow.yaml", `name: sums
+source:
+  local: {path: ./in, watch: false, stable_for: 0s}
+sinks:
+  - local: {path: ./out}
+    checksum: sha256
+`)
+	stdout, stderr, exit := runRunner(t, dir, "run", "--progress", "none", flow)
+	if exit != 0 || !strings.HasPrefix(stdout, "sums: 4 passed") {
+		t.Fatalf("exit %d\n%s\n%s", exit, stdout, stderr)
+	}
+	for _, name := range []string{"a.csv", "sub/b.csv", "empty.dat", "big.bin"} {
+		cmd := exec.Command(sha256sum, "-c", filepath.Base(name)+".sha256")
+		cmd.Dir = filepath.Join(dir, "out", filepath.Dir(name))
+		if out, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != filepath.Base(name)+": OK" {
+			t.Errorf("sha256sum -c %s.sha256: %v\n%s", name, err, out)
+		}
+	}
+	if got := len(listFiles(t, filepath.Join(dir, "out"))); got != 8 {
+		t.Errorf("out holds %d files, want 8 (four and their checksum files)", got)
 	}
 }

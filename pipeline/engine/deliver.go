@@ -421,6 +421,9 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 	} else if err != nil {
 		return fail(fmt.Errorf("committing %s on sink %s: %w", m.Name, s.spec.Name, err))
 	}
+	if err := r.writeChecksum(ctx, s, fileOf(m)); err != nil {
+		return fail(fmt.Errorf("writing the checksum file of %s on sink %s: %w", m.Name, s.spec.Name, err))
+	}
 	if err := flushCommitted(ctx, s, m); err != nil {
 		return fail(err)
 	}

@@ -576,9 +576,16 @@ func (a *groupAttempt) wrote(m bus.Member) {
 	a.s.metrics.bytes.Add(float64(m.Size))
 }
 
-// commit commits member o, or writes it whole.
+// commit commits member o, or writes it whole, then its checksum file.
 func (a *groupAttempt) commit(ctx context.Context, o opened) error {
 	ctx = withFile(ctx, o.m.ID, o.m.Name)
+	if err := a.commitMember(ctx, o); err != nil {
+		return err
+	}
+	return a.r.writeChecksum(ctx, a.s, memberFile(o.m))
+}
+
+func (a *groupAttempt) commitMember(ctx context.Context, o opened) error {
 	if o.up != nil {
 		return o.up.Commit(ctx, memberFile(o.m))
 	}

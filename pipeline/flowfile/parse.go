@@ -741,7 +741,7 @@ func (p *parser) scalar(n *yaml.Node, secret bool) (any, bool) {
 var (
 	topKeys      = []string{"name", "source", "stages", "sinks", "bus", "schedule", "rate"}
 	scheduleKeys = []string{"cron", "time_zone", "windows", "holidays"}
-	sinkKeys     = []string{"name", "parallelism", "files", "retry", "rate"}
+	sinkKeys     = []string{"name", "parallelism", "files", "retry", "rate", "checksum"}
 	retryKeys    = []string{"attempts", "initial", "max"}
 	busKeys      = []string{"chunk_size", "compression", "files", "readers", "window", "retention", "retention_size", "payload", "on_change"}
 
@@ -753,6 +753,7 @@ var (
 	compressField = pipeline.Field{Type: pipeline.TypeString, Enum: pipeline.Compressions}
 	payloadField  = pipeline.Field{Type: pipeline.TypeString, Enum: pipeline.Payloads}
 	changeField   = pipeline.Field{Type: pipeline.TypeString, Enum: pipeline.Changes}
+	checksumField = pipeline.Field{Type: pipeline.TypeString, Enum: pipeline.Checksums}
 
 	// flowName is the rule pipeline.Flow.Check applies to flow and sink names.
 	flowName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -1251,6 +1252,10 @@ func (p *parser) sink(i int, item *yaml.Node, names map[string]*yaml.Node) (pipe
 			s.Retry = p.retry(e, path+"retry.", nodes)
 		case "rate":
 			s.Rate = p.rate(e, path+"rate")
+		case "checksum":
+			if v, _, ok := p.setting(e, path+"checksum", checksumField); ok && v != nil {
+				s.Checksum = v.(string)
+			}
 		default:
 			cand = append(cand, e)
 		}

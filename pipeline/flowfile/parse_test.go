@@ -350,7 +350,7 @@ var errorCases = []struct {
 	{
 		name: "unknown sink key",
 		in:   lines("name: x", srcOK, "sinks:", "  - memory: {}", "    parallelizm: 3"),
-		want: `f.yaml:5:5: unknown key "parallelizm" (known: name, parallelism, files, retry, rate and one sink connector: local, memory, s3)`,
+		want: `f.yaml:5:5: unknown key "parallelizm" (known: name, parallelism, files, retry, rate, checksum and one sink connector: local, memory, s3)`,
 	},
 	{
 		name: "config is a list",
@@ -448,6 +448,12 @@ var errorCases = []struct {
 		name: "secret enum",
 		in:   lines("name: x", srcOK, "sinks: [s3: {bucket: b, secret_key: k, sse: hunter2}]"),
 		want: `f.yaml:3:45: s3 sink: field "sse": want one of aes256, kms`,
+	},
+
+	{
+		name: "checksum",
+		in:   lines("name: x", srcOK, "sinks:", "  - memory: {}", "    checksum: crc32"),
+		want: `f.yaml:5:15: sinks[0].checksum: want one of sha256, got "crc32"`,
 	},
 
 	// The schedule.
