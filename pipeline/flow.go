@@ -63,15 +63,16 @@ type SinkSpec struct {
 	// Rate limits the bytes written to this sink, all its parts and files
 	// together. The engine applies it to every sink, plugins included.
 	Rate Rate
-	// Checksum, when set ("sha256"), has the engine write a checksum file
-	// beside each file once the file has committed: the file's name plus
-	// ".sha256", holding "HEX  BASE\n" as sha256sum prints it, through the
-	// same sink (its name template applies to that name too).
+	// Checksum, when set ("sha256", "sha512" or "md5"), has the engine
+	// write a checksum file beside each file once the file has committed:
+	// the file's name plus ".sha256" (".sha512", ".md5"), holding
+	// "HEX  BASE\n" as sha256sum prints it, through the same sink (its name
+	// template applies to that name too).
 	Checksum string
 }
 
 // Checksums are the values SinkSpec.Checksum takes.
-var Checksums = []string{"sha256"}
+var Checksums = []string{"sha256", "sha512", "md5"}
 
 // Retry is a sink's retry budget with exponential backoff.
 type Retry struct {

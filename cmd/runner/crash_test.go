@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -408,12 +409,18 @@ func checkLocalCopies(t *testing.T, dir string, files map[string]string) {
 }
 
 // withChecksumFiles adds to files (name → sha256) the checksum file a sink
-// with checksum: sha256 writes beside each.
-func withChecksumFiles(files map[string]string) map[string]string {
+// with checksum: sha512 writes beside each, from the copies in dir (which
+// the check compares with files too).
+func withChecksumFiles(t *testing.T, dir string, files map[string]string) map[string]string {
 	out := maps.Clone(files)
-	for name, sum := range files {
-		side := sha256.Sum256([]byte(sum + "  " + path.Base(name) + "\n"))
-		out[name+".sha256"] = hex.EncodeToString(side[:])
+	for name := range files {
+		data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
+		if err != nil {
+			continue // reported by checkLocalCopies
+		}
+		sum := sha512.Sum512(data)
+		side := sha256.Sum256([]byte(hex.EncodeToString(sum[:]) + "  " + path.Base(name) + "\n"))
+		out[name+".sha512"] = hex.EncodeToString(side[:])
 	}
 	return out
 }
@@ -427,7 +434,7 @@ func localTarget() crashTarget {
       path: ` + filepath.Join(dir, "out1") + `
   - name: two
     parallelism: 2
-    checksum: sha256
+    checksum: sha512
     local:
       path: ` + filepath.Join(dir, "out2") + `
       part_size: 4MiB
@@ -435,7 +442,7 @@ func localTarget() crashTarget {
 		},
 		check: func(t *testing.T, dir string, files map[string]string) {
 			checkLocalCopies(t, filepath.Join(dir, "out1"), files)
-			checkLocalCopies(t, filepath.Join(dir, "out2"), withChecksumFiles(files))
+			checkLocalCopies(t, filepath.Join(dir, "out2"), withChecksumFiles(t, filepath.Join(dir, "out2"), files))
 		},
 	}
 }

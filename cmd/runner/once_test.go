@@ -143,8 +143,8 @@ sinks:
 }
 
 // A sink with checksum: sha256 gets NAME.sha256 beside each file, which
-// sha256sum -c accepts: small files (delivered in groups), a file of many
-// chunks and an empty one.
+// sha256sum -c accepts, and one with md5 NAME.md5 for md5sum -c: small
+// files (delivered in groups), a file of many chunks and an empty one.
 func TestChecksumFilesBesideEachFile(t *testing.T) {
 	sha256sum, err := exec.LookPath("sha256sum")
 	if err != nil {
@@ -163,19 +163,23 @@ source:
 sinks:
   - local: {path: ./out}
     checksum: sha256
+  - local: {path: ./out-md5}
+    checksum: md5
 `)
 	stdout, stderr, exit := runRunner(t, dir, "run", "--progress", "none", flow)
 	if exit != 0 || !strings.HasPrefix(stdout, "sums: 4 passed") {
 		t.Fatalf("exit %d\n%s\n%s", exit, stdout, stderr)
 	}
-	for _, name := range []string{"a.csv", "sub/b.csv", "empty.dat", "big.bin"} {
-		cmd := exec.Command(sha256sum, "-c", filepath.Base(name)+".sha256")
-		cmd.Dir = filepath.Join(dir, "out", filepath.Dir(name))
-		if out, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != filepath.Base(name)+": OK" {
-			t.Errorf("sha256sum -c %s.sha256: %v\n%s", name, err, out)
+	for _, c := range []struct{ tool, out, ext string }{{sha256sum, "out", ".sha256"}, {"md5sum", "out-md5", ".md5"}} {
+		for _, name := range []string{"a.csv", "sub/b.csv", "empty.dat", "big.bin"} {
+			cmd := exec.Command(c.tool, "-c", filepath.Base(name)+c.ext)
+			cmd.Dir = filepath.Join(dir, c.out, filepath.Dir(name))
+			if out, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != filepath.Base(name)+": OK" {
+				t.Errorf("%s -c %s%s: %v\n%s", c.tool, name, c.ext, err, out)
+			}
 		}
-	}
-	if got := len(listFiles(t, filepath.Join(dir, "out"))); got != 8 {
-		t.Errorf("out holds %d files, want 8 (four and their checksum files)", got)
+		if got := len(listFiles(t, filepath.Join(dir, c.out))); got != 8 {
+			t.Errorf("%s holds %d files, want 8 (four and their checksum files)", c.out, got)
+		}
 	}
 }

@@ -51,6 +51,7 @@ type Member struct {
 	Name          string            `json:"name"`
 	Size          int64             `json:"size"`
 	SHA256        string            `json:"sha256"`
+	Digests       map[string]string `json:"digests,omitempty"`
 	ModTime       time.Time         `json:"mod_time"`
 	Attrs         map[string]string `json:"attrs,omitempty"`
 	SourceRemoves bool              `json:"source_removes,omitempty"`

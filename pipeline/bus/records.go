@@ -22,11 +22,14 @@ const (
 
 // Manifest is a file's record in KV, under ManifestKey(id).
 type Manifest struct {
-	ID        string            `json:"id"`
-	Key       string            `json:"key"`
-	Name      string            `json:"name"`
-	Size      int64             `json:"size"` // final once ready; before, the size the source gave when no stage changed it, or -1
-	SHA256    string            `json:"sha256,omitempty"`
+	ID     string `json:"id"`
+	Key    string `json:"key"`
+	Name   string `json:"name"`
+	Size   int64  `json:"size"` // final once ready; before, the size the source gave when no stage changed it, or -1
+	SHA256 string `json:"sha256,omitempty"`
+	// Digests are the hex digests beyond sha256 that the sinks' checksum
+	// files need (sha512, md5), by name.
+	Digests   map[string]string `json:"digests,omitempty"`
 	ModTime   time.Time         `json:"mod_time"`
 	Attrs     map[string]string `json:"attrs,omitempty"`
 	ChunkSize int64             `json:"chunk_size"`
@@ -97,6 +100,9 @@ type Checkpoint struct {
 	Chunks int    `json:"chunks"`
 	Bytes  int64  `json:"bytes"`
 	Hash   []byte `json:"hash"` // marshalled sha256 state after Bytes bytes
+	// Digests are the marshalled states of the other digests the sinks'
+	// checksum files need (sha512, md5), by name.
+	Digests map[string][]byte `json:"digests,omitempty"`
 }
 
 // Delivery states.

@@ -421,7 +421,7 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 	} else if err != nil {
 		return fail(fmt.Errorf("committing %s on sink %s: %w", m.Name, s.spec.Name, err))
 	}
-	if err := r.writeChecksum(ctx, s, fileOf(m)); err != nil {
+	if err := r.writeChecksum(ctx, s, fileOf(m), m.Digests); err != nil {
 		return fail(fmt.Errorf("writing the checksum file of %s on sink %s: %w", m.Name, s.spec.Name, err))
 	}
 	if err := flushCommitted(ctx, s, m); err != nil {

@@ -142,7 +142,7 @@ func (r *Run) tryGroup(item pipeline.Item, f pipeline.File, id string, release f
 	}
 	sum := sha256.Sum256(data)
 	mb := &member{item: item, res: make(chan groupResult, 1), data: bytes.Clone(data), m: bus.Member{ID: id, Key: f.Key, Name: name,
-		Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), ModTime: out.ModTime, Attrs: out.Attrs,
+		Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), Digests: r.newDigests().of(data), ModTime: out.ModTime, Attrs: out.Attrs,
 		SourceRemoves: ackRemoves(item)}}
 	r.chunks.put(data)
 	release()
@@ -274,7 +274,7 @@ func (r *Run) claimMembers(gid string, sinks []string, batch []*member) []bool {
 				if exists {
 					return errGroupTaken
 				}
-				*v = bus.Manifest{ID: m.ID, Key: m.Key, Name: m.Name, Size: m.Size, SHA256: m.SHA256, ModTime: m.ModTime,
+				*v = bus.Manifest{ID: m.ID, Key: m.Key, Name: m.Name, Size: m.Size, SHA256: m.SHA256, Digests: m.Digests, ModTime: m.ModTime,
 					Attrs: m.Attrs, ChunkSize: r.flow.Bus.ChunkSize, Chunks: 1, SourceRead: m.Size, Sinks: sinks,
 					State: bus.FileReady, TasksPublished: true, Inline: true, SourceRemoves: m.SourceRemoves,
 					Group: gid, Created: now, Updated: now}
@@ -582,7 +582,7 @@ func (a *groupAttempt) commit(ctx context.Context, o opened) error {
 	if err := a.commitMember(ctx, o); err != nil {
 		return err
 	}
-	return a.r.writeChecksum(ctx, a.s, memberFile(o.m))
+	return a.r.writeChecksum(ctx, a.s, memberFile(o.m), o.m.Digests)
 }
 
 func (a *groupAttempt) commitMember(ctx context.Context, o opened) error {

@@ -552,13 +552,7 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string, known *bus.
 
 	out, next, closeSrc, ranged, err := r.openContent(ctx, item, f, cp, chunkSize, mv.V.State == bus.FileIngesting)
 	if errors.Is(err, errStagesDiffer) {
-		// What an earlier read put on the bus cannot be continued: read the
-		// file afresh, in a new epoch.
-		r.log.Info("the stages gave other bytes than the interrupted read (an encrypting stage, say): reading the file afresh", "file", f.Name, "id", id)
-		if err := r.resetFile(id, mv.V); err != nil {
-			return mv, err
-		}
-		return r.ingest(item, f, id, nil)
+		return r.readAfresh(item, f, id, mv.V, "the stages gave other bytes than the interrupted read (an encrypting stage, say)")
 	}
 	if err != nil {
 		return mv, r.stopped(err)
@@ -613,13 +607,18 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string, known *bus.
 		}
 	}
 
-	p := &publisher{r: r, ctx: ctx, id: id, subject: r.fb.ChunkSubject(id), hash: sha256.New(), readBefore: mv.V.SourceRead,
+	p := &publisher{r: r, ctx: ctx, id: id, subject: r.fb.ChunkSubject(id), hash: sha256.New(), more: r.newDigests(), readBefore: mv.V.SourceRead,
 		msgID: fmt.Sprintf("%s.%d.", id, mv.V.Epoch), size: mv.V.Size}
 	stopBeat := r.heartbeat(ctx, id)
 	defer stopBeat()
 	if cp != nil {
 		if err := p.hash.(encoding.BinaryUnmarshaler).UnmarshalBinary(cp.Hash); err != nil {
 			return mv, fmt.Errorf("resuming %s: bad checkpoint: %w", f.Name, err)
+		}
+		if !p.more.restore(cp.Digests) {
+			// A digest a sink's checksum file needs was not kept (the
+			// sinks changed): what is on the bus cannot be hashed again.
+			return r.readAfresh(item, f, id, mv.V, "a checksum file needs a digest the interrupted read did not keep")
 		}
 		p.index, p.bytes, p.startBytes = cp.Chunks, cp.Bytes, cp.Bytes
 		if !ranged {
@@ -657,11 +656,11 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string, known *bus.
 	if err := p.drain(); err != nil {
 		return mv, r.stopped(err)
 	}
-	sum := hex.EncodeToString(p.hash.Sum(nil))
+	sum, more := hex.EncodeToString(p.hash.Sum(nil)), p.more.sums()
 	// Checkpoints and heartbeats may have written the manifest since; the
 	// compare-and-swap then reads it again.
 	mv, err = bus.UpdateFrom(r.hard, r.fb.Store, bus.ManifestKey(id), mv, func(m *bus.Manifest, exists bool) error {
-		m.Size, m.Chunks, m.SHA256 = p.bytes, p.index, sum
+		m.Size, m.Chunks, m.SHA256, m.Digests = p.bytes, p.index, sum, more
 		m.SourceRead = p.read()
 		m.State, m.Checkpoint, m.Updated = bus.FileReady, nil, time.Now().UTC()
 		return nil
@@ -704,6 +703,7 @@ func (r *Run) ingestWhole(ctx context.Context, f pipeline.File, id string, mv bu
 	r.stats.bytesRead.Add(size)
 	r.metrics.readBytes.Add(float64(size))
 	sum := sha256.Sum256(data)
+	more := r.newDigests().of(data)
 	r.chunks.put(data)
 
 	mv, err := bus.UpdateFrom(ctx, r.fb.Store, bus.ManifestKey(id), mv, func(m *bus.Manifest, exists bool) error {
@@ -712,7 +712,7 @@ func (r *Run) ingestWhole(ctx context.Context, f pipeline.File, id string, mv bu
 		if exists && m.State == bus.FileIngesting {
 			created, read = m.Created, m.SourceRead
 		}
-		*m = bus.Manifest{ID: id, Key: f.Key, Name: out.Name, Size: size, SHA256: hex.EncodeToString(sum[:]),
+		*m = bus.Manifest{ID: id, Key: f.Key, Name: out.Name, Size: size, SHA256: hex.EncodeToString(sum[:]), Digests: more,
 			ModTime: out.ModTime, Attrs: out.Attrs, ChunkSize: chunkSize, Chunks: 1, SourceRead: read + size,
 			Sinks: r.sinkNames(), State: bus.FileReady, TasksPublished: true, Epoch: epoch, Created: created, Updated: now,
 			Inline: inline, Content: content, SourceRemoves: removes}
@@ -806,6 +806,16 @@ func checkAttrs(item pipeline.Item, f pipeline.File) error {
 // yielding its content in chunks, starting after the checkpoint; ranged
 // tells whether it reads byte ranges (so the checkpoint's bytes are not read
 // again).
+// readAfresh reads a file whose interrupted read cannot be continued from
+// the start, in a new epoch; why says why, for the log.
+func (r *Run) readAfresh(item pipeline.Item, f pipeline.File, id string, m bus.Manifest, why string) (bus.Versioned[bus.Manifest], error) {
+	r.log.Info(why+": reading the file afresh", "file", f.Name, "id", id)
+	if err := r.resetFile(id, m); err != nil {
+		return bus.Versioned[bus.Manifest]{V: m}, err
+	}
+	return r.ingest(item, f, id, nil)
+}
+
 // errStagesDiffer says that a read resumed through stages cannot continue
 // what an interrupted read put on the bus: the stages' bytes up to its
 // checkpoint differ (a stage that encrypts with a fresh key), or there is
@@ -918,9 +928,10 @@ type publisher struct {
 	msgID   string // prefix of chunk message ids: file id and epoch
 	subject string
 	hash    hash.Hash
-	index   int   // next chunk index
-	bytes   int64 // bytes published so far
-	size    int64 // the file's size, if known before the end; else -1
+	more    digests // beyond sha256, for the sinks' checksum files
+	index   int     // next chunk index
+	bytes   int64   // bytes published so far
+	size    int64   // the file's size, if known before the end; else -1
 	pending []inFlight
 	slowest int
 	// startBytes is where this attempt started; readBefore counts the
@@ -939,6 +950,7 @@ func (p *publisher) publish(data []byte, last bool) error {
 		return fmt.Errorf("publishing chunk %d: %w", p.index, err)
 	}
 	p.hash.Write(data)
+	p.more.Write(data)
 	p.index++
 	p.bytes += int64(len(data))
 	p.r.stats.bytesRead.Add(int64(len(data)))
@@ -1037,11 +1049,15 @@ func (p *publisher) checkpoint(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	more, err := p.more.state()
+	if err != nil {
+		return err
+	}
 	_, err = bus.Update(ctx, p.r.fb.Store, bus.ManifestKey(p.id), func(m *bus.Manifest, exists bool) error {
 		if m.State != bus.FileIngesting {
 			return bus.ErrUnchanged
 		}
-		m.Checkpoint = &bus.Checkpoint{Chunks: p.index, Bytes: p.bytes, Hash: state}
+		m.Checkpoint = &bus.Checkpoint{Chunks: p.index, Bytes: p.bytes, Hash: state, Digests: more}
 		m.SourceRead = p.read()
 		m.Updated = time.Now().UTC()
 		return nil

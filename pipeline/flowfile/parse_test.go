@@ -453,7 +453,7 @@ var errorCases = []struct {
 	{
 		name: "checksum",
 		in:   lines("name: x", srcOK, "sinks:", "  - memory: {}", "    checksum: crc32"),
-		want: `f.yaml:5:15: sinks[0].checksum: want one of sha256, got "crc32"`,
+		want: `f.yaml:5:15: sinks[0].checksum: want one of sha256, sha512, md5, got "crc32"`,
 	},
 
 	// The schedule.
