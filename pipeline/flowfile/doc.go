@@ -25,7 +25,7 @@
 //	      initial: 1s           # first backoff, doubled on each retry ...
 //	      max: 1m               # ... up to this (both at most 24h)
 //	    rate: "08:00,10M 18:00,off"  # bandwidth limit of this sink (see Rate)
-//	    checksum: sha256        # NAME.sha256 beside each file once it committed
+//	    checksum: sha256        # NAME.sha256 (sha512, md5) beside each file once it committed
 //	rate: 50M                   # bandwidth limit of all sinks together (see Rate)
 //	bus:                        # optional tuning of the JetStream transport
 //	  chunk_size: 1MiB          # payload of one bus message, 4KiB to 64MiB
