@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mftflow/mftflow/pipeline/bus"
+
+	"github.com/mftflow/mftflow/pipeline"
 )
 
 // stallWait is how long a publish waits for room in the window before the
@@ -33,7 +35,7 @@ func Ceiling(ctx context.Context, nc *nats.Conn, name string, chunkSize, total i
 		return Measurement{}, fmt.Errorf("bus ceiling: chunk size %d and bytes %d must be above 0", chunkSize, total)
 	}
 	if limit := nc.MaxPayload(); chunkSize+bus.HeaderRoom > limit {
-		return Measurement{}, fmt.Errorf("bus ceiling: chunk size %s is above the server's max_payload of %d bytes", FormatSize(chunkSize), limit)
+		return Measurement{}, fmt.Errorf("bus ceiling: chunk size %s is above the server's max_payload of %d bytes", pipeline.ExactSize(chunkSize), limit)
 	}
 	// Keep about 32 MiB in flight, like the engine's default window.
 	window := max(32<<20, 4*chunkSize)

@@ -7,6 +7,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/mftflow/mftflow/pipeline"
 )
 
 // chartColors are distinguishable on white and in grey print.
@@ -101,19 +103,19 @@ func (r *Report) WriteChart(w io.Writer) error {
 		for i, p := range pars {
 			if v, ok := best[[2]int64{c, int64(p)}]; ok {
 				fmt.Fprintf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"><title>%s</title></circle>\n",
-					x(i), y(v), color, esc(fmt.Sprintf("chunk %s, parallelism %d: %.1f MB/s", FormatSize(c), p, v)))
+					x(i), y(v), color, esc(fmt.Sprintf("chunk %s, parallelism %d: %.1f MB/s", pipeline.ExactSize(c), p, v)))
 			}
 		}
 		for _, cr := range r.Ceilings {
 			if cr.ChunkSize == c && cr.MBps.Median > 0 {
 				fmt.Fprintf(&b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"%s\" stroke-dasharray=\"6 4\"><title>%s</title></line>\n",
 					left, y(cr.MBps.Median), left+plotW, y(cr.MBps.Median), color,
-					esc(fmt.Sprintf("bus alone, chunk %s: %.1f MB/s", FormatSize(c), cr.MBps.Median)))
+					esc(fmt.Sprintf("bus alone, chunk %s: %.1f MB/s", pipeline.ExactSize(c), cr.MBps.Median)))
 			}
 		}
 		ly := top + 10 + ci*20
 		fmt.Fprintf(&b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"/>\n", left+plotW+16, ly, left+plotW+40, ly, color)
-		fmt.Fprintf(&b, "<text x=\"%d\" y=\"%d\">chunk %s</text>\n", left+plotW+46, ly+4, esc(FormatSize(c)))
+		fmt.Fprintf(&b, "<text x=\"%d\" y=\"%d\">chunk %s</text>\n", left+plotW+46, ly+4, esc(pipeline.ExactSize(c)))
 	}
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())

@@ -225,7 +225,7 @@ func Run(ctx context.Context, cfg Config, reg *pipeline.Registry, x Executor, ob
 		}
 		for _, c := range chunks {
 			cr := CeilingResult{ChunkSize: c}
-			label := "bus ceiling, chunk " + FormatSize(c)
+			label := "bus ceiling, chunk " + pipeline.ExactSize(c)
 			for n := range cfg.Warmup + cfg.Runs {
 				warm := n < cfg.Warmup
 				ev := Event{Point: -1, Label: label, Run: n + 1, Runs: cfg.Warmup, Warmup: warm, Total: total}
@@ -311,7 +311,7 @@ func Snippet(f pipeline.Flow, p Point, file string) string {
 	if file != "" {
 		fmt.Fprintf(&b, "# in %s (other settings unchanged)\n", file)
 	}
-	fmt.Fprintf(&b, "bus:\n  chunk_size: %s\n  compression: %s\n", FormatSize(p.ChunkSize), p.Compression)
+	fmt.Fprintf(&b, "bus:\n  chunk_size: %s\n  compression: %s\n", pipeline.ExactSize(p.ChunkSize), p.Compression)
 	if p.Payload != "" && p.Payload != pipeline.PayloadBytes {
 		fmt.Fprintf(&b, "  payload: %s\n", p.Payload)
 	}
@@ -319,7 +319,7 @@ func Snippet(f pipeline.Flow, p Point, file string) string {
 	for _, k := range f.WithDefaults().Sinks {
 		fmt.Fprintf(&b, "  - name: %s\n    parallelism: %d\n", k.Name, p.Parallelism)
 		if p.PartSize > 0 {
-			fmt.Fprintf(&b, "    %s:\n      part_size: %s\n", k.Type, FormatSize(p.PartSize))
+			fmt.Fprintf(&b, "    %s:\n      part_size: %s\n", k.Type, pipeline.ExactSize(p.PartSize))
 		}
 	}
 	return b.String()
@@ -350,7 +350,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		part := "sink's"
 		if p.PartSize > 0 {
-			part = FormatSize(p.PartSize)
+			part = pipeline.ExactSize(p.PartSize)
 		}
 		ceil, of := "-", "-"
 		if p.CeilingMBps > 0 {
@@ -362,7 +362,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 			payload = pipeline.PayloadBytes
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%.1f\t%.1f–%.1f\t%.1f\t%s\t%.2f\t%d\t%s\t%s\n",
-			mark, FormatSize(p.ChunkSize), part, p.Parallelism, p.Compression, payload,
+			mark, pipeline.ExactSize(p.ChunkSize), part, p.Parallelism, p.Compression, payload,
 			p.MBps.Median, p.MBps.Min, p.MBps.Max, p.FilesPerSec.Median,
 			pipeline.FormatSize(p.PeakRSS), p.CPUSeconds, p.Retries, ceil, of)
 	}

@@ -23,9 +23,9 @@ type Point struct {
 // String labels the point as "chunk 1MiB, part 8MiB, parallelism 4, s2".
 func (p Point) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "chunk %s", FormatSize(p.ChunkSize))
+	fmt.Fprintf(&b, "chunk %s", pipeline.ExactSize(p.ChunkSize))
 	if p.PartSize > 0 {
-		fmt.Fprintf(&b, ", part %s", FormatSize(p.PartSize))
+		fmt.Fprintf(&b, ", part %s", pipeline.ExactSize(p.PartSize))
 	}
 	fmt.Fprintf(&b, ", parallelism %d, %s", p.Parallelism, p.Compression)
 	if p.Payload == pipeline.PayloadReference {
@@ -82,20 +82,6 @@ func (s Sweep) Points(base Point) []Point {
 	return out
 }
 
-// FormatSize prints a byte count the way flow files take it back: the
-// largest binary unit that divides it exactly ("256KiB", "1MiB", "1000").
-func FormatSize(n int64) string {
-	for _, u := range []struct {
-		name string
-		size int64
-	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if n >= u.size && n%u.size == 0 {
-			return strconv.FormatInt(n/u.size, 10) + u.name
-		}
-	}
-	return strconv.FormatInt(n, 10)
-}
-
 // splitList splits a comma-separated flag value; every item must be
 // non-empty.
 func splitList(flag, s string) ([]string, error) {
@@ -126,7 +112,7 @@ func ParseSizes(flag, s string, min int64, examples string) ([]int64, error) {
 			return nil, fmt.Errorf("%s: %q is not a size (examples: %s)", flag, it, examples)
 		}
 		if n < min {
-			return nil, fmt.Errorf("%s: %q is below the minimum of %s", flag, it, FormatSize(min))
+			return nil, fmt.Errorf("%s: %q is below the minimum of %s", flag, it, pipeline.ExactSize(min))
 		}
 		if !slices.Contains(out, n) {
 			out = append(out, n)

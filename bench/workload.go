@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+
+	"github.com/mftflow/mftflow/pipeline"
 )
 
 // Data kinds of a synthetic workload.
@@ -27,7 +29,7 @@ type Workload struct {
 func (w Workload) Bytes() int64 { return int64(w.Files) * w.Size }
 
 func (w Workload) String() string {
-	return fmt.Sprintf("%d × %s %s", w.Files, FormatSize(w.Size), w.Data)
+	return fmt.Sprintf("%d × %s %s", w.Files, pipeline.ExactSize(w.Size), w.Data)
 }
 
 // Check reports settings that cannot be generated.

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/mftflow/mftflow/bench"
+
+	"github.com/mftflow/mftflow/pipeline"
 )
 
 // Workload is a set of input files every connector's benchmark runs: a
@@ -29,9 +31,9 @@ type Workload struct {
 // "1GiB-random", "10000x4KiB-random".
 func (w Workload) Name() string {
 	if w.Files == 1 {
-		return bench.FormatSize(w.Size) + "-" + w.Data
+		return pipeline.ExactSize(w.Size) + "-" + w.Data
 	}
-	return fmt.Sprintf("%dx%s-%s", w.Files, bench.FormatSize(w.Size), w.Data)
+	return fmt.Sprintf("%dx%s-%s", w.Files, pipeline.ExactSize(w.Size), w.Data)
 }
 
 // Workloads shared by the benchmarks: one large file, many small files, a

@@ -192,7 +192,7 @@ func checkChunkSizes(sizes []int64, maxPayload int64, where string) error {
 		if c+bus.HeaderRoom > maxPayload {
 			limit := (maxPayload - bus.HeaderRoom) / 1024 * 1024
 			return fmt.Errorf("--chunk-size: %s (%d bytes) plus %d bytes of headers exceeds the max_payload of %d bytes of %s: use at most %s, or raise max_payload on the server",
-				bench.FormatSize(c), c, bus.HeaderRoom, maxPayload, where, bench.FormatSize(limit))
+				pipeline.ExactSize(c), c, bus.HeaderRoom, maxPayload, where, pipeline.ExactSize(limit))
 		}
 	}
 	return nil
