@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/mftflow/mftflow/connectors/thru"
-	"github.com/mftflow/mftflow/pipeline"
 )
 
 // Keys and codes of the simulated site; the flow files and curl use the same.
@@ -289,9 +288,6 @@ func BenchmarkLocalToThru(b *testing.B) {
 	}
 	for _, w := range Workloads {
 		b.Run(w.Name(), func(b *testing.B) {
-			if w.Bytes() > 1<<30 {
-				b.Skipf("the simulator keeps every delivered file in memory; %s would hold %s there per run", w.Name(), pipeline.ExactSize(w.Bytes()))
-			}
 			if ok, why := w.Enabled(); !ok {
 				b.Skip(why)
 			}
