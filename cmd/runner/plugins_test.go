@@ -159,3 +159,14 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// A flow naming a shipped plugin that is not there says how to get it.
+func TestMissingShippedPluginSaysHowToGetIt(t *testing.T) {
+	dir := t.TempDir()
+	flow := writeFile(t, dir, "flow.yaml", "name: p\nsource:\n  sftp: {host: h, user: u, directory: in}\nsinks:\n  - local: {path: out}\n")
+	_, stderr, exit := runRunner(t, dir, "validate", flow)
+	want := `sftp and ftps ship as plugins: build them with "make plugins"`
+	if exit != 1 || !strings.Contains(stderr, `unknown source connector "sftp"`) || !strings.Contains(stderr, want) {
+		t.Fatalf("exit %d, stderr:\n%s\nwant the unknown connector and %q", exit, stderr, want)
+	}
+}

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -109,7 +111,7 @@ func loadFlows(g *globalOptions, reg *pipeline.Registry, paths []string) []loadR
 	opts := flowOptions(g)
 	for i, p := range paths {
 		f, err := flowfile.LoadWith(p, reg, opts)
-		results[i] = loadResult{path: p, flow: f, err: err}
+		results[i] = loadResult{path: p, flow: f, err: withPluginHint(err)}
 		if err != nil || f == nil {
 			continue
 		}
@@ -125,6 +127,19 @@ func loadFlows(g *globalOptions, reg *pipeline.Registry, paths []string) []loadR
 		byName[f.Name] = p
 	}
 	return results
+}
+
+// shippedPlugins are the connectors that ship as plugins beside the runner.
+var shippedPlugins = []string{"sftp", "ftps"}
+
+// withPluginHint adds to err, when it names an unknown connector that ships
+// as a plugin, how to get it.
+func withPluginHint(err error) error {
+	var unknown *pipeline.UnknownError
+	if errors.As(err, &unknown) && slices.Contains(shippedPlugins, unknown.Name) {
+		return fmt.Errorf("%w\n%s", err, `sftp and ftps ship as plugins: build them with "make plugins" (into bin/plugins.d beside bin/runner, where the runner finds them), or give their directory with --plugins-dir`)
+	}
+	return err
 }
 
 func runFlows(g *globalOptions, o *runOptions, paths []string) error {
