@@ -570,7 +570,7 @@ func waitMidTransfer(t *testing.T, js jetstream.JetStream, id string, parts int,
 // directory both runners see.
 func TestClusterRunnerKilledMidTransfer(t *testing.T) {
 	if testing.Short() {
-		t.Skip("moves 190 MiB through a three-node cluster; skipped with -short")
+		t.Skip("moves 320 MiB through a three-node cluster; skipped with -short")
 	}
 	for _, reference := range []bool{false, true} {
 		t.Run(map[bool]string{false: "bytes", true: "reference"}[reference], func(t *testing.T) {
@@ -580,9 +580,11 @@ func TestClusterRunnerKilledMidTransfer(t *testing.T) {
 }
 
 func killMidTransferInCluster(t *testing.T, o clusterFlow) {
-	// By reference no byte crosses the cluster and a runner is done with
-	// 128 MiB before the test sees it hold the source lease: it gets more.
-	bigSize := int64(128 << 20)
+	// The kill must land mid-transfer, so the first runner must not be done
+	// before the test sees it hold the source lease: with the bytes on the
+	// bus a runner moves 128 MiB in under 3 s on a fast machine; by
+	// reference no byte crosses the cluster at all.
+	bigSize := int64(256 << 20)
 	if o.reference {
 		bigSize = 512 << 20
 	}
