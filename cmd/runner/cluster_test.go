@@ -127,10 +127,16 @@ type clusterFlow struct{ fsync, reference bool }
 func writeClusterFlow(t *testing.T, dir, in, out string, o clusterFlow) string {
 	t.Helper()
 	fsync, payload := o.fsync, "bytes"
+	// The tests act while a runner is at work (start the second, kill the
+	// one writing big.bin); a runner that owns the machine's two cores
+	// can finish before the test, starved of them, looks: a limit keeps
+	// the work going for seconds and leaves the test some CPU.
+	rate := "rate: 48M"
 	if o.reference {
-		payload = "reference"
+		payload, rate = "reference", "" // nothing crosses the cluster to limit
 	}
 	return writeFile(t, dir, "shared.yaml", `name: `+clusterFlowName+`
+`+rate+`
 source:
   local:
     path: `+in+`
