@@ -19,6 +19,9 @@ type gnupg struct {
 	t    *testing.T
 	bin  string
 	home string
+	// mu runs one gpg at a time: concurrent gpg processes on one keyring
+	// fail now and then ("keydb_search failed").
+	mu sync.Mutex
 }
 
 // newGnuPG returns a gpg with an empty temporary GNUPGHOME, or skips the
@@ -54,7 +57,10 @@ func (g *gnupg) run(stdin []byte, args ...string) (stdout []byte, status string)
 	cmd.Stdin = bytes.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
+	g.mu.Lock()
+	err := cmd.Run()
+	g.mu.Unlock()
+	if err != nil {
 		g.t.Fatalf("gpg %s: %v\n%s", strings.Join(args, " "), err, errb.String())
 	}
 	return out.Bytes(), errb.String()
@@ -113,7 +119,7 @@ func TestPGPInteropWithGnuPG(t *testing.T) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, kind := range []string{"rsa", "25519"} {
-		wg.Go(func() { // RSA keys take seconds each: make the kinds side by side
+		wg.Go(func() { // each kind's keys and files, while the other's gpg runs
 			p := &gpgPair{oursPass: "our " + kind + " passphrase"}
 			p.partnerFpr = g.genKey(kind, "Partner "+kind+" <partner-"+kind+"@example.com>", "")
 			p.oursFpr = g.genKey(kind, "Ours "+kind+" <ours-"+kind+"@example.com>", p.oursPass)
