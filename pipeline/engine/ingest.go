@@ -833,6 +833,7 @@ func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.Fi
 	if cp != nil {
 		skip = cp.Bytes
 	}
+	ctx = pipeline.WithItem(ctx, item)
 	if ro, ok := item.(pipeline.RangeOpener); ok && (len(r.stages) == 0 || r.byReference) && f.Size >= 0 {
 		out, err := r.keepersOnly(ctx, f)
 		if err == nil {
