@@ -137,3 +137,40 @@ func FuzzParseSize(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseChecksums: any bytes parse or fail with an error, and what
+// parses is a digest of the algorithm's length.
+func FuzzParseChecksums(f *testing.F) {
+	f.Add([]byte(strings.Repeat("ab", 32) + "  a.csv\n"))
+	f.Add([]byte(`\` + strings.Repeat("ab", 16) + `  a\nb`))
+	f.Add([]byte("SHA512 (x) = " + strings.Repeat("0", 128)))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		list, err := pipeline.ParseChecksums(data)
+		if err != nil {
+			return
+		}
+		for _, c := range list {
+			if h := pipeline.NewHash(c.Alg); h == nil || len(c.Hex) != 2*h.Size() {
+				t.Fatalf("%q gave %+v", data, c)
+			}
+		}
+	})
+}
+
+// FuzzChecksumLine: the line written for any name reads back as that name.
+func FuzzChecksumLine(f *testing.F) {
+	for _, s := range []string{"a.csv", "new\nline", `back\slash`, " lead", "trail\r", "\xff"} {
+		f.Add(s)
+	}
+	sum := strings.Repeat("ab", 32)
+	f.Fuzz(func(t *testing.T, name string) {
+		if name == "" {
+			return
+		}
+		line := pipeline.ChecksumLine(sum, name)
+		list, err := pipeline.ParseChecksums([]byte(line))
+		if err != nil || len(list) != 1 || list[0].Name != name || list[0].Hex != sum {
+			t.Fatalf("ChecksumLine(%q) = %q read back as %+v, %v", name, line, list, err)
+		}
+	})
+}

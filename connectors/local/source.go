@@ -826,15 +826,70 @@ func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	companions, err := pipeline.Companions(o, it.file.Name)
+	if err != nil {
+		return err
+	}
 	it.mu.Lock()
 	defer it.mu.Unlock()
 	switch it.src.cfg.After {
 	case AfterDelete:
-		return it.delete()
+		err = it.delete()
 	case AfterMove:
-		return it.move()
+		err = it.move()
+	default:
+		return nil
+	}
+	for _, c := range companions {
+		if err == nil {
+			err = it.src.companionAfter(c)
+		}
+	}
+	return err
+}
+
+// companionAfter applies the after action to a file's companion (see
+// pipeline.Companions), if it is still there.
+func (s *Source) companionAfter(name string) error {
+	abs := filepath.Join(s.root, filepath.FromSlash(name))
+	if _, err := os.Lstat(abs); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if s.cfg.After == AfterDelete {
+		if err := os.Remove(abs); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fsError(fmt.Errorf("deleting %s after delivery of its file: %w", abs, err))
+		}
+		return nil
+	}
+	dst := filepath.Join(s.archive, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(dst), 0o777); err != nil {
+		return fsError(fmt.Errorf("archiving %s: creating directory %s: %w", abs, filepath.Dir(dst), err))
+	}
+	if _, err := moveNoClobber(abs, dst); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fsError(fmt.Errorf("archiving %s to %s: %w", abs, s.archive, err))
 	}
 	return nil
+}
+
+// OpenSibling opens another file of the source by its name relative to the
+// source root, such as the checksum file beside this one; it implements
+// pipeline.SiblingOpener. A missing file gives an error matching
+// fs.ErrNotExist.
+func (it *item) OpenSibling(ctx context.Context, name string) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := pipeline.CheckSourceName(name); err != nil {
+		return nil, pipeline.Permanent(err)
+	}
+	abs := filepath.Join(it.src.root, filepath.FromSlash(name))
+	f, err := os.Open(abs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	} else if err != nil {
+		return nil, fsError(err)
+	}
+	return f, nil
 }
 
 // present reports whether the offered file is still there, and fails if it
@@ -1005,8 +1060,9 @@ func fsError(err error) error {
 }
 
 var (
-	_ pipeline.Source      = (*Source)(nil)
-	_ pipeline.Item        = (*item)(nil)
-	_ pipeline.RangeOpener = (*item)(nil)
-	_ pipeline.AckRemover  = (*item)(nil)
+	_ pipeline.Source        = (*Source)(nil)
+	_ pipeline.Item          = (*item)(nil)
+	_ pipeline.RangeOpener   = (*item)(nil)
+	_ pipeline.AckRemover    = (*item)(nil)
+	_ pipeline.SiblingOpener = (*item)(nil)
 )

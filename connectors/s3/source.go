@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"sort"
 	"strings"
 	"sync"
@@ -271,39 +272,59 @@ func (it *item) AckRemoves(s pipeline.Status) bool {
 	return s == pipeline.Passed && (it.s.cfg.After == AfterDelete || it.s.cfg.After == AfterMove)
 }
 
-// Ack applies the after action for Passed and does nothing otherwise. It is
-// idempotent: an object already deleted or moved is not an error. An object
-// replaced since it was listed is left alone.
+// Ack applies the after action for Passed, to the object and then to its
+// companions (pipeline.Companions), and does nothing otherwise. It is
+// idempotent: an object already deleted or moved is not an error. An
+// object replaced since it was listed is left alone.
 func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
 	s := it.s
 	if o.Status != pipeline.Passed || s.cfg.After == AfterLeave {
 		return nil
 	}
-	key := it.key()
+	companions, err := pipeline.Companions(o, it.f.Name)
+	if err != nil {
+		return err
+	}
+	if err := s.after(ctx, it.key(), it.f.Name, it.etag()); err != nil {
+		return err
+	}
+	for _, c := range companions {
+		if err := s.after(ctx, s.prefix+c, c, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// after applies the after action to the object at key, called name below
+// the prefix, if it is there and, when etag is set, still that version.
+func (s *Source) after(ctx context.Context, key, name, etag string) error {
 	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key)})
 	switch {
 	case err != nil && isNotFound(err):
 		return nil // deleted or moved by an earlier Ack
 	case err != nil:
 		return s.cfg.wrapErr("HeadObject", key, err)
-	case strings.Trim(aws.ToString(head.ETag), `"`) != it.etag():
+	case etag != "" && strings.Trim(aws.ToString(head.ETag), `"`) != etag:
 		return fmt.Errorf("s3 source: s3://%s/%s changed since it was delivered; left in place", s.cfg.Bucket, key)
 	}
 	switch s.cfg.After {
 	case AfterDelete:
-		return it.delete(ctx)
+		return s.delete(ctx, key)
 	case AfterMove:
-		dst := dirPrefix(s.cfg.ArchivePrefix) + it.f.Name
-		_, err := s.client.CopyObject(ctx, &s3.CopyObjectInput{
-			Bucket:            aws.String(s.cfg.Bucket),
-			Key:               aws.String(dst),
-			CopySource:        aws.String(copySource(s.cfg.Bucket, key)),
-			CopySourceIfMatch: aws.String(`"` + it.etag() + `"`),
-		})
-		if err != nil {
+		dst := dirPrefix(s.cfg.ArchivePrefix) + name
+		in := &s3.CopyObjectInput{
+			Bucket:     aws.String(s.cfg.Bucket),
+			Key:        aws.String(dst),
+			CopySource: aws.String(copySource(s.cfg.Bucket, key)),
+		}
+		if etag != "" {
+			in.CopySourceIfMatch = aws.String(`"` + etag + `"`)
+		}
+		if _, err := s.client.CopyObject(ctx, in); err != nil {
 			return s.cfg.wrapErr("CopyObject to "+dst+" from", key, err)
 		}
-		return it.delete(ctx)
+		return s.delete(ctx, key)
 	case AfterTag:
 		tags, err := s.client.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key)})
 		if err != nil {
@@ -323,18 +344,37 @@ func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
 	return nil
 }
 
-func (it *item) delete(ctx context.Context) error {
-	s := it.s
-	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(it.key())})
+func (s *Source) delete(ctx context.Context, key string) error {
+	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key)})
 	if err != nil && !isNotFound(err) {
-		return s.cfg.wrapErr("DeleteObject", it.key(), err)
+		return s.cfg.wrapErr("DeleteObject", key, err)
 	}
 	return nil
 }
 
+// OpenSibling reads another object below the prefix by its name there,
+// such as the checksum file beside this one; it implements
+// pipeline.SiblingOpener. A missing object gives an error matching
+// fs.ErrNotExist.
+func (it *item) OpenSibling(ctx context.Context, name string) (io.ReadCloser, error) {
+	s := it.s
+	if err := pipeline.CheckSourceName(name); err != nil {
+		return nil, pipeline.Permanent(err)
+	}
+	key := s.prefix + name
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key)})
+	if err != nil && isNotFound(err) {
+		return nil, fmt.Errorf("s3://%s/%s: %w", s.cfg.Bucket, key, fs.ErrNotExist)
+	} else if err != nil {
+		return nil, s.cfg.wrapErr("GetObject", key, err)
+	}
+	return out.Body, nil
+}
+
 var (
-	_ pipeline.Source      = (*Source)(nil)
-	_ pipeline.Item        = (*item)(nil)
-	_ pipeline.RangeOpener = (*item)(nil)
-	_ pipeline.AckRemover  = (*item)(nil)
+	_ pipeline.Source        = (*Source)(nil)
+	_ pipeline.Item          = (*item)(nil)
+	_ pipeline.RangeOpener   = (*item)(nil)
+	_ pipeline.AckRemover    = (*item)(nil)
+	_ pipeline.SiblingOpener = (*item)(nil)
 )

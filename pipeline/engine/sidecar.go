@@ -2,9 +2,7 @@ package engine
 
 import (
 	"context"
-	"crypto/md5"
 	"crypto/sha256"
-	"crypto/sha512"
 	"encoding"
 	"encoding/hex"
 	"errors"
@@ -18,10 +16,11 @@ import (
 
 // writeChecksum writes f's checksum file through sink s after f committed
 // there, when the sink asks for one (SinkSpec.Checksum): NAME.sha256 (or
-// .sha512, .md5) holding "HEX  BASE\n", as sha256sum prints it and
-// `sha256sum -c` reads it; more holds the digests beyond sha256. It comes after the file so that a partner who waits for it finds the
-// file whole. One left by an earlier attempt of the delivery (the sink
-// skips it or refuses to replace it) counts as written.
+// .sha512, .md5) holding the line sha256sum prints for it
+// (pipeline.ChecksumLine); more holds the digests beyond sha256. It comes
+// after the file so that a partner who waits for it finds the file whole.
+// One left by an earlier attempt of the delivery (the sink skips it or
+// refuses to replace it) counts as written.
 func (r *Run) writeChecksum(ctx context.Context, s *sinkRun, f pipeline.File, more map[string]string) error {
 	alg := s.spec.Checksum
 	if alg == "" {
@@ -34,7 +33,7 @@ func (r *Run) writeChecksum(ctx context.Context, s *sinkRun, f pipeline.File, mo
 	if sum == "" {
 		return pipeline.Permanent(fmt.Errorf("the file's %s is unknown: it was read before the sink's checksum was set to %s; replay it with runner replay --file %s to read it again", alg, alg, f.ID))
 	}
-	body := []byte(sum + "  " + path.Base(f.Name) + "\n")
+	body := []byte(pipeline.ChecksumLine(sum, path.Base(f.Name)))
 	bodySum := sha256.Sum256(body)
 	side := pipeline.File{ID: f.ID + "." + alg, Key: f.Key + "." + alg, Name: f.Name + "." + alg,
 		Size: int64(len(body)), SHA256: hex.EncodeToString(bodySum[:]), ModTime: f.ModTime, Attrs: f.Attrs}
@@ -81,12 +80,7 @@ func (r *Run) newDigests() digests {
 		if d == nil {
 			d = digests{}
 		}
-		switch alg {
-		case "sha512":
-			d[alg] = sha512.New()
-		case "md5":
-			d[alg] = md5.New()
-		}
+		d[alg] = pipeline.NewHash(alg)
 	}
 	return d
 }

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"time"
 
 	"github.com/mftflow/mftflow/pipeline"
 )
@@ -167,7 +168,33 @@ func specs() []struct {
 			}
 			return s, nil
 		}},
+		{pipeline.Spec{
+			Name:    "verify",
+			Summary: "Checks each file against its checksum file from the same source (NAME.sha256, as sha256sum writes it), waiting for it; a file that does not match fails for good. Checksum files go with their file.",
+			Origin:  "built-in",
+			Check:   func(c pipeline.Config) error { _, err := NewVerify(verifyConfig(c)); return err },
+			Fields: []pipeline.Field{
+				{Name: "sidecar", Type: pipeline.TypeString,
+					Doc: `The checksum file's name at the source, with {name} for the file's name there (with its directories): "{name}.sha256" (the default), "{name}.md5", "sums/{name}.sha256". It may hold lines as sha256sum, sha512sum or md5sum print them, BSD-style lines ("SHA256 (NAME) = HEX") or a bare digest. Files with such names are not delivered: each goes with its file, and the source's after action (delete, move) takes both.`},
+				{Name: "algorithm", Type: pipeline.TypeString, Enum: []string{"sha256", "sha512", "md5"},
+					Doc: "sha256, sha512 or md5; empty takes it from the checksum file (its tag, or the digest's length). Sets the default sidecar's extension."},
+				{Name: "timeout", Type: pipeline.TypeDuration, Default: 10 * time.Minute,
+					Doc: "How long a file waits for its checksum file; after it the file fails (replay it once the checksum file is there). 0 does not wait."},
+				{Name: "poll", Type: pipeline.TypeDuration, Default: 2 * time.Second,
+					Doc: "How often a waiting file looks for its checksum file."},
+			},
+		}, func(_ context.Context, c pipeline.Config) (pipeline.Stage, error) {
+			s, err := NewVerify(verifyConfig(c))
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		}},
 	}
+}
+
+func verifyConfig(c pipeline.Config) VerifyConfig {
+	return VerifyConfig{Sidecar: c.String("sidecar"), Algorithm: c.String("algorithm"), Timeout: c.Duration("timeout"), Poll: c.Duration("poll")}
 }
 
 func pgpEncryptConfig(c pipeline.Config) PGPEncryptConfig {
@@ -192,7 +219,7 @@ func pgpDecryptConfig(c pipeline.Config) PGPDecryptConfig {
 }
 
 // Register adds the built-in stages (match, rename, attrs, compress,
-// decompress, pgp_encrypt, pgp_decrypt) to r. It fails if one of the names is
+// decompress, pgp_encrypt, pgp_decrypt, verify) to r. It fails if one of the names is
 // taken; the stages registered before the failure stay registered.
 func Register(r *pipeline.Registry) error {
 	for _, s := range specs() {
