@@ -19,7 +19,7 @@ func TestRegister(t *testing.T) {
 	if err := stages.Register(r); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"attrs", "compress", "decompress", "match", "pgp_decrypt", "pgp_encrypt", "rename"}, r.Names(pipeline.KindStage)); diff != "" {
+	if diff := cmp.Diff([]string{"attrs", "compress", "decompress", "match", "pgp_decrypt", "pgp_encrypt", "rename", "verify"}, r.Names(pipeline.KindStage)); diff != "" {
 		t.Errorf("stage names (-want +got):\n%s", diff)
 	}
 	for _, s := range r.Specs(pipeline.KindStage) {
@@ -131,7 +131,7 @@ func TestRegisteredStageErrors(t *testing.T) {
 		{"attrs", map[string]any{"set": map[string]any{"thru.batch_total": "{records}", " x": "1"}},
 			"attrs: attribute name \" x\" has spaces around it: remove them, or templates ({attr.KEY}) and sources will not find it\n" +
 				`attribute thru.batch_total: name template "{records}": unknown placeholder {records} (known: {name} {base} {dir} {stem} {ext} {date} {time} {id} {attr.KEY})`},
-		{"unzip", nil, `unknown stage connector "unzip" (known: attrs, compress, decompress, match, pgp_decrypt, pgp_encrypt, rename)`},
+		{"unzip", nil, `unknown stage connector "unzip" (known: attrs, compress, decompress, match, pgp_decrypt, pgp_encrypt, rename, verify)`},
 	} {
 		s, err := r.NewStage(context.Background(), tt.stage, tt.raw)
 		if err == nil || err.Error() != tt.want {
