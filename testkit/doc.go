@@ -20,6 +20,11 @@
 //		})
 //	}
 //
+// RunSiblingTests, in the same manner, checks what a source needs for files
+// verified against a checksum file beside them: items that are
+// pipeline.SiblingOpener, and after actions that follow
+// pipeline.Companions.
+//
 // # How the sink suite plays the engine
 //
 // The sink suite drives a Sink the way the engine does, with these

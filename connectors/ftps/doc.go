@@ -54,6 +54,8 @@
 // gets its time from MDTM where the server has it, and Open and Ack check
 // size and that time. Items read ranges with REST (or by skipping bytes
 // where REST is refused), each on a connection of its own, so the engine
-// reads large files in parallel. After delivery a file is deleted, moved to
-// archive_dir (with a suffix when the name is taken) or left.
+// reads large files in parallel, and open the files beside them by name
+// (pipeline.SiblingOpener: a checksum file). After delivery a file is
+// deleted, moved to archive_dir (with a suffix when the name is taken) or
+// left, and its companions (pipeline.Companions) with it.
 package ftps

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path"
 	"sync"
 	"time"
@@ -28,7 +29,7 @@ type SourceConfig struct {
 
 // Source offers the files of a remote directory. Next is for one goroutine
 // at a time; Close may be called from any. Items implement
-// pipeline.RangeOpener.
+// pipeline.RangeOpener and pipeline.SiblingOpener.
 type Source struct {
 	cfg  SourceConfig
 	pool *pool
@@ -240,7 +241,7 @@ func (it *item) OpenRange(ctx context.Context, offset, length int64) (io.ReadClo
 	if err != nil {
 		return fail(err)
 	}
-	r := &rangeReader{it: it, sess: sess, resp: resp, stop: stop, left: length, toEOF: offset+length >= it.file.Size}
+	r := &rangeReader{pool: p, path: it.path, sess: sess, resp: resp, stop: stop, left: length, toEOF: offset+length >= it.file.Size}
 	if skip > 0 {
 		if _, err := io.CopyN(io.Discard, resp, skip); err != nil {
 			r.Close()
@@ -248,6 +249,41 @@ func (it *item) OpenRange(ctx context.Context, offset, length int64) (io.ReadClo
 		}
 	}
 	return r, nil
+}
+
+// OpenSibling opens the file called name, relative to the source
+// directory, such as this file's checksum file, on a connection of its
+// own. A missing file gives a permanent error matching fs.ErrNotExist. Safe
+// for concurrent use.
+func (it *item) OpenSibling(ctx context.Context, name string) (io.ReadCloser, error) {
+	if err := pipeline.CheckSourceName(name); err != nil {
+		return nil, fmt.Errorf("opening a file beside %s: %w", it.loc(), err)
+	}
+	p := it.src.pool
+	sess, err := p.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, sess.cut)
+	abs := path.Join(sess.abs(it.src.cfg.Directory), name)
+	fail := func(err error) (io.ReadCloser, error) {
+		stop()
+		p.put(sess, err)
+		return nil, p.opError("reading "+abs, err)
+	}
+	// SIZE tells a missing file from a refused one, which RETR's 550 does not.
+	size, err := sess.c.FileSize(abs)
+	if code(err) == ftp.StatusFileUnavailable {
+		return fail(pipeline.Permanent(fmt.Errorf("opening %s: the server has no such file (%s): %w", p.loc(abs), reply(err), fs.ErrNotExist)))
+	}
+	if err != nil {
+		return fail(err)
+	}
+	resp, err := sess.c.Retr(abs)
+	if err != nil {
+		return fail(err)
+	}
+	return &rangeReader{pool: p, path: abs, sess: sess, resp: resp, stop: stop, left: size, toEOF: true}, nil
 }
 
 // sameAsOffered fails permanently when the file vanished or changed.
@@ -276,7 +312,8 @@ func (it *item) sameAsOffered(sess *session) error {
 // the end of the file, the connection is given up: FTP has no cheap way to
 // stop a transfer and keep the connection.
 type rangeReader struct {
-	it    *item
+	pool  *pool
+	path  string // absolute
 	sess  *session
 	resp  *ftp.Response
 	stop  func() bool
@@ -297,7 +334,7 @@ func (r *rangeReader) Read(p []byte) (int, error) {
 	}
 	if err != nil && err != io.EOF {
 		r.err = err
-		err = r.it.src.pool.opError("reading "+r.it.path, err)
+		err = r.pool.opError("reading "+r.path, err)
 	}
 	return n, err
 }
@@ -308,7 +345,7 @@ func (r *rangeReader) Close() error {
 	}
 	r.done = true
 	r.stop()
-	p := r.it.src.pool
+	p := r.pool
 	if r.left > 0 || !r.toEOF || r.err != nil {
 		r.sess.cut()
 		p.put(r.sess, nil)
@@ -329,40 +366,74 @@ type eofReader struct{}
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
 // Ack applies the source's after action when o.Status is Passed and does
-// nothing otherwise. It is idempotent: a file already deleted or moved is
-// not an error. A file that changed since it was offered is left in place
-// and reported.
+// nothing otherwise: to the file, then to its companions
+// (pipeline.Companions). It is idempotent: a file or companion already
+// deleted or moved is not an error. A file that changed since it was
+// offered is left in place, with its companions, and reported.
 func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
 	if o.Status != pipeline.Passed || it.src.cfg.After == pipeline.AfterLeave {
 		return nil
 	}
+	companions, err := pipeline.Companions(o, it.file.Name)
+	if err != nil {
+		return err
+	}
 	it.mu.Lock()
 	defer it.mu.Unlock()
 	p := it.src.pool
-	return p.do(ctx, "after delivery of "+it.path, func(sess *session) error {
-		if _, err := sess.c.FileSize(it.path); code(err) == ftp.StatusFileUnavailable {
-			return nil // deleted or moved by an earlier Ack
-		}
-		if err := it.sameAsOffered(sess); err != nil {
-			if pipeline.IsPermanent(err) {
-				return pipeline.Permanent(fmt.Errorf("after delivery: %w; left it in place", err))
-			}
+	err = p.do(ctx, "after delivery of "+it.path, func(sess *session) error {
+		if here, err := it.unchanged(sess); !here || err != nil {
 			return err
 		}
-		if it.src.cfg.After == pipeline.AfterDelete {
-			return sess.c.Delete(it.path)
-		}
-		return it.move(sess)
+		return it.src.after(sess, it.file.Name)
 	})
+	for _, name := range companions {
+		if err != nil {
+			return err
+		}
+		err = p.do(ctx, "after delivery of "+it.path+", to its companion "+name, func(sess *session) error {
+			return it.src.after(sess, name)
+		})
+	}
+	return err
+}
+
+// unchanged reports whether the file is still there as it was offered: not
+// when an earlier Ack dealt with it, an error when it changed.
+func (it *item) unchanged(sess *session) (bool, error) {
+	if _, err := sess.c.FileSize(it.path); code(err) == ftp.StatusFileUnavailable {
+		return false, nil
+	}
+	if err := it.sameAsOffered(sess); err != nil {
+		if pipeline.IsPermanent(err) {
+			return false, pipeline.Permanent(fmt.Errorf("after delivery: %w; left it in place", err))
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+// after applies the after action to the file called name (relative to the
+// directory). A file that is not there is taken as dealt with: SIZE tells
+// it from a refusal, which DELE and RNFR answer with the same 550.
+func (s *Source) after(sess *session, name string) error {
+	src := path.Join(sess.abs(s.cfg.Directory), name)
+	if exists, err := fileExists(sess, src); err != nil || !exists {
+		return err
+	}
+	if s.cfg.After == pipeline.AfterDelete {
+		return sess.c.Delete(src)
+	}
+	return s.move(sess, src, name)
 }
 
 // maxSuffix bounds the archive names tried for one file.
 const maxSuffix = 1000
 
-// move renames the file into the archive directory; a taken name gets a
-// suffix.
-func (it *item) move(sess *session) error {
-	dst := path.Join(sess.abs(it.src.cfg.ArchiveDir), it.file.Name)
+// move renames the file at src into the archive directory under name; a
+// taken name gets a suffix.
+func (s *Source) move(sess *session, src, name string) error {
+	dst := path.Join(sess.abs(s.cfg.ArchiveDir), name)
 	if err := mkdirAll(sess, path.Dir(dst)); err != nil {
 		return err
 	}
@@ -374,13 +445,14 @@ func (it *item) move(sess *session) error {
 			}
 			continue
 		}
-		return sess.c.Rename(it.path, cand)
+		return sess.c.Rename(src, cand)
 	}
-	return pipeline.Permanent(fmt.Errorf("archiving %s: no free name for %s after %d tries", it.loc(), dst, maxSuffix))
+	return pipeline.Permanent(fmt.Errorf("archiving %s: no free name for %s after %d tries", s.pool.loc(src), dst, maxSuffix))
 }
 
 var (
-	_ pipeline.Source      = (*Source)(nil)
-	_ pipeline.Item        = (*item)(nil)
-	_ pipeline.RangeOpener = (*item)(nil)
+	_ pipeline.Source        = (*Source)(nil)
+	_ pipeline.Item          = (*item)(nil)
+	_ pipeline.RangeOpener   = (*item)(nil)
+	_ pipeline.SiblingOpener = (*item)(nil)
 )

@@ -53,5 +53,7 @@
 // offered again by a new Source. Items read ranges with ReadAt, so the engine
 // reads large files in parallel. After delivery (Outcome Passed only) a file
 // is deleted, moved to archive_dir (with a suffix when the name is taken) or
-// left; a file that changed since it was offered is left in place.
+// left, and its companions (pipeline.Companions) with it; a file that
+// changed since it was offered is left in place. Items also open the files
+// beside them by name (pipeline.SiblingOpener: a checksum file).
 package sftp

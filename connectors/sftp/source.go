@@ -29,7 +29,7 @@ type SourceConfig struct {
 
 // Source offers the files of a remote directory. Next is for one goroutine
 // at a time; Close may be called from any. Items implement
-// pipeline.RangeOpener.
+// pipeline.RangeOpener and pipeline.SiblingOpener.
 type Source struct {
 	cfg     SourceConfig
 	dir     string // cleaned remote directory
@@ -236,29 +236,52 @@ func (it *item) OpenRange(ctx context.Context, offset, length int64) (io.ReadClo
 		f.Close()
 		return nil, pipeline.Permanent(fmt.Errorf("opening %s: %w", it.loc(), err))
 	}
-	return &rangeReader{SectionReader: io.NewSectionReader(f, offset, length), f: f, it: it, sess: sess}, nil
+	return &remoteReader{Reader: io.NewSectionReader(f, offset, length), f: f, conn: it.src.conn, sess: sess, path: it.path}, nil
+}
+
+// OpenSibling opens the file called name, relative to the source
+// directory, such as this file's checksum file. A missing file gives a
+// permanent error matching fs.ErrNotExist. Safe for concurrent use.
+func (it *item) OpenSibling(ctx context.Context, name string) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := pipeline.CheckSourceName(name); err != nil {
+		return nil, fmt.Errorf("opening a file beside %s: %w", it.loc(), err)
+	}
+	sess, err := it.src.conn.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := path.Join(it.src.dir, name)
+	f, err := sess.sftp.Open(p)
+	if err != nil {
+		return nil, it.src.conn.opError(sess, "opening "+p, err) // fs.ErrNotExist stays
+	}
+	return &remoteReader{Reader: f, f: f, conn: it.src.conn, sess: sess, path: p}, nil
 }
 
 func (it *item) loc() string { return location(it.src.cfg.ConnConfig, it.path) }
 
-// rangeReader reads a range of a remote file and explains a lost
+// remoteReader reads a remote file, or a range of it, and explains a lost
 // connection.
-type rangeReader struct {
-	*io.SectionReader
+type remoteReader struct {
+	io.Reader
 	f    *sftp.File
-	it   *item
+	conn *conn
 	sess *session
+	path string
 }
 
-func (r *rangeReader) Read(p []byte) (int, error) {
-	n, err := r.SectionReader.Read(p)
+func (r *remoteReader) Read(p []byte) (int, error) {
+	n, err := r.Reader.Read(p)
 	if err != nil && err != io.EOF {
-		err = r.it.src.conn.opError(r.sess, "reading "+r.it.path, err)
+		err = r.conn.opError(r.sess, "reading "+r.path, err)
 	}
 	return n, err
 }
 
-func (r *rangeReader) Close() error { return r.f.Close() }
+func (r *remoteReader) Close() error { return r.f.Close() }
 
 func (it *item) sameAsOffered(info fs.FileInfo) error {
 	if info.Size() == it.file.Size && info.ModTime().Equal(it.file.ModTime) {
@@ -269,12 +292,17 @@ func (it *item) sameAsOffered(info fs.FileInfo) error {
 }
 
 // Ack applies the source's after action when o.Status is Passed and does
-// nothing otherwise. It is idempotent: a file already deleted or moved is
-// not an error. A file that changed since it was offered is left in place
-// and reported.
+// nothing otherwise: to the file, then to its companions
+// (pipeline.Companions). It is idempotent: a file or companion already
+// deleted or moved is not an error. A file that changed since it was
+// offered is left in place, with its companions, and reported.
 func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
 	if o.Status != pipeline.Passed || it.src.cfg.After == pipeline.AfterLeave {
 		return nil
+	}
+	names, err := pipeline.Companions(o, it.file.Name)
+	if err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -285,25 +313,48 @@ func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
 	if err != nil {
 		return err
 	}
-	c := sess.sftp
-	doing := "after delivery"
-	info, err := c.Stat(it.path)
+	here, err := it.unchanged(sess)
+	if err != nil {
+		return err
+	}
+	if here {
+		names = append([]string{it.file.Name}, names...)
+	}
+	for _, name := range names {
+		if err := it.src.after(sess, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unchanged reports whether the file is still there as it was offered: not
+// when an earlier Ack dealt with it, an error when it changed.
+func (it *item) unchanged(sess *session) (bool, error) {
+	info, err := sess.sftp.Stat(it.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && sess.alive():
-		return nil // deleted or moved by an earlier Ack
+		return false, nil
 	case err != nil:
-		return it.src.conn.opError(sess, "checking "+it.path+" "+doing, err)
+		return false, it.src.conn.opError(sess, "checking "+it.path+" after delivery", err)
 	}
 	if err := it.sameAsOffered(info); err != nil {
-		return pipeline.Permanent(fmt.Errorf("%s %s: %w; left it in place", doing, it.loc(), err))
+		return false, pipeline.Permanent(fmt.Errorf("after delivery %s: %w; left it in place", it.loc(), err))
 	}
-	switch it.src.cfg.After {
+	return true, nil
+}
+
+// after applies the after action to the file called name (relative to the
+// directory). A file that is not there is taken as dealt with.
+func (s *Source) after(sess *session, name string) error {
+	p := path.Join(s.dir, name)
+	switch s.cfg.After {
 	case pipeline.AfterDelete:
-		if err := c.Remove(it.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return it.src.conn.opError(sess, "deleting "+it.path+" "+doing, err)
+		if err := sess.sftp.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return s.conn.opError(sess, "deleting "+p+" after delivery", err)
 		}
 	case pipeline.AfterMove:
-		return it.move(sess)
+		return s.move(sess, name)
 	}
 	return nil
 }
@@ -311,34 +362,38 @@ func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
 // maxSuffix bounds the archive names tried for one file.
 const maxSuffix = 1000
 
-// move renames the file into the archive directory, never over an existing
-// file: plain SFTP rename refuses to replace one, and a taken name gets a
-// suffix.
-func (it *item) move(sess *session) error {
+// move renames the file called name into the archive directory under the
+// same name, never over an existing file: plain SFTP rename refuses to
+// replace one, and a taken name gets a suffix.
+func (s *Source) move(sess *session, name string) error {
 	c := sess.sftp
-	dst := path.Join(it.src.archive, it.file.Name)
+	src, dst := path.Join(s.dir, name), path.Join(s.archive, name)
+	if _, err := c.Lstat(src); errors.Is(err, fs.ErrNotExist) && sess.alive() {
+		return nil // moved by an earlier Ack, or a companion never there
+	}
 	if err := c.MkdirAll(path.Dir(dst)); err != nil {
-		return it.src.conn.opError(sess, fmt.Sprintf("archiving %s: creating directory %s", it.path, path.Dir(dst)), err)
+		return s.conn.opError(sess, fmt.Sprintf("archiving %s: creating directory %s", src, path.Dir(dst)), err)
 	}
 	for n := 0; n < maxSuffix; n++ {
 		cand := pipeline.WithSuffix(dst, n)
 		if _, err := c.Lstat(cand); err == nil {
 			continue
 		}
-		err := c.Rename(it.path, cand)
+		err := c.Rename(src, cand)
 		if err == nil {
 			return nil
 		}
 		if _, statErr := c.Lstat(cand); statErr == nil && sess.alive() {
 			continue // taken meanwhile
 		}
-		return it.src.conn.opError(sess, fmt.Sprintf("archiving %s to %s", it.path, cand), err)
+		return s.conn.opError(sess, fmt.Sprintf("archiving %s to %s", src, cand), err)
 	}
-	return pipeline.Permanent(fmt.Errorf("archiving %s: no free name for %s after %d tries", it.loc(), dst, maxSuffix))
+	return pipeline.Permanent(fmt.Errorf("archiving %s: no free name for %s after %d tries", location(s.cfg.ConnConfig, src), dst, maxSuffix))
 }
 
 var (
-	_ pipeline.Source      = (*Source)(nil)
-	_ pipeline.Item        = (*item)(nil)
-	_ pipeline.RangeOpener = (*item)(nil)
+	_ pipeline.Source        = (*Source)(nil)
+	_ pipeline.Item          = (*item)(nil)
+	_ pipeline.RangeOpener   = (*item)(nil)
+	_ pipeline.SiblingOpener = (*item)(nil)
 )

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/testkit"
 	"github.com/mftflow/mftflow/testkit/sshd"
 )
 
@@ -236,4 +237,23 @@ func TestSourceRecheck(t *testing.T) {
 	if it, err := src.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Next offered %v (error %v) after b.txt was deleted", it, err)
 	}
+}
+
+// TestSourceSiblings checks that items open the files beside them and that
+// the after actions follow a file's companions.
+func TestSourceSiblings(t *testing.T) {
+	srv := sshd.Start(t)
+	var dir string
+	testkit.RunSiblingTests(t, testkit.SiblingHarness{
+		New: func(t *testing.T, after string, files map[string][]byte) pipeline.Source {
+			dir = freshDir(t, srv, "siblings")
+			for name, content := range files {
+				srv.WriteFile(t, path.Join(dir, "in", name), content)
+			}
+			return newTestSource(t, SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir + "/in"),
+				Polling: pipeline.Polling{Recursive: true, After: after, ArchiveDir: srv.Path(dir + "/archive")}})
+		},
+		Exists:   func(t *testing.T, name string) bool { return srv.Exists(path.Join(dir, "in", name)) },
+		Archived: func(t *testing.T, name string) bool { return srv.Exists(path.Join(dir, "archive", name)) },
+	})
 }

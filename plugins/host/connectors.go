@@ -36,10 +36,7 @@ func (s *source) Next(ctx context.Context) (pipeline.Item, error) {
 		return nil, s.p.callError(ctx, gen, err)
 	}
 	it := &item{p: s.p, gen: gen, conn: conn, id: resp.Item, file: wire.FileFromPB(resp.File)}
-	if resp.Ranges {
-		return &rangeItem{it}, nil
-	}
-	return it, nil
+	return it.with(resp.Ranges, resp.Siblings), nil
 }
 
 func (s *source) Close() error { return s.p.close() }
@@ -71,6 +68,35 @@ func (it *item) read(ctx context.Context, offset, length int64) (io.ReadCloser, 
 		cancel()
 		return nil, it.p.callError(ctx, it.gen, err)
 	}
+	return it.dataReader(ctx, cancel, stream), nil
+}
+
+// sibling opens the file called name beside the item. It waits for the
+// first frame, so that a missing file fails here as SiblingOpener says.
+func (it *item) sibling(ctx context.Context, name string) (io.ReadCloser, error) {
+	if !it.p.current(it.gen) {
+		return nil, it.p.stale("file")
+	}
+	// Protocol buffers strings are UTF-8.
+	if err := pipeline.CheckUTF8Name(name, "a plugin connector"); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stream, err := pb.NewSourceClient(it.conn).ReadSibling(ctx, &pb.ReadSiblingRequest{Item: it.id, Name: name})
+	if err != nil {
+		cancel()
+		return nil, it.p.callError(ctx, it.gen, err)
+	}
+	r := it.dataReader(ctx, cancel, stream)
+	if err := r.Start(); err != nil {
+		cancel()
+		return nil, err
+	}
+	return r, nil
+}
+
+// dataReader reads the content a server stream of Data frames carries.
+func (it *item) dataReader(ctx context.Context, cancel context.CancelFunc, stream interface{ Recv() (*pb.Data, error) }) *streamReader {
 	r := &streamReader{cancel: cancel}
 	r.FrameReader.Recv = func() ([]byte, error) {
 		m, err := stream.Recv()
@@ -82,7 +108,7 @@ func (it *item) read(ctx context.Context, offset, length int64) (io.ReadCloser, 
 		}
 		return m.Data, nil
 	}
-	return r, nil
+	return r
 }
 
 func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
@@ -93,12 +119,52 @@ func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
 	return it.p.callError(ctx, it.gen, err)
 }
 
+// with returns it as a type with the optional abilities the plugin said its
+// item has, and no others: the engine and stages look for them by type
+// assertion.
+func (it *item) with(ranges, siblings bool) pipeline.Item {
+	switch {
+	case ranges && siblings:
+		return &rangeSiblingItem{it}
+	case ranges:
+		return &rangeItem{it}
+	case siblings:
+		return &siblingItem{it}
+	}
+	return it
+}
+
 // rangeItem is an item whose source reads byte ranges.
 type rangeItem struct{ *item }
 
 func (it *rangeItem) OpenRange(ctx context.Context, offset, length int64) (io.ReadCloser, error) {
 	return it.read(ctx, offset, length)
 }
+
+// siblingItem is an item whose source opens the files beside it.
+type siblingItem struct{ *item }
+
+func (it *siblingItem) OpenSibling(ctx context.Context, name string) (io.ReadCloser, error) {
+	return it.sibling(ctx, name)
+}
+
+// rangeSiblingItem is an item whose source does both.
+type rangeSiblingItem struct{ *item }
+
+func (it *rangeSiblingItem) OpenRange(ctx context.Context, offset, length int64) (io.ReadCloser, error) {
+	return it.read(ctx, offset, length)
+}
+
+func (it *rangeSiblingItem) OpenSibling(ctx context.Context, name string) (io.ReadCloser, error) {
+	return it.sibling(ctx, name)
+}
+
+var (
+	_ pipeline.RangeOpener   = (*rangeItem)(nil)
+	_ pipeline.SiblingOpener = (*siblingItem)(nil)
+	_ pipeline.RangeOpener   = (*rangeSiblingItem)(nil)
+	_ pipeline.SiblingOpener = (*rangeSiblingItem)(nil)
+)
 
 // streamReader reads a server stream of frames; Close ends the call.
 type streamReader struct {

@@ -402,3 +402,52 @@ func parsedDefault(f pipeline.Field) pipeline.Field {
 	}
 	return f
 }
+
+// A host item claims no ability the plugin's item lacks: localfs items read
+// ranges over RPC exactly when the built-in local source's do, and open
+// siblings exactly when they do.
+func TestItemAbilitiesOverRPC(t *testing.T) {
+	reg, err := load(t, pluginsDir(t, "localfs"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a.txt"), []byte("a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := map[string]any{"path": dir, "watch": false, "stable_for": "0s", "after": "leave"}
+	sameAbilities(t, firstItem(t, reg, "localfs", cfg), firstItem(t, reg, "local", cfg))
+}
+
+// firstItem returns the first item the source name of reg offers with cfg.
+func firstItem(t *testing.T, reg *pipeline.Registry, name string, cfg map[string]any) pipeline.Item {
+	t.Helper()
+	src, err := reg.NewSource(t.Context(), name, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	it, err := src.Next(t.Context())
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return it
+}
+
+// sameAbilities fails t unless an item a plugin offered has the optional
+// abilities the same connector's item has in process, no more and no fewer:
+// the engine and stages find them by type assertion.
+func sameAbilities(t *testing.T, plugged, inProcess pipeline.Item) {
+	t.Helper()
+	for _, a := range []struct {
+		name string
+		has  func(pipeline.Item) bool
+	}{
+		{"pipeline.RangeOpener", func(it pipeline.Item) bool { _, ok := it.(pipeline.RangeOpener); return ok }},
+		{"pipeline.SiblingOpener", func(it pipeline.Item) bool { _, ok := it.(pipeline.SiblingOpener); return ok }},
+	} {
+		if got, want := a.has(plugged), a.has(inProcess); got != want {
+			t.Errorf("the plugin's item is a %s: %v; in process: %v", a.name, got, want)
+		}
+	}
+}

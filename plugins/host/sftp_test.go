@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/mftflow/mftflow/connectors/sftp"
 	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/testkit"
 	"github.com/mftflow/mftflow/testkit/sshd"
@@ -88,4 +89,57 @@ func TestSFTPPluginConformanceOverRPC(t *testing.T) {
 		"host": srv.Host, "port": srv.Port, "user": srv.User,
 		"private_key": srv.ClientKey, "known_hosts": srv.KnownHostsFile,
 	})
+}
+
+// remoteSiblingsOverRPC runs the sibling suite over RPC on the plugin
+// source name of reg, configured by base, in a new directory of served for
+// each subtest: items open the files beside them, a missing one is
+// fs.ErrNotExist on this side, and the outcome's attributes reach the
+// plugin's Ack, which applies the after action to the companions they list.
+func remoteSiblingsOverRPC(t *testing.T, reg *pipeline.Registry, name string, served testkit.UserDir, base map[string]any) {
+	var dir string
+	testkit.RunSiblingTests(t, testkit.SiblingHarness{
+		New: func(t *testing.T, after string, files map[string][]byte) pipeline.Source {
+			dir = fmt.Sprintf("s%d", remoteDirs.Add(1))
+			for file, content := range files {
+				served.WriteFile(t, path.Join(dir, "in", file), content)
+			}
+			cfg := maps.Clone(base)
+			cfg["directory"], cfg["archive_dir"] = served.Path(dir+"/in"), served.Path(dir+"/archive")
+			cfg["recursive"], cfg["watch"], cfg["stable_for"], cfg["after"] = true, false, "0s", after
+			src, err := reg.NewSource(context.Background(), name, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return src
+		},
+		Exists:   func(t *testing.T, file string) bool { return served.Exists(path.Join(dir, "in", file)) },
+		Archived: func(t *testing.T, file string) bool { return served.Exists(path.Join(dir, "archive", file)) },
+	})
+}
+
+// The SFTP plugin's items open the files beside them and have their
+// companions follow the after action over RPC, as they do in process.
+func TestSFTPPluginSiblingsOverRPC(t *testing.T) {
+	srv := sshd.Start(t)
+	reg, err := load(t, pluginsDir(t, "sftp"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := map[string]any{
+		"host": srv.Host, "port": srv.Port, "user": srv.User,
+		"private_key": srv.ClientKey, "known_hosts": srv.KnownHostsFile,
+	}
+	t.Run("abilities", func(t *testing.T) {
+		inProcess := pipeline.NewRegistry()
+		if err := sftp.Register(inProcess); err != nil {
+			t.Fatal(err)
+		}
+		dir := fmt.Sprintf("a%d", remoteDirs.Add(1))
+		srv.WriteFile(t, path.Join(dir, "a.txt"), []byte("a"))
+		cfg := maps.Clone(base)
+		cfg["directory"], cfg["watch"], cfg["stable_for"] = srv.Path(dir), false, "0s"
+		sameAbilities(t, firstItem(t, reg, "sftp", cfg), firstItem(t, inProcess, "sftp", cfg))
+	})
+	remoteSiblingsOverRPC(t, reg, "sftp", srv.UserDir, base)
 }

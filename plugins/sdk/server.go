@@ -129,7 +129,8 @@ func (ss *sourceServer) Next(ctx context.Context, _ *pb.NextRequest) (*pb.NextRe
 	id := ss.s.newID()
 	ss.s.items.Store(id, it)
 	_, ranges := it.(pipeline.RangeOpener)
-	return &pb.NextResponse{Item: id, File: wire.FileToPB(it.File()), Ranges: ranges}, nil
+	_, siblings := it.(pipeline.SiblingOpener)
+	return &pb.NextResponse{Item: id, File: wire.FileToPB(it.File()), Ranges: ranges, Siblings: siblings}, nil
 }
 
 func (ss *sourceServer) item(id string) (pipeline.Item, error) {
@@ -167,9 +168,32 @@ func (ss *sourceServer) Read(req *pb.ReadRequest, stream pb.Source_ReadServer) e
 	if req.Length >= 0 {
 		r = io.LimitReader(rc, req.Length)
 	}
+	return wire.ErrorToStatus(sendData(r, stream))
+}
+
+// ReadSibling streams the file beside an item that req names.
+func (ss *sourceServer) ReadSibling(req *pb.ReadSiblingRequest, stream pb.Source_ReadSiblingServer) error {
+	it, err := ss.item(req.Item)
+	if err != nil {
+		return err
+	}
+	so, ok := it.(pipeline.SiblingOpener)
+	if !ok {
+		return status.Errorf(codes.Unimplemented, "item %s cannot open the files beside it: its source is no pipeline.SiblingOpener, as Next said", req.Item)
+	}
+	rc, err := so.OpenSibling(stream.Context(), req.Name)
+	if err != nil {
+		return wire.NotFoundToStatus(err)
+	}
+	defer rc.Close()
+	return wire.NotFoundToStatus(sendData(rc, stream))
+}
+
+// sendData sends r to its end as Data frames.
+func sendData(r io.Reader, stream interface{ Send(*pb.Data) error }) error {
 	buf := make([]byte, wire.FrameSize)
-	_, err = wire.SendFrames(r, buf, func(b []byte) error { return stream.Send(&pb.Data{Data: b}) })
-	return wire.ErrorToStatus(err)
+	_, err := wire.SendFrames(r, buf, func(b []byte) error { return stream.Send(&pb.Data{Data: b}) })
+	return err
 }
 
 func (ss *sourceServer) Ack(ctx context.Context, req *pb.AckRequest) (*pb.AckResponse, error) {

@@ -7,7 +7,8 @@
 // of at most 1 MiB each, never as one message.
 //
 // Errors are gRPC statuses carrying an Error detail, so that "retry later",
-// "permanent", "skip" and "exists" keep their meaning across the boundary.
+// "permanent", "skip", "exists" and "not found" keep their meaning across
+// the boundary.
 //
 // Regenerate the Go code with `make proto`.
 
@@ -43,6 +44,9 @@ const (
 	Error_EXISTS    Error_Kind = 3 // pipeline.ErrExists
 	Error_BAD_NAME  Error_Kind = 4 // pipeline.ErrBadName
 	Error_END       Error_Kind = 5 // io.EOF from Source.Next
+	// fs.ErrNotExist. Sent only in answers to calls that hosts knowing this
+	// kind make (ReadSibling): older hosts would take it for retryable.
+	Error_NOT_FOUND Error_Kind = 6
 )
 
 // Enum value maps for Error_Kind.
@@ -54,6 +58,7 @@ var (
 		3: "EXISTS",
 		4: "BAD_NAME",
 		5: "END",
+		6: "NOT_FOUND",
 	}
 	Error_Kind_value = map[string]int32{
 		"RETRYABLE": 0,
@@ -62,6 +67,7 @@ var (
 		"EXISTS":    3,
 		"BAD_NAME":  4,
 		"END":       5,
+		"NOT_FOUND": 6,
 	}
 )
 
@@ -186,9 +192,11 @@ func (x *File) GetAttrs() map[string]string {
 }
 
 type Error struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          Error_Kind             `protobuf:"varint,1,opt,name=kind,proto3,enum=mftflow.plugin.v1.Error_Kind" json:"kind,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Kind    Error_Kind             `protobuf:"varint,1,opt,name=kind,proto3,enum=mftflow.plugin.v1.Error_Kind" json:"kind,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// NOT_FOUND only: the error is permanent too (pipeline.IsPermanent).
+	Permanent     bool `protobuf:"varint,3,opt,name=permanent,proto3" json:"permanent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -235,6 +243,13 @@ func (x *Error) GetMessage() string {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *Error) GetPermanent() bool {
+	if x != nil {
+		return x.Permanent
+	}
+	return false
 }
 
 type StringList struct {
@@ -955,7 +970,8 @@ type NextResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Item          string                 `protobuf:"bytes,1,opt,name=item,proto3" json:"item,omitempty"`
 	File          *File                  `protobuf:"bytes,2,opt,name=file,proto3" json:"file,omitempty"`
-	Ranges        bool                   `protobuf:"varint,3,opt,name=ranges,proto3" json:"ranges,omitempty"` // the item supports Read with an offset
+	Ranges        bool                   `protobuf:"varint,3,opt,name=ranges,proto3" json:"ranges,omitempty"`     // the item supports Read with an offset
+	Siblings      bool                   `protobuf:"varint,4,opt,name=siblings,proto3" json:"siblings,omitempty"` // the item supports ReadSibling
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1007,6 +1023,13 @@ func (x *NextResponse) GetFile() *File {
 func (x *NextResponse) GetRanges() bool {
 	if x != nil {
 		return x.Ranges
+	}
+	return false
+}
+
+func (x *NextResponse) GetSiblings() bool {
+	if x != nil {
+		return x.Siblings
 	}
 	return false
 }
@@ -1071,6 +1094,58 @@ func (x *ReadRequest) GetLength() int64 {
 	return 0
 }
 
+type ReadSiblingRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Item          string                 `protobuf:"bytes,1,opt,name=item,proto3" json:"item,omitempty"` // the item offering the file beside it
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"` // relative to the source root
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadSiblingRequest) Reset() {
+	*x = ReadSiblingRequest{}
+	mi := &file_plugin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadSiblingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadSiblingRequest) ProtoMessage() {}
+
+func (x *ReadSiblingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadSiblingRequest.ProtoReflect.Descriptor instead.
+func (*ReadSiblingRequest) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ReadSiblingRequest) GetItem() string {
+	if x != nil {
+		return x.Item
+	}
+	return ""
+}
+
+func (x *ReadSiblingRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 type SinkResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Committed     bool                   `protobuf:"varint,1,opt,name=committed,proto3" json:"committed,omitempty"`
@@ -1081,7 +1156,7 @@ type SinkResult struct {
 
 func (x *SinkResult) Reset() {
 	*x = SinkResult{}
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1168,7 @@ func (x *SinkResult) String() string {
 func (*SinkResult) ProtoMessage() {}
 
 func (x *SinkResult) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1181,7 @@ func (x *SinkResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SinkResult.ProtoReflect.Descriptor instead.
 func (*SinkResult) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{17}
+	return file_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SinkResult) GetCommitted() bool {
@@ -1129,13 +1204,14 @@ type Outcome struct {
 	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	Sinks         map[string]*SinkResult `protobuf:"bytes,3,rep,name=sinks,proto3" json:"sinks,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	RunId         string                 `protobuf:"bytes,4,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Attrs         map[string]string      `protobuf:"bytes,5,rep,name=attrs,proto3" json:"attrs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"` // the file's attributes as the flow left them
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Outcome) Reset() {
 	*x = Outcome{}
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1147,7 +1223,7 @@ func (x *Outcome) String() string {
 func (*Outcome) ProtoMessage() {}
 
 func (x *Outcome) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1160,7 +1236,7 @@ func (x *Outcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Outcome.ProtoReflect.Descriptor instead.
 func (*Outcome) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{18}
+	return file_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Outcome) GetStatus() int32 {
@@ -1191,6 +1267,13 @@ func (x *Outcome) GetRunId() string {
 	return ""
 }
 
+func (x *Outcome) GetAttrs() map[string]string {
+	if x != nil {
+		return x.Attrs
+	}
+	return nil
+}
+
 type AckRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Item          string                 `protobuf:"bytes,1,opt,name=item,proto3" json:"item,omitempty"`
@@ -1201,7 +1284,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1296,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1309,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{19}
+	return file_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AckRequest) GetItem() string {
@@ -1251,7 +1334,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_plugin_proto_msgTypes[20]
+	mi := &file_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +1346,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[20]
+	mi := &file_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +1359,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{20}
+	return file_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 type ProcessFrame struct {
@@ -1292,7 +1375,7 @@ type ProcessFrame struct {
 
 func (x *ProcessFrame) Reset() {
 	*x = ProcessFrame{}
-	mi := &file_plugin_proto_msgTypes[21]
+	mi := &file_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1304,7 +1387,7 @@ func (x *ProcessFrame) String() string {
 func (*ProcessFrame) ProtoMessage() {}
 
 func (x *ProcessFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[21]
+	mi := &file_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1317,7 +1400,7 @@ func (x *ProcessFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessFrame.ProtoReflect.Descriptor instead.
 func (*ProcessFrame) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{21}
+	return file_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ProcessFrame) GetFrame() isProcessFrame_Frame {
@@ -1370,7 +1453,7 @@ type ManifestFirstRequest struct {
 
 func (x *ManifestFirstRequest) Reset() {
 	*x = ManifestFirstRequest{}
-	mi := &file_plugin_proto_msgTypes[22]
+	mi := &file_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1382,7 +1465,7 @@ func (x *ManifestFirstRequest) String() string {
 func (*ManifestFirstRequest) ProtoMessage() {}
 
 func (x *ManifestFirstRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[22]
+	mi := &file_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1395,7 +1478,7 @@ func (x *ManifestFirstRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestFirstRequest.ProtoReflect.Descriptor instead.
 func (*ManifestFirstRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{22}
+	return file_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ManifestFirstRequest) GetFile() *File {
@@ -1414,7 +1497,7 @@ type ManifestFirstResponse struct {
 
 func (x *ManifestFirstResponse) Reset() {
 	*x = ManifestFirstResponse{}
-	mi := &file_plugin_proto_msgTypes[23]
+	mi := &file_plugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1426,7 +1509,7 @@ func (x *ManifestFirstResponse) String() string {
 func (*ManifestFirstResponse) ProtoMessage() {}
 
 func (x *ManifestFirstResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[23]
+	mi := &file_plugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1439,7 +1522,7 @@ func (x *ManifestFirstResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestFirstResponse.ProtoReflect.Descriptor instead.
 func (*ManifestFirstResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{23}
+	return file_plugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ManifestFirstResponse) GetManifestFirst() bool {
@@ -1459,7 +1542,7 @@ type OpenRequest struct {
 
 func (x *OpenRequest) Reset() {
 	*x = OpenRequest{}
-	mi := &file_plugin_proto_msgTypes[24]
+	mi := &file_plugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1471,7 +1554,7 @@ func (x *OpenRequest) String() string {
 func (*OpenRequest) ProtoMessage() {}
 
 func (x *OpenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[24]
+	mi := &file_plugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1484,7 +1567,7 @@ func (x *OpenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenRequest.ProtoReflect.Descriptor instead.
 func (*OpenRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{24}
+	return file_plugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *OpenRequest) GetFile() *File {
@@ -1513,7 +1596,7 @@ type OpenResponse struct {
 
 func (x *OpenResponse) Reset() {
 	*x = OpenResponse{}
-	mi := &file_plugin_proto_msgTypes[25]
+	mi := &file_plugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1525,7 +1608,7 @@ func (x *OpenResponse) String() string {
 func (*OpenResponse) ProtoMessage() {}
 
 func (x *OpenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[25]
+	mi := &file_plugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1538,7 +1621,7 @@ func (x *OpenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenResponse.ProtoReflect.Descriptor instead.
 func (*OpenResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{25}
+	return file_plugin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *OpenResponse) GetUpload() string {
@@ -1586,7 +1669,7 @@ type Part struct {
 
 func (x *Part) Reset() {
 	*x = Part{}
-	mi := &file_plugin_proto_msgTypes[26]
+	mi := &file_plugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1598,7 +1681,7 @@ func (x *Part) String() string {
 func (*Part) ProtoMessage() {}
 
 func (x *Part) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[26]
+	mi := &file_plugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1611,7 +1694,7 @@ func (x *Part) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Part.ProtoReflect.Descriptor instead.
 func (*Part) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{26}
+	return file_plugin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Part) GetUpload() string {
@@ -1676,7 +1759,7 @@ type PartFrame struct {
 
 func (x *PartFrame) Reset() {
 	*x = PartFrame{}
-	mi := &file_plugin_proto_msgTypes[27]
+	mi := &file_plugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1688,7 +1771,7 @@ func (x *PartFrame) String() string {
 func (*PartFrame) ProtoMessage() {}
 
 func (x *PartFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[27]
+	mi := &file_plugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1701,7 +1784,7 @@ func (x *PartFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartFrame.ProtoReflect.Descriptor instead.
 func (*PartFrame) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{27}
+	return file_plugin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PartFrame) GetFrame() isPartFrame_Frame {
@@ -1753,7 +1836,7 @@ type WritePartResponse struct {
 
 func (x *WritePartResponse) Reset() {
 	*x = WritePartResponse{}
-	mi := &file_plugin_proto_msgTypes[28]
+	mi := &file_plugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1765,7 +1848,7 @@ func (x *WritePartResponse) String() string {
 func (*WritePartResponse) ProtoMessage() {}
 
 func (x *WritePartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[28]
+	mi := &file_plugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1778,7 +1861,7 @@ func (x *WritePartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WritePartResponse.ProtoReflect.Descriptor instead.
 func (*WritePartResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{28}
+	return file_plugin_proto_rawDescGZIP(), []int{29}
 }
 
 type CommitRequest struct {
@@ -1791,7 +1874,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_plugin_proto_msgTypes[29]
+	mi := &file_plugin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1803,7 +1886,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[29]
+	mi := &file_plugin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1816,7 +1899,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{29}
+	return file_plugin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CommitRequest) GetUpload() string {
@@ -1841,7 +1924,7 @@ type CommitResponse struct {
 
 func (x *CommitResponse) Reset() {
 	*x = CommitResponse{}
-	mi := &file_plugin_proto_msgTypes[30]
+	mi := &file_plugin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1853,7 +1936,7 @@ func (x *CommitResponse) String() string {
 func (*CommitResponse) ProtoMessage() {}
 
 func (x *CommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[30]
+	mi := &file_plugin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1866,7 +1949,7 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{30}
+	return file_plugin_proto_rawDescGZIP(), []int{31}
 }
 
 type AbortRequest struct {
@@ -1879,7 +1962,7 @@ type AbortRequest struct {
 
 func (x *AbortRequest) Reset() {
 	*x = AbortRequest{}
-	mi := &file_plugin_proto_msgTypes[31]
+	mi := &file_plugin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1891,7 +1974,7 @@ func (x *AbortRequest) String() string {
 func (*AbortRequest) ProtoMessage() {}
 
 func (x *AbortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[31]
+	mi := &file_plugin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1904,7 +1987,7 @@ func (x *AbortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRequest.ProtoReflect.Descriptor instead.
 func (*AbortRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{31}
+	return file_plugin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AbortRequest) GetUpload() string {
@@ -1929,7 +2012,7 @@ type AbortResponse struct {
 
 func (x *AbortResponse) Reset() {
 	*x = AbortResponse{}
-	mi := &file_plugin_proto_msgTypes[32]
+	mi := &file_plugin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1941,7 +2024,7 @@ func (x *AbortResponse) String() string {
 func (*AbortResponse) ProtoMessage() {}
 
 func (x *AbortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[32]
+	mi := &file_plugin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1954,7 +2037,7 @@ func (x *AbortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortResponse.ProtoReflect.Descriptor instead.
 func (*AbortResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{32}
+	return file_plugin_proto_rawDescGZIP(), []int{33}
 }
 
 type StateRequest struct {
@@ -1966,7 +2049,7 @@ type StateRequest struct {
 
 func (x *StateRequest) Reset() {
 	*x = StateRequest{}
-	mi := &file_plugin_proto_msgTypes[33]
+	mi := &file_plugin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1978,7 +2061,7 @@ func (x *StateRequest) String() string {
 func (*StateRequest) ProtoMessage() {}
 
 func (x *StateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[33]
+	mi := &file_plugin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1991,7 +2074,7 @@ func (x *StateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateRequest.ProtoReflect.Descriptor instead.
 func (*StateRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{33}
+	return file_plugin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *StateRequest) GetUpload() string {
@@ -2010,7 +2093,7 @@ type StateResponse struct {
 
 func (x *StateResponse) Reset() {
 	*x = StateResponse{}
-	mi := &file_plugin_proto_msgTypes[34]
+	mi := &file_plugin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2022,7 +2105,7 @@ func (x *StateResponse) String() string {
 func (*StateResponse) ProtoMessage() {}
 
 func (x *StateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[34]
+	mi := &file_plugin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2035,7 +2118,7 @@ func (x *StateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateResponse.ProtoReflect.Descriptor instead.
 func (*StateResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{34}
+	return file_plugin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *StateResponse) GetState() []byte {
@@ -2061,10 +2144,11 @@ const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"AttrsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa7\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd4\x01\n" +
 	"\x05Error\x121\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1d.mftflow.plugin.v1.Error.KindR\x04kind\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"Q\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1c\n" +
+	"\tpermanent\x18\x03 \x01(\bR\tpermanent\"`\n" +
 	"\x04Kind\x12\r\n" +
 	"\tRETRYABLE\x10\x00\x12\r\n" +
 	"\tPERMANENT\x10\x01\x12\b\n" +
@@ -2072,7 +2156,8 @@ const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"\x06EXISTS\x10\x03\x12\f\n" +
 	"\bBAD_NAME\x10\x04\x12\a\n" +
-	"\x03END\x10\x05\"$\n" +
+	"\x03END\x10\x05\x12\r\n" +
+	"\tNOT_FOUND\x10\x06\"$\n" +
 	"\n" +
 	"StringList\x12\x16\n" +
 	"\x06values\x18\x01 \x03(\tR\x06values\"\x88\x01\n" +
@@ -2119,28 +2204,37 @@ const file_plugin_proto_rawDesc = "" +
 	"\rCloseResponse\"\x1a\n" +
 	"\x04Data\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"\r\n" +
-	"\vNextRequest\"g\n" +
+	"\vNextRequest\"\x83\x01\n" +
 	"\fNextResponse\x12\x12\n" +
 	"\x04item\x18\x01 \x01(\tR\x04item\x12+\n" +
 	"\x04file\x18\x02 \x01(\v2\x17.mftflow.plugin.v1.FileR\x04file\x12\x16\n" +
-	"\x06ranges\x18\x03 \x01(\bR\x06ranges\"Q\n" +
+	"\x06ranges\x18\x03 \x01(\bR\x06ranges\x12\x1a\n" +
+	"\bsiblings\x18\x04 \x01(\bR\bsiblings\"Q\n" +
 	"\vReadRequest\x12\x12\n" +
 	"\x04item\x18\x01 \x01(\tR\x04item\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x16\n" +
-	"\x06length\x18\x03 \x01(\x03R\x06length\"@\n" +
+	"\x06length\x18\x03 \x01(\x03R\x06length\"<\n" +
+	"\x12ReadSiblingRequest\x12\x12\n" +
+	"\x04item\x18\x01 \x01(\tR\x04item\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"@\n" +
 	"\n" +
 	"SinkResult\x12\x1c\n" +
 	"\tcommitted\x18\x01 \x01(\bR\tcommitted\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error\"\xe8\x01\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"\xdf\x02\n" +
 	"\aOutcome\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\x05R\x06status\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12;\n" +
 	"\x05sinks\x18\x03 \x03(\v2%.mftflow.plugin.v1.Outcome.SinksEntryR\x05sinks\x12\x15\n" +
-	"\x06run_id\x18\x04 \x01(\tR\x05runId\x1aW\n" +
+	"\x06run_id\x18\x04 \x01(\tR\x05runId\x12;\n" +
+	"\x05attrs\x18\x05 \x03(\v2%.mftflow.plugin.v1.Outcome.AttrsEntryR\x05attrs\x1aW\n" +
 	"\n" +
 	"SinksEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x123\n" +
-	"\x05value\x18\x02 \x01(\v2\x1d.mftflow.plugin.v1.SinkResultR\x05value:\x028\x01\"V\n" +
+	"\x05value\x18\x02 \x01(\v2\x1d.mftflow.plugin.v1.SinkResultR\x05value:\x028\x01\x1a8\n" +
+	"\n" +
+	"AttrsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"V\n" +
 	"\n" +
 	"AckRequest\x12\x12\n" +
 	"\x04item\x18\x01 \x01(\tR\x04item\x124\n" +
@@ -2191,11 +2285,12 @@ const file_plugin_proto_rawDesc = "" +
 	"\x06Plugin\x12S\n" +
 	"\bDescribe\x12\".mftflow.plugin.v1.DescribeRequest\x1a#.mftflow.plugin.v1.DescribeResponse\x12V\n" +
 	"\tConfigure\x12#.mftflow.plugin.v1.ConfigureRequest\x1a$.mftflow.plugin.v1.ConfigureResponse\x12J\n" +
-	"\x05Close\x12\x1f.mftflow.plugin.v1.CloseRequest\x1a .mftflow.plugin.v1.CloseResponse2\xda\x01\n" +
+	"\x05Close\x12\x1f.mftflow.plugin.v1.CloseRequest\x1a .mftflow.plugin.v1.CloseResponse2\xab\x02\n" +
 	"\x06Source\x12G\n" +
 	"\x04Next\x12\x1e.mftflow.plugin.v1.NextRequest\x1a\x1f.mftflow.plugin.v1.NextResponse\x12A\n" +
 	"\x04Read\x12\x1e.mftflow.plugin.v1.ReadRequest\x1a\x17.mftflow.plugin.v1.Data0\x01\x12D\n" +
-	"\x03Ack\x12\x1d.mftflow.plugin.v1.AckRequest\x1a\x1e.mftflow.plugin.v1.AckResponse2X\n" +
+	"\x03Ack\x12\x1d.mftflow.plugin.v1.AckRequest\x1a\x1e.mftflow.plugin.v1.AckResponse\x12O\n" +
+	"\vReadSibling\x12%.mftflow.plugin.v1.ReadSiblingRequest\x1a\x17.mftflow.plugin.v1.Data0\x012X\n" +
 	"\x05Stage\x12O\n" +
 	"\aProcess\x12\x1f.mftflow.plugin.v1.ProcessFrame\x1a\x1f.mftflow.plugin.v1.ProcessFrame(\x010\x012\xed\x03\n" +
 	"\x04Sink\x12b\n" +
@@ -2219,7 +2314,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_plugin_proto_goTypes = []any{
 	(Error_Kind)(0),               // 0: mftflow.plugin.v1.Error.Kind
 	(*File)(nil),                  // 1: mftflow.plugin.v1.File
@@ -2239,80 +2334,85 @@ var file_plugin_proto_goTypes = []any{
 	(*NextRequest)(nil),           // 15: mftflow.plugin.v1.NextRequest
 	(*NextResponse)(nil),          // 16: mftflow.plugin.v1.NextResponse
 	(*ReadRequest)(nil),           // 17: mftflow.plugin.v1.ReadRequest
-	(*SinkResult)(nil),            // 18: mftflow.plugin.v1.SinkResult
-	(*Outcome)(nil),               // 19: mftflow.plugin.v1.Outcome
-	(*AckRequest)(nil),            // 20: mftflow.plugin.v1.AckRequest
-	(*AckResponse)(nil),           // 21: mftflow.plugin.v1.AckResponse
-	(*ProcessFrame)(nil),          // 22: mftflow.plugin.v1.ProcessFrame
-	(*ManifestFirstRequest)(nil),  // 23: mftflow.plugin.v1.ManifestFirstRequest
-	(*ManifestFirstResponse)(nil), // 24: mftflow.plugin.v1.ManifestFirstResponse
-	(*OpenRequest)(nil),           // 25: mftflow.plugin.v1.OpenRequest
-	(*OpenResponse)(nil),          // 26: mftflow.plugin.v1.OpenResponse
-	(*Part)(nil),                  // 27: mftflow.plugin.v1.Part
-	(*PartFrame)(nil),             // 28: mftflow.plugin.v1.PartFrame
-	(*WritePartResponse)(nil),     // 29: mftflow.plugin.v1.WritePartResponse
-	(*CommitRequest)(nil),         // 30: mftflow.plugin.v1.CommitRequest
-	(*CommitResponse)(nil),        // 31: mftflow.plugin.v1.CommitResponse
-	(*AbortRequest)(nil),          // 32: mftflow.plugin.v1.AbortRequest
-	(*AbortResponse)(nil),         // 33: mftflow.plugin.v1.AbortResponse
-	(*StateRequest)(nil),          // 34: mftflow.plugin.v1.StateRequest
-	(*StateResponse)(nil),         // 35: mftflow.plugin.v1.StateResponse
-	nil,                           // 36: mftflow.plugin.v1.File.AttrsEntry
-	nil,                           // 37: mftflow.plugin.v1.StringMap.ValuesEntry
-	nil,                           // 38: mftflow.plugin.v1.ConfigureRequest.ConfigEntry
-	nil,                           // 39: mftflow.plugin.v1.Outcome.SinksEntry
+	(*ReadSiblingRequest)(nil),    // 18: mftflow.plugin.v1.ReadSiblingRequest
+	(*SinkResult)(nil),            // 19: mftflow.plugin.v1.SinkResult
+	(*Outcome)(nil),               // 20: mftflow.plugin.v1.Outcome
+	(*AckRequest)(nil),            // 21: mftflow.plugin.v1.AckRequest
+	(*AckResponse)(nil),           // 22: mftflow.plugin.v1.AckResponse
+	(*ProcessFrame)(nil),          // 23: mftflow.plugin.v1.ProcessFrame
+	(*ManifestFirstRequest)(nil),  // 24: mftflow.plugin.v1.ManifestFirstRequest
+	(*ManifestFirstResponse)(nil), // 25: mftflow.plugin.v1.ManifestFirstResponse
+	(*OpenRequest)(nil),           // 26: mftflow.plugin.v1.OpenRequest
+	(*OpenResponse)(nil),          // 27: mftflow.plugin.v1.OpenResponse
+	(*Part)(nil),                  // 28: mftflow.plugin.v1.Part
+	(*PartFrame)(nil),             // 29: mftflow.plugin.v1.PartFrame
+	(*WritePartResponse)(nil),     // 30: mftflow.plugin.v1.WritePartResponse
+	(*CommitRequest)(nil),         // 31: mftflow.plugin.v1.CommitRequest
+	(*CommitResponse)(nil),        // 32: mftflow.plugin.v1.CommitResponse
+	(*AbortRequest)(nil),          // 33: mftflow.plugin.v1.AbortRequest
+	(*AbortResponse)(nil),         // 34: mftflow.plugin.v1.AbortResponse
+	(*StateRequest)(nil),          // 35: mftflow.plugin.v1.StateRequest
+	(*StateResponse)(nil),         // 36: mftflow.plugin.v1.StateResponse
+	nil,                           // 37: mftflow.plugin.v1.File.AttrsEntry
+	nil,                           // 38: mftflow.plugin.v1.StringMap.ValuesEntry
+	nil,                           // 39: mftflow.plugin.v1.ConfigureRequest.ConfigEntry
+	nil,                           // 40: mftflow.plugin.v1.Outcome.SinksEntry
+	nil,                           // 41: mftflow.plugin.v1.Outcome.AttrsEntry
 }
 var file_plugin_proto_depIdxs = []int32{
-	36, // 0: mftflow.plugin.v1.File.attrs:type_name -> mftflow.plugin.v1.File.AttrsEntry
+	37, // 0: mftflow.plugin.v1.File.attrs:type_name -> mftflow.plugin.v1.File.AttrsEntry
 	0,  // 1: mftflow.plugin.v1.Error.kind:type_name -> mftflow.plugin.v1.Error.Kind
-	37, // 2: mftflow.plugin.v1.StringMap.values:type_name -> mftflow.plugin.v1.StringMap.ValuesEntry
+	38, // 2: mftflow.plugin.v1.StringMap.values:type_name -> mftflow.plugin.v1.StringMap.ValuesEntry
 	3,  // 3: mftflow.plugin.v1.Value.list:type_name -> mftflow.plugin.v1.StringList
 	4,  // 4: mftflow.plugin.v1.Value.map:type_name -> mftflow.plugin.v1.StringMap
 	5,  // 5: mftflow.plugin.v1.Field.default:type_name -> mftflow.plugin.v1.Value
 	6,  // 6: mftflow.plugin.v1.Spec.fields:type_name -> mftflow.plugin.v1.Field
 	7,  // 7: mftflow.plugin.v1.DescribeResponse.connectors:type_name -> mftflow.plugin.v1.Spec
-	38, // 8: mftflow.plugin.v1.ConfigureRequest.config:type_name -> mftflow.plugin.v1.ConfigureRequest.ConfigEntry
+	39, // 8: mftflow.plugin.v1.ConfigureRequest.config:type_name -> mftflow.plugin.v1.ConfigureRequest.ConfigEntry
 	1,  // 9: mftflow.plugin.v1.NextResponse.file:type_name -> mftflow.plugin.v1.File
-	39, // 10: mftflow.plugin.v1.Outcome.sinks:type_name -> mftflow.plugin.v1.Outcome.SinksEntry
-	19, // 11: mftflow.plugin.v1.AckRequest.outcome:type_name -> mftflow.plugin.v1.Outcome
-	1,  // 12: mftflow.plugin.v1.ProcessFrame.file:type_name -> mftflow.plugin.v1.File
-	1,  // 13: mftflow.plugin.v1.ManifestFirstRequest.file:type_name -> mftflow.plugin.v1.File
-	1,  // 14: mftflow.plugin.v1.OpenRequest.file:type_name -> mftflow.plugin.v1.File
-	27, // 15: mftflow.plugin.v1.PartFrame.part:type_name -> mftflow.plugin.v1.Part
-	1,  // 16: mftflow.plugin.v1.CommitRequest.file:type_name -> mftflow.plugin.v1.File
-	5,  // 17: mftflow.plugin.v1.ConfigureRequest.ConfigEntry.value:type_name -> mftflow.plugin.v1.Value
-	18, // 18: mftflow.plugin.v1.Outcome.SinksEntry.value:type_name -> mftflow.plugin.v1.SinkResult
-	8,  // 19: mftflow.plugin.v1.Plugin.Describe:input_type -> mftflow.plugin.v1.DescribeRequest
-	10, // 20: mftflow.plugin.v1.Plugin.Configure:input_type -> mftflow.plugin.v1.ConfigureRequest
-	12, // 21: mftflow.plugin.v1.Plugin.Close:input_type -> mftflow.plugin.v1.CloseRequest
-	15, // 22: mftflow.plugin.v1.Source.Next:input_type -> mftflow.plugin.v1.NextRequest
-	17, // 23: mftflow.plugin.v1.Source.Read:input_type -> mftflow.plugin.v1.ReadRequest
-	20, // 24: mftflow.plugin.v1.Source.Ack:input_type -> mftflow.plugin.v1.AckRequest
-	22, // 25: mftflow.plugin.v1.Stage.Process:input_type -> mftflow.plugin.v1.ProcessFrame
-	23, // 26: mftflow.plugin.v1.Sink.ManifestFirst:input_type -> mftflow.plugin.v1.ManifestFirstRequest
-	25, // 27: mftflow.plugin.v1.Sink.Open:input_type -> mftflow.plugin.v1.OpenRequest
-	28, // 28: mftflow.plugin.v1.Sink.WritePart:input_type -> mftflow.plugin.v1.PartFrame
-	30, // 29: mftflow.plugin.v1.Sink.Commit:input_type -> mftflow.plugin.v1.CommitRequest
-	32, // 30: mftflow.plugin.v1.Sink.Abort:input_type -> mftflow.plugin.v1.AbortRequest
-	34, // 31: mftflow.plugin.v1.Sink.State:input_type -> mftflow.plugin.v1.StateRequest
-	9,  // 32: mftflow.plugin.v1.Plugin.Describe:output_type -> mftflow.plugin.v1.DescribeResponse
-	11, // 33: mftflow.plugin.v1.Plugin.Configure:output_type -> mftflow.plugin.v1.ConfigureResponse
-	13, // 34: mftflow.plugin.v1.Plugin.Close:output_type -> mftflow.plugin.v1.CloseResponse
-	16, // 35: mftflow.plugin.v1.Source.Next:output_type -> mftflow.plugin.v1.NextResponse
-	14, // 36: mftflow.plugin.v1.Source.Read:output_type -> mftflow.plugin.v1.Data
-	21, // 37: mftflow.plugin.v1.Source.Ack:output_type -> mftflow.plugin.v1.AckResponse
-	22, // 38: mftflow.plugin.v1.Stage.Process:output_type -> mftflow.plugin.v1.ProcessFrame
-	24, // 39: mftflow.plugin.v1.Sink.ManifestFirst:output_type -> mftflow.plugin.v1.ManifestFirstResponse
-	26, // 40: mftflow.plugin.v1.Sink.Open:output_type -> mftflow.plugin.v1.OpenResponse
-	29, // 41: mftflow.plugin.v1.Sink.WritePart:output_type -> mftflow.plugin.v1.WritePartResponse
-	31, // 42: mftflow.plugin.v1.Sink.Commit:output_type -> mftflow.plugin.v1.CommitResponse
-	33, // 43: mftflow.plugin.v1.Sink.Abort:output_type -> mftflow.plugin.v1.AbortResponse
-	35, // 44: mftflow.plugin.v1.Sink.State:output_type -> mftflow.plugin.v1.StateResponse
-	32, // [32:45] is the sub-list for method output_type
-	19, // [19:32] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	40, // 10: mftflow.plugin.v1.Outcome.sinks:type_name -> mftflow.plugin.v1.Outcome.SinksEntry
+	41, // 11: mftflow.plugin.v1.Outcome.attrs:type_name -> mftflow.plugin.v1.Outcome.AttrsEntry
+	20, // 12: mftflow.plugin.v1.AckRequest.outcome:type_name -> mftflow.plugin.v1.Outcome
+	1,  // 13: mftflow.plugin.v1.ProcessFrame.file:type_name -> mftflow.plugin.v1.File
+	1,  // 14: mftflow.plugin.v1.ManifestFirstRequest.file:type_name -> mftflow.plugin.v1.File
+	1,  // 15: mftflow.plugin.v1.OpenRequest.file:type_name -> mftflow.plugin.v1.File
+	28, // 16: mftflow.plugin.v1.PartFrame.part:type_name -> mftflow.plugin.v1.Part
+	1,  // 17: mftflow.plugin.v1.CommitRequest.file:type_name -> mftflow.plugin.v1.File
+	5,  // 18: mftflow.plugin.v1.ConfigureRequest.ConfigEntry.value:type_name -> mftflow.plugin.v1.Value
+	19, // 19: mftflow.plugin.v1.Outcome.SinksEntry.value:type_name -> mftflow.plugin.v1.SinkResult
+	8,  // 20: mftflow.plugin.v1.Plugin.Describe:input_type -> mftflow.plugin.v1.DescribeRequest
+	10, // 21: mftflow.plugin.v1.Plugin.Configure:input_type -> mftflow.plugin.v1.ConfigureRequest
+	12, // 22: mftflow.plugin.v1.Plugin.Close:input_type -> mftflow.plugin.v1.CloseRequest
+	15, // 23: mftflow.plugin.v1.Source.Next:input_type -> mftflow.plugin.v1.NextRequest
+	17, // 24: mftflow.plugin.v1.Source.Read:input_type -> mftflow.plugin.v1.ReadRequest
+	21, // 25: mftflow.plugin.v1.Source.Ack:input_type -> mftflow.plugin.v1.AckRequest
+	18, // 26: mftflow.plugin.v1.Source.ReadSibling:input_type -> mftflow.plugin.v1.ReadSiblingRequest
+	23, // 27: mftflow.plugin.v1.Stage.Process:input_type -> mftflow.plugin.v1.ProcessFrame
+	24, // 28: mftflow.plugin.v1.Sink.ManifestFirst:input_type -> mftflow.plugin.v1.ManifestFirstRequest
+	26, // 29: mftflow.plugin.v1.Sink.Open:input_type -> mftflow.plugin.v1.OpenRequest
+	29, // 30: mftflow.plugin.v1.Sink.WritePart:input_type -> mftflow.plugin.v1.PartFrame
+	31, // 31: mftflow.plugin.v1.Sink.Commit:input_type -> mftflow.plugin.v1.CommitRequest
+	33, // 32: mftflow.plugin.v1.Sink.Abort:input_type -> mftflow.plugin.v1.AbortRequest
+	35, // 33: mftflow.plugin.v1.Sink.State:input_type -> mftflow.plugin.v1.StateRequest
+	9,  // 34: mftflow.plugin.v1.Plugin.Describe:output_type -> mftflow.plugin.v1.DescribeResponse
+	11, // 35: mftflow.plugin.v1.Plugin.Configure:output_type -> mftflow.plugin.v1.ConfigureResponse
+	13, // 36: mftflow.plugin.v1.Plugin.Close:output_type -> mftflow.plugin.v1.CloseResponse
+	16, // 37: mftflow.plugin.v1.Source.Next:output_type -> mftflow.plugin.v1.NextResponse
+	14, // 38: mftflow.plugin.v1.Source.Read:output_type -> mftflow.plugin.v1.Data
+	22, // 39: mftflow.plugin.v1.Source.Ack:output_type -> mftflow.plugin.v1.AckResponse
+	14, // 40: mftflow.plugin.v1.Source.ReadSibling:output_type -> mftflow.plugin.v1.Data
+	23, // 41: mftflow.plugin.v1.Stage.Process:output_type -> mftflow.plugin.v1.ProcessFrame
+	25, // 42: mftflow.plugin.v1.Sink.ManifestFirst:output_type -> mftflow.plugin.v1.ManifestFirstResponse
+	27, // 43: mftflow.plugin.v1.Sink.Open:output_type -> mftflow.plugin.v1.OpenResponse
+	30, // 44: mftflow.plugin.v1.Sink.WritePart:output_type -> mftflow.plugin.v1.WritePartResponse
+	32, // 45: mftflow.plugin.v1.Sink.Commit:output_type -> mftflow.plugin.v1.CommitResponse
+	34, // 46: mftflow.plugin.v1.Sink.Abort:output_type -> mftflow.plugin.v1.AbortResponse
+	36, // 47: mftflow.plugin.v1.Sink.State:output_type -> mftflow.plugin.v1.StateResponse
+	34, // [34:48] is the sub-list for method output_type
+	20, // [20:34] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -2327,11 +2427,11 @@ func file_plugin_proto_init() {
 		(*Value_List)(nil),
 		(*Value_Map)(nil),
 	}
-	file_plugin_proto_msgTypes[21].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[22].OneofWrappers = []any{
 		(*ProcessFrame_File)(nil),
 		(*ProcessFrame_Data)(nil),
 	}
-	file_plugin_proto_msgTypes[27].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[28].OneofWrappers = []any{
 		(*PartFrame_Part)(nil),
 		(*PartFrame_Data)(nil),
 	}
@@ -2341,7 +2441,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   39,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -7,7 +7,8 @@
 // of at most 1 MiB each, never as one message.
 //
 // Errors are gRPC statuses carrying an Error detail, so that "retry later",
-// "permanent", "skip" and "exists" keep their meaning across the boundary.
+// "permanent", "skip", "exists" and "not found" keep their meaning across
+// the boundary.
 //
 // Regenerate the Go code with `make proto`.
 
@@ -216,9 +217,10 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Source_Next_FullMethodName = "/mftflow.plugin.v1.Source/Next"
-	Source_Read_FullMethodName = "/mftflow.plugin.v1.Source/Read"
-	Source_Ack_FullMethodName  = "/mftflow.plugin.v1.Source/Ack"
+	Source_Next_FullMethodName        = "/mftflow.plugin.v1.Source/Next"
+	Source_Read_FullMethodName        = "/mftflow.plugin.v1.Source/Read"
+	Source_Ack_FullMethodName         = "/mftflow.plugin.v1.Source/Ack"
+	Source_ReadSibling_FullMethodName = "/mftflow.plugin.v1.Source/ReadSibling"
 )
 
 // SourceClient is the client API for Source service.
@@ -230,6 +232,10 @@ type SourceClient interface {
 	// Read streams a byte range of an item (length < 0: to the end).
 	Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Data], error)
 	Ack(ctx context.Context, in *AckRequest, opts ...grpc.CallOption) (*AckResponse, error)
+	// ReadSibling streams another file of the item's source, named relative
+	// to the source root (pipeline.SiblingOpener), for items whose
+	// NextResponse said siblings. Error kind NOT_FOUND: no such file.
+	ReadSibling(ctx context.Context, in *ReadSiblingRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Data], error)
 }
 
 type sourceClient struct {
@@ -279,6 +285,25 @@ func (c *sourceClient) Ack(ctx context.Context, in *AckRequest, opts ...grpc.Cal
 	return out, nil
 }
 
+func (c *sourceClient) ReadSibling(ctx context.Context, in *ReadSiblingRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Data], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Source_ServiceDesc.Streams[1], Source_ReadSibling_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ReadSiblingRequest, Data]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Source_ReadSiblingClient = grpc.ServerStreamingClient[Data]
+
 // SourceServer is the server API for Source service.
 // All implementations must embed UnimplementedSourceServer
 // for forward compatibility.
@@ -288,6 +313,10 @@ type SourceServer interface {
 	// Read streams a byte range of an item (length < 0: to the end).
 	Read(*ReadRequest, grpc.ServerStreamingServer[Data]) error
 	Ack(context.Context, *AckRequest) (*AckResponse, error)
+	// ReadSibling streams another file of the item's source, named relative
+	// to the source root (pipeline.SiblingOpener), for items whose
+	// NextResponse said siblings. Error kind NOT_FOUND: no such file.
+	ReadSibling(*ReadSiblingRequest, grpc.ServerStreamingServer[Data]) error
 	mustEmbedUnimplementedSourceServer()
 }
 
@@ -306,6 +335,9 @@ func (UnimplementedSourceServer) Read(*ReadRequest, grpc.ServerStreamingServer[D
 }
 func (UnimplementedSourceServer) Ack(context.Context, *AckRequest) (*AckResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Ack not implemented")
+}
+func (UnimplementedSourceServer) ReadSibling(*ReadSiblingRequest, grpc.ServerStreamingServer[Data]) error {
+	return status.Error(codes.Unimplemented, "method ReadSibling not implemented")
 }
 func (UnimplementedSourceServer) mustEmbedUnimplementedSourceServer() {}
 func (UnimplementedSourceServer) testEmbeddedByValue()                {}
@@ -375,6 +407,17 @@ func _Source_Ack_Handler(srv interface{}, ctx context.Context, dec func(interfac
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Source_ReadSibling_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ReadSiblingRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(SourceServer).ReadSibling(m, &grpc.GenericServerStream[ReadSiblingRequest, Data]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Source_ReadSiblingServer = grpc.ServerStreamingServer[Data]
+
 // Source_ServiceDesc is the grpc.ServiceDesc for Source service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -395,6 +438,11 @@ var Source_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Read",
 			Handler:       _Source_Read_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ReadSibling",
+			Handler:       _Source_ReadSibling_Handler,
 			ServerStreams: true,
 		},
 	},

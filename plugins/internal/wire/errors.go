@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 
 	"github.com/mftflow/mftflow/pipeline"
 	pb "github.com/mftflow/mftflow/plugins/internal/pluginpb"
@@ -13,7 +14,16 @@ import (
 
 // ErrorToStatus converts a connector's error into a gRPC status error whose
 // Error detail keeps what the engine needs to know about it. nil stays nil.
-func ErrorToStatus(err error) error {
+func ErrorToStatus(err error) error { return toStatus(err, false) }
+
+// NotFoundToStatus is ErrorToStatus for the answers of calls only hosts that
+// know the kind NOT_FOUND make (ReadSibling): an error matching
+// fs.ErrNotExist keeps that identity, and its permanence beside it.
+// Elsewhere such an error keeps the kind it always had, which older hosts
+// read as they always did.
+func NotFoundToStatus(err error) error { return toStatus(err, true) }
+
+func toStatus(err error, notFound bool) error {
 	if err == nil {
 		return nil
 	}
@@ -31,10 +41,13 @@ func ErrorToStatus(err error) error {
 		kind, code = pb.Error_EXISTS, codes.AlreadyExists
 	case errors.Is(err, pipeline.ErrBadName):
 		kind, code = pb.Error_BAD_NAME, codes.InvalidArgument
+	case notFound && errors.Is(err, fs.ErrNotExist):
+		kind, code = pb.Error_NOT_FOUND, codes.NotFound
 	case pipeline.IsPermanent(err):
 		kind, code = pb.Error_PERMANENT, codes.FailedPrecondition
 	}
-	st, derr := status.New(code, err.Error()).WithDetails(&pb.Error{Kind: kind, Message: err.Error()})
+	detail := &pb.Error{Kind: kind, Message: err.Error(), Permanent: kind == pb.Error_NOT_FOUND && pipeline.IsPermanent(err)}
+	st, derr := status.New(code, err.Error()).WithDetails(detail)
 	if derr != nil {
 		return status.Error(code, err.Error())
 	}
@@ -43,17 +56,26 @@ func ErrorToStatus(err error) error {
 
 // RemoteError is an error returned by a plugin, with its message as the
 // plugin wrote it and its kind preserved: errors.Is matches the pipeline's
-// sentinel errors and io.EOF, and pipeline.IsPermanent sees permanence.
+// sentinel errors, io.EOF and fs.ErrNotExist, and pipeline.IsPermanent
+// sees permanence.
 type RemoteError struct {
 	Kind    pb.Error_Kind
 	Message string
+	// NotFoundPermanent: a NOT_FOUND error that is permanent too.
+	NotFoundPermanent bool
 }
 
 func (e *RemoteError) Error() string { return e.Message }
 
 // Permanent reports whether retrying cannot help.
 func (e *RemoteError) Permanent() bool {
-	return e.Kind == pb.Error_PERMANENT || e.Kind == pb.Error_EXISTS || e.Kind == pb.Error_BAD_NAME
+	switch e.Kind {
+	case pb.Error_PERMANENT, pb.Error_EXISTS, pb.Error_BAD_NAME:
+		return true
+	case pb.Error_NOT_FOUND:
+		return e.NotFoundPermanent
+	}
+	return false
 }
 
 // Is matches the sentinel the kind stands for.
@@ -67,6 +89,8 @@ func (e *RemoteError) Is(target error) bool {
 		return target == pipeline.ErrBadName
 	case pb.Error_END:
 		return target == io.EOF
+	case pb.Error_NOT_FOUND:
+		return target == fs.ErrNotExist
 	}
 	return false
 }
@@ -87,7 +111,7 @@ func ErrorFromStatus(err error) error {
 			if e.Kind == pb.Error_END {
 				return io.EOF
 			}
-			return &RemoteError{Kind: e.Kind, Message: e.Message}
+			return &RemoteError{Kind: e.Kind, Message: e.Message, NotFoundPermanent: e.Permanent}
 		}
 	}
 	return err

@@ -105,6 +105,19 @@ type FrameReader struct {
 	err  error
 }
 
+// Start receives frames until one carries data or the stream ends, so that
+// an error the stream begins with is returned here rather than by the
+// first Read. The end of the stream is no error: the content is empty.
+func (r *FrameReader) Start() error {
+	for len(r.buf) == 0 && r.err == nil {
+		r.buf, r.err = r.Recv()
+	}
+	if len(r.buf) > 0 || r.err == io.EOF {
+		return nil
+	}
+	return r.err
+}
+
 func (r *FrameReader) Read(p []byte) (int, error) {
 	for len(r.buf) == 0 {
 		if r.err != nil {

@@ -32,7 +32,7 @@ func FileFromPB(m *pb.File) pipeline.File {
 
 // OutcomeToPB converts an outcome for the wire.
 func OutcomeToPB(o pipeline.Outcome) *pb.Outcome {
-	m := &pb.Outcome{Status: int32(o.Status), Message: o.Message, RunId: o.RunID}
+	m := &pb.Outcome{Status: int32(o.Status), Message: o.Message, RunId: o.RunID, Attrs: o.Attrs}
 	if len(o.Sinks) > 0 {
 		m.Sinks = make(map[string]*pb.SinkResult, len(o.Sinks))
 		for name, r := range o.Sinks {
@@ -44,7 +44,7 @@ func OutcomeToPB(o pipeline.Outcome) *pb.Outcome {
 
 // OutcomeFromPB converts an outcome from the wire.
 func OutcomeFromPB(m *pb.Outcome) pipeline.Outcome {
-	o := pipeline.Outcome{Status: pipeline.Status(m.GetStatus()), Message: m.GetMessage(), RunID: m.GetRunId()}
+	o := pipeline.Outcome{Status: pipeline.Status(m.GetStatus()), Message: m.GetMessage(), RunID: m.GetRunId(), Attrs: m.GetAttrs()}
 	if len(m.GetSinks()) > 0 {
 		o.Sinks = make(map[string]pipeline.SinkResult, len(m.Sinks))
 		for name, r := range m.Sinks {
