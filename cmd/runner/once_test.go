@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/engine"
 	"github.com/mftflow/mftflow/testkit"
 	"github.com/mftflow/mftflow/testkit/minio"
@@ -182,4 +187,62 @@ sinks:
 			t.Errorf("%s holds %d files, want 8 (four and their checksum files)", c.out, got)
 		}
 	}
+}
+
+// TestVerifyChecksumPairs runs a flow whose files come with checksum files:
+// one there before its file is taken, one written while its file waits, one
+// for a name with a newline (coreutils' escaped line), and one that does
+// not match. The matching files are delivered and deleted at the source
+// with their checksum files; the mismatch fails and stays with its pair.
+func TestVerifyChecksumPairs(t *testing.T) {
+	dir := t.TempDir()
+	sumLine := func(content, name string) string {
+		s := sha256.Sum256([]byte(content))
+		return pipeline.ChecksumLine(hex.EncodeToString(s[:]), name)
+	}
+	odd := "odd\nname.csv"
+	writeFile(t, dir, "in/a.csv", "alpha\n")
+	writeFile(t, dir, "in/a.csv.sha256", sumLine("alpha\n", "a.csv"))
+	writeFile(t, dir, "in/sub/late.csv", "late\n")
+	writeFile(t, dir, "in/"+odd, "odd\n")
+	writeFile(t, dir, "in/"+odd+".sha256", sumLine("odd\n", odd))
+	writeFile(t, dir, "in/c.csv", "charlie\n")
+	writeFile(t, dir, "in/c.csv.sha256", sumLine("tampered\n", "c.csv"))
+	flow := writeFile(t, dir, "flow.yaml", `name: pairs
+source:
+  local: {path: ./in, watch: false, stable_for: 0s, after: delete}
+stages:
+  - verify: {timeout: 1m, poll: 100ms}
+sinks:
+  - local: {path: ./out}
+`)
+	go func() {
+		time.Sleep(3 * time.Second) // after the listing, on all but a very slow start
+		writeFile(t, dir, "in/sub/.late.tmp", sumLine("late\n", "late.csv"))
+		os.Rename(filepath.Join(dir, "in/sub/.late.tmp"), filepath.Join(dir, "in/sub/late.csv.sha256"))
+	}()
+	stdout, stderr, exit := runRunner(t, dir, "run", "--progress", "none", flow)
+	// The late checksum file is skipped too if the listing came after it.
+	if exit != 3 || !(strings.HasPrefix(stdout, "pairs: 3 passed, 1 failed, 3 skipped; ") || strings.HasPrefix(stdout, "pairs: 3 passed, 1 failed, 4 skipped; ")) {
+		t.Fatalf("exit %d\n%s\n%s", exit, stdout, stderr)
+	}
+	if want := `verify: sha256 of "c.csv" is ` + sha256Hex("charlie\n") + `, but its checksum file "c.csv.sha256" says ` + sha256Hex("tampered\n"); !strings.Contains(stderr, strings.ReplaceAll(want, `"`, `\"`)) {
+		t.Errorf("stderr lacks %q:\n%s", want, stderr)
+	}
+	for name, want := range map[string]string{"a.csv": "alpha\n", "sub/late.csv": "late\n", odd: "odd\n"} {
+		if got, err := os.ReadFile(filepath.Join(dir, "out", name)); err != nil || string(got) != want {
+			t.Errorf("out/%q: %q, %v", name, got, err)
+		}
+	}
+	if got, want := listFiles(t, filepath.Join(dir, "out")), 3; len(got) != want {
+		t.Errorf("out holds %q, want the %d verified files only", got, want)
+	}
+	if diff := cmp.Diff([]string{"c.csv", "c.csv.sha256"}, listFiles(t, filepath.Join(dir, "in"))); diff != "" {
+		t.Errorf("left at the source (-want +got):\n%s", diff)
+	}
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }

@@ -44,6 +44,33 @@ func TestSourceConformance(t *testing.T) {
 	})
 }
 
+func TestSourceSiblings(t *testing.T) {
+	var dir, archive string
+	testkit.RunSiblingTests(t, testkit.SiblingHarness{
+		New: func(t *testing.T, after string, files map[string][]byte) pipeline.Source {
+			asText := make(map[string]string, len(files))
+			for name, b := range files {
+				asText[name] = string(b)
+			}
+			archive = t.TempDir()
+			var src *Source
+			src, dir = newTestSource(t, asText, func(c *SourceConfig) {
+				c.Ignore = nil
+				c.After, c.ArchiveDir = after, archive
+			})
+			return src
+		},
+		Exists: func(t *testing.T, name string) bool {
+			_, err := os.Stat(filepath.Join(dir, filepath.FromSlash(name)))
+			return err == nil
+		},
+		Archived: func(t *testing.T, name string) bool {
+			_, err := os.Stat(filepath.Join(archive, filepath.FromSlash(name)))
+			return err == nil
+		},
+	})
+}
+
 func TestSinkConformance(t *testing.T) {
 	var dir string
 	testkit.RunSinkTests(t, testkit.SinkHarness{

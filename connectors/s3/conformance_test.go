@@ -60,3 +60,29 @@ func TestSourceConformance(t *testing.T) {
 		},
 	})
 }
+
+func TestSourceSiblings(t *testing.T) {
+	srv := minio.StartMinIO(t)
+	var bucket string
+	testkit.RunSiblingTests(t, testkit.SiblingHarness{
+		New: func(t *testing.T, after string, files map[string][]byte) pipeline.Source {
+			bucket = srv.NewBucket(t)
+			for name, content := range files {
+				putObject(t, srv, bucket, "in/"+name, content)
+			}
+			src, err := NewSource(t.Context(), SourceConfig{ClientConfig: clientConfig(srv, bucket), Prefix: "in", After: after, ArchivePrefix: "archive"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return src
+		},
+		Exists: func(t *testing.T, name string) bool {
+			_, ok := getObject(t, srv, bucket, "in/"+name)
+			return ok
+		},
+		Archived: func(t *testing.T, name string) bool {
+			_, ok := getObject(t, srv, bucket, "archive/"+name)
+			return ok
+		},
+	})
+}
