@@ -1,10 +1,11 @@
 // Package stages holds the built-in stages: match (filter by name and size),
 // rename (name templates), attrs (attributes from templates), compress and
-// decompress (gzip, zstd), pgp_encrypt and pgp_decrypt (OpenPGP).
+// decompress (gzip, zstd), pgp_encrypt and pgp_decrypt (OpenPGP), verify
+// (a file against its checksum file).
 //
 // Each stage has a Config struct and a constructor for Go programs
 // (NewMatch, NewRename, NewAttrs, NewCompress, NewDecompress, NewPGPEncrypt,
-// NewPGPDecrypt) and is registered under its flow-file name by Register.
+// NewPGPDecrypt, NewVerify) and is registered under its flow-file name by Register.
 //
 // # Determinism
 //
@@ -39,7 +40,8 @@
 // starts no goroutine.
 //
 // Errors a stage returns for bad content (corrupt compressed data, a file
-// over max_size, a file pgp_decrypt cannot decrypt or verify) are
+// over max_size, a file pgp_decrypt cannot decrypt or verify, a checksum
+// that does not match) are
 // pipeline.Permanent; errors from the reader a stage was given are passed on
 // as they are, so a retryable source error stays retryable.
 //
@@ -69,4 +71,15 @@
 // in place of io.EOF, the failure. The engine publishes the last chunk only
 // once the stage's reader has ended cleanly, so a file that fails there is
 // failed, and no sink commits it.
+//
+// # Checksum files
+//
+// verify reads a file's checksum file from the source itself
+// (pipeline.SiblingOpener on the item the engine puts in the stage's
+// context, pipeline.ItemOf) rather than waiting for it to pass through the
+// flow: a file waiting in a stage for a later file of the same flow would
+// hold a reading slot, and enough of them would wait for files that can
+// never be read. It fails at the end of the content as pgp_decrypt does,
+// and lists the checksum file as the file's companion
+// (pipeline.AttrCompanions) so the source's after action takes both.
 package stages

@@ -16,7 +16,9 @@ import (
 
 	"github.com/mftflow/mftflow/connectors/local"
 	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/pipeline/flowfile"
 	"github.com/mftflow/mftflow/pipeline/stages"
+	"github.com/mftflow/mftflow/testkit"
 )
 
 // sourceItems offers the files under dir, by name, from a real local source.
@@ -204,5 +206,39 @@ func TestVerifyConfigErrors(t *testing.T) {
 		if err == nil || err.Error() != c.want {
 			t.Errorf("%+v:\n got %v\nwant %s", c.cfg, err, c.want)
 		}
+	}
+}
+
+// A flow file's bad verify settings are reported at their values.
+func TestVerifyFlowFileErrors(t *testing.T) {
+	reg := pipeline.NewRegistry()
+	if err := testkit.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	if err := stages.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	flow := `name: sums
+source:
+  memory: {}
+stages:
+  - verify:
+      sidecar: "checksums-{name}"
+      algorithm: sha1
+      timeout: soon
+sinks:
+  - memory: {}
+`
+	_, err := flowfile.Parse("flow.yaml", []byte(flow), reg, nil)
+	want := `flow.yaml:7:18: verify stage: field "algorithm": want one of sha256, sha512, md5, got "sha1"
+flow.yaml:8:16: verify stage: field "timeout": want a duration such as 500ms, 10s or 1m30s, got string soon`
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n%v\nwant:\n%s", err, want)
+	}
+	flow = strings.NewReplacer("      algorithm: sha1\n", "", "      timeout: soon\n", "").Replace(flow)
+	_, err = flowfile.Parse("flow.yaml", []byte(flow), reg, nil)
+	want = `flow.yaml:6:16: verify stage: field "sidecar": "checksums-{name}": text before {name} must be a directory ending in "/", as in "sums/{name}.sha256"`
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n%v\nwant:\n%s", err, want)
 	}
 }
