@@ -366,8 +366,8 @@ type eofReader struct{}
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
 // Ack applies the source's after action when o.Status is Passed and does
-// nothing otherwise: to the file, then to its companions
-// (pipeline.Companions). It is idempotent: a file or companion already
+// nothing otherwise: to the file's companions (pipeline.Companions), then
+// to the file. It is idempotent: a file or companion already
 // deleted or moved is not an error. A file that changed since it was
 // offered is left in place, with its companions, and reported.
 func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
@@ -381,12 +381,13 @@ func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
 	it.mu.Lock()
 	defer it.mu.Unlock()
 	p := it.src.pool
-	err = p.do(ctx, "after delivery of "+it.path, func(sess *session) error {
-		if here, err := it.unchanged(sess); !here || err != nil {
-			return err
-		}
-		return it.src.after(sess, it.file.Name)
+	var here bool
+	err = p.do(ctx, "after delivery of "+it.path, func(sess *session) (err error) {
+		here, err = it.unchanged(sess)
+		return err
 	})
+	// Companions go first, so that a crash between leaves the file to be
+	// offered, and acked, again.
 	for _, name := range companions {
 		if err != nil {
 			return err
@@ -395,7 +396,12 @@ func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
 			return it.src.after(sess, name)
 		})
 	}
-	return err
+	if err != nil || !here {
+		return err
+	}
+	return p.do(ctx, "after delivery of "+it.path, func(sess *session) error {
+		return it.src.after(sess, it.file.Name)
+	})
 }
 
 // unchanged reports whether the file is still there as it was offered: not

@@ -830,22 +830,27 @@ func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
 	if err != nil {
 		return err
 	}
-	it.mu.Lock()
-	defer it.mu.Unlock()
-	switch it.src.cfg.After {
-	case AfterDelete:
-		err = it.delete()
-	case AfterMove:
-		err = it.move()
-	default:
+	if it.src.cfg.After != AfterDelete && it.src.cfg.After != AfterMove {
 		return nil
 	}
-	for _, c := range companions {
-		if err == nil {
-			err = it.src.companionAfter(c)
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	if len(companions) > 0 {
+		// Companions go first, so that a crash between leaves the file
+		// to be offered, and acked, again; a changed file keeps them.
+		if _, err := it.present("checking"); err != nil {
+			return err
 		}
 	}
-	return err
+	for _, c := range companions {
+		if err := it.src.companionAfter(c); err != nil {
+			return err
+		}
+	}
+	if it.src.cfg.After == AfterDelete {
+		return it.delete()
+	}
+	return it.move()
 }
 
 // companionAfter applies the after action to a file's companion (see

@@ -272,8 +272,8 @@ func (it *item) AckRemoves(s pipeline.Status) bool {
 	return s == pipeline.Passed && (it.s.cfg.After == AfterDelete || it.s.cfg.After == AfterMove)
 }
 
-// Ack applies the after action for Passed, to the object and then to its
-// companions (pipeline.Companions), and does nothing otherwise. It is
+// Ack applies the after action for Passed, to the object's companions
+// (pipeline.Companions) and then to the object, and does nothing otherwise. It is
 // idempotent: an object already deleted or moved is not an error. An
 // object replaced since it was listed is left alone.
 func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
@@ -285,28 +285,41 @@ func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
 	if err != nil {
 		return err
 	}
-	if err := s.after(ctx, it.key(), it.f.Name, it.etag()); err != nil {
-		return err
+	if len(companions) > 0 {
+		// Companions go first, so that a crash between leaves the file
+		// to be offered, and acked, again.
+		if _, err := s.unchanged(ctx, it.key(), it.etag()); err != nil {
+			return err
+		}
 	}
 	for _, c := range companions {
 		if err := s.after(ctx, s.prefix+c, c, ""); err != nil {
 			return err
 		}
 	}
-	return nil
+	return s.after(ctx, it.key(), it.f.Name, it.etag())
+}
+
+// unchanged reports whether the object at key is there; an error when it
+// is, but not the version etag (when set).
+func (s *Source) unchanged(ctx context.Context, key, etag string) (bool, error) {
+	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key)})
+	switch {
+	case err != nil && isNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, s.cfg.wrapErr("HeadObject", key, err)
+	case etag != "" && strings.Trim(aws.ToString(head.ETag), `"`) != etag:
+		return true, fmt.Errorf("s3 source: s3://%s/%s changed since it was delivered; left in place", s.cfg.Bucket, key)
+	}
+	return true, nil
 }
 
 // after applies the after action to the object at key, called name below
 // the prefix, if it is there and, when etag is set, still that version.
 func (s *Source) after(ctx context.Context, key, name, etag string) error {
-	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key)})
-	switch {
-	case err != nil && isNotFound(err):
-		return nil // deleted or moved by an earlier Ack
-	case err != nil:
-		return s.cfg.wrapErr("HeadObject", key, err)
-	case etag != "" && strings.Trim(aws.ToString(head.ETag), `"`) != etag:
-		return fmt.Errorf("s3 source: s3://%s/%s changed since it was delivered; left in place", s.cfg.Bucket, key)
+	if here, err := s.unchanged(ctx, key, etag); !here || err != nil {
+		return err // gone: deleted or moved by an earlier Ack
 	}
 	switch s.cfg.After {
 	case AfterDelete:

@@ -292,8 +292,8 @@ func (it *item) sameAsOffered(info fs.FileInfo) error {
 }
 
 // Ack applies the source's after action when o.Status is Passed and does
-// nothing otherwise: to the file, then to its companions
-// (pipeline.Companions). It is idempotent: a file or companion already
+// nothing otherwise: to the file's companions (pipeline.Companions), then
+// to the file. It is idempotent: a file or companion already
 // deleted or moved is not an error. A file that changed since it was
 // offered is left in place, with its companions, and reported.
 func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
@@ -318,7 +318,9 @@ func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
 		return err
 	}
 	if here {
-		names = append([]string{it.file.Name}, names...)
+		// Companions go first, so that a crash between leaves the file
+		// to be offered, and acked, again.
+		names = append(names, it.file.Name)
 	}
 	for _, name := range names {
 		if err := it.src.after(sess, name); err != nil {
