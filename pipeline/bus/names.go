@@ -17,6 +17,12 @@ func (n Names) ChunkStream() string { return "MFT_" + n.Flow + "_CHUNKS" }
 func (n Names) TaskStream() string  { return "MFT_" + n.Flow + "_TASKS" }
 func (n Names) Bucket() string      { return BucketPrefix + n.Flow }
 
+// AuditStream holds the flow's audit trail (package pipeline/audit).
+func (n Names) AuditStream() string { return "MFT_" + n.Flow + "_AUDIT" }
+
+// AuditSubject is where the flow's audit records are appended.
+func (n Names) AuditSubject() string { return "mft." + n.Flow + ".audit" }
+
 // KVStream is the stream JetStream keeps the KV bucket in.
 func (n Names) KVStream() string { return "KV_" + n.Bucket() }
 

@@ -1,0 +1,384 @@
+package audit
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/pipeline/bus"
+)
+
+// Record is one message of a flow's audit stream.
+type Record struct {
+	// Index is 1 for the flow's first record and one more for each next.
+	Index uint64 `json:"i"`
+	// Prev is the hex sha256 of the record before, as stored; "" for the
+	// first.
+	Prev   string           `json:"prev"`
+	Runner string           `json:"runner"`
+	Events []pipeline.Event `json:"events"`
+}
+
+// Options configure a Trail.
+type Options struct {
+	// Runner names this runner in its records.
+	Runner string
+	// Replicas of the audit stream; 0 keeps the stream's count, or 1 for
+	// a new stream.
+	Replicas int
+	// MaxAge and MaxBytes bound the trail (0: no bound); the oldest
+	// records go first.
+	MaxAge   time.Duration
+	MaxBytes int64
+	// Recall is how many of the trail's last records are read when it
+	// opens, for the identities of the events they hold; default 256.
+	Recall int
+	// Wait bounds how long Emit waits for its event to be stored; default
+	// 10s. The event stays queued after it.
+	Wait   time.Duration
+	Logger *slog.Logger
+}
+
+// maxRecord bounds a record's size, well below JetStream's 1 MB payload.
+const maxRecord = 256 << 10
+
+// Trail appends a flow's events to its audit stream. It implements
+// pipeline.EventSink and is safe for concurrent use.
+type Trail struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	names  bus.Names
+	o      Options
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	queue   []pending
+	wake    chan struct{}
+	// seen and last belong to the goroutine that appends.
+	seen    recent // identities of stored events
+	last    tip
+	stop    context.CancelFunc
+	done    chan struct{}
+	failing error // the last append error, until an append succeeds
+}
+
+type pending struct {
+	ev     pipeline.Event
+	stored chan struct{} // closed once the event is stored (or dropped as stored before)
+}
+
+// tip is the end of the chain as this trail knows it.
+type tip struct {
+	seq   uint64 // stream sequence of the last record
+	index uint64
+	hash  string
+}
+
+// Open creates (or updates) flow's audit stream and returns a Trail
+// appending to it. Close it to store what is queued.
+func Open(ctx context.Context, js jetstream.JetStream, flow string, o Options) (*Trail, error) {
+	if o.Recall == 0 {
+		o.Recall = 256
+	}
+	if o.Wait == 0 {
+		o.Wait = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	n := bus.Names{Flow: flow}
+	st, err := ensureStream(ctx, js, n, o)
+	if err != nil {
+		return nil, err
+	}
+	t := &Trail{js: js, stream: st, names: n, o: o, log: o.Logger.With("flow", flow, "audit", n.AuditStream()),
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
+	if err := t.recall(ctx); err != nil {
+		return nil, err
+	}
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	t.stop = stop
+	go t.run(runCtx)
+	return t, nil
+}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, n bus.Names, o Options) (jetstream.Stream, error) {
+	cfg := jetstream.StreamConfig{
+		Name:        n.AuditStream(),
+		Description: "mftflow audit trail of flow " + n.Flow,
+		Subjects:    []string{n.AuditSubject()},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    o.Replicas,
+		MaxAge:      o.MaxAge,
+		MaxBytes:    cmpOr(o.MaxBytes, -1),
+		Discard:     jetstream.DiscardOld,
+		Duplicates:  2 * time.Minute,
+	}
+	if cur, err := js.Stream(ctx, cfg.Name); err == nil && o.Replicas == 0 {
+		cfg.Replicas = cur.CachedInfo().Config.Replicas
+	}
+	cfg.Replicas = max(cfg.Replicas, 1)
+	st, err := js.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating the audit stream %s: %w", cfg.Name, err)
+	}
+	return st, nil
+}
+
+func cmpOr(v, fallback int64) int64 {
+	if v == 0 {
+		return fallback
+	}
+	return v
+}
+
+// recall reads the end of the chain and the identities of the events in
+// the trail's last records.
+func (t *Trail) recall(ctx context.Context) error {
+	info, err := t.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the audit stream %s: %w", t.names.AuditStream(), err)
+	}
+	last := info.State.LastSeq
+	first := max(info.State.FirstSeq, last-min(last, uint64(t.o.Recall))+1)
+	for seq := first; last > 0 && seq <= last; seq++ {
+		raw, err := t.stream.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // removed: Verify reports it
+		} else if err != nil {
+			return fmt.Errorf("reading audit record %d: %w", seq, err)
+		}
+		if err := t.learn(raw.Sequence, raw.Data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// learn takes a stored record as the end of the chain and remembers its
+// events' identities.
+func (t *Trail) learn(seq uint64, data []byte) error {
+	var r Record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return fmt.Errorf("audit record at stream sequence %d is not a record (%v): run runner audit verify", seq, err)
+	}
+	for _, ev := range r.Events {
+		t.seen.add(Identity(ev))
+	}
+	t.last = tip{seq: seq, index: r.Index, hash: hashOf(data)}
+	return nil
+}
+
+func hashOf(data []byte) string {
+	s := sha256.Sum256(data)
+	return hex.EncodeToString(s[:])
+}
+
+// Identity names what an event says happened, so that the same step
+// emitted again after a restart is recognised. Steps a restart never
+// repeats (replays, SLA events, failures) are told apart by their time.
+func Identity(ev pipeline.Event) string {
+	parts := []string{string(ev.Kind), ev.FileID, ev.Sink, strconv.Itoa(ev.Attempt), strconv.Itoa(ev.Part), ev.Outcome, ev.Name, ev.SHA256}
+	switch ev.Kind {
+	case pipeline.EventReplay, pipeline.EventReadFailed, pipeline.EventAttemptFailed, pipeline.EventPartRetry,
+		pipeline.EventSLAWarning, pipeline.EventSLAMissed, pipeline.EventSLAMet:
+		parts = append(parts, ev.Time.UTC().Format(time.RFC3339Nano), ev.Detail)
+	}
+	b, _ := json.Marshal(parts)
+	return hashOf(b)[:32]
+}
+
+// Emit queues ev and waits until it is stored, at most Options.Wait.
+func (t *Trail) Emit(ev pipeline.Event) { t.EmitAll([]pipeline.Event{ev}) }
+
+// EmitAll is Emit for several events, stored in their order.
+func (t *Trail) EmitAll(evs []pipeline.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	stored := make(chan struct{})
+	t.mu.Lock()
+	for i, ev := range evs {
+		p := pending{ev: ev}
+		if i == len(evs)-1 {
+			p.stored = stored
+		}
+		t.queue = append(t.queue, p)
+	}
+	t.mu.Unlock()
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+	timer := time.NewTimer(t.o.Wait)
+	defer timer.Stop()
+	select {
+	case <-stored:
+	case <-timer.C:
+		t.log.Warn("the audit trail is slow to store events; they stay queued", "err", t.Err())
+	case <-t.done:
+	}
+}
+
+// Err returns the last error appending a record, or nil once an append
+// succeeded after it.
+func (t *Trail) Err() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.failing
+}
+
+// Close stores what is queued (waiting at most ctx) and stops the trail.
+func (t *Trail) Close(ctx context.Context) error {
+	for {
+		t.mu.Lock()
+		n := len(t.queue)
+		t.mu.Unlock()
+		if n == 0 || ctx.Err() != nil {
+			break
+		}
+		select {
+		case t.wake <- struct{}{}:
+		default:
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.stop()
+	<-t.done
+	if n := t.queued(); n > 0 {
+		return fmt.Errorf("audit trail of flow %s: %d events not stored: %w", t.names.Flow, n, cmpErr(ctx.Err(), t.Err()))
+	}
+	return nil
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+func (t *Trail) queued() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.queue)
+}
+
+// run appends the queue in records until ctx ends.
+func (t *Trail) run(ctx context.Context) {
+	defer close(t.done)
+	wait := time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.wake:
+		case <-time.After(max(wait, time.Second)):
+		}
+		for t.queued() > 0 && ctx.Err() == nil {
+			if err := t.appendNext(ctx); err != nil {
+				t.mu.Lock()
+				t.failing = err
+				t.mu.Unlock()
+				t.log.Error("appending to the audit trail; trying again", "err", err)
+				wait = min(2*wait+100*time.Millisecond, 5*time.Second)
+				break
+			}
+			wait = 0
+		}
+	}
+}
+
+// appendNext appends the events at the head of the queue as one record.
+func (t *Trail) appendNext(ctx context.Context) error {
+	t.mu.Lock()
+	var evs []pipeline.Event
+	var take int
+	size := 0
+	for _, p := range t.queue {
+		b, _ := json.Marshal(p.ev)
+		if take > 0 && size+len(b) > maxRecord {
+			break
+		}
+		take++
+		size += len(b)
+		if !t.seen.has(Identity(p.ev)) {
+			evs = append(evs, p.ev)
+		}
+	}
+	batch := t.queue[:take]
+	t.mu.Unlock()
+	if len(evs) > 0 {
+		if err := t.publish(ctx, evs); err != nil {
+			return err
+		}
+	}
+	t.mu.Lock()
+	for _, p := range batch {
+		t.seen.add(Identity(p.ev))
+		if p.stored != nil {
+			close(p.stored)
+		}
+	}
+	t.queue = t.queue[take:]
+	t.failing = nil
+	t.mu.Unlock()
+	return nil
+}
+
+// publish appends evs as the record after the end of the chain, reading
+// the end again when another runner appended meanwhile.
+func (t *Trail) publish(ctx context.Context, evs []pipeline.Event) error {
+	for conflicts := 0; ; conflicts++ {
+		r := Record{Index: t.last.index + 1, Prev: t.last.hash, Runner: t.o.Runner, Events: evs}
+		data, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		ack, err := t.js.Publish(pctx, t.names.AuditSubject(), data,
+			jetstream.WithExpectLastSequence(t.last.seq), jetstream.WithMsgID(t.o.Runner+"/"+hashOf(data)))
+		cancel()
+		if err == nil {
+			t.last = tip{seq: ack.Sequence, index: r.Index, hash: hashOf(data)}
+			return nil
+		}
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence || conflicts == 100 {
+			return err
+		}
+		msg, err := t.stream.GetLastMsgForSubject(ctx, t.names.AuditSubject())
+		if err != nil {
+			return fmt.Errorf("reading the end of the audit trail: %w", err)
+		}
+		if err := t.learn(msg.Sequence, msg.Data); err != nil {
+			return err
+		}
+	}
+}
+
+// recent is a set of the identities stored lately: two generations of at
+// most recentMax each, so a long run does not hold every identity it met.
+type recent struct{ cur, old map[string]bool }
+
+const recentMax = 1 << 17
+
+func (r *recent) add(id string) {
+	if r.cur == nil || len(r.cur) >= recentMax {
+		r.old, r.cur = r.cur, make(map[string]bool)
+	}
+	r.cur[id] = true
+}
+
+func (r *recent) has(id string) bool { return r.cur[id] || r.old[id] }
