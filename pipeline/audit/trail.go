@@ -61,9 +61,9 @@ type Trail struct {
 	o      Options
 	log    *slog.Logger
 
-	mu      sync.Mutex
-	queue   []pending
-	wake    chan struct{}
+	mu    sync.Mutex
+	queue []pending
+	wake  chan struct{}
 	// seen and last belong to the goroutine that appends.
 	seen    recent // identities of stored events
 	last    tip
