@@ -34,6 +34,14 @@ type Flow struct {
 	// the slowest sink. The limit is per runner: several runners sharing a
 	// flow each have it.
 	Rate Rate
+	// Audit, when set, keeps the flow's audit trail (see AuditSpec).
+	Audit *AuditSpec
+	// Events receive every step of the flow's files as it happens (see
+	// Event): the runner's audit trail and notifications, a Go program's
+	// own code. Each Emit is called after the step took effect and before
+	// the engine records it, so a runner killed in between emits it again
+	// after its restart.
+	Events []EventSink
 	// Pos is where the flow was declared; zero for flows built in Go.
 	Pos Pos
 }
@@ -318,4 +326,14 @@ func (f Flow) Check() error {
 		at(f.Pos, "bus files, readers, window, retention and retention_size must not be negative")
 	}
 	return errors.Join(errs...)
+}
+
+// AuditSpec turns on a flow's audit trail (package pipeline/audit): every
+// step of every file, on the bus, chained by hash. The runner keeps it;
+// a Go program opens it with audit.Open and adds it to Flow.Events.
+type AuditSpec struct {
+	// MaxAge and MaxBytes bound the trail, independently of the chunks'
+	// retention; 0 keeps every record.
+	MaxAge   time.Duration
+	MaxBytes int64
 }

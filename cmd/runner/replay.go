@@ -4,14 +4,19 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/user"
 	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/pipeline/audit"
 	"github.com/mftflow/mftflow/pipeline/engine"
 )
 
@@ -21,6 +26,7 @@ type replayOptions struct {
 	files     []string
 	allFailed bool
 	asJSON    bool
+	by        string
 }
 
 func newReplayCmd(g *globalOptions) *cobra.Command {
@@ -76,6 +82,7 @@ replayed, 1 on any other error.`,
 	f.StringArrayVar(&o.files, "file", nil, "replay this file's failed deliveries: its id or its name (repeat for several)")
 	f.BoolVar(&o.allFailed, "all-failed", false, "replay every failed delivery of the flow")
 	f.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
+	f.StringVar(&o.by, "by", defaultActor(), "who asks, for the flow's audit trail")
 	return cmd
 }
 
@@ -92,6 +99,9 @@ func replay(g *globalOptions, o *replayOptions) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	rep, err := engine.Replay(ctx, js, o.flow, engine.Selector{Files: o.files, Sinks: o.sinks})
+	if aerr := auditReplay(ctx, js, o.flow, o.by, rep); aerr != nil && err == nil {
+		err = aerr
+	}
 	if o.asJSON {
 		if rep.Requeued == nil {
 			rep.Requeued = []engine.ReplayItem{}
@@ -145,4 +155,42 @@ func writeReplay(w io.Writer, rep engine.Report, allFailed bool) {
 		"ID", func(it engine.ReplayItem) string { return it.File })
 	section(rep.Reread, "to be made by reading the file again from its source: run the flow again (a source keeps a file whose delivery failed)", "WHY", why)
 	section(rep.Refused, "not replayed", "REASON", why)
+}
+
+// auditReplay adds the replays in rep to the flow's audit trail, if it
+// has one, with who asked.
+func auditReplay(ctx context.Context, js jetstream.JetStream, flow, by string, rep engine.Report) error {
+	var evs []pipeline.Event
+	now := time.Now().UTC()
+	for _, items := range [][]engine.ReplayItem{rep.Requeued, rep.Reread} {
+		for _, it := range items {
+			evs = append(evs, pipeline.Event{Kind: pipeline.EventReplay, Time: now, Flow: flow, FileID: it.File, Name: it.Name, Sink: it.Sink, By: by, Detail: it.Reason})
+		}
+	}
+	if len(evs) == 0 {
+		return nil
+	}
+	tr, err := audit.Bind(ctx, js, flow, audit.Options{Runner: "replay"})
+	if errors.Is(err, audit.ErrNoTrail) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("recording the replay in the audit trail: %w", err)
+	}
+	tr.EmitAll(evs)
+	if err := tr.Close(ctx); err != nil {
+		return fmt.Errorf("recording the replay in the audit trail: %w", err)
+	}
+	return nil
+}
+
+// defaultActor names the user running the command: user@host.
+func defaultActor() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	if h, err := os.Hostname(); err == nil {
+		name += "@" + h
+	}
+	return name
 }

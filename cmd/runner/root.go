@@ -89,6 +89,7 @@ NATS server or cluster.`,
 		newConnectorsCmd(g),
 		newStatusCmd(g),
 		newReplayCmd(g),
+		newAuditCmd(g),
 		newBenchCmd(g),
 		newVersionCmd(),
 	)

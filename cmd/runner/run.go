@@ -253,6 +253,11 @@ func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	closeTrails, err := openTrails(ctx, c.nc, flows, o.replicas, log)
+	if err != nil {
+		return &exitError{exitErr, err.Error()}
+	}
+	defer closeTrails()
 
 	var runs []*engine.Run
 	for _, f := range flows {

@@ -87,6 +87,30 @@ type tip struct {
 // Open creates (or updates) flow's audit stream and returns a Trail
 // appending to it. Close it to store what is queued.
 func Open(ctx context.Context, js jetstream.JetStream, flow string, o Options) (*Trail, error) {
+	st, err := ensureStream(ctx, js, bus.Names{Flow: flow}, o)
+	if err != nil {
+		return nil, err
+	}
+	return start(ctx, js, st, flow, o)
+}
+
+// ErrNoTrail is returned by Bind for a flow without an audit trail.
+var ErrNoTrail = errors.New("the flow has no audit trail")
+
+// Bind returns a Trail appending to flow's audit stream as it is (its
+// retention unchanged), or ErrNoTrail: for programs other than the flow's
+// runners, such as runner replay, that add their steps to it.
+func Bind(ctx context.Context, js jetstream.JetStream, flow string, o Options) (*Trail, error) {
+	st, err := js.Stream(ctx, bus.Names{Flow: flow}.AuditStream())
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, ErrNoTrail
+	} else if err != nil {
+		return nil, err
+	}
+	return start(ctx, js, st, flow, o)
+}
+
+func start(ctx context.Context, js jetstream.JetStream, st jetstream.Stream, flow string, o Options) (*Trail, error) {
 	if o.Recall == 0 {
 		o.Recall = 256
 	}
@@ -97,10 +121,6 @@ func Open(ctx context.Context, js jetstream.JetStream, flow string, o Options) (
 		o.Logger = slog.Default()
 	}
 	n := bus.Names{Flow: flow}
-	st, err := ensureStream(ctx, js, n, o)
-	if err != nil {
-		return nil, err
-	}
 	t := &Trail{js: js, stream: st, names: n, o: o, log: o.Logger.With("flow", flow, "audit", n.AuditStream()),
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	if err := t.recall(ctx); err != nil {
@@ -174,7 +194,7 @@ func (t *Trail) learn(seq uint64, data []byte) error {
 		return fmt.Errorf("audit record at stream sequence %d is not a record (%v): run runner audit verify", seq, err)
 	}
 	for _, ev := range r.Events {
-		t.seen.add(Identity(ev))
+		t.seen.note(ev)
 	}
 	t.last = tip{seq: seq, index: r.Index, hash: hashOf(data)}
 	return nil
@@ -313,7 +333,7 @@ func (t *Trail) appendNext(ctx context.Context) error {
 		}
 		take++
 		size += len(b)
-		if !t.seen.has(Identity(p.ev)) {
+		if !t.seen.has(p.ev) {
 			evs = append(evs, p.ev)
 		}
 	}
@@ -326,7 +346,7 @@ func (t *Trail) appendNext(ctx context.Context) error {
 	}
 	t.mu.Lock()
 	for _, p := range batch {
-		t.seen.add(Identity(p.ev))
+		t.seen.note(p.ev)
 		if p.stored != nil {
 			close(p.stored)
 		}
@@ -358,27 +378,63 @@ func (t *Trail) publish(ctx context.Context, evs []pipeline.Event) error {
 		if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence || conflicts == 100 {
 			return err
 		}
-		msg, err := t.stream.GetLastMsgForSubject(ctx, t.names.AuditSubject())
-		if err != nil {
-			return fmt.Errorf("reading the end of the audit trail: %w", err)
-		}
-		if err := t.learn(msg.Sequence, msg.Data); err != nil {
+		if err := t.catchUp(ctx); err != nil {
 			return err
 		}
 	}
 }
 
-// recent is a set of the identities stored lately: two generations of at
-// most recentMax each, so a long run does not hold every identity it met.
-type recent struct{ cur, old map[string]bool }
-
-const recentMax = 1 << 17
-
-func (r *recent) add(id string) {
-	if r.cur == nil || len(r.cur) >= recentMax {
-		r.old, r.cur = r.cur, make(map[string]bool)
+// catchUp learns the records other runners appended after the last one
+// this trail knows.
+func (t *Trail) catchUp(ctx context.Context) error {
+	last, err := t.stream.GetLastMsgForSubject(ctx, t.names.AuditSubject())
+	if err != nil {
+		return fmt.Errorf("reading the end of the audit trail: %w", err)
 	}
-	r.cur[id] = true
+	for seq := t.last.seq + 1; seq < last.Sequence; seq++ {
+		msg, err := t.stream.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("reading audit record %d: %w", seq, err)
+		}
+		if err := t.learn(msg.Sequence, msg.Data); err != nil {
+			return err
+		}
+	}
+	return t.learn(last.Sequence, last.Data)
 }
 
-func (r *recent) has(id string) bool { return r.cur[id] || r.old[id] }
+// recent holds the identities of the events stored lately, by file: two
+// generations of at most recentMax files each, so a long run does not hold
+// every identity it met. A replay of a file forgets its identities, since
+// the replayed delivery does its steps again.
+type recent struct{ cur, old map[string]map[string]bool }
+
+const recentMax = 1 << 15
+
+// note remembers ev as stored.
+func (r *recent) note(ev pipeline.Event) {
+	if ev.Kind == pipeline.EventReplay {
+		delete(r.cur, ev.FileID)
+		delete(r.old, ev.FileID)
+	}
+	if r.cur == nil || len(r.cur) >= recentMax {
+		r.old, r.cur = r.cur, make(map[string]map[string]bool)
+	}
+	ids := r.cur[ev.FileID]
+	if ids == nil {
+		ids = r.old[ev.FileID]
+		if ids == nil {
+			ids = map[string]bool{}
+		}
+		r.cur[ev.FileID] = ids
+	}
+	ids[Identity(ev)] = true
+}
+
+// has reports whether an event like ev was stored.
+func (r *recent) has(ev pipeline.Event) bool {
+	id := Identity(ev)
+	return r.cur[ev.FileID][id] || r.old[ev.FileID][id]
+}

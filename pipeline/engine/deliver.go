@@ -218,6 +218,7 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 		return nil
 	}
 	owner := rec.Owner
+	s.emitFor(ctx, pipeline.Event{Kind: pipeline.EventAttempt, Attempt: rec.Attempts})
 
 	// Watch the manifest of a file still being read: a read that fails for
 	// good ends the delivery.
@@ -291,6 +292,9 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 		})
 		if uerr != nil {
 			return r.stopped(uerr)
+		}
+		if !waiting {
+			s.emitFor(ctx, pipeline.Event{Kind: pipeline.EventAttemptFailed, Attempt: rec.Attempts, Error: pipeline.RedactURLs(err.Error()), Permanent: final})
 		}
 		if final && up != nil {
 			// Only the owner that recorded the failure aborts the upload.
@@ -428,6 +432,7 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 		return fail(err)
 	}
 	s.stats.committed.Add(1)
+	s.emitFor(ctx, pipeline.Event{Kind: pipeline.EventCommitted, Attempt: rec.Attempts, Location: locationOf(up)})
 	log.Info("delivered", "file", m.Name, "bytes", m.Size)
 	if err := r.finish(key, id, bus.DeliveryCommitted, m.Size, &recv); err != nil {
 		return err
@@ -710,6 +715,7 @@ func writePart(ctx context.Context, up pipeline.Upload, p pipeline.Part, data ne
 			break
 		}
 		sm.partRetries.Inc()
+		s.emitFor(ctx, pipeline.Event{Kind: pipeline.EventPartRetry, Part: p.Number, Attempt: attempt, Error: pipeline.RedactURLs(err.Error())})
 		sleep(ctx, b.next())
 	}
 	return err

@@ -182,6 +182,8 @@ type sinkRun struct {
 	// each for all its parts and files, so that parallel writes share the
 	// sink's rate and the flow's (nil: no limit).
 	throttle, flowThrottle *pipeline.Throttle
+	// emit reports a step of a delivery (Run.emit); nil for none.
+	emit func(...pipeline.Event)
 }
 
 // paced returns a part's reader paced by the sink's and the flow's rates.
@@ -360,7 +362,7 @@ func (r *Run) build(ctx context.Context) error {
 			}
 		}
 		r.sinks = append(r.sinks, &sinkRun{spec: spec, sink: sk, stats: r.stats.sink(spec.Name),
-			throttle: pipeline.NewThrottle(spec.Rate), flowThrottle: r.throttle})
+			throttle: pipeline.NewThrottle(spec.Rate), flowThrottle: r.throttle, emit: r.emit})
 	}
 	return nil
 }

@@ -281,6 +281,11 @@ func (r *Run) claimMembers(gid string, sinks []string, batch []*member) []bool {
 				return nil
 			})
 			taken[i] = err == nil
+			if taken[i] {
+				// After the claim, unlike a file of its own: a file
+				// offered again is claimed by nobody, and was not read.
+				r.emitRead(m.ID, mb.item.File().Name, m.Name, m.Size, m.SHA256)
+			}
 			r.grouper.noteClaim(errors.Is(err, errGroupTaken))
 			if !taken[i] {
 				res := groupResult{alone: true}
@@ -467,7 +472,10 @@ func (a *groupAttempt) fail(m bus.Member, err error) {
 	md.State = bus.DeliveryPending
 	a.failed++
 	a.lastErr = err
-	if pipeline.IsPermanent(err) || md.Failures >= a.s.spec.Retry.Attempts {
+	final := pipeline.IsPermanent(err) || md.Failures >= a.s.spec.Retry.Attempts
+	a.s.emitFor(withFile(context.Background(), m.ID, m.Name), pipeline.Event{Kind: pipeline.EventAttemptFailed,
+		Attempt: md.Failures, Error: pipeline.RedactURLs(err.Error()), Permanent: final})
+	if final {
 		md.State = bus.DeliveryFailed
 		a.s.stats.failed.Add(1)
 		a.s.metrics.failures.Inc()
@@ -487,6 +495,13 @@ func (a *groupAttempt) settle(m bus.Member, state string, size int64) {
 	md := a.states[m.ID]
 	md.State, md.Bytes, md.Error = state, size, ""
 	a.states[m.ID] = md
+}
+
+// attemptOf numbers the attempt at member id: one more than its failures.
+func (a *groupAttempt) attemptOf(id string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.states[id].Failures + 1
 }
 
 // state returns member id's state.
@@ -514,6 +529,13 @@ func (a *groupAttempt) writeAll(ctx context.Context, members []bus.Member, conte
 		if !bus.Final(a.state(m.ID)) {
 			todo = append(todo, m)
 		}
+	}
+	if a.s.emit != nil && len(todo) > 0 {
+		evs := make([]pipeline.Event, len(todo))
+		for i, m := range todo {
+			evs[i] = pipeline.Event{Kind: pipeline.EventAttempt, FileID: m.ID, Name: m.Name, Sink: a.s.spec.Name, Attempt: a.attemptOf(m.ID)}
+		}
+		a.s.emit(evs...)
 	}
 	var mu sync.Mutex
 	a.each(len(todo), func(i int) {
@@ -620,6 +642,7 @@ func (a *groupAttempt) commitAll(ctx context.Context, open []opened, tried []bus
 			a.abort([]opened{o}, err)
 			a.fail(o.m, err)
 		default:
+			a.s.emitFor(withFile(ctx, o.m.ID, o.m.Name), pipeline.Event{Kind: pipeline.EventCommitted, Attempt: a.attemptOf(o.m.ID), Location: locationOf(o.up)})
 			a.settle(o.m, bus.DeliveryCommitted, o.m.Size)
 			committed.Add(1)
 			a.log.Info("delivered", "file", o.m.Name, "bytes", o.m.Size)

@@ -58,12 +58,14 @@ func (r *Run) handleVersion(item pipeline.Item, rereads int) {
 
 	id := bus.FileID(r.flow.Name, f.Key)
 	log = log.With("id", id)
+	r.emit(pipeline.Event{Kind: pipeline.EventDiscovered, FileID: id, Name: f.Name, Size: f.Size})
 	err := pipeline.CheckSourceName(f.Name)
 	if err == nil && f.Key == "" {
 		err = pipeline.Permanent(fmt.Errorf("file %q: the source gave no key", f.Name))
 	}
 	if err != nil {
 		log.Error("file rejected", "err", err)
+		r.emit(pipeline.Event{Kind: pipeline.EventReadFailed, FileID: id, Name: f.Name, Error: err.Error(), Permanent: true})
 		r.recordRejected(id, f, err)
 		r.countOutcome(id, pipeline.Failed)
 		r.ack(item, pipeline.Outcome{Status: pipeline.Failed, Message: err.Error(), RunID: r.e.opts.RunID}, log)
@@ -293,6 +295,8 @@ func (r *Run) ack(item pipeline.Item, out pipeline.Outcome, log logger) {
 	for attempt := 1; ; attempt++ {
 		err := item.Ack(r.hard, out)
 		if err == nil {
+			r.emit(pipeline.Event{Kind: pipeline.EventAcked, FileID: bus.FileID(r.flow.Name, item.File().Key), Name: item.File().Name,
+				Outcome: out.Status.String(), Detail: out.Message})
 			log.Info("file finished", "outcome", out.Status.String())
 			return
 		}
@@ -489,6 +493,9 @@ func (r *Run) ingestWithRetry(item pipeline.Item, f pipeline.File, id string, kn
 	state := bus.FileFailed
 	if errors.Is(err, pipeline.ErrSkip) {
 		state = bus.FileSkipped
+		r.emit(pipeline.Event{Kind: pipeline.EventDropped, FileID: id, Name: f.Name, Detail: err.Error()})
+	} else {
+		r.emit(pipeline.Event{Kind: pipeline.EventReadFailed, FileID: id, Name: f.Name, Error: pipeline.RedactURLs(err.Error()), Permanent: true})
 	}
 	if errors.Is(err, bus.ErrStoreFull) {
 		// The file's chunks make room for the record that it failed and
@@ -657,6 +664,7 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string, known *bus.
 		return mv, r.stopped(err)
 	}
 	sum, more := hex.EncodeToString(p.hash.Sum(nil)), p.more.sums()
+	r.emitRead(id, f.Name, mv.V.Name, p.bytes, sum)
 	// Checkpoints and heartbeats may have written the manifest since; the
 	// compare-and-swap then reads it again.
 	mv, err = bus.UpdateFrom(r.hard, r.fb.Store, bus.ManifestKey(id), mv, func(m *bus.Manifest, exists bool) error {
@@ -705,6 +713,7 @@ func (r *Run) ingestWhole(ctx context.Context, f pipeline.File, id string, mv bu
 	sum := sha256.Sum256(data)
 	more := r.newDigests().of(data)
 	r.chunks.put(data)
+	r.emitRead(id, f.Name, out.Name, size, hex.EncodeToString(sum[:]))
 
 	mv, err := bus.UpdateFrom(ctx, r.fb.Store, bus.ManifestKey(id), mv, func(m *bus.Manifest, exists bool) error {
 		now := time.Now().UTC()

@@ -739,7 +739,8 @@ func (p *parser) scalar(n *yaml.Node, secret bool) (any, bool) {
 // The flow's own keys and settings. Settings are parsed with
 // pipeline.Field, like connector fields, so their messages match.
 var (
-	topKeys      = []string{"name", "source", "stages", "sinks", "bus", "schedule", "rate"}
+	topKeys      = []string{"name", "source", "stages", "sinks", "bus", "schedule", "rate", "audit"}
+	auditKeys    = []string{"max_age", "max_bytes"}
 	scheduleKeys = []string{"cron", "time_zone", "windows", "holidays"}
 	sinkKeys     = []string{"name", "parallelism", "files", "retry", "rate", "checksum"}
 	retryKeys    = []string{"attempts", "initial", "max"}
@@ -815,6 +816,8 @@ func (p *parser) flow(root *yaml.Node) *pipeline.Flow {
 			f.Schedule = p.schedule(e)
 		case "rate":
 			f.Rate = p.rate(e, "rate")
+		case "audit":
+			f.Audit = p.audit(e)
 		default:
 			p.errorf(e.k, "unknown key %q (known: %s)", e.key, strings.Join(topKeys, ", "))
 		}
@@ -1370,6 +1373,24 @@ func (p *parser) retry(e pair, path string, nodes map[string]*yaml.Node) pipelin
 		p.errorf(initialAt, "%sinitial %v is longer than retry.max %v", path, r.Initial, r.Max)
 	}
 	return r
+}
+
+// audit parses the audit block: present (even empty), it turns the trail on.
+func (p *parser) audit(e pair) *pipeline.AuditSpec {
+	a := &pipeline.AuditSpec{}
+	for _, ae := range p.block(e, strings.Join(auditKeys, ", ")) {
+		switch ae.key {
+		case "max_age":
+			a.MaxAge = p.duration(ae, "audit.max_age")
+		case "max_bytes":
+			if v, _, ok := p.setting(ae, "audit.max_bytes", sizeField); ok && v != nil {
+				a.MaxBytes = v.(int64)
+			}
+		default:
+			p.errorf(ae.k, "unknown key %q (known: %s)", ae.key, strings.Join(auditKeys, ", "))
+		}
+	}
+	return a
 }
 
 func (p *parser) bus(e pair) pipeline.BusSpec {
