@@ -32,8 +32,8 @@ const (
 	// EventCommitted: Sink holds the file (Location: the sink's object,
 	// path, URL or session id where it knows one).
 	EventCommitted EventKind = "committed"
-	// EventAcked: the source was told the file's Outcome (Detail: its
-	// message).
+	// EventAcked: the source is told the file's Outcome (Detail: its
+	// message); a failed ack is logged and tried again after a restart.
 	EventAcked EventKind = "acked"
 	// EventReplay: a replay of the file's delivery to Sink (every sink
 	// when empty) was asked for, by By.

@@ -24,7 +24,8 @@
 // # Complete, and nothing twice
 //
 // The engine emits an event after the step took effect and before it
-// records the step in its own state, and Emit returns once the event is
+// records the step in its own state (the source's ack: before the source
+// is told, since a source that deletes the file never offers it again), and Emit returns once the event is
 // stored (or, with the bus down, after a bounded wait, the event staying
 // queued). A runner killed in between does the step again after its
 // restart and emits the same event again; events carry an identity (file,

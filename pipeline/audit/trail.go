@@ -209,8 +209,16 @@ func hashOf(data []byte) string {
 // emitted again after a restart is recognised. Steps a restart never
 // repeats (replays, SLA events, failures) are told apart by their time.
 func Identity(ev pipeline.Event) string {
-	parts := []string{string(ev.Kind), ev.FileID, ev.Sink, strconv.Itoa(ev.Attempt), strconv.Itoa(ev.Part), ev.Outcome, ev.Name, ev.SHA256}
+	attempt := ev.Attempt
+	if ev.Kind == pipeline.EventCommitted {
+		attempt = 0 // a commit done again by the next attempt is the same commit
+	}
+	parts := []string{string(ev.Kind), ev.FileID, ev.Sink, strconv.Itoa(attempt), strconv.Itoa(ev.Part), ev.Outcome, ev.Name, ev.SHA256}
 	switch ev.Kind {
+	case pipeline.EventDiscovered:
+		// Each runner that is offered the file says so: a restarted
+		// runner is offered again what the killed one had not finished.
+		parts = append(parts, ev.Runner)
 	case pipeline.EventReplay, pipeline.EventReadFailed, pipeline.EventAttemptFailed, pipeline.EventPartRetry,
 		pipeline.EventSLAWarning, pipeline.EventSLAMissed, pipeline.EventSLAMet:
 		parts = append(parts, ev.Time.UTC().Format(time.RFC3339Nano), ev.Detail)

@@ -292,11 +292,13 @@ func (r *Run) ack(item pipeline.Item, out pipeline.Outcome, log logger) {
 	if out.Attrs == nil {
 		out.Attrs = item.File().Attrs // the stages did not run to the end
 	}
+	// Said before the source is told: a source that deletes the file
+	// will not offer it again to a runner killed right after.
+	r.emit(pipeline.Event{Kind: pipeline.EventAcked, FileID: bus.FileID(r.flow.Name, item.File().Key), Name: item.File().Name,
+		Outcome: out.Status.String(), Detail: out.Message})
 	for attempt := 1; ; attempt++ {
 		err := item.Ack(r.hard, out)
 		if err == nil {
-			r.emit(pipeline.Event{Kind: pipeline.EventAcked, FileID: bus.FileID(r.flow.Name, item.File().Key), Name: item.File().Name,
-				Outcome: out.Status.String(), Detail: out.Message})
 			log.Info("file finished", "outcome", out.Status.String())
 			return
 		}
