@@ -194,9 +194,9 @@ source:
     stable_for: 0s
     after: delete
 sinks:
-`+target.sinks(t, dir)+`bus:
+`+target.sinks(t, dir)+`audit: {}
+bus:
   compression: none
-audit: {}
 `+payloadLine(plan.payload))
 	args := []string{"run", "--data", data, "--progress", "none", "--log-level", "info", flow}
 	if target.plugin != "" {
