@@ -21,6 +21,9 @@ type Flow struct {
 	Bus    BusSpec
 	// Schedule, when set, says when the source is polled (see Schedule).
 	Schedule *Schedule
+	// Expectations are the flow's arrival SLAs (see Expectation), watched
+	// by package pipeline/sla.
+	Expectations []Expectation
 	// Once takes the files the source holds now, delivers them and ends the
 	// run, whatever the source's watch setting or the schedule say: the
 	// source is built with watch: false. A source given as an Instance is
@@ -241,7 +244,24 @@ func (f Flow) WithDefaults() Flow {
 		sinks[i] = s
 	}
 	f.Sinks = sinks
+	if f.Expectations != nil {
+		exps := make([]Expectation, len(f.Expectations))
+		for i, e := range f.Expectations {
+			exps[i] = e.WithDefaults(f.ExpectZone())
+		}
+		f.Expectations = exps
+	}
 	return f
+}
+
+// ExpectZone is the zone of expectations that name none: the schedule's
+// time_zone when it names one, else UTC. Not the runner's local zone, which
+// the runners of one flow may not share.
+func (f Flow) ExpectZone() string {
+	if f.Schedule != nil && f.Schedule.TimeZone != "" && !strings.EqualFold(f.Schedule.TimeZone, "local") {
+		return f.Schedule.TimeZone
+	}
+	return "UTC"
 }
 
 // Check validates the flow's own settings (not connector configs): names,
@@ -298,6 +318,7 @@ func (f Flow) Check() error {
 	if err := f.Rate.Check(); err != nil {
 		at(f.Pos, "flow %q: rate: %v", f.Name, err)
 	}
+	errs = append(errs, f.checkExpectations()...)
 	for _, l := range f.Limits() {
 		pos := f.Pos
 		if i, ok := l.sink(); ok {
@@ -336,4 +357,36 @@ type AuditSpec struct {
 	// retention; 0 keeps every record.
 	MaxAge   time.Duration
 	MaxBytes int64
+}
+
+// checkExpectations checks each expectation and that their names, given or
+// derived from the glob, differ.
+func (f Flow) checkExpectations() []error {
+	var errs []error
+	if n := len(f.Expectations); n > MaxExpectations {
+		errs = append(errs, fmt.Errorf("%sflow %q has %d expectations, above the limit of %d: split the flow", prefix(f.Pos), f.Name, n, MaxExpectations))
+	}
+	first := map[string]int{}
+	for i, e := range f.Expectations {
+		e = e.WithDefaults(f.ExpectZone())
+		for _, err := range unjoinErrs(e.Check()) {
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%sexpectation %q: %w", prefix(e.Pos), e.Name, err))
+			}
+		}
+		if j, dup := first[e.Name]; dup {
+			errs = append(errs, fmt.Errorf("%sexpectation name %q is used twice (expectations %d and %d): give each its own name", prefix(e.Pos), e.Name, j+1, i+1))
+			continue
+		}
+		first[e.Name] = i
+	}
+	return errs
+}
+
+// prefix is "POS: ", or "" for an unknown position.
+func prefix(p Pos) string {
+	if s := p.String(); s != "" {
+		return s + ": "
+	}
+	return ""
 }

@@ -174,3 +174,41 @@ func FuzzChecksumLine(f *testing.F) {
 		}
 	})
 }
+
+// FuzzExpectationBy checks that the By parser never panics, that its
+// errors are *ExpectErrors quoting the value, and that the deadlines of a
+// By it accepts move forward and fall on the minute.
+func FuzzExpectationBy(f *testing.F) {
+	for _, s := range []string{
+		"Mon-Fri 06:00", "daily 06:00", "06:00", "Sat,Sun 09:30", "weekdays 24:00", "Fri-Mon 00:00",
+		"cron: 0 6 * * 1-5", "cron: @daily", "cron: */5 * * * *", "cron: @every 1h", "Mon-Fry 06:00",
+		"Mon 6:0", "cron:", "", " ", "Mon,, 06:00", "Mon-Fri 06:00 Europe/Berlin", "cron: 0 6 30 2 *",
+	} {
+		f.Add(s)
+	}
+	start := time.Date(2026, 3, 28, 23, 59, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, by string) {
+		d, err := pipeline.Expectation{Files: "*", By: by, TimeZone: "Europe/Berlin"}.Deadlines()
+		if err != nil {
+			var xe *pipeline.ExpectError
+			if !errors.As(err, &xe) || xe.Field != "by" {
+				t.Fatalf("By %q: %v is not an ExpectError about by", by, err)
+			}
+			if strings.TrimSpace(by) != "" && !strings.Contains(err.Error(), strconv.Quote(by)) {
+				t.Fatalf("By %q: %v does not quote it", by, err)
+			}
+			return
+		}
+		at := start
+		for range 5 {
+			next := d.Next(at)
+			if next.IsZero() {
+				return
+			}
+			if !next.After(at) || next.Second() != 0 || next.Nanosecond() != 0 {
+				t.Fatalf("By %q: Next(%v) = %v", by, at, next)
+			}
+			at = next
+		}
+	})
+}

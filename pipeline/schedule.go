@@ -126,31 +126,16 @@ func parseWindow(s string) (window, error) {
 		days, span = "", days
 		w.days = [7]bool{true, true, true, true, true, true, true}
 	}
-	for _, part := range strings.Split(days, ",") {
-		if days == "" {
-			break
-		}
-		from, to, isRange := strings.Cut(strings.ToLower(strings.TrimSpace(part)), "-")
-		a, ok1 := weekdayByName[from]
-		b, ok2 := weekdayByName[to]
-		if !ok1 || isRange && !ok2 {
-			return bad("%q is not a day or day range (Mon, Tue, Wed, Thu, Fri, Sat, Sun)", part)
-		}
-		if !isRange {
-			b = a
-		}
-		for d := a; ; d = (d + 1) % 7 {
-			w.days[d] = true
-			if d == b {
-				break
-			}
+	var err error
+	if days != "" {
+		if w.days, err = parseDays(days); err != nil {
+			return bad("%v", err)
 		}
 	}
 	from, to, ok := strings.Cut(strings.TrimSpace(span), "-")
 	if !ok {
 		return bad("no time range")
 	}
-	var err error
 	if w.start, err = parseClock(from); err != nil {
 		return bad("%v", err)
 	}
@@ -161,6 +146,30 @@ func parseWindow(s string) (window, error) {
 		return bad("the window is empty (it starts and ends at %s)", from)
 	}
 	return w, nil
+}
+
+// parseDays parses a comma list of days and day ranges ("Mon-Fri,Sun");
+// a range may wrap round the week ("Fri-Mon").
+func parseDays(list string) ([7]bool, error) {
+	var days [7]bool
+	for _, part := range strings.Split(list, ",") {
+		from, to, isRange := strings.Cut(strings.ToLower(strings.TrimSpace(part)), "-")
+		a, ok1 := weekdayByName[from]
+		b, ok2 := weekdayByName[to]
+		if !ok1 || isRange && !ok2 {
+			return days, fmt.Errorf("%q is not a day or day range (Mon, Tue, Wed, Thu, Fri, Sat, Sun)", part)
+		}
+		if !isRange {
+			b = a
+		}
+		for d := a; ; d = (d + 1) % 7 {
+			days[d] = true
+			if d == b {
+				break
+			}
+		}
+	}
+	return days, nil
 }
 
 // parseClock parses "HH:MM" (24:00 is the end of the day) into minutes.

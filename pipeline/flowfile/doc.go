@@ -42,6 +42,23 @@
 //	  time_zone: Europe/Berlin  # IANA zone; default the runner's
 //	  windows: ["Mon-Fri 06:00-18:00"]   # polls only inside; without cron, polls while open
 //	  holidays: ["2026-12-24", "12-25"]  # no poll on these dates (MM-DD: every year)
+//	expect:                     # optional: arrival SLAs (pipeline.Expectation, package pipeline/sla)
+//	  - name: daily-orders      # default: from the glob ("orders-csv"); unique in the flow
+//	    files: "orders-*.csv"   # doublestar glob on the name at the source
+//	    by: "Mon-Fri 06:00"     # deadlines: "[DAYS ]HH:MM" or "cron: 0 6 * * 1-5"
+//	    time_zone: Europe/Berlin  # default: schedule.time_zone if set, else UTC
+//	    count: 1                # files expected per period (1 to 1000)
+//	    warn_before: 30m        # sla_warning this long before the deadline (default none)
+//	    holidays: ["12-25"]     # no deadline on these dates
+//
+// Expect: each deadline ends a period that began at the one before; the
+// files matching the glob that the source offers in it count for it. Short
+// of count files, a period raises sla_warning at deadline − warn_before and
+// sla_missed at the deadline; a late file before the next deadline clears
+// the miss with sla_met (see package pipeline/sla). DAYS is daily (the
+// default), weekdays, weekends, or days and day ranges as in schedule
+// windows ("Mon-Fri", "Sat,Sun"). warn_before must be shorter than the
+// shortest period, daylight-saving days included.
 //
 // Rate: a bandwidth limit in bytes per second, written as rclone's
 // --bwlimit: a size ("10M", "512KiB", "10MB"; "off" or 0 for none), or a
@@ -116,6 +133,8 @@
 //	                            embedded server carries 8191KiB (8MiB max_payload
 //	                            less 1KiB of headers)
 //	bus.window          1TiB    reading ahead of the slowest sink (bus storage)
+//	expect              64      expectations per flow
+//	expect[].count      1000    files expected per period (the ids of those counted are kept)
 //
 // A setting above its limit is reported at its value, with the limit:
 //
@@ -189,7 +208,7 @@
 //
 //	flow.yaml:3:5: unknown sink connector "lcoal" (known: local, memory, s3)
 //	flow.yaml:7:14: local sink: field "fsync": want true or false, got string maybe
-//	flow.yaml:9:3: unknown key "sinkz" (known: name, source, stages, sinks, bus, schedule, rate)
+//	flow.yaml:9:3: unknown key "sinkz" (known: name, source, stages, sinks, bus, schedule, rate, expect)
 //
 // The YAML parser gives lines but no columns for syntax errors; those are
 // reported at column 1, or at the start of the line for a mis-indented line.

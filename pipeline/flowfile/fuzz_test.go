@@ -24,6 +24,8 @@ func FuzzParse(f *testing.F) {
 	f.Add(lines("name: x", "source: {local: {path: ${IN:./in}}}", "sinks: [{local: {path: '${OUT}', part_size: ${SIZE}}, retry: {attempts: ${N}}}]"))
 	f.Add(lines("name: x", "source: {local: &l {path: a}}", "sinks:", "  - local: {<<: *l, fsync: true}", "  - local: *l", "    name: b"))
 	f.Add(lines("name: x", "source: {s3: {bucket: b, secret_key: k}}", "stages: [match: {include: a}, compress: ~]", "sinks: [memory: {}]", "bus: {chunk_size: 4KiB, compression: none, retention: 1s}"))
+	f.Add(lines("name: x", "source: {local: {path: in}}", "sinks: [memory: {}]", "schedule: {time_zone: Europe/Berlin}",
+		`expect: [{name: o, files: "o-*.csv", by: "Mon-Fri 06:00", count: 2, warn_before: 30m, holidays: [12-25]}, {files: "*.xml", by: "cron: 0 6 * * 1-5"}]`))
 
 	reg := testRegistry(f)
 	lookup := env(map[string]string{"IN": "/in", "OUT": "/out", "SIZE": "5MiB", "N": "3", "SECRET": "hunter2"})

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -739,9 +740,12 @@ func (p *parser) scalar(n *yaml.Node, secret bool) (any, bool) {
 // The flow's own keys and settings. Settings are parsed with
 // pipeline.Field, like connector fields, so their messages match.
 var (
-	topKeys      = []string{"name", "source", "stages", "sinks", "bus", "schedule", "rate", "audit"}
+	topKeys      = []string{"name", "source", "stages", "sinks", "bus", "schedule", "rate", "audit", "expect"}
 	auditKeys    = []string{"max_age", "max_bytes"}
 	scheduleKeys = []string{"cron", "time_zone", "windows", "holidays"}
+	expectKeys   = []string{"name", "files", "by", "time_zone", "count", "warn_before", "holidays"}
+	// expectFields are the expectation settings that are not strings.
+	expectFields = map[string]pipeline.Field{"count": countField, "warn_before": durationField, "holidays": stringsField}
 	sinkKeys     = []string{"name", "parallelism", "files", "retry", "rate", "checksum"}
 	retryKeys    = []string{"attempts", "initial", "max"}
 	busKeys      = []string{"chunk_size", "compression", "files", "readers", "window", "retention", "retention_size", "payload", "on_change"}
@@ -797,6 +801,7 @@ func (p *parser) flow(root *yaml.Node) *pipeline.Flow {
 	}
 	f := &pipeline.Flow{Pos: p.pos(top)}
 	var haveName, haveSource, haveSinks bool
+	var expect *pair
 	for _, e := range p.pairs(top) {
 		switch e.key {
 		case "name":
@@ -818,9 +823,14 @@ func (p *parser) flow(root *yaml.Node) *pipeline.Flow {
 			f.Rate = p.rate(e, "rate")
 		case "audit":
 			f.Audit = p.audit(e)
+		case "expect":
+			expect = &e // after the schedule, whose zone is the default
 		default:
 			p.errorf(e.k, "unknown key %q (known: %s)", e.key, strings.Join(topKeys, ", "))
 		}
+	}
+	if expect != nil {
+		f.Expectations = p.expectations(*expect, expectZone(f))
 	}
 	if !haveName {
 		p.errorf(top, `missing name: add "name: my-flow" (1 to 64 letters, digits, '-' or '_')`)
@@ -1504,6 +1514,145 @@ func (p *parser) schedule(e pair) *pipeline.Schedule {
 	return &s
 }
 
+// expectZone is the zone of f's expectations that name none; UTC when the
+// schedule's zone is unknown, which is reported there.
+func expectZone(f *pipeline.Flow) string {
+	zone := f.ExpectZone()
+	if _, err := time.LoadLocation(zone); err != nil {
+		return "UTC"
+	}
+	return zone
+}
+
+// expectations parses "expect: [{files: GLOB, by: WHEN, ...}, ...]"; zone
+// is the default time zone.
+func (p *parser) expectations(e pair, zone string) []pipeline.Expectation {
+	n, ok := p.deref(e.v)
+	if !ok || isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, `expect: want a list of expectations, each with files and by, got %s`, describe(n))
+		return nil
+	}
+	if len(n.Content) > pipeline.MaxExpectations {
+		p.errorf(n, "expect: %d expectations are above the limit of %d per flow; split the flow", len(n.Content), pipeline.MaxExpectations)
+	}
+	var out []pipeline.Expectation
+	names := map[string]*yaml.Node{}
+	for i, item := range n.Content {
+		if x, ok := p.expectation(i, item, zone, names); ok {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// expectation parses one item of expect and checks it, reporting each
+// problem at the value at fault. names holds the names taken so far.
+func (p *parser) expectation(i int, item *yaml.Node, zone string, names map[string]*yaml.Node) (pipeline.Expectation, bool) {
+	m, ok := p.deref(item)
+	if !ok {
+		return pipeline.Expectation{}, false
+	}
+	path := fmt.Sprintf("expect[%d]", i)
+	if m.Kind != yaml.MappingNode {
+		p.errorf(item, "%s: want a mapping with files and by, got %s", path, describe(m))
+		return pipeline.Expectation{}, false
+	}
+	x := pipeline.Expectation{Pos: p.pos(m)}
+	values := map[string]*yaml.Node{}     // key -> value node
+	holidays := map[string][]*yaml.Node{} // "holidays" -> its items
+	errs := len(p.errs)
+	for _, ee := range p.pairs(m) {
+		p.expectSetting(&x, ee, path+"."+ee.key, values, holidays)
+	}
+	good := len(p.errs) == errs
+	good = p.checkExpectation(x.WithDefaults(zone), path, m, values, holidays["holidays"]) && good
+	return x, p.uniqueExpectation(x.WithDefaults(zone), path, m, values["name"], names) && good
+}
+
+// expectSetting parses one setting of an expectation into x, and keeps its
+// value node in values (and a holiday list's items in lists).
+func (p *parser) expectSetting(x *pipeline.Expectation, e pair, path string, values map[string]*yaml.Node, lists map[string][]*yaml.Node) {
+	if !slices.Contains(expectKeys, e.key) {
+		p.errorf(e.k, "unknown key %q (known: %s)", e.key, strings.Join(expectKeys, ", "))
+		return
+	}
+	field, typed := expectFields[e.key]
+	if !typed {
+		field = nameField
+	}
+	v, n, ok := p.setting(e, path, field)
+	if !ok || v == nil {
+		return
+	}
+	values[e.key] = n
+	switch e.key {
+	case "name":
+		x.Name = v.(string)
+	case "files":
+		x.Files = v.(string)
+	case "by":
+		x.By = v.(string)
+	case "time_zone":
+		x.TimeZone = v.(string)
+	case "count":
+		if x.Count = v.(int); x.Count < 1 {
+			p.errorf(n, "%s: must be at least 1 (the files expected per period), got %d", path, x.Count)
+		}
+	case "warn_before":
+		x.WarnBefore = v.(time.Duration)
+	case "holidays":
+		x.Holidays = v.([]string)
+		if n.Kind == yaml.SequenceNode {
+			lists[e.key] = n.Content
+		}
+	}
+}
+
+// checkExpectation runs Expectation.Check on x (defaults applied) and
+// reports each problem at the value it names, else at the item m.
+func (p *parser) checkExpectation(x pipeline.Expectation, path string, m *yaml.Node, values map[string]*yaml.Node, holidays []*yaml.Node) bool {
+	err := x.Check()
+	if err == nil {
+		return true
+	}
+	for _, e := range unjoin(err) {
+		at := m
+		var xe *pipeline.ExpectError
+		if errors.As(e, &xe) {
+			if n := values[xe.Field]; n != nil {
+				at = n
+			}
+			if xe.Field == "holidays" && xe.Index >= 0 && xe.Index < len(holidays) {
+				at = holidays[xe.Index]
+			}
+		}
+		p.add(p.pos(at), e, "%s.%v", path, e)
+	}
+	return false
+}
+
+// uniqueExpectation reports x's name when an earlier expectation has it.
+func (p *parser) uniqueExpectation(x pipeline.Expectation, path string, m, nameAt *yaml.Node, names map[string]*yaml.Node) bool {
+	at := nameAt
+	if at == nil {
+		at = m
+	}
+	first, dup := names[x.Name]
+	switch {
+	case !dup:
+		names[x.Name] = at
+		return true
+	case nameAt != nil:
+		p.errorf(at, "%s.name: %q is used twice (first at %d:%d): give each expectation its own name", path, x.Name, first.Line, first.Column)
+	default:
+		p.errorf(at, "%s: the name %q, taken from files %q, is used twice (first at %d:%d): give this expectation a name", path, x.Name, x.Files, first.Line, first.Column)
+	}
+	return false
+}
+
 // limit reports a setting above its bound at its value n, or at fallback
 // when the value node is not known.
 func (p *parser) limit(l *pipeline.LimitError, n, fallback *yaml.Node) {
@@ -1532,6 +1681,9 @@ func (p *parser) report(f *pipeline.Flow, err error) {
 	places := []pipeline.Pos{f.Pos}
 	for _, s := range f.Sinks {
 		places = append(places, s.Pos)
+	}
+	for _, x := range f.Expectations {
+		places = append(places, x.Pos)
 	}
 	for _, e := range errs {
 		msg, pos := e.Error(), f.Pos

@@ -233,7 +233,7 @@ var errorCases = []struct {
 		in:   lines("name: x", srcOK, "sinkz: [memory: {}]"),
 		want: lines(
 			`f.yaml:1:1: missing sinks: add "sinks:" with at least one sink (known: local, memory, s3)`,
-			`f.yaml:3:1: unknown key "sinkz" (known: name, source, stages, sinks, bus, schedule, rate, audit)`,
+			`f.yaml:3:1: unknown key "sinkz" (known: name, source, stages, sinks, bus, schedule, rate, audit, expect)`,
 		),
 	},
 	{
@@ -477,6 +477,77 @@ var errorCases = []struct {
 		want: `f.yaml:4:35: schedule.holidays[1]: "Christmas" is not a date: want 2026-12-24, or 12-25 for every year`,
 	},
 
+	// Arrival expectations.
+	{
+		name: "expect settings",
+		in: lines("name: x", srcOK, sinksOK, "expect:",
+			`  - files: "orders-[*.csv"`, `    by: "Mon-Fry 06:00"`, "    time_zone: Europe/Berlinn", "    count: 0",
+			"    warn_before: -1m", "    holidays: [2026-12-25, Xmas]", "    colour: red"),
+		want: lines(
+			`f.yaml:5:12: expect[0].files: "orders-[*.csv" is not a valid glob: close every "[" and "{", or escape them with "\"`,
+			`f.yaml:6:9: expect[0].by: "Mon-Fry 06:00": "Mon-Fry" is not a day or day range (Mon, Tue, Wed, Thu, Fri, Sat, Sun), or daily, weekdays, weekends: want "[DAYS ]HH:MM" such as "Mon-Fri 06:00", "daily 06:00" or "Sat,Sun 09:30", or "cron: 0 6 * * 1-5"`,
+			`f.yaml:7:16: expect[0].time_zone: unknown time zone "Europe/Berlinn": use an IANA name such as Europe/Berlin or UTC`,
+			`f.yaml:8:12: expect[0].count: must be at least 1 (the files expected per period), got 0`,
+			`f.yaml:9:18: expect[0].warn_before: want a duration such as 500ms, 10s or 1m30s, got string -1m`,
+			`f.yaml:10:28: expect[0].holidays[1]: "Xmas" is not a date: want 2026-12-24, or 12-25 for every year`,
+			`f.yaml:11:5: unknown key "colour" (known: name, files, by, time_zone, count, warn_before, holidays)`,
+		),
+	},
+	{
+		name: "expect deadlines",
+		in: lines("name: x", srcOK, sinksOK, "expect:",
+			`  - {name: a, files: a, by: "weekdays 06:00 Europe/Berlin"}`,
+			`  - {name: b, files: b, by: "cron: @every 1h"}`,
+			`  - {name: c, files: c, by: "cron: 0 6 * *"}`,
+			`  - {name: d, files: d, by: "25:00"}`,
+			`  - {name: e, files: e}`,
+			`  - {name: f, files: f, by: "cron: 0 6 30 2 *"}`),
+		want: lines(
+			`f.yaml:5:29: expect[0].by: "weekdays 06:00 Europe/Berlin": write the time zone under time_zone, not in by: want "[DAYS ]HH:MM" such as "Mon-Fri 06:00", "daily 06:00" or "Sat,Sun 09:30", or "cron: 0 6 * * 1-5"`,
+			`f.yaml:6:29: expect[1].by: "cron: @every 1h": @every counts from whenever the runner starts, so it has no fixed deadlines: write a cron expression such as "cron: 0 */4 * * *"`,
+			`f.yaml:7:29: expect[2].by: "cron: 0 6 * *": expected exactly 5 fields, found 4: [0 6 * *]: want five fields (minute hour day-of-month month day-of-week) such as "cron: 0 6 * * 1-5", or @daily, @weekly`,
+			`f.yaml:8:29: expect[3].by: "25:00": "25:00" is not a time of day (00:00 to 24:00): want "[DAYS ]HH:MM" such as "Mon-Fri 06:00", "daily 06:00" or "Sat,Sun 09:30", or "cron: 0 6 * * 1-5"`,
+			`f.yaml:9:5: expect[4].by: missing: say by when the files are due, such as "Mon-Fri 06:00"`,
+			`f.yaml:10:29: expect[5].by: "cron: 0 6 30 2 *" names no deadline within five years (holidays left out): name more days, or fewer holidays`,
+		),
+	},
+	{
+		name: "expect warn_before",
+		in: lines("name: x", srcOK, sinksOK, "schedule: {time_zone: Europe/Berlin}", "expect:",
+			`  - {files: a, by: "daily 06:00", warn_before: 23h30m}`,
+			`  - {files: b, by: "cron: */15 8-17 * * *", warn_before: 15m, time_zone: UTC}`),
+		want: lines(
+			`f.yaml:6:48: expect[0].warn_before: 23h30m0s is not shorter than the shortest period, 23h0m0s (from Sat 2026-03-28 06:00 CET to Sun 2026-03-29 06:00 CEST): the warning would come before the period begins; shorten it`,
+			`f.yaml:7:58: expect[1].warn_before: 15m0s is not shorter than the shortest period, 15m0s (from Thu 2026-01-01 08:00 UTC to Thu 2026-01-01 08:15 UTC): the warning would come before the period begins; shorten it`,
+		),
+	},
+	{
+		name: "expect names",
+		in: lines("name: x", srcOK, sinksOK, "expect:",
+			`  - {files: "orders-*.csv", by: "06:00"}`,
+			`  - {files: "orders-*.csv", by: "07:00"}`,
+			`  - {name: orders-csv, files: "x", by: "08:00"}`,
+			`  - {name: "a b", files: "y", by: "08:00"}`),
+		want: lines(
+			`f.yaml:6:5: expect[1]: the name "orders-csv", taken from files "orders-*.csv", is used twice (first at 5:5): give this expectation a name`,
+			`f.yaml:7:12: expect[2].name: "orders-csv" is used twice (first at 5:5): give each expectation its own name`,
+			`f.yaml:8:12: expect[3].name: "a b": use 1 to 64 letters, digits, '-' or '_'`,
+		),
+	},
+	{
+		name: "expect shapes",
+		in:   lines("name: x", srcOK, sinksOK, "expect: [orders, {by: 06:00}]"),
+		want: lines(
+			`f.yaml:4:10: expect[0]: want a mapping with files and by, got a string`,
+			`f.yaml:4:18: expect[1].files: missing: give the glob of the expected file names, such as "orders-*.csv"`,
+		),
+	},
+	{
+		name: "expect mapping",
+		in:   lines("name: x", srcOK, sinksOK, "expect: {files: a, by: '06:00'}"),
+		want: `f.yaml:4:9: expect: want a list of expectations, each with files and by, got a mapping`,
+	},
+
 	// Sink, retry and bus settings.
 	{
 		name: "sink settings",
@@ -602,7 +673,7 @@ var errorCases = []struct {
 		name: "keys are not substituted",
 		in:   lines("name: x", srcOK, sinksOK, "${KEY}: 1"),
 		env:  map[string]string{"KEY": "bus"},
-		want: `f.yaml:4:1: unknown key "${KEY}" (known: name, source, stages, sinks, bus, schedule, rate, audit)`,
+		want: `f.yaml:4:1: unknown key "${KEY}" (known: name, source, stages, sinks, bus, schedule, rate, audit, expect)`,
 	},
 
 	// Anchors, aliases and merge keys.
@@ -719,5 +790,40 @@ func TestParseNilLookupUsesEnvironment(t *testing.T) {
 	}
 	if f.Name != "from-env" {
 		t.Errorf("Name = %q, want from-env", f.Name)
+	}
+}
+
+// expect is parsed as written, wherever it stands; WithDefaults names an
+// expectation after its glob and gives it the schedule's zone.
+func TestParseExpect(t *testing.T) {
+	in := lines("name: x", srcOK, sinksOK,
+		"expect:",
+		"  - name: daily-orders",
+		`    files: "orders-*.csv"`,
+		`    by: "Mon-Fri 06:00"`,
+		"    time_zone: Europe/Berlin",
+		"    count: 2",
+		"    warn_before: 30m",
+		`    holidays: [2026-12-25, "01-01"]`,
+		`  - files: "**/*.xml"`,
+		`    by: "cron: 0 6 * * 1-5"`,
+		"schedule: {time_zone: America/New_York}")
+	f, err := Parse("f.yaml", []byte(in), testRegistry(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkParsed(t, testRegistry(t), f)
+	at := func(line, col int) pipeline.Pos { return pipeline.Pos{File: "f.yaml", Line: line, Column: col} }
+	want := []pipeline.Expectation{
+		{Name: "daily-orders", Files: "orders-*.csv", By: "Mon-Fri 06:00", TimeZone: "Europe/Berlin", Count: 2,
+			WarnBefore: 30 * time.Minute, Holidays: []string{"2026-12-25", "01-01"}, Pos: at(5, 5)},
+		{Files: "**/*.xml", By: "cron: 0 6 * * 1-5", Pos: at(12, 5)},
+	}
+	if diff := cmp.Diff(want, f.Expectations); diff != "" {
+		t.Errorf("expectations (-want +got):\n%s", diff)
+	}
+	want[1].Name, want[1].Count, want[1].TimeZone = "xml", 1, "America/New_York"
+	if diff := cmp.Diff(want, f.WithDefaults().Expectations); diff != "" {
+		t.Errorf("expectations with defaults (-want +got):\n%s", diff)
 	}
 }
