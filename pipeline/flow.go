@@ -34,6 +34,9 @@ type Flow struct {
 	// the slowest sink. The limit is per runner: several runners sharing a
 	// flow each have it.
 	Rate Rate
+	// Notify lists who is told of which files' outcomes and SLA events
+	// (see NotifyRule; package pipeline/notify sends them).
+	Notify []NotifyRule
 	// Pos is where the flow was declared; zero for flows built in Go.
 	Pos Pos
 }
@@ -290,6 +293,7 @@ func (f Flow) Check() error {
 	if err := f.Rate.Check(); err != nil {
 		at(f.Pos, "flow %q: rate: %v", f.Name, err)
 	}
+	f.checkNotify(at)
 	for _, l := range f.Limits() {
 		pos := f.Pos
 		if i, ok := l.sink(); ok {
