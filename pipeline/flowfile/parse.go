@@ -739,7 +739,7 @@ func (p *parser) scalar(n *yaml.Node, secret bool) (any, bool) {
 // The flow's own keys and settings. Settings are parsed with
 // pipeline.Field, like connector fields, so their messages match.
 var (
-	topKeys      = []string{"name", "source", "stages", "sinks", "bus", "schedule", "rate"}
+	topKeys      = []string{"name", "source", "stages", "sinks", "bus", "schedule", "rate", "notify"}
 	scheduleKeys = []string{"cron", "time_zone", "windows", "holidays"}
 	sinkKeys     = []string{"name", "parallelism", "files", "retry", "rate", "checksum"}
 	retryKeys    = []string{"attempts", "initial", "max"}
@@ -795,7 +795,8 @@ func (p *parser) flow(root *yaml.Node) *pipeline.Flow {
 		return nil
 	}
 	f := &pipeline.Flow{Pos: p.pos(top)}
-	var haveName, haveSource, haveSinks bool
+	var haveName, haveSource, haveSinks, sinksClean bool
+	var rules []*parsedRule
 	for _, e := range p.pairs(top) {
 		switch e.key {
 		case "name":
@@ -808,13 +809,18 @@ func (p *parser) flow(root *yaml.Node) *pipeline.Flow {
 			f.Stages = p.stages(e)
 		case "sinks":
 			haveSinks = true
+			before := len(p.errs)
 			f.Sinks = p.sinks(e)
+			sinksClean = len(p.errs) == before
 		case "bus":
 			f.Bus = p.bus(e)
 		case "schedule":
 			f.Schedule = p.schedule(e)
 		case "rate":
 			f.Rate = p.rate(e, "rate")
+		case "notify":
+			rules = p.notify(e)
+			f.Notify = notifyRules(rules)
 		default:
 			p.errorf(e.k, "unknown key %q (known: %s)", e.key, strings.Join(topKeys, ", "))
 		}
@@ -827,6 +833,9 @@ func (p *parser) flow(root *yaml.Node) *pipeline.Flow {
 	}
 	if !haveSinks {
 		p.errorf(top, `missing sinks: add "sinks:" with at least one sink (known: %s)`, p.known(pipeline.KindSink))
+	}
+	if sinksClean && p.stop == nil {
+		p.notifySinks(f, rules)
 	}
 	return f
 }
@@ -1511,6 +1520,9 @@ func (p *parser) report(f *pipeline.Flow, err error) {
 	places := []pipeline.Pos{f.Pos}
 	for _, s := range f.Sinks {
 		places = append(places, s.Pos)
+	}
+	for _, r := range f.Notify {
+		places = append(places, r.Pos)
 	}
 	for _, e := range errs {
 		msg, pos := e.Error(), f.Pos
