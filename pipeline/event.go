@@ -72,6 +72,10 @@ type Event struct {
 	// By names who asked (a replay: the user or program).
 	By     string `json:"by,omitempty"`
 	Detail string `json:"detail,omitempty"`
+	// Sinks holds each sink's result for EventAcked, by sink name, when
+	// the engine has them (Outcome.Sinks): notifications narrowed to some
+	// sinks read it.
+	Sinks map[string]SinkResult `json:"sinks,omitempty"`
 }
 
 // EventSink receives a flow's events. Emit is called from the engine's

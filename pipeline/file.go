@@ -85,6 +85,6 @@ type Outcome struct {
 
 // SinkResult is one sink's part of an Outcome.
 type SinkResult struct {
-	Committed bool
-	Error     string // why the delivery failed; empty when Committed
+	Committed bool   `json:"committed"`
+	Error     string `json:"error,omitempty"` // why the delivery failed; empty when Committed
 }

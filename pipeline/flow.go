@@ -45,6 +45,9 @@ type Flow struct {
 	// the engine records it, so a runner killed in between emits it again
 	// after its restart.
 	Events []EventSink
+	// Notify lists who is told of which files' outcomes and SLA events
+	// (see NotifyRule; package pipeline/notify sends them).
+	Notify []NotifyRule
 	// Pos is where the flow was declared; zero for flows built in Go.
 	Pos Pos
 }
@@ -319,6 +322,7 @@ func (f Flow) Check() error {
 		at(f.Pos, "flow %q: rate: %v", f.Name, err)
 	}
 	errs = append(errs, f.checkExpectations()...)
+	f.checkNotify(at)
 	for _, l := range f.Limits() {
 		pos := f.Pos
 		if i, ok := l.sink(); ok {

@@ -53,7 +53,7 @@ func TestValidate(t *testing.T) {
 		}
 		want := []string{
 			`bad.yaml:3:3: unknown source connector "nosuch" (known: local, s3, thru)`,
-			`bad.yaml:8:1: unknown key "colour" (known: name, source, stages, sinks, bus, schedule, rate, audit, expect)`,
+			`bad.yaml:8:1: unknown key "colour" (known: name, source, stages, sinks, bus, schedule, rate, audit, expect, notify)`,
 			`reading flow file: open missing.yaml: no such file or directory`,
 		}
 		if got := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n"); !equalLines(got, want) {
@@ -76,7 +76,7 @@ func TestValidate(t *testing.T) {
 			t.Errorf("exit %d, stdout %q; want 1, nothing", exit, stdout)
 		}
 		want := `bad.yaml:3:3: unknown source connector "nosuch" (known: local, s3, thru)` + "\n" +
-			`bad.yaml:8:1: unknown key "colour" (known: name, source, stages, sinks, bus, schedule, rate, audit, expect)` + "\n" +
+			`bad.yaml:8:1: unknown key "colour" (known: name, source, stages, sinks, bus, schedule, rate, audit, expect, notify)` + "\n" +
 			"runner: 1 flow file is invalid; nothing was started\n"
 		if stderr != want {
 			t.Errorf("stderr:\n%s\nwant:\n%s", stderr, want)

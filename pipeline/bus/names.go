@@ -40,6 +40,22 @@ func (n Names) AliveSubject(run string) string {
 	return "mft." + n.Flow + ".alive." + hex.EncodeToString(h[:8])
 }
 
+// NotifyStream holds the flow's notifications until they are sent
+// (package pipeline/notify).
+func (n Names) NotifyStream() string { return "MFT_" + n.Flow + "_NOTIFY" }
+
+// NotifySubject is where notifications wait for the target with id target.
+func (n Names) NotifySubject(target string) string { return "mft." + n.Flow + ".notify." + target }
+
+// NotifyConsumer is the durable work-queue consumer that sends target's
+// notifications.
+func (n Names) NotifyConsumer(target string) string { return "notify_" + target }
+
+// NotifyBucket is the KV bucket of the state of the flow's notification
+// targets (failing since, last error, given up). Its name does not start
+// with BucketPrefix: it is not a flow's state bucket.
+func (n Names) NotifyBucket() string { return "mftnotify_" + n.Flow }
+
 // Consumer is the durable work-queue consumer of sink's tasks.
 func (n Names) Consumer(sink string) string { return "sink_" + sink }
 

@@ -60,6 +60,37 @@
 // windows ("Mon-Fri", "Sat,Sun"). warn_before must be shorter than the
 // shortest period, daylight-saving days included.
 //
+//	notify:                     # optional, at most 32 rules (pipeline.NotifyRule)
+//	  - on: [failed, mixed]     # passed, failed, mixed, sla_warning, sla_missed, sla_met
+//	    sinks: [archive]        # optional: only outcomes that concern these sinks
+//	    webhook:                # or email:, exactly one
+//	      url: https://hooks.example.com/mftflow
+//	      secret: ${HOOK_SECRET}   # optional: signs the body (X-Mftflow-Signature)
+//	      headers: {X-Team: ops}   # optional; values are treated as secrets
+//	      timeout: 10s          # per attempt, at most 5m
+//	  - on: [failed]
+//	    email:
+//	      server: smtp.example.com:587   # host:port, or host for the TLS mode's port
+//	      tls: starttls         # starttls (default), tls, or none (localhost only)
+//	      user: ops             # user and password: both or neither
+//	      password: ${SMTP_PASSWORD}
+//	      from: mftflow@example.com
+//	      to: [ops@example.com]
+//	      subject: "{flow}: {outcome} {name}"   # also {size}, {sink}, {file_id}, {detail}
+//	      timeout: 30s
+//
+// Notify: each rule names the events it is told of and one target, a
+// webhook or an e-mail (package pipeline/notify sends them and describes
+// what they carry). With sinks, a passed file is told only if it
+// committed at one of them, a failed or mixed one only if its delivery to
+// one of them failed; the names must be sinks of the flow (a sink without
+// a name is named after its connector). Problems are reported at the value
+// at fault: an unknown event or sink at its list item, a webhook URL that
+// is not http or https (quoted by its scheme only: a URL may hold a
+// token), a header mftflow sets itself, tls: none for a server that is not
+// on this machine, a user without a password, a bad address. The values
+// of secret, password and headers are never shown.
+//
 // Rate: a bandwidth limit in bytes per second, written as rclone's
 // --bwlimit: a size ("10M", "512KiB", "10MB"; "off" or 0 for none), or a
 // timetable of "HH:MM,LIMIT" entries in order through the day ("08:00,10M
@@ -209,6 +240,8 @@
 //	flow.yaml:3:5: unknown sink connector "lcoal" (known: local, memory, s3)
 //	flow.yaml:7:14: local sink: field "fsync": want true or false, got string maybe
 //	flow.yaml:9:3: unknown key "sinkz" (known: name, source, stages, sinks, bus, schedule, rate, expect)
+//
+//	flow.yaml:9:3: unknown key "sinkz" (known: name, source, stages, sinks, bus, schedule, rate, notify)
 //
 // The YAML parser gives lines but no columns for syntax errors; those are
 // reported at column 1, or at the start of the line for a mis-indented line.

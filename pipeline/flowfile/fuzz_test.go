@@ -21,6 +21,11 @@ func FuzzParse(f *testing.F) {
 	for _, tt := range errorCases {
 		f.Add(tt.in)
 	}
+	for _, tt := range notifyErrorCases {
+		f.Add(tt.in)
+	}
+	f.Add(lines("name: x", srcOK, notifySinks, "notify: [{on: failed, sinks: [partner], webhook: {url: 'http://h', secret: '${SECRET}'}},",
+		"  {on: [passed, sla_met], email: {server: 'localhost:2525', tls: none, from: a@b.c, to: d@e.f}}]"))
 	f.Add(lines("name: x", "source: {local: {path: ${IN:./in}}}", "sinks: [{local: {path: '${OUT}', part_size: ${SIZE}}, retry: {attempts: ${N}}}]"))
 	f.Add(lines("name: x", "source: {local: &l {path: a}}", "sinks:", "  - local: {<<: *l, fsync: true}", "  - local: *l", "    name: b"))
 	f.Add(lines("name: x", "source: {s3: {bucket: b, secret_key: k}}", "stages: [match: {include: a}, compress: ~]", "sinks: [memory: {}]", "bus: {chunk_size: 4KiB, compression: none, retention: 1s}"))

@@ -740,7 +740,7 @@ func (p *parser) scalar(n *yaml.Node, secret bool) (any, bool) {
 // The flow's own keys and settings. Settings are parsed with
 // pipeline.Field, like connector fields, so their messages match.
 var (
-	topKeys      = []string{"name", "source", "stages", "sinks", "bus", "schedule", "rate", "audit", "expect"}
+	topKeys      = []string{"name", "source", "stages", "sinks", "bus", "schedule", "rate", "audit", "expect", "notify"}
 	auditKeys    = []string{"max_age", "max_bytes"}
 	scheduleKeys = []string{"cron", "time_zone", "windows", "holidays"}
 	expectKeys   = []string{"name", "files", "by", "time_zone", "count", "warn_before", "holidays"}
@@ -800,8 +800,9 @@ func (p *parser) flow(root *yaml.Node) *pipeline.Flow {
 		return nil
 	}
 	f := &pipeline.Flow{Pos: p.pos(top)}
-	var haveName, haveSource, haveSinks bool
+	var haveName, haveSource, haveSinks, sinksClean bool
 	var expect *pair
+	var rules []*parsedRule
 	for _, e := range p.pairs(top) {
 		switch e.key {
 		case "name":
@@ -814,7 +815,9 @@ func (p *parser) flow(root *yaml.Node) *pipeline.Flow {
 			f.Stages = p.stages(e)
 		case "sinks":
 			haveSinks = true
+			before := len(p.errs)
 			f.Sinks = p.sinks(e)
+			sinksClean = len(p.errs) == before
 		case "bus":
 			f.Bus = p.bus(e)
 		case "schedule":
@@ -825,6 +828,9 @@ func (p *parser) flow(root *yaml.Node) *pipeline.Flow {
 			f.Audit = p.audit(e)
 		case "expect":
 			expect = &e // after the schedule, whose zone is the default
+		case "notify":
+			rules = p.notify(e)
+			f.Notify = notifyRules(rules)
 		default:
 			p.errorf(e.k, "unknown key %q (known: %s)", e.key, strings.Join(topKeys, ", "))
 		}
@@ -840,6 +846,9 @@ func (p *parser) flow(root *yaml.Node) *pipeline.Flow {
 	}
 	if !haveSinks {
 		p.errorf(top, `missing sinks: add "sinks:" with at least one sink (known: %s)`, p.known(pipeline.KindSink))
+	}
+	if sinksClean && p.stop == nil {
+		p.notifySinks(f, rules)
 	}
 	return f
 }
@@ -1684,6 +1693,9 @@ func (p *parser) report(f *pipeline.Flow, err error) {
 	}
 	for _, x := range f.Expectations {
 		places = append(places, x.Pos)
+	}
+	for _, r := range f.Notify {
+		places = append(places, r.Pos)
 	}
 	for _, e := range errs {
 		msg, pos := e.Error(), f.Pos

@@ -233,7 +233,7 @@ var errorCases = []struct {
 		in:   lines("name: x", srcOK, "sinkz: [memory: {}]"),
 		want: lines(
 			`f.yaml:1:1: missing sinks: add "sinks:" with at least one sink (known: local, memory, s3)`,
-			`f.yaml:3:1: unknown key "sinkz" (known: name, source, stages, sinks, bus, schedule, rate, audit, expect)`,
+			`f.yaml:3:1: unknown key "sinkz" (known: name, source, stages, sinks, bus, schedule, rate, audit, expect, notify)`,
 		),
 	},
 	{
@@ -673,7 +673,7 @@ var errorCases = []struct {
 		name: "keys are not substituted",
 		in:   lines("name: x", srcOK, sinksOK, "${KEY}: 1"),
 		env:  map[string]string{"KEY": "bus"},
-		want: `f.yaml:4:1: unknown key "${KEY}" (known: name, source, stages, sinks, bus, schedule, rate, audit, expect)`,
+		want: `f.yaml:4:1: unknown key "${KEY}" (known: name, source, stages, sinks, bus, schedule, rate, audit, expect, notify)`,
 	},
 
 	// Anchors, aliases and merge keys.
