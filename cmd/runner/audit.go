@@ -5,54 +5,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
 	"path"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/audit"
 )
-
-// openTrails opens the audit trail of each flow that asks for one and adds
-// it to the flow's events; the returned func stores what is queued and
-// closes them.
-func openTrails(ctx context.Context, nc *nats.Conn, flows []*pipeline.Flow, replicas int, log *slog.Logger) (func(), error) {
-	var trails []*audit.Trail
-	closeAll := func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		for _, t := range trails {
-			if err := t.Close(cctx); err != nil {
-				log.Error("closing the audit trail", "err", err)
-			}
-		}
-	}
-	host, _ := os.Hostname()
-	for _, f := range flows {
-		if f.Audit == nil {
-			continue
-		}
-		js, err := jetstream.New(nc)
-		if err != nil {
-			return closeAll, err
-		}
-		t, err := audit.Open(ctx, js, f.Name, audit.Options{Runner: fmt.Sprintf("%s/%d", host, os.Getpid()),
-			Replicas: replicas, MaxAge: f.Audit.MaxAge, MaxBytes: f.Audit.MaxBytes, Logger: log})
-		if err != nil {
-			closeAll()
-			return func() {}, fmt.Errorf("flow %s: %w", f.Name, err)
-		}
-		trails = append(trails, t)
-		f.Events = append(f.Events, t)
-	}
-	return closeAll, nil
-}
 
 type auditOptions struct {
 	flow, file, name string

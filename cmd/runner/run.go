@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/mftflow/mftflow/pipeline"
@@ -253,11 +254,15 @@ func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	closeTrails, err := openTrails(ctx, c.nc, flows, o.replicas, log)
+	js, err := jetstream.New(c.nc)
 	if err != nil {
 		return &exitError{exitErr, err.Error()}
 	}
-	defer closeTrails()
+	obs, err := openObservers(ctx, js, flows, o.replicas, metrics, log)
+	if err != nil {
+		return &exitError{exitErr, err.Error()}
+	}
+	defer obs.close()
 
 	var runs []*engine.Run
 	for _, f := range flows {
@@ -273,6 +278,10 @@ func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 				msg = "flow " + f.Name + ": " + msg
 			}
 			return &exitError{exitErr, "starting " + msg}
+		}
+		if err := obs.started(ctx, f); err != nil {
+			stopRuns(append(runs, r), make([]bool, len(runs)+1), o.grace, log)
+			return &exitError{exitErr, fmt.Sprintf("starting flow %s: %v", f.Name, err)}
 		}
 		log.Info("flow started", "flow", f.Name, "nats", c.where)
 		runs = append(runs, r)

@@ -19,6 +19,8 @@ import (
 	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/bus"
 	"github.com/mftflow/mftflow/pipeline/engine"
+	"github.com/mftflow/mftflow/pipeline/notify"
+	"github.com/mftflow/mftflow/pipeline/sla"
 )
 
 type statusOptions struct {
@@ -92,19 +94,20 @@ func showStatus(g *globalOptions, o *statusOptions) error {
 			flows[i].Files = failedFiles(flows[i].Files)
 		}
 	}
+	reports, err := withObservers(ctx, js, flows)
+	if err != nil {
+		return &exitError{exitErr, fmt.Sprintf("reading state from %s: %v", c.where, err)}
+	}
 	if o.asJSON {
-		if flows == nil {
-			flows = []engine.FlowStatus{}
-		}
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(flows)
+		return enc.Encode(reports)
 	}
 	if len(flows) == 0 {
 		fmt.Fprintf(g.stdout, "no flows in %s\n", c.where)
 		return nil
 	}
-	return writeStatus(g.stdout, flows, o.failed)
+	return writeStatus(g.stdout, reports, o.failed)
 }
 
 // failedFiles keeps the files with a failed delivery or that failed before
@@ -125,8 +128,9 @@ func failedFiles(files []engine.FileStatus) []engine.FileStatus {
 
 // writeStatus prints, per flow, a line counting its files, a table of its
 // sinks and, when listFailed is set, its failed deliveries.
-func writeStatus(w io.Writer, flows []engine.FlowStatus, listFailed bool) error {
-	for i, fs := range flows {
+func writeStatus(w io.Writer, flows []flowReport, listFailed bool) error {
+	for i, fr := range flows {
+		fs := fr.FlowStatus
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
@@ -142,6 +146,7 @@ func writeStatus(w io.Writer, flows []engine.FlowStatus, listFailed bool) error 
 			}
 			fmt.Fprintln(w)
 		}
+		writeObservers(w, fr)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  SINK\tIN FLIGHT\tCOMMITTED\tFAILED\tSKIPPED")
 		var failed []string
@@ -273,4 +278,60 @@ func shownName(name string) string {
 		}
 	}
 	return name
+}
+
+// flowReport is a flow's status with its arrival SLAs and notifications.
+type flowReport struct {
+	engine.FlowStatus
+	SLA    []sla.Status          `json:"sla,omitempty"`
+	Notify []notify.TargetStatus `json:"notify,omitempty"`
+}
+
+// withObservers adds each flow's SLA and notification state to its status.
+func withObservers(ctx context.Context, js jetstream.JetStream, flows []engine.FlowStatus) ([]flowReport, error) {
+	out := make([]flowReport, 0, len(flows))
+	for _, fs := range flows {
+		r := flowReport{FlowStatus: fs}
+		kv, err := js.KeyValue(ctx, bus.Names{Flow: fs.Flow}.Bucket())
+		if err != nil {
+			return nil, err
+		}
+		exps, err := loadExpectations(ctx, kv)
+		if err == nil && len(exps) > 0 {
+			r.SLA, err = sla.ReadStatus(ctx, sla.NewKVStore(kv), exps, time.Now())
+		}
+		if err != nil {
+			return nil, fmt.Errorf("flow %s: arrival SLAs: %w", fs.Flow, err)
+		}
+		if r.Notify, err = notify.Inspect(ctx, js, fs.Flow); err != nil {
+			return nil, fmt.Errorf("flow %s: notifications: %w", fs.Flow, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// writeObservers prints a line per expectation and per notification target.
+func writeObservers(w io.Writer, r flowReport) {
+	at := func(t time.Time) string { return t.Local().Format(time.RFC3339) }
+	for _, s := range r.SLA {
+		fmt.Fprintf(w, "  expect %s (%s): %s", s.Name, s.Files, s.State)
+		if s.State == sla.StateMissed {
+			fmt.Fprintf(w, " the deadline %s (%d of %d arrived); a late file clears it", at(s.MissedDeadline), s.MissedArrived, s.Expected)
+		}
+		if !s.Deadline.IsZero() {
+			fmt.Fprintf(w, "; %d of %d by %s", s.Arrived, s.Expected, at(s.Deadline))
+		}
+		fmt.Fprintln(w)
+	}
+	for _, n := range r.Notify {
+		fmt.Fprintf(w, "  notify %s %s: %d pending", n.Channel, n.Endpoint, n.Pending)
+		if n.Failing {
+			fmt.Fprintf(w, ", failing since %s (%d attempts): %s", at(n.Since), n.Failures, n.LastError)
+		}
+		if n.GivenUp > 0 {
+			fmt.Fprintf(w, ", %d given up", n.GivenUp)
+		}
+		fmt.Fprintln(w)
+	}
 }

@@ -33,7 +33,7 @@ func statusFixture() []engine.FlowStatus {
 
 func TestWriteStatus(t *testing.T) {
 	var b bytes.Buffer
-	if err := writeStatus(&b, statusFixture(), false); err != nil {
+	if err := writeStatus(&b, reportsOf(statusFixture()), false); err != nil {
 		t.Fatal(err)
 	}
 	want := `flow orders: 4 files (1 done, 1 in progress, 2 failed before delivery)
@@ -54,7 +54,7 @@ func TestWriteStatusFailed(t *testing.T) {
 		t.Fatalf("failedFiles kept %d files, want a.csv, c.csv and d\tname", len(flows[0].Files))
 	}
 	var b bytes.Buffer
-	if err := writeStatus(&b, flows, true); err != nil {
+	if err := writeStatus(&b, reportsOf(flows), true); err != nil {
 		t.Fatal(err)
 	}
 	want := `flow orders
@@ -76,7 +76,7 @@ func TestWriteStatusFailed(t *testing.T) {
 func TestWriteStatusNothingFailed(t *testing.T) {
 	flows := []engine.FlowStatus{{Flow: "orders", Sinks: []engine.SinkCounts{{Sink: "s3", Committed: 1}}}}
 	var b bytes.Buffer
-	if err := writeStatus(&b, flows, true); err != nil {
+	if err := writeStatus(&b, reportsOf(flows), true); err != nil {
 		t.Fatal(err)
 	}
 	want := `flow orders
@@ -87,4 +87,12 @@ func TestWriteStatusNothingFailed(t *testing.T) {
 	if b.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
 	}
+}
+
+func reportsOf(flows []engine.FlowStatus) []flowReport {
+	out := make([]flowReport, len(flows))
+	for i, f := range flows {
+		out[i] = flowReport{FlowStatus: f}
+	}
+	return out
 }

@@ -295,7 +295,7 @@ func (r *Run) ack(item pipeline.Item, out pipeline.Outcome, log logger) {
 	// Said before the source is told: a source that deletes the file
 	// will not offer it again to a runner killed right after.
 	r.emit(pipeline.Event{Kind: pipeline.EventAcked, FileID: bus.FileID(r.flow.Name, item.File().Key), Name: item.File().Name,
-		Outcome: out.Status.String(), Detail: out.Message})
+		Outcome: out.Status.String(), Detail: out.Message, Sinks: out.Sinks})
 	for attempt := 1; ; attempt++ {
 		err := item.Ack(r.hard, out)
 		if err == nil {
