@@ -103,7 +103,6 @@ func waitLogged(t *testing.T, limit time.Duration, what string, logs func() stri
 	}
 }
 
-
 // TestArrivalSLAInStatus: a flow's expectation counts the file the source
 // offered, and status shows it with the period's deadline.
 func TestArrivalSLAInStatus(t *testing.T) {
