@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/pipeline/audit"
 	"github.com/mftflow/mftflow/pipeline/bus"
 	"github.com/mftflow/mftflow/pipeline/engine"
 	"github.com/mftflow/mftflow/testkit/ftpd"
@@ -594,10 +595,10 @@ func tailAll(paths []string) string {
 	return b.String()
 }
 
-// checkCrashAudit reads the audit trail after the kills: it verifies, and
-// no file lacks a step: each one was read, committed at every sink and
-// acked passed. (Steps done again after a kill may be stored again when
-// their first record lies beyond what a restarted runner recalls.)
+// checkCrashAudit reads the audit trail after the kills: it verifies, no
+// file lacks a step (each one was discovered, read, committed at every
+// sink and acked passed), and no step is stored twice, though a killed
+// runner's successor does again what it left unrecorded.
 func checkCrashAudit(t *testing.T, dir, data string, files map[string]string) {
 	t.Helper()
 	out, errOut, exit := runRunner(t, dir, "audit", "verify", "--flow", "crash", "--data", data)
@@ -610,10 +611,19 @@ func checkCrashAudit(t *testing.T, dir, data string, files map[string]string) {
 	}
 	steps := map[string]map[string]bool{}
 	nsinks := map[string]bool{}
+	seen := map[string]bool{}
+	twice := 0
 	for line := range strings.Lines(out) {
 		var ev pipeline.Event
 		if err := json.Unmarshal([]byte(line), &ev); err != nil {
 			t.Fatalf("audit export line %q: %v", line, err)
+		}
+		if id := audit.Identity(ev); seen[id] {
+			if twice++; twice <= 5 {
+				t.Errorf("stored twice: %+v", ev)
+			}
+		} else {
+			seen[id] = true
 		}
 		if steps[ev.Name] == nil {
 			steps[ev.Name] = map[string]bool{}
@@ -642,5 +652,8 @@ func checkCrashAudit(t *testing.T, dir, data string, files map[string]string) {
 	}
 	if bad > 5 {
 		t.Errorf("... %d steps missing in all", bad)
+	}
+	if twice > 5 {
+		t.Errorf("... %d events stored twice in all", twice)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,9 +41,10 @@ type Options struct {
 	// records go first.
 	MaxAge   time.Duration
 	MaxBytes int64
-	// Recall is how many of the trail's last records are read when it
-	// opens, for the identities of the events they hold; default 256.
-	Recall int
+	// Recall is how far back the trail's records are read when it opens,
+	// for the identities of the events they hold (default 15m): a runner
+	// killed and started again within it stores nothing twice.
+	Recall time.Duration
 	// Wait bounds how long Emit waits for its event to be stored; default
 	// 10s. The event stays queued after it.
 	Wait   time.Duration
@@ -112,7 +114,7 @@ func Bind(ctx context.Context, js jetstream.JetStream, flow string, o Options) (
 
 func start(ctx context.Context, js jetstream.JetStream, st jetstream.Stream, flow string, o Options) (*Trail, error) {
 	if o.Recall == 0 {
-		o.Recall = 256
+		o.Recall = 15 * time.Minute
 	}
 	if o.Wait == 0 {
 		o.Wait = 10 * time.Second
@@ -164,26 +166,26 @@ func cmpOr(v, fallback int64) int64 {
 }
 
 // recall reads the end of the chain and the identities of the events in
-// the trail's last records.
+// the records of the last Options.Recall.
 func (t *Trail) recall(ctx context.Context) error {
-	info, err := t.stream.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("reading the audit stream %s: %w", t.names.AuditStream(), err)
+	last, err := t.stream.GetLastMsgForSubject(ctx, t.names.AuditSubject())
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil // a new trail
+	} else if err != nil {
+		return fmt.Errorf("reading the end of the audit stream %s: %w", t.names.AuditStream(), err)
 	}
-	last := info.State.LastSeq
-	first := max(info.State.FirstSeq, last-min(last, uint64(t.o.Recall))+1)
-	for seq := first; last > 0 && seq <= last; seq++ {
-		raw, err := t.stream.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue // removed: Verify reports it
-		} else if err != nil {
-			return fmt.Errorf("reading audit record %d: %w", seq, err)
-		}
-		if err := t.learn(raw.Sequence, raw.Data); err != nil {
-			return err
-		}
+	if err := t.learn(last.Sequence, last.Data); err != nil {
+		return err
 	}
-	return nil
+	since := time.Now().Add(-t.o.Recall)
+	return Walk(ctx, t.js, t.names.Flow, since, func(s Stored) bool {
+		if s.Err == nil {
+			for _, ev := range s.Events {
+				t.seen.note(ev)
+			}
+		}
+		return s.Seq < last.Sequence
+	})
 }
 
 // learn takes a stored record as the end of the chain and remembers its
@@ -213,7 +215,10 @@ func Identity(ev pipeline.Event) string {
 	if ev.Kind == pipeline.EventCommitted {
 		attempt = 0 // a commit done again by the next attempt is the same commit
 	}
-	parts := []string{string(ev.Kind), ev.FileID, ev.Sink, strconv.Itoa(attempt), strconv.Itoa(ev.Part), ev.Outcome, ev.Name, ev.SHA256}
+	// A name is stored as JSON, which holds only UTF-8: the identity of
+	// an event read back must be the one it was stored with.
+	name := strings.ToValidUTF8(ev.Name, "\uFFFD")
+	parts := []string{string(ev.Kind), ev.FileID, ev.Sink, strconv.Itoa(attempt), strconv.Itoa(ev.Part), ev.Outcome, name, ev.SHA256}
 	switch ev.Kind {
 	case pipeline.EventDiscovered:
 		// Each runner that is offered the file says so: a restarted

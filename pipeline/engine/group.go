@@ -396,7 +396,7 @@ func (r *Run) deliverGroup(ctx context.Context, s *sinkRun, gid string, task uin
 		return nil
 	}
 	owner := recv.V.Owner
-	a := &groupAttempt{r: r, s: s, log: log, states: maps.Clone(recv.V.Files)}
+	a := &groupAttempt{r: r, s: s, log: log, states: maps.Clone(recv.V.Files), attempt: recv.V.Attempts}
 	if a.states == nil {
 		a.states = map[string]bus.MemberDelivery{}
 	}
@@ -459,6 +459,7 @@ type groupAttempt struct {
 	failed  int                           // members that failed in this attempt
 	again   int                           // of those, the ones to be tried again
 	lastErr error
+	attempt int // the group delivery's attempt, counted on the bus
 }
 
 // fail notes a failed attempt at member m: final when the error is
@@ -497,13 +498,6 @@ func (a *groupAttempt) settle(m bus.Member, state string, size int64) {
 	a.states[m.ID] = md
 }
 
-// attemptOf numbers the attempt at member id: one more than its failures.
-func (a *groupAttempt) attemptOf(id string) int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.states[id].Failures + 1
-}
-
 // state returns member id's state.
 func (a *groupAttempt) state(id string) string {
 	a.mu.Lock()
@@ -533,7 +527,7 @@ func (a *groupAttempt) writeAll(ctx context.Context, members []bus.Member, conte
 	if a.s.emit != nil && len(todo) > 0 {
 		evs := make([]pipeline.Event, len(todo))
 		for i, m := range todo {
-			evs[i] = pipeline.Event{Kind: pipeline.EventAttempt, FileID: m.ID, Name: m.Name, Sink: a.s.spec.Name, Attempt: a.attemptOf(m.ID)}
+			evs[i] = pipeline.Event{Kind: pipeline.EventAttempt, FileID: m.ID, Name: m.Name, Sink: a.s.spec.Name, Attempt: a.attempt}
 		}
 		a.s.emit(evs...)
 	}
@@ -642,7 +636,7 @@ func (a *groupAttempt) commitAll(ctx context.Context, open []opened, tried []bus
 			a.abort([]opened{o}, err)
 			a.fail(o.m, err)
 		default:
-			a.s.emitFor(withFile(ctx, o.m.ID, o.m.Name), pipeline.Event{Kind: pipeline.EventCommitted, Attempt: a.attemptOf(o.m.ID), Location: locationOf(o.up)})
+			a.s.emitFor(withFile(ctx, o.m.ID, o.m.Name), pipeline.Event{Kind: pipeline.EventCommitted, Attempt: a.attempt, Location: locationOf(o.up)})
 			a.settle(o.m, bus.DeliveryCommitted, o.m.Size)
 			committed.Add(1)
 			a.log.Info("delivered", "file", o.m.Name, "bytes", o.m.Size)
