@@ -36,7 +36,8 @@ bus:
 `
 
 // BenchmarkLocalToLocal moves each workload local → local with the runner,
-// its bytes on the bus and read by reference (runner-reference), next to
+// with its audit trail on (runner-audit), its bytes on the bus and read by
+// reference (runner-reference), next to
 // the baselines of the same run: io.Copy of the same files, the
 // raw JetStream ceiling for the same bytes (busCeiling), and rclone copyto
 // (one file, 4 streams) or rclone copy --transfers 8 (many files).
@@ -54,6 +55,11 @@ func BenchmarkLocalToLocal(b *testing.B) {
 		b.Run("runner", func(b *testing.B) {
 			measure(b, w, func(work string) []string {
 				return runnerCommand(b, bin, work, fmt.Sprintf(localFlow, in, filepath.Join(work, "out"), "s2"))
+			})
+		})
+		b.Run("runner-audit", func(b *testing.B) {
+			measure(b, w, func(work string) []string {
+				return runnerCommand(b, bin, work, fmt.Sprintf(localFlow, in, filepath.Join(work, "out"), "s2")+"audit: {}\n")
 			})
 		})
 		b.Run("runner-reference", func(b *testing.B) {

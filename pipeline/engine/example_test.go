@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -110,4 +111,53 @@ func ExampleRun_Stop() {
 	}
 	fmt.Printf("%q\n", sink.Files()["late.txt"])
 	// Output: "arrived while running\n"
+}
+
+// A program follows every step of its flow's files in Go: Flow.Events
+// gets the same events the runner's audit trail and notifications get.
+func ExampleEngine_Start_events() {
+	dir, _ := os.MkdirTemp("", "mftflow-example")
+	defer os.RemoveAll(dir)
+	srv, err := bus.StartEmbedded(dir)
+	if err != nil {
+		panic(err)
+	}
+	defer srv.Shutdown()
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		panic(err)
+	}
+	defer nc.Close()
+
+	source := testkit.NewMemorySource(map[string][]byte{"orders.csv": []byte("id,amount\n1,12.50\n")}, true)
+	var mu sync.Mutex
+	var steps []string
+	onEvent := pipeline.EventFunc(func(ev pipeline.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		steps = append(steps, strings.Join(strings.Fields(fmt.Sprintf("%s %s %s", ev.Kind, ev.Sink, ev.Outcome)), " "))
+	})
+	eng, err := engine.New(nc, engine.Options{})
+	if err != nil {
+		panic(err)
+	}
+	run, err := eng.Start(context.Background(), pipeline.Flow{
+		Name:   "events",
+		Source: pipeline.SourceOf(source),
+		Sinks:  []pipeline.SinkSpec{pipeline.SinkOf("partner", testkit.NewMemorySink())},
+		Events: []pipeline.EventSink{onEvent},
+	})
+	if err != nil {
+		panic(err)
+	}
+	if err := run.Wait(); err != nil {
+		panic(err)
+	}
+	fmt.Println(strings.Join(steps, "\n"))
+	// Output:
+	// discovered
+	// read
+	// attempt partner
+	// committed partner
+	// acked passed
 }

@@ -138,7 +138,10 @@ func run(in io.Reader, out io.Writer) error {
 		var ratios []string
 		if isRunner(k.tool) {
 			for _, b := range order {
-				if b.bench == k.bench && b.workload == k.workload && !isRunner(b.tool) {
+				// A variant of the runner (runner-audit...) is also set
+				// against the plain runner: what the variant costs.
+				variant := k.tool != "runner" && b.tool == "runner"
+				if b.bench == k.bench && b.workload == k.workload && (!isRunner(b.tool) || variant) {
 					if base := median(data[b]["MB/s"]); base > 0 {
 						ratios = append(ratios, fmt.Sprintf("%.2f× %s", median(s["MB/s"])/base, b.tool))
 					}
