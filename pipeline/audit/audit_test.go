@@ -164,7 +164,7 @@ func TestVerifyNamesTheBrokenLink(t *testing.T) {
 		js := connect(t)
 		tr := open(t, js, "run-1")
 		for i := range 5 { // one record each: Emit waits for its record
-			tr.Emit(pipeline.Event{Kind: pipeline.EventDiscovered, FileID: fmt.Sprintf("h%d", i)})
+			tr.Emit(pipeline.Event{Kind: pipeline.EventRead, FileID: fmt.Sprintf("h%d", i)})
 		}
 		closeTrail(t, tr)
 		st, err := js.Stream(ctx, "MFT_orders_AUDIT")

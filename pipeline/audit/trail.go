@@ -76,7 +76,18 @@ type Trail struct {
 
 type pending struct {
 	ev     pipeline.Event
+	id     string        // Identity(ev)
+	size   int           // about its size in a record
 	stored chan struct{} // closed once the event is stored (or dropped as stored before)
+}
+
+// sizeOf estimates an event's size in a record, from its strings.
+func sizeOf(ev pipeline.Event) int {
+	n := 300 + len(ev.Name) + len(ev.Error) + len(ev.Detail) + len(ev.Location)
+	for k, r := range ev.Sinks {
+		n += 40 + len(k) + len(r.Error)
+	}
+	return n
 }
 
 // tip is the end of the chain as this trail knows it.
@@ -181,7 +192,7 @@ func (t *Trail) recall(ctx context.Context) error {
 	return Walk(ctx, t.js, t.names.Flow, since, func(s Stored) bool {
 		if s.Err == nil {
 			for _, ev := range s.Events {
-				t.seen.note(ev)
+				t.seen.note(ev, Identity(ev))
 			}
 		}
 		return s.Seq < last.Sequence
@@ -196,7 +207,7 @@ func (t *Trail) learn(seq uint64, data []byte) error {
 		return fmt.Errorf("audit record at stream sequence %d is not a record (%v): run runner audit verify", seq, err)
 	}
 	for _, ev := range r.Events {
-		t.seen.note(ev)
+		t.seen.note(ev, Identity(ev))
 	}
 	t.last = tip{seq: seq, index: r.Index, hash: hashOf(data)}
 	return nil
@@ -228,31 +239,42 @@ func Identity(ev pipeline.Event) string {
 		pipeline.EventSLAWarning, pipeline.EventSLAMissed, pipeline.EventSLAMet:
 		parts = append(parts, ev.Time.UTC().Format(time.RFC3339Nano), ev.Detail)
 	}
-	b, _ := json.Marshal(parts)
-	return hashOf(b)[:32]
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(strconv.Itoa(len(p))))
+		h.Write([]byte{':'})
+		h.Write([]byte(p))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // Emit queues ev and waits until it is stored, at most Options.Wait.
 func (t *Trail) Emit(ev pipeline.Event) { t.EmitAll([]pipeline.Event{ev}) }
 
-// EmitAll is Emit for several events, stored in their order.
+// EmitAll is Emit for several events, stored in their order. It does not
+// wait for discoveries alone: a source offers a file whose discovery was
+// lost in a crash again, and it is discovered again.
 func (t *Trail) EmitAll(evs []pipeline.Event) {
 	if len(evs) == 0 {
 		return
 	}
-	stored := make(chan struct{})
-	t.mu.Lock()
+	ps := make([]pending, len(evs))
+	wait := false
 	for i, ev := range evs {
-		p := pending{ev: ev}
-		if i == len(evs)-1 {
-			p.stored = stored
-		}
-		t.queue = append(t.queue, p)
+		ps[i] = pending{ev: ev, id: Identity(ev), size: sizeOf(ev)}
+		wait = wait || ev.Kind != pipeline.EventDiscovered
 	}
+	stored := make(chan struct{})
+	ps[len(ps)-1].stored = stored
+	t.mu.Lock()
+	t.queue = append(t.queue, ps...)
 	t.mu.Unlock()
 	select {
 	case t.wake <- struct{}{}:
 	default:
+	}
+	if !wait {
+		return
 	}
 	timer := time.NewTimer(t.o.Wait)
 	defer timer.Stop()
@@ -340,13 +362,12 @@ func (t *Trail) appendNext(ctx context.Context) error {
 	var take int
 	size := 0
 	for _, p := range t.queue {
-		b, _ := json.Marshal(p.ev)
-		if take > 0 && size+len(b) > maxRecord {
+		if take > 0 && size+p.size > maxRecord {
 			break
 		}
 		take++
-		size += len(b)
-		if !t.seen.has(p.ev) {
+		size += p.size
+		if !t.seen.has(p.ev.FileID, p.id) {
 			evs = append(evs, p.ev)
 		}
 	}
@@ -359,7 +380,7 @@ func (t *Trail) appendNext(ctx context.Context) error {
 	}
 	t.mu.Lock()
 	for _, p := range batch {
-		t.seen.note(p.ev)
+		t.seen.note(p.ev, p.id)
 		if p.stored != nil {
 			close(p.stored)
 		}
@@ -426,8 +447,8 @@ type recent struct{ cur, old map[string]map[string]bool }
 
 const recentMax = 1 << 15
 
-// note remembers ev as stored.
-func (r *recent) note(ev pipeline.Event) {
+// note remembers ev, whose identity is id, as stored.
+func (r *recent) note(ev pipeline.Event, id string) {
 	if ev.Kind == pipeline.EventReplay {
 		delete(r.cur, ev.FileID)
 		delete(r.old, ev.FileID)
@@ -443,11 +464,10 @@ func (r *recent) note(ev pipeline.Event) {
 		}
 		r.cur[ev.FileID] = ids
 	}
-	ids[Identity(ev)] = true
+	ids[id] = true
 }
 
-// has reports whether an event like ev was stored.
-func (r *recent) has(ev pipeline.Event) bool {
-	id := Identity(ev)
-	return r.cur[ev.FileID][id] || r.old[ev.FileID][id]
+// has reports whether an event of file with identity id was stored.
+func (r *recent) has(file, id string) bool {
+	return r.cur[file][id] || r.old[file][id]
 }
