@@ -2,12 +2,12 @@ package engine
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mftflow/mftflow/pipeline/metric"
 )
 
 // The package doc lists the metrics and what each counts.
@@ -32,6 +32,11 @@ type metrics struct {
 	inFlight                                   *prometheus.GaugeVec
 	refused                                    *prometheus.CounterVec // flow
 	bus                                        *busCollector          // nil without a Registerer
+}
+
+// register registers c, or returns the equal collector registered before.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	return metric.Register(reg, c, "engine metrics")
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -82,22 +87,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the equal collector registered before.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-		return c, fmt.Errorf("engine metrics: %w (the registered collector is a %T, not the engine's %T)", err, are.ExistingCollector, c)
-	}
-	return c, fmt.Errorf("engine metrics: %w", err)
 }
 
 // runMetrics are a run's flow-level series, resolved once per run so that

@@ -1,10 +1,9 @@
 package notify
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mftflow/mftflow/pipeline/metric"
 )
 
 // metrics are a Notifier's collectors (the package doc lists them).
@@ -16,6 +15,11 @@ type metrics struct {
 	sent, attemptFailures, givenUp *prometheus.CounterVec // flow, channel
 	publishFailures                *prometheus.CounterVec // flow
 	pending                        *prometheus.GaugeVec   // flow, channel
+}
+
+// register registers c, or returns the equal collector registered before.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	return metric.Register(reg, c, "notification metrics")
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -44,20 +48,4 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the equal collector registered before.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-		return c, fmt.Errorf("notification metrics: %w (the registered collector is a %T, not a %T)", err, are.ExistingCollector, c)
-	}
-	return c, fmt.Errorf("notification metrics: %w", err)
 }

@@ -1,12 +1,10 @@
 package sla
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/pipeline/metric"
 )
 
 // metrics are a watcher's collectors. Without a Registerer they exist but
@@ -14,6 +12,11 @@ import (
 type metrics struct {
 	state, arrived, deadline *prometheus.GaugeVec
 	warnings, misses, met    *prometheus.CounterVec
+}
+
+// register registers c, or returns the equal collector registered before.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	return metric.Register(reg, c, "sla metrics")
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -47,22 +50,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
-}
-
-// register registers c, or returns the equal collector registered before.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-		return c, fmt.Errorf("sla metrics: %w (the registered collector is a %T, not the watcher's %T)", err, are.ExistingCollector, c)
-	}
-	return c, fmt.Errorf("sla metrics: %w", err)
 }
 
 // count counts a raised event.
