@@ -97,3 +97,8 @@ func (fn EventFunc) Emit(e Event) { fn(e) }
 type Locator interface {
 	Location() string
 }
+
+// WholeLocator is Locator for a WholeWriter sink: where WriteWhole puts f.
+type WholeLocator interface {
+	LocationOf(f File) string
+}

@@ -48,6 +48,7 @@ audit: {max_age: 720h}
 		t.Fatalf("export: exit %d\n%s", exit, stderr)
 	}
 	kinds := map[string][]string{}
+	locations := map[string]string{}
 	seen := map[string]map[string]bool{} // by file; a replay starts anew
 	sc := bufio.NewScanner(strings.NewReader(stdout))
 	for sc.Scan() {
@@ -62,6 +63,9 @@ audit: {max_age: 720h}
 			t.Errorf("stored twice: %+v", ev)
 		}
 		seen[ev.FileID][audit.Identity(ev)] = true
+		if ev.Kind == pipeline.EventCommitted {
+			locations[ev.Name] = ev.Location
+		}
 		step := string(ev.Kind)
 		switch {
 		case ev.Kind == pipeline.EventAttemptFailed:
@@ -92,6 +96,12 @@ audit: {max_age: 720h}
 	for name, w := range want {
 		if got := fmt.Sprint(kinds[name]); got != w {
 			t.Errorf("%s: %s\nwant %s", name, got, w)
+		}
+	}
+
+	for _, name := range []string{"a.csv", "b.csv"} {
+		if want := filepath.Join(dir, "archive", name); locations[name] != want {
+			t.Errorf("%s committed at %q, want %q", name, locations[name], want)
 		}
 	}
 

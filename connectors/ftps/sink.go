@@ -446,3 +446,14 @@ var (
 	_ pipeline.Sink   = (*Sink)(nil)
 	_ pipeline.Upload = (*upload)(nil)
 )
+
+// Location is the file's address once Commit succeeded,
+// ftps://host:port/path; it implements pipeline.Locator.
+func (u *upload) Location() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if !u.committed {
+		return ""
+	}
+	return u.sink.pool.loc(u.target)
+}

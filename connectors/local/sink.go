@@ -313,9 +313,10 @@ type upload struct {
 	committed bool
 	err       error // why it finished, when not committed
 
-	wmu     sync.Mutex
-	lost    bool                // parts written before a restart are gone
-	written pipeline.ByteRanges // byte ranges written since then; only kept when lost
+	wmu      sync.Mutex
+	lost     bool                // parts written before a restart are gone
+	written  pipeline.ByteRanges // byte ranges written since then; only kept when lost
+	location string              // where Commit published the file
 }
 
 func (u *upload) Plan() pipeline.PartPlan {
@@ -469,7 +470,20 @@ func (u *upload) commit(final pipeline.File) error {
 	if err != nil {
 		return err
 	}
+	u.location = name
 	return u.durable(name)
+}
+
+// Location is the path the file was published under (a suffix added by
+// overwrite: rename included), once Commit succeeded; it implements
+// pipeline.Locator.
+func (u *upload) Location() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.location == "" && u.committed {
+		return u.target
+	}
+	return u.location
 }
 
 // durable makes the file published under name durable with fsync (its

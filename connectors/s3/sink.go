@@ -665,6 +665,10 @@ func (u *Upload) record(p types.CompletedPart) {
 	u.mu.Unlock()
 }
 
+// Location is the object's address, s3://BUCKET/KEY; it implements
+// pipeline.Locator.
+func (u *Upload) Location() string { return "s3://" + u.s.cfg.Bucket + "/" + u.key }
+
 // Commit completes the multipart upload, checks the object's size with
 // HeadObject and, when the sha256 was not known at Open, writes it into the
 // object's metadata (see the package documentation). A Commit repeated after
@@ -753,6 +757,16 @@ func (u *Upload) completedParts(size int64) ([]types.CompletedPart, error) {
 // putEmpty writes a 0-byte object.
 func (u *Upload) putEmpty(ctx context.Context, f pipeline.File) error {
 	return u.s.putObject(ctx, u.key, f, nil)
+}
+
+// LocationOf is where WriteWhole puts f, s3://BUCKET/KEY; it implements
+// pipeline.WholeLocator.
+func (s *Sink) LocationOf(f pipeline.File) string {
+	key, err := s.Key(f)
+	if err != nil {
+		return ""
+	}
+	return "s3://" + s.cfg.Bucket + "/" + key
 }
 
 // WriteWhole writes file f, whose bytes are data, with one PutObject and

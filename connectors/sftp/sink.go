@@ -592,3 +592,14 @@ var (
 	_ pipeline.Sink   = (*Sink)(nil)
 	_ pipeline.Upload = (*upload)(nil)
 )
+
+// Location is the file's address once Commit succeeded,
+// sftp://host:port/path; it implements pipeline.Locator.
+func (u *upload) Location() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if !u.committed {
+		return ""
+	}
+	return u.sink.loc(u.target)
+}

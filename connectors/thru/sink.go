@@ -307,6 +307,22 @@ func rewindable(r io.Reader, off, n int64) io.Reader {
 	return r
 }
 
+// Location names what the site holds the file by: "thru:file-code CODE"
+// for a drop-off, "thru:session ID" for an upload session, "thru:simple"
+// for a simple upload (the site's answer names no id); it implements
+// pipeline.Locator.
+func (u *upload) Location() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	switch {
+	case u.s.cfg.Mode == ModeDropOff:
+		return "thru:file-code " + u.st.FileCode
+	case u.st.Simple:
+		return "thru:simple"
+	}
+	return "thru:session " + u.st.Session
+}
+
 func (u *upload) Commit(ctx context.Context, f pipeline.File) error {
 	u.mu.Lock()
 	st := u.st

@@ -498,6 +498,17 @@ func (a *groupAttempt) settle(m bus.Member, state string, size int64) {
 	a.states[m.ID] = md
 }
 
+// locationOf says where the sink put member o, if it says.
+func (a *groupAttempt) locationOf(o opened) string {
+	if o.up != nil {
+		return locationOf(o.up)
+	}
+	if l, ok := a.s.sink.(pipeline.WholeLocator); ok {
+		return l.LocationOf(memberFile(o.m))
+	}
+	return ""
+}
+
 // state returns member id's state.
 func (a *groupAttempt) state(id string) string {
 	a.mu.Lock()
@@ -636,7 +647,7 @@ func (a *groupAttempt) commitAll(ctx context.Context, open []opened, tried []bus
 			a.abort([]opened{o}, err)
 			a.fail(o.m, err)
 		default:
-			a.s.emitFor(withFile(ctx, o.m.ID, o.m.Name), pipeline.Event{Kind: pipeline.EventCommitted, Attempt: a.attempt, Location: locationOf(o.up)})
+			a.s.emitFor(withFile(ctx, o.m.ID, o.m.Name), pipeline.Event{Kind: pipeline.EventCommitted, Attempt: a.attempt, Location: a.locationOf(o)})
 			a.settle(o.m, bus.DeliveryCommitted, o.m.Size)
 			committed.Add(1)
 			a.log.Info("delivered", "file", o.m.Name, "bytes", o.m.Size)

@@ -287,8 +287,9 @@ type upload struct {
 	id     string
 	plan   pipeline.PartPlan
 
-	mu    sync.Mutex
-	state []byte // the last state the plugin reported
+	mu       sync.Mutex
+	state    []byte // the last state the plugin reported
+	location string // where Commit put the file
 }
 
 func (u *upload) Plan() pipeline.PartPlan { return u.plan }
@@ -341,8 +342,21 @@ func (u *upload) Commit(ctx context.Context, f pipeline.File) error {
 	if err := u.check(); err != nil {
 		return err
 	}
-	_, err := u.client.Commit(ctx, &pb.CommitRequest{Upload: u.id, File: wire.FileToPB(f)})
+	resp, err := u.client.Commit(ctx, &pb.CommitRequest{Upload: u.id, File: wire.FileToPB(f)})
+	if err == nil {
+		u.mu.Lock()
+		u.location = resp.GetLocation()
+		u.mu.Unlock()
+	}
 	return u.p.callError(ctx, u.gen, err)
+}
+
+// Location is where the plugin's sink put the file, as its Commit said;
+// it implements pipeline.Locator.
+func (u *upload) Location() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.location
 }
 
 func (u *upload) Abort(ctx context.Context, cause error) error {

@@ -353,7 +353,11 @@ func (sk *sinkServer) Commit(ctx context.Context, req *pb.CommitRequest) (*pb.Co
 		return nil, wire.ErrorToStatus(err)
 	}
 	sk.s.uploads.Delete(req.Upload)
-	return &pb.CommitResponse{}, nil
+	var location string
+	if l, ok := u.Upload.(pipeline.Locator); ok {
+		location = l.Location()
+	}
+	return &pb.CommitResponse{Location: location}, nil
 }
 
 func (sk *sinkServer) Abort(ctx context.Context, req *pb.AbortRequest) (*pb.AbortResponse, error) {

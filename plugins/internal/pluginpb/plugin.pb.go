@@ -1917,7 +1917,10 @@ func (x *CommitRequest) GetFile() *File {
 }
 
 type CommitResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where the sink put the file (pipeline.Locator), for the audit trail;
+	// empty when it does not say.
+	Location      string `protobuf:"bytes,1,opt,name=location,proto3" json:"location,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1950,6 +1953,13 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
 	return file_plugin_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *CommitResponse) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
 }
 
 type AbortRequest struct {
@@ -2272,8 +2282,9 @@ const file_plugin_proto_rawDesc = "" +
 	"\x11WritePartResponse\"T\n" +
 	"\rCommitRequest\x12\x16\n" +
 	"\x06upload\x18\x01 \x01(\tR\x06upload\x12+\n" +
-	"\x04file\x18\x02 \x01(\v2\x17.mftflow.plugin.v1.FileR\x04file\"\x10\n" +
-	"\x0eCommitResponse\"<\n" +
+	"\x04file\x18\x02 \x01(\v2\x17.mftflow.plugin.v1.FileR\x04file\",\n" +
+	"\x0eCommitResponse\x12\x1a\n" +
+	"\blocation\x18\x01 \x01(\tR\blocation\"<\n" +
 	"\fAbortRequest\x12\x16\n" +
 	"\x06upload\x18\x01 \x01(\tR\x06upload\x12\x14\n" +
 	"\x05cause\x18\x02 \x01(\tR\x05cause\"\x0f\n" +
