@@ -111,7 +111,7 @@
 // See Sink for the two modes. In short: dropoff reuses the file's
 // thru.file_code or reserves a File Code, sends chunk zero, one chunk per
 // part concurrently, and EOF at Commit; content checks the endpoint path,
-// preflights, then makes a simple upload below simple_threshold (100 MB)
-// or an upload session above it, resumable with GET and aborted with
+// preflights, then makes an upload session (or, below simple_threshold,
+// off by default, a simple upload), resumable with GET and aborted with
 // Abort status 0 (error) or 1 (cancelled).
 package thru

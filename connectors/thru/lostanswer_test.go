@@ -73,7 +73,7 @@ func checkDeliveredOnce(t *testing.T, site *thrusim.Server, content []byte) {
 func TestLostAnswerSimpleUploadNotSentAgain(t *testing.T) {
 	site := newSite(t, nil)
 	site.LoseAnswerNth(thrusim.KindSimpleUpload, 1)
-	s := newSink(t, site, func(c *thru.SinkConfig) { c.Mode = thru.ModeContent })
+	s := newSink(t, site, func(c *thru.SinkConfig) { c.Mode, c.SimpleThreshold = thru.ModeContent, thru.AdvisedSimpleThreshold })
 	content := testkit.RandomContent(32, 100_000)
 	f := file("once.bin", content)
 	u, err := s.Open(t.Context(), f, nil)

@@ -19,7 +19,12 @@ func Register(r *pipeline.Registry) error {
 const (
 	DefaultPollInterval    = 30 * time.Second
 	DefaultPartSize        = 8 << 20
-	DefaultSimpleThreshold = 100_000_000 // 100 MB, the documented advice
+	// AdvisedSimpleThreshold is the site documentation's advice for
+	// simple_threshold (100 MB). It is not the default: a simple upload is
+	// a file the moment it arrives, so a runner killed before it recorded
+	// the upload sends it again on restart, as a second file; sessions
+	// are committed once, whatever happens.
+	AdvisedSimpleThreshold = 100_000_000
 )
 
 // Values of SinkConfig.Mode.
@@ -101,11 +106,13 @@ func sinkSpec() pipeline.Spec {
 		pipeline.Field{Name: "part_size", Type: pipeline.TypeSize, Default: "8MiB",
 			Doc: `Size of one chunk; chunks are sent concurrently, up to the sink's parallelism. Content mode ` +
 				`never exceeds the preflight's maxChunkSize. 0 uses the default.`},
-		pipeline.Field{Name: "simple_threshold", Type: pipeline.TypeSize, Default: "100MB",
-			Doc: `Content: files whose size is known and below this go up in one simple upload; others in an ` +
-				`upload session. 0 always uses a session. A simple upload whose answer is lost once the whole file ` +
-				`went out is not sent again (the site may hold it, and a second upload would be a second file): ` +
-				`the file fails, saying so; a session recovers from a lost answer by itself.`},
+		pipeline.Field{Name: "simple_threshold", Type: pipeline.TypeSize, Default: "0",
+			Doc: `Content: files whose size is known and below this go up in one simple upload (one request; a ` +
+				`session takes three); others, and every file with 0 (the default), in an upload session, which is ` +
+				`committed once whatever happens. The site's documentation advises 100MB, but a simple upload is a ` +
+				`file the moment it arrives: a runner killed before it recorded the upload sends it again after a ` +
+				`restart, a second file at the site; and one whose answer is lost once the whole file went out is not ` +
+				`sent again (the site may hold it): the file fails, saying so.`},
 	)
 	return pipeline.Spec{
 		Name:    "thru",
@@ -147,12 +154,8 @@ func newSinkFromConfig(_ context.Context, c pipeline.Config) (pipeline.Sink, err
 	}
 	cc.TargetSiteURL = c.String("target_site_url")
 	cc.APIKey, cc.APIKeyIn, cc.BearerToken = c.String("api_key"), c.String("api_key_in"), c.String("bearer_token")
-	threshold := c.Size("simple_threshold")
-	if threshold == 0 {
-		threshold = -1 // in a flow file 0 means never; in Go the zero value means the default
-	}
 	return NewSink(SinkConfig{
 		Client: cc, Mode: c.String("mode"), EndpointPath: c.String("endpoint_path"),
-		PartSize: c.Size("part_size"), SimpleThreshold: threshold,
+		PartSize: c.Size("part_size"), SimpleThreshold: c.Size("simple_threshold"),
 	})
 }

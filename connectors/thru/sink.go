@@ -26,7 +26,10 @@ type SinkConfig struct {
 	// is lowered to fit the preflight's maxChunkSize.
 	PartSize int64
 	// SimpleThreshold: in ModeContent, files of known size below it use one
-	// simple upload. 0 uses DefaultSimpleThreshold; negative never does.
+	// simple upload (one request, where a session takes three); 0 or
+	// negative never does, which is the default: a runner killed between a
+	// simple upload and its record sends the file again after a restart,
+	// and the site then holds it twice (see AdvisedSimpleThreshold).
 	SimpleThreshold int64
 }
 
@@ -63,9 +66,6 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	}
 	if cfg.PartSize <= 0 {
 		cfg.PartSize = DefaultPartSize
-	}
-	if cfg.SimpleThreshold == 0 {
-		cfg.SimpleThreshold = DefaultSimpleThreshold
 	}
 	s := &Sink{cfg: cfg}
 	switch cfg.Mode {

@@ -119,7 +119,7 @@ func TestSinkDropOffResume(t *testing.T) {
 
 func TestSinkContentSimple(t *testing.T) {
 	site := newSite(t, nil)
-	s := newSink(t, site, func(c *thru.SinkConfig) { c.Mode = thru.ModeContent })
+	s := newSink(t, site, func(c *thru.SinkConfig) { c.Mode, c.SimpleThreshold = thru.ModeContent, thru.AdvisedSimpleThreshold })
 	content := testkit.RandomContent(9, 300_000)
 	f := file("dir/sub/s.bin", content)
 	u, err := s.Open(t.Context(), f, nil)

@@ -90,6 +90,11 @@ type MemberDelivery struct {
 	Writes   int    `json:"writes,omitempty"` // as Delivery.Writes
 	Failures int    `json:"failures,omitempty"`
 	Error    string `json:"error,omitempty"`
+	// Resume is the member's upload state (Upload.State) as the commit
+	// claim recorded it, so that an attempt after a crash resumes that
+	// upload (a Thru session it may have committed) instead of making
+	// another; nil once the member is final.
+	Resume []byte `json:"resume,omitempty"`
 }
 
 // Delivery returns member id's delivery as a file's own record would say

@@ -409,11 +409,13 @@ func (r *Run) deliverGroup(ctx context.Context, s *sinkRun, gid string, task uin
 		a.abort(open, errStopped)
 		return errStopped
 	}
+	claimed := a.withResumes(open)
 	recv, err = bus.UpdateFrom(ctx, r.fb.Store, key, recv, func(d *bus.GroupDelivery, exists bool) error {
 		if d.Owner != owner {
 			return errSuperseded
 		}
 		d.State, d.Updated = bus.DeliveryCommitting, time.Now().UTC()
+		d.Files = claimed
 		return nil
 	})
 	if err != nil {
@@ -494,8 +496,32 @@ func (a *groupAttempt) settle(m bus.Member, state string, size int64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	md := a.states[m.ID]
-	md.State, md.Bytes, md.Error = state, size, ""
+	md.State, md.Bytes, md.Error, md.Resume = state, size, "", nil
 	a.states[m.ID] = md
+}
+
+// resumeOf returns member id's upload state recorded by an earlier
+// attempt's commit claim; nil for none.
+func (a *groupAttempt) resumeOf(id string) []byte {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.states[id].Resume
+}
+
+// withResumes notes the upload state of each member in open and returns a
+// copy of the states, for the commit claim: an attempt after a crash that
+// follows a member's commit then finds its upload, not a new one.
+func (a *groupAttempt) withResumes(open []opened) map[string]bus.MemberDelivery {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, o := range open {
+		if o.up != nil {
+			md := a.states[o.m.ID]
+			md.Resume = o.up.State()
+			a.states[o.m.ID] = md
+		}
+	}
+	return maps.Clone(a.states)
 }
 
 // locationOf says where the sink put member o, if it says.
@@ -570,7 +596,7 @@ func (a *groupAttempt) write(ctx context.Context, m bus.Member, content []byte, 
 		return opened{m: m, data: data}, true
 	}
 	fctx := withFile(ctx, m.ID, m.Name)
-	up, err := a.s.sink.Open(fctx, memberFile(m), nil)
+	up, err := a.s.sink.Open(fctx, memberFile(m), a.resumeOf(m.ID))
 	if errors.Is(err, pipeline.ErrSkip) {
 		a.log.Info("sink skipped the file", "file", m.Name, "reason", err)
 		a.settle(m, bus.DeliverySkipped, 0)
