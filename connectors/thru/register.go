@@ -17,8 +17,8 @@ func Register(r *pipeline.Registry) error {
 
 // Defaults of the source and sink settings.
 const (
-	DefaultPollInterval    = 30 * time.Second
-	DefaultPartSize        = 8 << 20
+	DefaultPollInterval = 30 * time.Second
+	DefaultPartSize     = 8 << 20
 	// AdvisedSimpleThreshold is the site documentation's advice for
 	// simple_threshold (100 MB). It is not the default: a simple upload is
 	// a file the moment it arrives, so a runner killed before it recorded
