@@ -190,10 +190,15 @@ func (s *Sink) start(f pipeline.File, target, temp string, flag int, lost bool) 
 	return &upload{sink: s, name: f.Name, target: target, temp: temp, file: fh, lost: lost}, nil
 }
 
-// resumeState is what Upload.State returns, as JSON.
+// resumeState is what Upload.State returns, as JSON. The paths are kept as
+// bytes (base64 in JSON): as strings, JSON would replace the bytes of a name
+// that is not UTF-8, and a resumed upload would publish the file under
+// another name. Temp and Target are read from states written before.
 type resumeState struct {
-	Temp   string `json:"temp"`
-	Target string `json:"target"`
+	TempRaw   []byte `json:"temp_raw,omitempty"`
+	TargetRaw []byte `json:"target_raw,omitempty"`
+	Temp      string `json:"temp,omitempty"`
+	Target    string `json:"target,omitempty"`
 	// Lost is set when the temporary file was recreated after a restart;
 	// Written then lists the byte ranges it holds.
 	Lost    bool                `json:"lost,omitempty"`
@@ -209,6 +214,9 @@ func (s *Sink) resume(f pipeline.File, state []byte) (*upload, error) {
 	var st resumeState
 	if err := json.Unmarshal(state, &st); err != nil {
 		st = resumeState{Temp: string(state)} // a bare path
+	}
+	if st.TempRaw != nil {
+		st.Temp, st.Target = string(st.TempRaw), string(st.TargetRaw)
 	}
 	target := st.Target
 	if !s.inside(target) {
@@ -385,7 +393,7 @@ func copyAt(ctx context.Context, f *os.File, off int64, r io.Reader, n int64) er
 // State returns the resume token: JSON naming the temporary file and the
 // target. It is safe for concurrent use with WritePart.
 func (u *upload) State() []byte {
-	st := resumeState{Temp: u.temp, Target: u.target}
+	st := resumeState{TempRaw: []byte(u.temp), TargetRaw: []byte(u.target)}
 	u.wmu.Lock()
 	if u.lost {
 		st.Lost = true

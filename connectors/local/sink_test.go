@@ -286,7 +286,7 @@ func TestSinkResume(t *testing.T) {
 				t.Fatalf("State() = %q: %v", state, err)
 			}
 			if tt.loseTemp {
-				if err := os.Remove(st.Temp); err != nil {
+				if err := os.Remove(string(st.TempRaw)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -355,7 +355,7 @@ func TestSinkCommitAfterCrash(t *testing.T) {
 						crash(u)
 						var st resumeState
 						json.Unmarshal(state, &st)
-						if err := os.Link(st.Temp, filepath.Join(dir, "x.bin")); err != nil {
+						if err := os.Link(string(st.TempRaw), filepath.Join(dir, "x.bin")); err != nil {
 							t.Fatal(err)
 						}
 					}
@@ -402,6 +402,33 @@ func TestSinkResumeKeepsTheName(t *testing.T) {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(map[string]string{"2024-03-05/a.txt": sum(data)}, tree(t, dir)); diff != "" {
+		t.Errorf("directory (-want +got):\n%s", diff)
+	}
+}
+
+// A name that is not UTF-8 survives the resume state: JSON strings would
+// replace its odd bytes, and the file would be published under another name.
+func TestSinkResumeKeepsOddBytesInNames(t *testing.T) {
+	dir := t.TempDir()
+	c := SinkConfig{Path: dir, Name: "{name}", PartSize: 10}
+	data := randomData(30)
+	f := fileFor("odd-\xff\xfe/n\x80.txt", data)
+	u, err := newTestSink(t, c).Open(context.Background(), f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeParts(t, u, data, partsOf(30, 10)[:1])
+	state := u.State()
+	crash(u)
+	u2, err := newTestSink(t, c).Open(context.Background(), f, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeParts(t, u2, data, partsOf(30, 10)[1:])
+	if err := u2.Commit(context.Background(), f); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{"odd-\xff\xfe/n\x80.txt": sum(data)}, tree(t, dir)); diff != "" {
 		t.Errorf("directory (-want +got):\n%s", diff)
 	}
 }

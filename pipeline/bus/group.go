@@ -101,7 +101,7 @@ type MemberDelivery struct {
 // it, for status and outcomes.
 func (g GroupDelivery) Delivery(id, name string) Delivery {
 	md, ok := g.Files[id]
-	if !ok {
+	if !ok || md.State == "" { // "": only its upload state is recorded
 		md.State = DeliveryPending
 		if g.State == DeliveryActive || g.State == DeliveryCommitting {
 			md.State = g.State

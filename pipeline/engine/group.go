@@ -396,7 +396,7 @@ func (r *Run) deliverGroup(ctx context.Context, s *sinkRun, gid string, task uin
 		return nil
 	}
 	owner := recv.V.Owner
-	a := &groupAttempt{r: r, s: s, log: log, states: maps.Clone(recv.V.Files), attempt: recv.V.Attempts}
+	a := &groupAttempt{r: r, s: s, log: log, states: maps.Clone(recv.V.Files), loaded: recv.V.Files, attempt: recv.V.Attempts}
 	if a.states == nil {
 		a.states = map[string]bus.MemberDelivery{}
 	}
@@ -461,7 +461,8 @@ type groupAttempt struct {
 	failed  int                           // members that failed in this attempt
 	again   int                           // of those, the ones to be tried again
 	lastErr error
-	attempt int // the group delivery's attempt, counted on the bus
+	attempt int                           // the group delivery's attempt, counted on the bus
+	loaded  map[string]bus.MemberDelivery // the states as the attempt began
 }
 
 // fail notes a failed attempt at member m: final when the error is
@@ -508,20 +509,30 @@ func (a *groupAttempt) resumeOf(id string) []byte {
 	return a.states[id].Resume
 }
 
-// withResumes notes the upload state of each member in open and returns a
-// copy of the states, for the commit claim: an attempt after a crash that
-// follows a member's commit then finds its upload, not a new one.
+// withResumes notes the upload state of each member in open and returns
+// the states as the attempt began with those upload states, for the commit
+// claim: an attempt after a crash that follows a member's commit then
+// finds its upload, not a new one. This attempt's writes and failures are
+// recorded once it ends, as before.
 func (a *groupAttempt) withResumes(open []opened) map[string]bus.MemberDelivery {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	claimed := maps.Clone(a.loaded)
+	if claimed == nil {
+		claimed = map[string]bus.MemberDelivery{}
+	}
 	for _, o := range open {
 		if o.up != nil {
+			st := o.up.State()
 			md := a.states[o.m.ID]
-			md.Resume = o.up.State()
+			md.Resume = st
 			a.states[o.m.ID] = md
+			cmd := claimed[o.m.ID]
+			cmd.Resume = st
+			claimed[o.m.ID] = cmd
 		}
 	}
-	return maps.Clone(a.states)
+	return claimed
 }
 
 // locationOf says where the sink put member o, if it says.
