@@ -30,6 +30,22 @@ type Record struct {
 	Events []pipeline.Event `json:"events"`
 }
 
+// encode writes r with evs, the events as JSON, as Record's JSON, from
+// the events' own encodings: the emitting goroutines made them, not the
+// one that appends.
+func (r Record) encode(evs []json.RawMessage) []byte {
+	runner, _ := json.Marshal(r.Runner)
+	b := make([]byte, 0, 128+len(evs)*256)
+	b = fmt.Appendf(b, `{"i":%d,"prev":%q,"runner":%s,"events":[`, r.Index, r.Prev, runner)
+	for i, ev := range evs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, ev...)
+	}
+	return append(b, "]}"...)
+}
+
 // Options configure a Trail.
 type Options struct {
 	// Runner names this runner in its records.
@@ -76,18 +92,9 @@ type Trail struct {
 
 type pending struct {
 	ev     pipeline.Event
-	id     string        // Identity(ev)
-	size   int           // about its size in a record
-	stored chan struct{} // closed once the event is stored (or dropped as stored before)
-}
-
-// sizeOf estimates an event's size in a record, from its strings.
-func sizeOf(ev pipeline.Event) int {
-	n := 300 + len(ev.Name) + len(ev.Error) + len(ev.Detail) + len(ev.Location)
-	for k, r := range ev.Sinks {
-		n += 40 + len(k) + len(r.Error)
-	}
-	return n
+	id     string          // Identity(ev)
+	raw    json.RawMessage // ev as JSON
+	stored chan struct{}   // closed once the event is stored (or dropped as stored before)
 }
 
 // tip is the end of the chain as this trail knows it.
@@ -261,7 +268,8 @@ func (t *Trail) EmitAll(evs []pipeline.Event) {
 	ps := make([]pending, len(evs))
 	wait := false
 	for i, ev := range evs {
-		ps[i] = pending{ev: ev, id: Identity(ev), size: sizeOf(ev)}
+		raw, _ := json.Marshal(ev) // an Event always marshals
+		ps[i] = pending{ev: ev, id: Identity(ev), raw: raw}
 		wait = wait || ev.Kind != pipeline.EventDiscovered
 	}
 	stored := make(chan struct{})
@@ -358,17 +366,17 @@ func (t *Trail) run(ctx context.Context) {
 // appendNext appends the events at the head of the queue as one record.
 func (t *Trail) appendNext(ctx context.Context) error {
 	t.mu.Lock()
-	var evs []pipeline.Event
+	var evs []json.RawMessage
 	var take int
 	size := 0
 	for _, p := range t.queue {
-		if take > 0 && size+p.size > maxRecord {
+		if take > 0 && size+len(p.raw) > maxRecord {
 			break
 		}
 		take++
-		size += p.size
+		size += len(p.raw) + 1
 		if !t.seen.has(p.ev.FileID, p.id) {
-			evs = append(evs, p.ev)
+			evs = append(evs, p.raw)
 		}
 	}
 	batch := t.queue[:take]
@@ -393,13 +401,10 @@ func (t *Trail) appendNext(ctx context.Context) error {
 
 // publish appends evs as the record after the end of the chain, reading
 // the end again when another runner appended meanwhile.
-func (t *Trail) publish(ctx context.Context, evs []pipeline.Event) error {
+func (t *Trail) publish(ctx context.Context, evs []json.RawMessage) error {
 	for conflicts := 0; ; conflicts++ {
-		r := Record{Index: t.last.index + 1, Prev: t.last.hash, Runner: t.o.Runner, Events: evs}
-		data, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
+		r := Record{Index: t.last.index + 1, Prev: t.last.hash, Runner: t.o.Runner}
+		data := r.encode(evs)
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		ack, err := t.js.Publish(pctx, t.names.AuditSubject(), data,
 			jetstream.WithExpectLastSequence(t.last.seq), jetstream.WithMsgID(t.o.Runner+"/"+hashOf(data)))

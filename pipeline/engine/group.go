@@ -671,6 +671,15 @@ func (a *groupAttempt) commitMember(ctx context.Context, o opened) error {
 // committed.
 func (a *groupAttempt) commitAll(ctx context.Context, open []opened, tried []bus.Member) int {
 	var committed atomic.Int64
+	var mu sync.Mutex
+	var events []pipeline.Event
+	// Reported together once every member is through, before the group's
+	// record: one wait for the events' store, not one per member.
+	defer func() {
+		if a.s.emit != nil {
+			a.s.emit(events...)
+		}
+	}()
 	a.each(len(open), func(i int) {
 		o := open[i]
 		err := a.commit(ctx, o)
@@ -684,7 +693,10 @@ func (a *groupAttempt) commitAll(ctx context.Context, open []opened, tried []bus
 			a.abort([]opened{o}, err)
 			a.fail(o.m, err)
 		default:
-			a.s.emitFor(withFile(ctx, o.m.ID, o.m.Name), pipeline.Event{Kind: pipeline.EventCommitted, Attempt: a.attempt, Location: a.locationOf(o)})
+			ev := pipeline.Event{Kind: pipeline.EventCommitted, FileID: o.m.ID, Name: o.m.Name, Sink: a.s.spec.Name, Attempt: a.attempt, Location: a.locationOf(o)}
+			mu.Lock()
+			events = append(events, ev)
+			mu.Unlock()
 			a.settle(o.m, bus.DeliveryCommitted, o.m.Size)
 			committed.Add(1)
 			a.log.Info("delivered", "file", o.m.Name, "bytes", o.m.Size)
