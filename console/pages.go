@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/pipeline/audit"
 )
 
 //go:embed templates/*.html
@@ -104,6 +105,7 @@ var funcs = template.FuncMap{
 		return fmt.Sprintf("%d %s", n, many)
 	},
 	"class": func(s string) string { return strings.ReplaceAll(s, " ", "-") },
+	"describe": audit.Describe,
 	"frag": func(base, csrf string, body any) fragmentData {
 		return fragmentData{Base: base, CSRF: csrf, Body: body}
 	},

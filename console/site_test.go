@@ -55,9 +55,9 @@ source:
   local: {path: %q, watch: true, stable_for: 0s, after: leave}
 sinks:
   - name: archive
-    local: {path: %q}
+    local: {path: %q, part_size: 512KiB}
   - name: partner
-    local: {path: %q, overwrite: fail}
+    local: {path: %q, part_size: 512KiB, overwrite: fail}
     retry: {attempts: 1}
 rate: %s
 bus: {chunk_size: 256KiB, retention: 1h}
