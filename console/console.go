@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,6 +39,10 @@ type Options struct {
 	// RunID is this process's engine run id (engine.Options.RunID), to
 	// mark it among a flow's runners; empty when it runs none.
 	RunID string
+	// UpdateInterval is the least time between two updates that one event
+	// stream sends (a change after a quiet spell goes out at once); default
+	// 500ms.
+	UpdateInterval time.Duration
 	// SessionTTL is how long a login lasts; default 12h.
 	SessionTTL time.Duration
 	Logger     *slog.Logger
@@ -48,15 +53,17 @@ type Options struct {
 // Console serves the operator console. It is an http.Handler, safe for
 // concurrent use; Close stops following the flows.
 type Console struct {
-	o        Options
-	base     string
-	sessions *sessions
-	state    *state
-	live     *live
-	pages    *pages
-	mux      *http.ServeMux
-	stop     context.CancelFunc
-	done     chan struct{}
+	o         Options
+	base      string
+	sessions  *sessions
+	state     *state
+	live      *live
+	pages     *pages
+	mux       *http.ServeMux
+	stop      context.CancelFunc
+	closing   chan struct{} // closed by Close: event streams end
+	closeOnce sync.Once
+	done      chan struct{}
 }
 
 // ErrNoAccess is returned by New for a console without access control that
@@ -80,6 +87,9 @@ func New(o Options) (*Console, error) {
 		o.Prefix = "/console"
 	}
 	o.Prefix = "/" + strings.Trim(o.Prefix, "/")
+	if o.UpdateInterval <= 0 {
+		o.UpdateInterval = 500 * time.Millisecond
+	}
 	if o.SessionTTL <= 0 {
 		o.SessionTTL = 12 * time.Hour
 	}
@@ -99,7 +109,7 @@ func New(o Options) (*Console, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Console{o: o, base: o.Prefix, sessions: s, state: newState(o.JS, o.Logger, o.Now),
-		live: newLive(o.Stats, time.Second, o.Now), pages: pg, stop: cancel, done: make(chan struct{})}
+		live: newLive(o.Stats, time.Second, o.Now), pages: pg, stop: cancel, closing: make(chan struct{}), done: make(chan struct{})}
 	c.routes()
 	go func() {
 		defer close(c.done)
@@ -109,8 +119,11 @@ func New(o Options) (*Console, error) {
 	return c, nil
 }
 
-// Close stops following the flows. Event streams still open end.
+// Close stops following the flows and ends the event streams still open,
+// so that a server's Shutdown need not wait for them. It may be called
+// more than once.
 func (c *Console) Close() error {
+	c.closeOnce.Do(func() { close(c.closing) })
 	c.stop()
 	<-c.done
 	return nil

@@ -271,3 +271,35 @@ func newJS(t *testing.T) jetstream.JetStream {
 	}
 	return js
 }
+
+// Close ends open event streams, so that a server shuts down at once.
+func TestCloseEndsEventStreams(t *testing.T) {
+	c, err := console.New(console.Options{JS: newJS(t), NoAuth: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/console/events?view=overview")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	ended := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, resp.Body)
+		ended <- err
+	}()
+	c.Close()
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Errorf("the stream ended with %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the event stream is still open 5s after Close")
+	}
+}

@@ -11,12 +11,9 @@ import (
 // console sends the page's live parts as server-sent events, each an HTML
 // fragment that htmx's SSE extension swaps in by the event's name
 // (sse-swap). A fragment is sent when it changed, at most every
-// minInterval; a comment every heartbeat keeps proxies from closing the
-// stream.
-const (
-	minInterval = 500 * time.Millisecond
-	heartbeat   = 15 * time.Second
-)
+// Options.UpdateInterval; a comment every heartbeat keeps proxies from
+// closing the stream.
+const heartbeat = 15 * time.Second
 
 // stream is the fragments a view sends: name → how to render it.
 type stream map[string]func() (any, bool)
@@ -98,6 +95,8 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, id identity) {
 		select {
 		case <-r.Context().Done():
 			return
+		case <-c.closing:
+			return
 		case <-beat.C:
 			if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil {
 				return
@@ -108,8 +107,8 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, id identity) {
 		case <-live:
 		}
 		// A change after a quiet spell goes out at once; a burst of them
-		// at most every minInterval.
-		if d := minInterval - time.Since(last); d > 0 {
+		// at most every UpdateInterval.
+		if d := c.o.UpdateInterval - time.Since(last); d > 0 {
 			select {
 			case <-r.Context().Done():
 				return

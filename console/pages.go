@@ -104,7 +104,7 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("%d %s", n, many)
 	},
-	"class": func(s string) string { return strings.ReplaceAll(s, " ", "-") },
+	"class":    func(s string) string { return strings.ReplaceAll(s, " ", "-") },
 	"describe": audit.Describe,
 	"frag": func(base, csrf string, body any) fragmentData {
 		return fragmentData{Base: base, CSRF: csrf, Body: body}

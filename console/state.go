@@ -42,7 +42,6 @@ type flowState struct {
 	snap    *snapshot
 	lease   engine.Lease
 	samples map[string][2]sample // by delivery key: the last two progress readings
-	err     error                // why the watch ended, if it did
 }
 
 // sample is a delivery's bytes written at a time.

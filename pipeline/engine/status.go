@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -292,7 +293,7 @@ func (r *FlowRecords) Status() FlowStatus {
 		fs.Files = make([]FileStatus, 0, len(files))
 	}
 	for _, f := range files {
-		sort.Slice(f.Deliveries, func(i, j int) bool { return f.Deliveries[i].Sink < f.Deliveries[j].Sink })
+		slices.SortFunc(f.Deliveries, func(a, b bus.Delivery) int { return strings.Compare(a.Sink, b.Sink) })
 		for _, d := range f.Deliveries {
 			c := counts[d.Sink]
 			if c == nil {
@@ -315,12 +316,8 @@ func (r *FlowRecords) Status() FlowStatus {
 		}
 		fs.Files = append(fs.Files, *f)
 	}
-	sort.Slice(fs.Files, func(i, j int) bool {
-		a, b := fs.Files[i].Manifest, fs.Files[j].Manifest
-		if a.Name != b.Name {
-			return a.Name < b.Name
-		}
-		return a.ID < b.ID
+	slices.SortFunc(fs.Files, func(a, b FileStatus) int {
+		return cmp.Or(strings.Compare(a.Manifest.Name, b.Manifest.Name), strings.Compare(a.Manifest.ID, b.Manifest.ID))
 	})
 	for _, c := range counts {
 		fs.Sinks = append(fs.Sinks, *c)
