@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -19,6 +20,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mftflow/mftflow/console"
+	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/pipeline/bus"
+	"github.com/mftflow/mftflow/pipeline/sla"
 	"github.com/mftflow/mftflow/testkit"
 )
 
@@ -301,5 +305,47 @@ func TestCloseEndsEventStreams(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Error("the event stream is still open 5s after Close")
+	}
+}
+
+// Served over TLS, the session cookie is HTTPS-only, HttpOnly and
+// SameSite=Strict.
+func TestSecureSessionCookie(t *testing.T) {
+	access, _, _ := accessForTests(t)
+	c, err := console.New(console.Options{JS: newJS(t), Access: access, Secure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := httptest.NewRequest("POST", "/console/login", strings.NewReader(url.Values{"name": {operatorName}, "password": {operatorPassword}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	w := httptest.NewRecorder()
+	c.ServeHTTP(w, req)
+	cookies := w.Result().Cookies()
+	if w.Code != http.StatusSeeOther || len(cookies) != 1 {
+		t.Fatalf("login: %d, cookies %v", w.Code, cookies)
+	}
+	if k := cookies[0]; !k.Secure || !k.HttpOnly || k.SameSite != http.SameSiteStrictMode || k.Path != "/console/" {
+		t.Errorf("session cookie %+v: want Secure, HttpOnly, SameSite=Strict, Path=/console/", k)
+	}
+}
+
+// A flow's page shows its arrival SLAs as its runner saved them.
+func TestFlowPageShowsSLAs(t *testing.T) {
+	s := startSite(t, "off", map[string][]byte{"a.txt": []byte("a")}, nil)
+	ctx := context.Background()
+	kv, err := s.js.KeyValue(ctx, bus.Names{Flow: "demo"}.Bucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	exps := []pipeline.Expectation{{Name: "daily-orders", Files: "orders-*.csv", By: "daily 06:00", Count: 2}}
+	if err := sla.SaveExpectations(ctx, kv, exps); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, s.url)
+	c.login(viewerName, viewerPassword)
+	code, body, _ := c.do("GET", "/console/flows/demo", nil, nil)
+	if code != http.StatusOK || !strings.Contains(body, "daily-orders") || !strings.Contains(body, "orders-*.csv") || !strings.Contains(body, "0 of 2") {
+		t.Errorf("flow page: %d, without the expectation daily-orders (0 of 2):\n%s", code, body)
 	}
 }
