@@ -95,7 +95,8 @@ type flowView struct {
 }
 
 type overviewBody struct {
-	Flows []flowView
+	Flows  []flowView
+	HasSLA bool // some flow expects files
 }
 
 func (c *Console) overviewData(ctx context.Context, withSLA bool) overviewBody {
@@ -108,6 +109,7 @@ func (c *Console) overviewData(ctx context.Context, withSLA bool) overviewBody {
 		v := flowView{flowSummary: summarize(snap, ready, c.live.flow(name), c.o.RunID)}
 		if withSLA {
 			v.SLA, _ = c.slaOf(ctx, name)
+			b.HasSLA = b.HasSLA || len(v.SLA) > 0
 		}
 		b.Flows = append(b.Flows, v)
 	}
