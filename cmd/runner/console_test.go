@@ -128,3 +128,43 @@ func TestConsoleHashPasswordAndNewToken(t *testing.T) {
 		t.Errorf("new-token: exit %d\n%s%s", exit, stdout, stderr)
 	}
 }
+
+// runner console attaches to the runner using the data directory and shows
+// its flows; without a runner it refuses to take the directory.
+func TestConsoleAttachesToARunner(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "flow.yaml", strings.Replace(copyFlow, "watch: false", "watch: true", 1))
+	writeFile(t, dir, "in/a.txt", "a\n")
+	if _, stderr, exit := runRunner(t, dir, "console", "--http", "127.0.0.1:0", "--console-insecure-no-auth"); exit != exitErr || !strings.Contains(stderr, "no runner state in ./.mftflow") {
+		t.Errorf("runner console without a runner: exit %d\n%s", exit, stderr)
+	}
+
+	run := exec.Command(runnerBin, "run", "--progress", "none", "flow.yaml")
+	run.Dir = dir
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer run.Process.Kill()
+	waitFor(t, func() bool { _, _, exit := runRunner(t, dir, "status"); return exit == 0 })
+
+	con := exec.Command(runnerBin, "console", "--http", "127.0.0.1:0", "--console-insecure-no-auth")
+	con.Dir = dir
+	var stderr opsLog
+	con.Stderr = &stderr
+	if err := con.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer con.Process.Kill()
+	listening := regexp.MustCompile(`msg="console listening" url=(http://127\.0\.0\.1:\d+)/console/ nats="the runner`)
+	var base string
+	waitFor(t, func() bool {
+		if m := listening.FindStringSubmatch(stderr.String()); m != nil {
+			base = m[1]
+		}
+		return base != ""
+	})
+	waitFor(t, func() bool {
+		code, body, err := httpGet(base + "/console/flows/copy")
+		return err == nil && code == http.StatusOK && strings.Contains(body, "Flow copy") && strings.Contains(body, `data-live="done">1<`)
+	})
+}
