@@ -46,6 +46,8 @@ func Describe(ev pipeline.Event) string {
 	if ev.Detail != "" && ev.Kind != pipeline.EventRenamed {
 		add("%s", ev.Detail)
 	}
-	add("(runner %s)", ev.Runner)
+	if ev.Runner != "" {
+		add("(runner %s)", ev.Runner)
+	}
 	return strings.Join(parts, ", ")
 }
