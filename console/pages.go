@@ -82,16 +82,6 @@ var funcs = template.FuncMap{
 		return t.Local().Format("2006-01-02 15:04:05")
 	},
 	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"ago": func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		d := time.Since(t).Round(time.Second)
-		if d < 0 {
-			return "in " + (-d).String()
-		}
-		return d.String() + " ago"
-	},
 	"short": func(id string) string {
 		if len(id) > 12 {
 			return id[:12]
