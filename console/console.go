@@ -108,7 +108,7 @@ func New(o Options) (*Console, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Console{o: o, base: o.Prefix, sessions: s, state: newState(o.JS, o.Logger, o.Now),
+	c := &Console{o: o, base: o.Prefix, sessions: s, state: newState(ctx, o.JS, o.Logger, o.Now),
 		live: newLive(o.Stats, time.Second, o.Now), pages: pg, stop: cancel, closing: make(chan struct{}), done: make(chan struct{})}
 	c.routes()
 	go func() {

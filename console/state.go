@@ -26,9 +26,13 @@ type state struct {
 	now    func() time.Time
 	rescan time.Duration
 
-	mu    sync.Mutex
-	flows map[string]*flowState
-	wake  chan struct{} // closed and replaced on every change
+	ctx context.Context // ends the watches
+	wg  sync.WaitGroup  // the watches
+
+	mu     sync.Mutex
+	closed bool
+	flows  map[string]*flowState
+	wake   chan struct{} // closed and replaced on every change
 }
 
 // flowState is one flow's records as its bucket holds them.
@@ -59,30 +63,40 @@ type snapshot struct {
 	at      time.Time
 }
 
-func newState(js jetstream.JetStream, log *slog.Logger, now func() time.Time) *state {
-	return &state{js: js, log: log, now: now, rescan: 5 * time.Second, flows: map[string]*flowState{}, wake: make(chan struct{})}
+// newState returns a state that watches the flows on js until ctx ends,
+// those there now already found.
+func newState(ctx context.Context, js jetstream.JetStream, log *slog.Logger, now func() time.Time) *state {
+	s := &state{ctx: ctx, js: js, log: log, now: now, rescan: 5 * time.Second, flows: map[string]*flowState{}, wake: make(chan struct{})}
+	s.discover()
+	return s
 }
 
-// run finds flows and watches them until ctx ends.
+// run watches the flows found, and looks for new ones every rescan,
+// until ctx ends.
 func (s *state) run(ctx context.Context) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	t := time.NewTicker(s.rescan)
 	defer t.Stop()
 	for {
-		for _, f := range s.discover(ctx) {
-			wg.Go(func() { s.watch(ctx, f) })
-		}
 		select {
 		case <-ctx.Done():
+			s.mu.Lock()
+			s.closed = true // no watch starts after this
+			s.mu.Unlock()
+			s.wg.Wait()
 			return
 		case <-t.C:
+			s.discover()
 		}
 	}
 }
 
-// discover lists the flows' buckets and returns the flows not watched yet.
-func (s *state) discover(ctx context.Context) []*flowState {
+// discover lists the flows' buckets and starts watching those not watched
+// yet. It returns once the listing is done.
+func (s *state) discover() {
+	ctx := s.ctx
+	if ctx.Err() != nil {
+		return
+	}
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	names := s.js.KeyValueStoreNames(lctx)
@@ -97,18 +111,21 @@ func (s *state) discover(ctx context.Context) []*flowState {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var fresh []*flowState
+	if s.closed {
+		return
+	}
+	fresh := false
 	for _, name := range found {
 		if s.flows[name] == nil {
 			f := &flowState{name: name, recs: engine.NewFlowRecords(name), samples: map[string][2]sample{}}
 			s.flows[name] = f
-			fresh = append(fresh, f)
+			s.wg.Go(func() { s.watch(ctx, f) })
+			fresh = true
 		}
 	}
-	if len(fresh) > 0 {
+	if fresh {
 		s.changedLocked()
 	}
-	return fresh
 }
 
 // watch follows a flow's bucket until ctx ends or the bucket goes away.
@@ -221,13 +238,16 @@ func (s *state) names() []string {
 }
 
 // flow returns a flow's latest snapshot; ok is false for an unknown flow.
-// The snapshot is made again only when the records changed since.
+// The snapshot is made again only when the records changed since. A flow
+// not known yet is looked for at once, in case it was made since the last
+// rescan.
 func (s *state) flow(name string) (snap *snapshot, ready, ok bool) {
-	s.mu.Lock()
-	f := s.flows[name]
-	s.mu.Unlock()
+	f := s.lookup(name)
 	if f == nil {
-		return nil, false, false
+		s.discover()
+		if f = s.lookup(name); f == nil {
+			return nil, false, false
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -235,6 +255,12 @@ func (s *state) flow(name string) (snap *snapshot, ready, ok bool) {
 		f.snap = &snapshot{version: f.version, status: f.recs.Status(), lease: f.lease, rates: f.rates(s.now()), at: s.now()}
 	}
 	return f.snap, f.ready, true
+}
+
+func (s *state) lookup(name string) *flowState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flows[name]
 }
 
 // rates returns the bytes per second of deliveries under way, from their
