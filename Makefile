@@ -1,7 +1,7 @@
 # The README's commands. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: runner plugins test minio sshd ftpd gpg nats-server strace test-short soak fmt vet lint bench quickstart proto
+.PHONY: runner plugins test minio sshd ftpd gpg nats-server strace chromium test-short soak fmt vet lint bench quickstart proto
 
 # The S3 tests need a MinIO server: scripts/minio.sh builds the pinned one into
 # bin/ once (about five minutes), and the tests start it on 127.0.0.1. The SFTP
@@ -10,7 +10,8 @@ GO ?= go
 # OpenPGP stages' interoperability tests Debian's GnuPG (scripts/gpg.sh). The
 # cluster tests start three nats-server processes: scripts/nats-server.sh builds
 # the version in go.mod into bin/ once. The durability tests watch system calls
-# with strace: scripts/strace.sh installs it. One package at a time (-p 1): the crash
+# with strace: scripts/strace.sh installs it. The console's browser tests drive
+# Debian's chromium headless: scripts/chromium.sh installs it. One package at a time (-p 1): the crash
 # and failover tests inject their fault while a transfer is under way, which a
 # machine busy with every other package at once makes hard to catch.
 # The runner, and beside it in bin/plugins.d the shipped connector plugins
@@ -22,7 +23,7 @@ plugins:
 	$(GO) build -o bin/plugins.d/sftp ./plugins/sftp
 	$(GO) build -o bin/plugins.d/ftps ./plugins/ftps
 
-test: minio sshd ftpd gpg nats-server strace
+test: minio sshd ftpd gpg nats-server strace chromium
 	$(GO) test -race -count=1 -p 1 -timeout 25m ./...
 
 minio:
@@ -42,6 +43,9 @@ nats-server:
 
 strace:
 	@./scripts/strace.sh >/dev/null
+
+chromium:
+	@./scripts/chromium.sh >/dev/null
 
 # The crash harness at length: 20 runs of 10 SIGKILLs each on a 1 GiB
 # file (with small ones beside it), for each target (local, S3, Thru);

@@ -12,9 +12,12 @@
 //	GET /status    JSON of every flow's deliveries read from the KV state, the
 //	               same data as "runner status --json"; ?flow=NAME (repeated or
 //	               comma-separated) narrows it, and an unknown flow is a 404.
+//	/console/      the operator console, when Options.Console is set (package
+//	               console); "/" then leads there.
 //
 // NewHandler builds the handler for an application to mount where it likes;
-// Listen serves it on its own address, as the runner's --http flag does.
+// Listen serves it on its own address, as the runner's --http flag does, and
+// ListenTLS over HTTPS (--http-tls-cert, --http-tls-key).
 //
 // Readiness speaks of this runner's ability to work, not of the files: a
 // failed delivery does not make a runner unready. Checks that reach NATS are

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,7 +46,13 @@ type Options struct {
 	// refuses writes for want of room). It is called on every probe and
 	// must not block.
 	Problems func() []string
+	// Console, if set, is served under ConsolePath (package console), and
+	// "/" leads there.
+	Console http.Handler
 }
+
+// ConsolePath is where Options.Console is served.
+const ConsolePath = "/console"
 
 // statusTimeout bounds a /status read, as it does "runner status".
 const statusTimeout = time.Minute
@@ -86,6 +93,13 @@ func NewHandler(o Options) (http.Handler, error) {
 		// A collector that fails leaves its series out; the others are served.
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
+	if o.Console != nil {
+		mux.Handle(ConsolePath+"/", o.Console)
+		mux.Handle(ConsolePath, o.Console)
+		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, ConsolePath+"/", http.StatusFound)
+		})
+	}
 	return mux, nil
 }
 
@@ -209,9 +223,18 @@ type Server struct {
 // until Shutdown. It returns once the address is bound, so an address in use
 // is reported here.
 func Listen(addr string, h http.Handler, log *slog.Logger) (*Server, error) {
+	return ListenTLS(addr, h, nil, log)
+}
+
+// ListenTLS is Listen serving HTTPS with cfg; a nil cfg serves plain HTTP.
+// LoadTLS makes cfg from certificate and key files.
+func ListenTLS(addr string, h http.Handler, cfg *tls.Config, log *slog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("operations endpoints: %w", err)
+	}
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -229,6 +252,16 @@ func Listen(addr string, h http.Handler, log *slog.Logger) (*Server, error) {
 		}
 	}()
 	return s, nil
+}
+
+// LoadTLS reads a PEM certificate (chain) and key for ListenTLS. TLS 1.2 is
+// the least it accepts.
+func LoadTLS(certFile, keyFile string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading the HTTPS certificate %s and key %s: %w", certFile, keyFile, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // Addr is the address the server listens on, such as 127.0.0.1:9090.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -166,7 +165,7 @@ func timeline(ctx context.Context, js jetstream.JetStream, w io.Writer, o *audit
 		evs := byFile[id]
 		fmt.Fprintf(w, "%s  %s\n", nameOf(evs), id)
 		for _, ev := range evs {
-			fmt.Fprintf(w, "  %s  %-14s %s\n", ev.Time.Local().Format("2006-01-02 15:04:05.000"), ev.Kind, describeEvent(ev))
+			fmt.Fprintf(w, "  %s  %-14s %s\n", ev.Time.Local().Format("2006-01-02 15:04:05.000"), ev.Kind, audit.Describe(ev))
 		}
 	}
 	return nil
@@ -187,48 +186,6 @@ func nameOf(evs []pipeline.Event) string {
 		}
 	}
 	return "(no name)"
-}
-
-// describeEvent says in a line what an event holds beyond its kind.
-func describeEvent(ev pipeline.Event) string {
-	var parts []string
-	add := func(format string, v ...any) { parts = append(parts, fmt.Sprintf(format, v...)) }
-	if ev.Sink != "" {
-		add("sink %s", ev.Sink)
-	}
-	if ev.Attempt > 0 {
-		add("attempt %d", ev.Attempt)
-	}
-	switch ev.Kind {
-	case pipeline.EventDiscovered:
-		add("%s", pipeline.FormatSize(ev.Size))
-	case pipeline.EventRead:
-		add("%s, sha256 %s", pipeline.FormatSize(ev.Size), ev.SHA256)
-	case pipeline.EventRenamed:
-		add("from %q", ev.Detail)
-	case pipeline.EventPartRetry:
-		add("part %d", ev.Part)
-	case pipeline.EventCommitted:
-		if ev.Location != "" {
-			add("at %s", ev.Location)
-		}
-	case pipeline.EventAcked:
-		add("%s", ev.Outcome)
-	case pipeline.EventReplay:
-		add("asked by %s", ev.By)
-	}
-	if ev.Error != "" {
-		if ev.Permanent {
-			add("failed for good: %s", ev.Error)
-		} else {
-			add("%s", ev.Error)
-		}
-	}
-	if ev.Detail != "" && ev.Kind != pipeline.EventRenamed {
-		add("%s", ev.Detail)
-	}
-	add("(runner %s)", ev.Runner)
-	return strings.Join(parts, ", ")
 }
 
 // verifyTrail walks the chain and says whether it holds.

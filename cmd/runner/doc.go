@@ -5,6 +5,8 @@
 //	runner connectors [--json]      list every source, stage and sink with its config fields
 //	runner status [--failed]        show per-flow, per-sink delivery state from JetStream
 //	runner replay --flow NAME ...   queue failed deliveries again, delivered from the bus (not the source)
+//	runner audit --flow NAME ...    files' timelines from a flow's audit trail; verify, export it
+//	runner console --http ADDR ...  serve the operator console for the flows on a NATS server (package console)
 //	runner bench [FLOW.yaml]        measure throughput over a sweep of tuning settings (package bench)
 //	runner version                  print the version
 //
@@ -32,6 +34,14 @@
 // after the first, exits 1 at once; files in flight then resume on the next
 // run. (A repeat within the second is taken as the same request: timeout(1)
 // signals both its child and the child's process group.)
+//
+// "runner run --http ADDR --console" serves the operator console beside the
+// operations endpoints, with this process's runs' live counters; "runner
+// console" serves it alone, attached to a cluster (--nats-url) or to the
+// runner using the data directory. Either needs --console-access FILE
+// (users with bcrypt-hashed passwords and tokens, each a viewer or an
+// operator) or, on a loopback address only, --console-insecure-no-auth;
+// --http-tls-cert and --http-tls-key serve HTTPS.
 //
 // Output follows rclone: progress (bars on a terminal, else a line per flow
 // every --stats) and the final summary go to stdout; logs and errors go to

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -87,7 +86,7 @@ func (o *observers) started(ctx context.Context, f *pipeline.Flow) error {
 	if err != nil {
 		return fmt.Errorf("opening the state of its expectations: %w", err)
 	}
-	if err := saveExpectations(ctx, kv, f.Expectations); err != nil {
+	if err := sla.SaveExpectations(ctx, kv, f.Expectations); err != nil {
 		return err
 	}
 	w, err := sla.New(f.Name, f.Expectations, sla.Options{Events: r.to, Store: sla.NewKVStore(kv), Metrics: o.metrics, Logger: o.log, Runner: o.runner})
@@ -155,31 +154,4 @@ func fanOut(sinks []pipeline.EventSink) pipeline.EventSink {
 			s.Emit(ev)
 		}
 	})
-}
-
-// expectationsKey holds a flow's expectations as its runner last ran them,
-// for "runner status".
-const expectationsKey = "slaconf"
-
-func saveExpectations(ctx context.Context, kv jetstream.KeyValue, exps []pipeline.Expectation) error {
-	b, err := json.Marshal(exps)
-	if err == nil {
-		_, err = kv.Put(ctx, expectationsKey, b)
-	}
-	if err != nil {
-		return fmt.Errorf("recording its expectations: %w", err)
-	}
-	return nil
-}
-
-// loadExpectations reads what saveExpectations wrote; nil when nothing.
-func loadExpectations(ctx context.Context, kv jetstream.KeyValue) ([]pipeline.Expectation, error) {
-	e, err := kv.Get(ctx, expectationsKey)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	var exps []pipeline.Expectation
-	return exps, json.Unmarshal(e.Value(), &exps)
 }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
-	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/audit"
 	"github.com/mftflow/mftflow/pipeline/engine"
 )
@@ -160,27 +158,7 @@ func writeReplay(w io.Writer, rep engine.Report, allFailed bool) {
 // auditReplay adds the replays in rep to the flow's audit trail, if it
 // has one, with who asked.
 func auditReplay(ctx context.Context, js jetstream.JetStream, flow, by string, rep engine.Report) error {
-	var evs []pipeline.Event
-	now := time.Now().UTC()
-	for _, items := range [][]engine.ReplayItem{rep.Requeued, rep.Reread} {
-		for _, it := range items {
-			evs = append(evs, pipeline.Event{Kind: pipeline.EventReplay, Time: now, Flow: flow, FileID: it.File, Name: it.Name, Sink: it.Sink, By: by, Detail: it.Reason})
-		}
-	}
-	if len(evs) == 0 {
-		return nil
-	}
-	tr, err := audit.Bind(ctx, js, flow, audit.Options{Runner: "replay"})
-	if errors.Is(err, audit.ErrNoTrail) {
-		return nil
-	} else if err != nil {
-		return fmt.Errorf("recording the replay in the audit trail: %w", err)
-	}
-	tr.EmitAll(evs)
-	if err := tr.Close(ctx); err != nil {
-		return fmt.Errorf("recording the replay in the audit trail: %w", err)
-	}
-	return nil
+	return audit.Append(ctx, js, flow, "replay", rep.Events(by, time.Now()))
 }
 
 // defaultActor names the user running the command: user@host.

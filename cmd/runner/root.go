@@ -90,6 +90,7 @@ NATS server or cluster.`,
 		newStatusCmd(g),
 		newReplayCmd(g),
 		newAuditCmd(g),
+		newConsoleCmd(g),
 		newBenchCmd(g),
 		newVersionCmd(),
 	)

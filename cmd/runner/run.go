@@ -34,6 +34,7 @@ type runOptions struct {
 	cpuProfile  string
 	busFullWait time.Duration
 	once        bool
+	console     consoleFlags
 }
 
 func newRunCmd(g *globalOptions) *cobra.Command {
@@ -58,6 +59,7 @@ failed (see "runner status --failed"), 1 on any other error.`,
   runner run --progress plain --stats 30s flows/*.yaml
   runner run --once flows/partner-pickup.yaml
   runner run --http 127.0.0.1:9090 flows/*.yaml
+  runner run --http :9443 --console --console-access access.yaml --http-tls-cert c.crt --http-tls-key c.key flows/*.yaml
   runner run --nats-url nats://n1:4222,nats://n2:4222 --nats-creds ops.creds flows/orders.yaml`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -78,6 +80,9 @@ failed (see "runner status --failed"), 1 on any other error.`,
 			if o.replicas < 0 || o.replicas > 5 {
 				return &exitError{exitErr, fmt.Sprintf("--replicas %d: want 1 to 5 (JetStream's limit), or 0 to choose", o.replicas)}
 			}
+			if err := o.console.check(o.http); err != nil {
+				return &exitError{exitErr, err.Error()}
+			}
 			if err := applyMemoryLimit(o.memoryLimit); err != nil {
 				return &exitError{exitErr, err.Error()}
 			}
@@ -94,6 +99,7 @@ failed (see "runner status --failed"), 1 on any other error.`,
 	f.StringVar(&o.cpuProfile, "cpu-profile", "", "write a pprof CPU profile of the whole run to this file (go tool pprof)")
 	f.BoolVar(&o.once, "once", false, "take the files each source holds now, deliver them and exit (overrides watch and schedules)")
 	f.StringVar(&o.http, "http", "", "serve /healthz, /readyz, /metrics and /status on this address, such as 127.0.0.1:9090 (empty: off)")
+	o.console.register(f, true)
 	return cmd
 }
 
@@ -233,7 +239,17 @@ func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 		}
 		return p
 	}
-	metrics, stopOps, err := startOps(o.http, c, flows, log, problems)
+	stats := func() []engine.Stats {
+		runsMu.Lock()
+		defer runsMu.Unlock()
+		var out []engine.Stats
+		for _, r := range started {
+			out = append(out, r.Stats())
+		}
+		return out
+	}
+	runID := newRunID()
+	metrics, stopOps, err := startOps(opsConfig{addr: o.http, console: &o.console, stats: stats, runID: runID}, c, flows, log, problems)
 	if err != nil {
 		return &exitError{exitErr, err.Error()}
 	}
@@ -247,7 +263,7 @@ func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 	if c.embedded != nil {
 		store = bus.EmbeddedStoreHint(g.data, "--data")
 	}
-	eng, err := engine.New(c.nc, engine.Options{Registry: reg, Logger: log, Grace: o.grace, Replicas: o.replicas, Metrics: metrics,
+	eng, err := engine.New(c.nc, engine.Options{Registry: reg, Logger: log, Grace: o.grace, Replicas: o.replicas, Metrics: metrics, RunID: runID,
 		BusFullWait: wait, BusStore: store, SoleRunner: c.embedded != nil})
 	if err != nil {
 		return &exitError{exitErr, fmt.Sprintf("starting the engine: %v", err)}

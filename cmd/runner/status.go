@@ -296,10 +296,7 @@ func withObservers(ctx context.Context, js jetstream.JetStream, flows []engine.F
 		if err != nil {
 			return nil, err
 		}
-		exps, err := loadExpectations(ctx, kv)
-		if err == nil && len(exps) > 0 {
-			r.SLA, err = sla.ReadStatus(ctx, sla.NewKVStore(kv), exps, time.Now())
-		}
+		r.SLA, err = sla.ReadFlowStatus(ctx, kv, time.Now())
 		if err != nil {
 			return nil, fmt.Errorf("flow %s: arrival SLAs: %w", fs.Flow, err)
 		}

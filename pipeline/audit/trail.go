@@ -130,6 +130,27 @@ func Bind(ctx context.Context, js jetstream.JetStream, flow string, o Options) (
 	return start(ctx, js, st, flow, o)
 }
 
+// Append adds evs to flow's audit trail, if the flow has one, as runner
+// (Record.Runner) and returns once they are stored, or ctx ends. A flow
+// without a trail is no error: nothing is stored. It is for programs that
+// act on a flow beside its runners, such as runner replay and the console.
+func Append(ctx context.Context, js jetstream.JetStream, flow, runner string, evs []pipeline.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	tr, err := Bind(ctx, js, flow, Options{Runner: runner})
+	if errors.Is(err, ErrNoTrail) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("recording in the audit trail of flow %s: %w", flow, err)
+	}
+	tr.EmitAll(evs)
+	if err := tr.Close(ctx); err != nil {
+		return fmt.Errorf("recording in the audit trail of flow %s: %w", flow, err)
+	}
+	return nil
+}
+
 func start(ctx context.Context, js jetstream.JetStream, st jetstream.Stream, flow string, o Options) (*Trail, error) {
 	if o.Recall == 0 {
 		o.Recall = 15 * time.Minute

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/bus"
 )
 
@@ -39,6 +40,20 @@ type Report struct {
 	// Refused are the selected deliveries (or files) that were not queued,
 	// each with its Reason.
 	Refused []ReplayItem `json:"refused"`
+}
+
+// Events are the audit trail's records of rep (pipeline.EventReplay): one
+// per delivery queued again or to be made by reading the file again, asked
+// for by by at time at. Refused deliveries changed nothing and have none.
+func (rep Report) Events(by string, at time.Time) []pipeline.Event {
+	var evs []pipeline.Event
+	for _, items := range [][]ReplayItem{rep.Requeued, rep.Reread} {
+		for _, it := range items {
+			evs = append(evs, pipeline.Event{Kind: pipeline.EventReplay, Time: at.UTC(), Flow: rep.Flow, FileID: it.File,
+				Name: it.Name, Sink: it.Sink, By: by, Detail: it.Reason})
+		}
+	}
+	return evs
 }
 
 // ReplayItem is one delivery in a Report. Sink is empty for a selected file
@@ -80,7 +95,7 @@ const ReasonNeverQueued = "never queued to this sink (added since?): the file is
 // state cannot be read or written; the Report then holds what was done.
 func Replay(ctx context.Context, js jetstream.JetStream, flow string, sel Selector) (Report, error) {
 	rep := Report{Flow: flow}
-	fs, err := readFlow(ctx, js, flow)
+	fs, err := readFlow(ctx, js, flow, true)
 	if err != nil {
 		return rep, err
 	}

@@ -3,8 +3,10 @@ package engine
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -73,28 +75,18 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream, flows ...string) ([
 	}
 	var out []FlowStatus
 	for _, f := range flows {
-		fs, err := readFlow(ctx, js, f)
+		fs, err := readFlow(ctx, js, f, false)
 		if err != nil {
 			return nil, err
-		}
-		for i := range fs.Files {
-			f := &fs.Files[i]
-			f.Manifest.Content = nil // a small file's bytes are not status
-			// Errors were redacted when recorded; records of older
-			// versions were not.
-			f.Manifest.Error = pipeline.RedactURLs(f.Manifest.Error)
-			f.Manifest.ReadError = pipeline.RedactURLs(f.Manifest.ReadError)
-			for j := range f.Deliveries {
-				f.Deliveries[j].Error = pipeline.RedactURLs(f.Deliveries[j].Error)
-			}
-			f.Error = pipeline.RedactURLs(failedBeforeDelivery(*f))
 		}
 		out = append(out, fs)
 	}
 	return out, nil
 }
 
-func readFlow(ctx context.Context, js jetstream.JetStream, flow string) (FlowStatus, error) {
+// readFlow reads flow's status; with raw, as stored (errors not redacted,
+// a small file's bytes kept), for Replay.
+func readFlow(ctx context.Context, js jetstream.JetStream, flow string, raw bool) (FlowStatus, error) {
 	fs := FlowStatus{Flow: flow}
 	kv, err := js.KeyValue(ctx, bus.Names{Flow: flow}.Bucket())
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -111,59 +103,197 @@ func readFlow(ctx context.Context, js jetstream.JetStream, flow string) (FlowSta
 	if err != nil {
 		return fs, fmt.Errorf("flow %s: listing keys: %w", flow, err)
 	}
-	files := map[string]*FileStatus{}
-	groups := map[string][]bus.GroupDelivery{} // by group id
-	purged := map[string]bool{}                // by group id
+	recs := NewFlowRecords(flow)
+	recs.raw = raw
+	for key := range keys.Keys() {
+		if !StatusKey(key) {
+			continue
+		}
+		var raw json.RawMessage
+		rev, err := st.Get(ctx, key, &raw)
+		if err != nil {
+			return fs, err
+		}
+		if rev == 0 {
+			continue // removed since it was listed
+		}
+		if err := recs.Put(key, raw); err != nil {
+			return fs, err
+		}
+	}
+	return recs.Status(), nil
+}
+
+// StatusKey reports whether the record under key in a flow's bucket is one
+// a FlowStatus is made of (FlowRecords.Put takes it).
+func StatusKey(key string) bool {
+	kind, rest, _ := strings.Cut(key, ".")
+	dots := strings.Count(rest, ".")
+	switch kind {
+	case "file", "grp":
+		return rest != "" && dots == 0
+	case "dlv", "gdlv":
+		return dots >= 1
+	}
+	return key == bus.PollKey
+}
+
+// FlowRecords holds the records of a flow's KV bucket that its status is
+// made of, decoded, and assembles the FlowStatus that ReadStatus returns
+// from them. A watcher of the bucket (the console) keeps it up to date with
+// Put and Delete as changes come, instead of reading every key again. It is
+// not safe for concurrent use.
+type FlowRecords struct {
+	flow       string
+	poll       *bus.Poll
+	manifests  map[string]bus.Manifest
+	deliveries map[string]map[string]bus.Delivery // by file id and sink
+	purged     map[string]bool                    // by group id
+	groups     map[string]map[string]bus.GroupDelivery
+	raw        bool // keep records as stored (see readFlow)
+}
+
+// NewFlowRecords returns an empty FlowRecords for flow.
+func NewFlowRecords(flow string) *FlowRecords {
+	return &FlowRecords{flow: flow, manifests: map[string]bus.Manifest{}, deliveries: map[string]map[string]bus.Delivery{},
+		purged: map[string]bool{}, groups: map[string]map[string]bus.GroupDelivery{}}
+}
+
+// Put decodes value, the record stored under key, and keeps it in place of
+// the one before. Keys that are no part of a status (see StatusKey) are
+// ignored. Errors are kept out of what it holds: they are redacted
+// (pipeline.RedactURLs) as they are read, and a small file's bytes are
+// dropped.
+func (r *FlowRecords) Put(key string, value []byte) error {
+	if !StatusKey(key) {
+		return nil
+	}
+	kind, rest, _ := strings.Cut(key, ".")
+	var err error
+	switch kind {
+	case "file":
+		var m bus.Manifest
+		if err = json.Unmarshal(value, &m); err == nil {
+			if !r.raw {
+				m.Content = nil // a small file's bytes are not status
+				m.Error, m.ReadError = pipeline.RedactURLs(m.Error), pipeline.RedactURLs(m.ReadError)
+			}
+			r.manifests[rest] = m
+		}
+	case "dlv":
+		var d bus.Delivery
+		if err = json.Unmarshal(value, &d); err == nil {
+			id, sink, _ := strings.Cut(rest, ".")
+			if !r.raw {
+				d.Error = pipeline.RedactURLs(d.Error)
+			}
+			put(r.deliveries, id, sink, d)
+		}
+	case "grp":
+		var g bus.Group
+		if err = json.Unmarshal(value, &g); err == nil {
+			r.purged[rest] = g.Purged
+		}
+	case "gdlv":
+		var g bus.GroupDelivery
+		if err = json.Unmarshal(value, &g); err == nil {
+			gid, sink, _ := strings.Cut(rest, ".")
+			g.Sink = sink
+			put(r.groups, gid, sink, g)
+		}
+	default:
+		var p bus.Poll
+		if err = json.Unmarshal(value, &p); err == nil {
+			r.poll = &p
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("decoding %s: %w", key, err)
+	}
+	return nil
+}
+
+func put[V any](m map[string]map[string]V, a, b string, v V) {
+	if m[a] == nil {
+		m[a] = map[string]V{}
+	}
+	m[a][b] = v
+}
+
+// Delete forgets the record under key.
+func (r *FlowRecords) Delete(key string) {
+	if !StatusKey(key) {
+		return
+	}
+	kind, rest, _ := strings.Cut(key, ".")
+	switch kind {
+	case "file":
+		delete(r.manifests, rest)
+	case "dlv":
+		id, sink, _ := strings.Cut(rest, ".")
+		deleteIn(r.deliveries, id, sink)
+	case "grp":
+		delete(r.purged, rest)
+	case "gdlv":
+		gid, sink, _ := strings.Cut(rest, ".")
+		deleteIn(r.groups, gid, sink)
+	default:
+		r.poll = nil
+	}
+}
+
+func deleteIn[V any](m map[string]map[string]V, a, b string) {
+	delete(m[a], b)
+	if len(m[a]) == 0 {
+		delete(m, a)
+	}
+}
+
+// Files counts the files the records know of.
+func (r *FlowRecords) Files() int { return len(r.manifests) }
+
+// Status assembles the flow's status from the records, as ReadStatus
+// returns it: files sorted by name and id, each with its deliveries sorted
+// by sink (a file travelling in a group takes them from the group's
+// records), and the deliveries counted per sink.
+func (r *FlowRecords) Status() FlowStatus {
+	fs := FlowStatus{Flow: r.flow}
+	if r.poll != nil {
+		p := *r.poll
+		fs.Poll = &p
+	}
+	files := make(map[string]*FileStatus, len(r.manifests))
 	get := func(id string) *FileStatus {
 		if files[id] == nil {
 			files[id] = &FileStatus{Manifest: bus.Manifest{ID: id}}
 		}
 		return files[id]
 	}
-	for key := range keys.Keys() {
-		parts := strings.SplitN(key, ".", 3)
-		switch {
-		case key == bus.PollKey:
-			fs.Poll = &bus.Poll{}
-			if _, err := st.Get(ctx, key, fs.Poll); err != nil {
-				return fs, err
-			}
-		case parts[0] == "file" && len(parts) == 2:
-			f := get(parts[1])
-			if _, err := st.Get(ctx, key, &f.Manifest); err != nil {
-				return fs, err
-			}
-		case parts[0] == "dlv" && len(parts) == 3:
-			var d bus.Delivery
-			if _, err := st.Get(ctx, key, &d); err != nil {
-				return fs, err
-			}
-			f := get(parts[1])
+	for id, m := range r.manifests {
+		get(id).Manifest = m
+	}
+	for id, ds := range r.deliveries {
+		f := get(id)
+		for _, d := range ds {
 			f.Deliveries = append(f.Deliveries, d)
-		case parts[0] == "grp" && len(parts) == 2:
-			var g bus.Group
-			if _, err := st.Get(ctx, key, &g); err != nil {
-				return fs, err
-			}
-			purged[parts[1]] = g.Purged
-		case parts[0] == "gdlv" && len(parts) == 3:
-			var g bus.GroupDelivery
-			if _, err := st.Get(ctx, key, &g); err != nil {
-				return fs, err
-			}
-			g.Sink = parts[2]
-			groups[parts[1]] = append(groups[parts[1]], g)
 		}
 	}
 	for _, f := range files {
-		if f.Manifest.Group != "" {
-			fromGroup(f, groups[f.Manifest.Group])
-			f.Manifest.Purged = purged[f.Manifest.Group]
+		if gid := f.Manifest.Group; gid != "" {
+			var recs []bus.GroupDelivery
+			for _, g := range r.groups[gid] {
+				recs = append(recs, g)
+			}
+			fromGroup(f, recs)
+			f.Manifest.Purged = r.purged[gid]
 		}
 	}
 	counts := map[string]*SinkCounts{}
+	if len(files) > 0 {
+		fs.Files = make([]FileStatus, 0, len(files))
+	}
 	for _, f := range files {
-		sort.Slice(f.Deliveries, func(i, j int) bool { return f.Deliveries[i].Sink < f.Deliveries[j].Sink })
+		slices.SortFunc(f.Deliveries, func(a, b bus.Delivery) int { return strings.Compare(a.Sink, b.Sink) })
 		for _, d := range f.Deliveries {
 			c := counts[d.Sink]
 			if c == nil {
@@ -181,20 +311,19 @@ func readFlow(ctx context.Context, js jetstream.JetStream, flow string) (FlowSta
 				c.InFlight++
 			}
 		}
+		if f.Error = failedBeforeDelivery(*f); !r.raw {
+			f.Error = pipeline.RedactURLs(f.Error)
+		}
 		fs.Files = append(fs.Files, *f)
 	}
-	sort.Slice(fs.Files, func(i, j int) bool {
-		a, b := fs.Files[i].Manifest, fs.Files[j].Manifest
-		if a.Name != b.Name {
-			return a.Name < b.Name
-		}
-		return a.ID < b.ID
+	slices.SortFunc(fs.Files, func(a, b FileStatus) int {
+		return cmp.Or(strings.Compare(a.Manifest.Name, b.Manifest.Name), strings.Compare(a.Manifest.ID, b.Manifest.ID))
 	})
 	for _, c := range counts {
 		fs.Sinks = append(fs.Sinks, *c)
 	}
 	sort.Slice(fs.Sinks, func(i, j int) bool { return fs.Sinks[i].Sink < fs.Sinks[j].Sink })
-	return fs, nil
+	return fs
 }
 
 // fromGroup fills in the deliveries of a file that travels in a group from

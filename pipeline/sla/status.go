@@ -2,7 +2,12 @@ package sla
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mftflow/mftflow/pipeline"
 )
@@ -62,4 +67,47 @@ func (x *expectation) status(r *Record) Status {
 		s.MissedDeadline, s.MissedArrived = r.Late.Deadline, r.Late.Arrived()
 	}
 	return s
+}
+
+// ExpectationsKey holds, in a flow's KV bucket, the flow's expectations as
+// its runner last ran them (SaveExpectations), for readers of its state
+// that have no flow file: "runner status" and the console.
+const ExpectationsKey = "slaconf"
+
+// SaveExpectations records exps under ExpectationsKey in kv.
+func SaveExpectations(ctx context.Context, kv jetstream.KeyValue, exps []pipeline.Expectation) error {
+	b, err := json.Marshal(exps)
+	if err == nil {
+		_, err = kv.Put(ctx, ExpectationsKey, b)
+	}
+	if err != nil {
+		return fmt.Errorf("recording its expectations: %w", err)
+	}
+	return nil
+}
+
+// LoadExpectations reads what SaveExpectations wrote; nil when nothing.
+func LoadExpectations(ctx context.Context, kv jetstream.KeyValue) ([]pipeline.Expectation, error) {
+	e, err := kv.Get(ctx, ExpectationsKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("reading the expectations in KV bucket %s: %w", kv.Bucket(), err)
+	}
+	var exps []pipeline.Expectation
+	if err := json.Unmarshal(e.Value(), &exps); err != nil {
+		return nil, fmt.Errorf("decoding the expectations in KV bucket %s: %w", kv.Bucket(), err)
+	}
+	return exps, nil
+}
+
+// ReadFlowStatus returns the state at now of the expectations last saved
+// in a flow's bucket kv (SaveExpectations), read from the records there;
+// nil for a flow without expectations.
+func ReadFlowStatus(ctx context.Context, kv jetstream.KeyValue, now time.Time) ([]Status, error) {
+	exps, err := LoadExpectations(ctx, kv)
+	if err != nil || len(exps) == 0 {
+		return nil, err
+	}
+	return ReadStatus(ctx, NewKVStore(kv), exps, now)
 }
