@@ -116,7 +116,12 @@ func (r *Run) handleTask(s *sinkRun, msg jetstream.Msg) {
 		for {
 			select {
 			case <-t.C:
-				msg.InProgress()
+				if err := msg.InProgress(); err != nil {
+					// The next tick tries again; past the ack wait the bus
+					// hands the task out again, and the delivery's owner
+					// check stops the second holder.
+					log.Debug("keeping the delivery task", "err", err)
+				}
 			case <-alive.Done():
 				return
 			}
@@ -134,38 +139,45 @@ func (r *Run) handleTask(s *sinkRun, msg jetstream.Msg) {
 	}
 	stopAlive()
 
+	// A lost answer leaves the task with the bus, which hands it out again
+	// after its ack wait: a final delivery takes it as done, others go on.
+	answered := func(answer string, err error) {
+		if err != nil {
+			log.Warn("answering the delivery task failed; the bus hands it out again after its ack wait", "answer", answer, "err", err)
+		}
+	}
 	var later *retryLater
 	switch {
 	case err == nil:
-		msg.Ack()
+		answered("ack", msg.Ack())
 	case errors.Is(err, errDuplicateTask):
 		// Published twice (a restart after the dedupe window); the first
 		// task carries the delivery.
 		log.Info("dropping a duplicate delivery task", "task", task)
-		msg.Ack()
+		answered("ack", msg.Ack())
 	case errors.Is(err, errSuperseded):
 		// The task was redelivered to another owner, who now holds it.
 		log.Warn("delivery taken over by another owner; leaving it to them")
 	case errors.Is(err, errStopped) || r.stopping.Err() != nil:
-		msg.Nak() // the next run takes it at once
+		answered("nak", msg.Nak()) // the next run takes it at once
 	case errors.As(err, &later) && later.waiting && errors.Is(err, bus.ErrStoreFull):
 		log.Warn("delivery waits for room in the bus store", "in", later.after, "reason", later.err)
-		msg.NakWithDelay(later.after)
+		answered("nak", msg.NakWithDelay(later.after))
 	case errors.As(err, &later) && later.waiting:
 		log.Info("delivery waits for the file to be read from its source again", "in", later.after, "reason", later.err)
-		msg.NakWithDelay(later.after)
+		answered("nak", msg.NakWithDelay(later.after))
 	case errors.As(err, &later):
 		s.stats.retries.Add(int64(max(1, later.files)))
 		s.metrics.retries.Add(float64(max(1, later.files)))
 		log.Warn("delivery attempt failed; retrying", "in", later.after, "err", later.err)
-		msg.NakWithDelay(later.after)
+		answered("nak", msg.NakWithDelay(later.after))
 	case errors.Is(err, bus.ErrStoreFull):
 		// Its record could not be written: no failure of the sink's.
 		log.Warn("delivery waits for room in the bus store", "in", r.e.opts.AckWait, "reason", err)
-		msg.NakWithDelay(r.e.opts.AckWait)
+		answered("nak", msg.NakWithDelay(r.e.opts.AckWait))
 	default:
 		log.Error("delivery task failed", "err", err)
-		msg.NakWithDelay(r.e.opts.AckWait)
+		answered("nak", msg.NakWithDelay(r.e.opts.AckWait))
 	}
 }
 
