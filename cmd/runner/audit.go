@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -90,15 +91,11 @@ func withTrail(g *globalOptions, o *auditOptions, fn func(context.Context, jetst
 			return &exitError{exitErr, fmt.Sprintf("--name %q is not a valid glob: close every \"[\"", o.name)}
 		}
 	}
-	c, err := connectForStatus(g)
+	c, js, err := connectJetStream(g)
 	if err != nil {
-		return &exitError{exitErr, err.Error()}
+		return err
 	}
 	defer c.Close()
-	js, err := jetstream.New(c.nc)
-	if err != nil {
-		return &exitError{exitErr, fmt.Sprintf("opening JetStream on %s: %v", c.where, err)}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	if err := fn(ctx, js); err != nil {
@@ -159,7 +156,7 @@ func timeline(ctx context.Context, js jetstream.JetStream, w io.Writer, o *audit
 		return werr == nil
 	})
 	if err != nil || werr != nil || o.asJSON {
-		return cmpErr(err, werr)
+		return cmp.Or(err, werr)
 	}
 	for _, id := range order {
 		evs := byFile[id]
@@ -169,13 +166,6 @@ func timeline(ctx context.Context, js jetstream.JetStream, w io.Writer, o *audit
 		}
 	}
 	return nil
-}
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // nameOf returns a file's name in its first event that has one.

@@ -159,18 +159,14 @@ replay. Give --http-tls-cert and --http-tls-key to serve HTTPS.`,
 }
 
 func serveConsole(g *globalOptions, o *consoleOptions) error {
-	c, err := connectForStatus(g)
+	c, js, err := connectJetStream(g)
 	if err != nil {
-		return &exitError{exitErr, err.Error()}
+		return err
 	}
 	defer c.Close()
 	if c.embedded != nil {
 		// It would hold the data directory, and no runner could start on it.
 		return &exitError{exitErr, fmt.Sprintf("no runner is using %s: start \"runner run --data %s ...\" first (or serve the console from it with --http ADDR --console), or give --nats-url", g.data, g.data)}
-	}
-	js, err := jetstream.New(c.nc)
-	if err != nil {
-		return &exitError{exitErr, fmt.Sprintf("opening JetStream on %s: %v", c.where, err)}
 	}
 	con, err := o.flags.open(js, nil, "", g.logger)
 	if err != nil {

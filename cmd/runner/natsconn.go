@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/bus"
@@ -148,6 +149,22 @@ type errNoState struct{ data string }
 
 func (e *errNoState) Error() string {
 	return fmt.Sprintf("no runner state in %s (start a flow with \"runner run FLOW.yaml\")", e.data)
+}
+
+// connectJetStream is connectForStatus with JetStream opened on the
+// connection, for the commands that read or change a flow's state; its
+// errors are *exitError values. Close the connection when done.
+func connectJetStream(g *globalOptions) (*natsConn, jetstream.JetStream, error) {
+	c, err := connectForStatus(g)
+	if err != nil {
+		return nil, nil, &exitError{exitErr, err.Error()}
+	}
+	js, err := jetstream.New(c.nc)
+	if err != nil {
+		c.Close()
+		return nil, nil, &exitError{exitErr, fmt.Sprintf("opening JetStream on %s: %v", c.where, err)}
+	}
+	return c, js, nil
 }
 
 // connectForStatus connects to --nats-url; else to the server of the runner

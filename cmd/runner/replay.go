@@ -85,15 +85,11 @@ replayed, 1 on any other error.`,
 }
 
 func replay(g *globalOptions, o *replayOptions) error {
-	c, err := connectForStatus(g)
+	c, js, err := connectJetStream(g)
 	if err != nil {
-		return &exitError{exitErr, err.Error()}
+		return err
 	}
 	defer c.Close()
-	js, err := jetstream.New(c.nc)
-	if err != nil {
-		return &exitError{exitErr, fmt.Sprintf("opening JetStream on %s: %v", c.where, err)}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	rep, err := engine.Replay(ctx, js, o.flow, engine.Selector{Files: o.files, Sinks: o.sinks})

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -57,19 +56,11 @@ directory, if one is running; else it opens the data directory's store itself.`,
 }
 
 func showStatus(g *globalOptions, o *statusOptions) error {
-	c, err := connectForStatus(g)
+	c, js, err := connectJetStream(g)
 	if err != nil {
-		var none *errNoState
-		if errors.As(err, &none) {
-			return &exitError{exitErr, none.Error()}
-		}
-		return &exitError{exitErr, err.Error()}
+		return err
 	}
 	defer c.Close()
-	js, err := jetstream.New(c.nc)
-	if err != nil {
-		return &exitError{exitErr, fmt.Sprintf("opening JetStream on %s: %v", c.where, err)}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	flows, err := engine.ReadStatus(ctx, js, o.flows...)

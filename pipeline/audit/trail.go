@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -182,7 +183,7 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, n bus.Names, o Op
 		Storage:     jetstream.FileStorage,
 		Replicas:    o.Replicas,
 		MaxAge:      o.MaxAge,
-		MaxBytes:    cmpOr(o.MaxBytes, -1),
+		MaxBytes:    cmp.Or(o.MaxBytes, -1),
 		Discard:     jetstream.DiscardOld,
 		Duplicates:  2 * time.Minute,
 	}
@@ -197,12 +198,6 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, n bus.Names, o Op
 	return st, nil
 }
 
-func cmpOr(v, fallback int64) int64 {
-	if v == 0 {
-		return fallback
-	}
-	return v
-}
 
 // recall reads the end of the chain and the identities of the events in
 // the records of the last Options.Recall.
@@ -341,16 +336,9 @@ func (t *Trail) Close(ctx context.Context) error {
 	t.stop()
 	<-t.done
 	if n := t.queued(); n > 0 {
-		return fmt.Errorf("audit trail of flow %s: %d events not stored: %w", t.names.Flow, n, cmpErr(ctx.Err(), t.Err()))
+		return fmt.Errorf("audit trail of flow %s: %d events not stored: %w", t.names.Flow, n, cmp.Or(ctx.Err(), t.Err()))
 	}
 	return nil
-}
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 func (t *Trail) queued() int {
