@@ -198,7 +198,6 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, n bus.Names, o Op
 	return st, nil
 }
 
-
 // recall reads the end of the chain and the identities of the events in
 // the records of the last Options.Recall.
 func (t *Trail) recall(ctx context.Context) error {
