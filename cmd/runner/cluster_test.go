@@ -130,10 +130,12 @@ func writeClusterFlow(t *testing.T, dir, in, out string, o clusterFlow) string {
 	// The tests act while a runner is at work (start the second, kill the
 	// one writing big.bin); a runner that owns the machine's two cores
 	// can finish before the test, starved of them, looks: a limit keeps
-	// the work going for seconds and leaves the test some CPU.
+	// the work going for seconds and leaves the test some CPU. By
+	// reference no byte crosses the cluster, but the limit still paces
+	// what the sink writes.
 	rate := "rate: 48M"
 	if o.reference {
-		payload, rate = "reference", "" // nothing crosses the cluster to limit
+		payload, rate = "reference", "rate: 96M"
 	}
 	return writeFile(t, dir, "shared.yaml", `name: `+clusterFlowName+`
 `+rate+`
