@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/mftflow/mftflow/pipeline"
@@ -162,6 +163,64 @@ func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 	if err != nil {
 		return &exitError{exitErr, err.Error()}
 	}
+	flows, err := validFlows(g, reg, paths)
+	if err != nil {
+		return err
+	}
+	sig := watchSignals(g, log)
+	defer sig.close()
+
+	c, err := connectForRun(g, embeddedOptions(g, reg, flows)...)
+	if err != nil {
+		return &exitError{exitErr, err.Error()}
+	}
+	sig.setConn(c)
+	defer c.Close()
+
+	set := &runSet{}
+	runID := newRunID()
+	metrics, stopOps, err := startOps(opsConfig{addr: o.http, console: &o.console, stats: set.stats, runID: runID}, c, flows, log, set.problems)
+	if err != nil {
+		return &exitError{exitErr, err.Error()}
+	}
+	defer stopOps()
+	eng, err := newEngine(g, o, c, reg, metrics, runID)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	js, err := jetstream.New(c.nc)
+	if err != nil {
+		return &exitError{exitErr, err.Error()}
+	}
+	obs, err := openObservers(ctx, js, flows, o.replicas, metrics, log)
+	if err != nil {
+		return &exitError{exitErr, err.Error()}
+	}
+	defer obs.close()
+
+	runs, err := startRuns(ctx, eng, obs, flows, set, sig.stopping, o, c.where, log)
+	if err != nil {
+		return err
+	}
+	statsers := make([]statser, len(runs))
+	for i, r := range runs {
+		statsers[i] = r
+	}
+	progress := startProgress(resolveProgressMode(o.progress.value, g.stdout), g.stdout, g.logOut, statsers, o.stats)
+	defer progress.stop()
+	fatal, err := awaitRuns(runs, sig.stopping, o.grace, log)
+	progress.stop()
+	if err != nil {
+		return err
+	}
+	return summarize(g, c, runs, fatal, log)
+}
+
+// validFlows loads the flow files; any invalid one is printed and nothing
+// is started.
+func validFlows(g *globalOptions, reg *pipeline.Registry, paths []string) ([]*pipeline.Flow, error) {
 	var flows []*pipeline.Flow
 	bad := 0
 	for _, r := range loadFlows(g, reg, paths) {
@@ -177,84 +236,104 @@ func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 		if bad > 1 {
 			what = "flow files are"
 		}
-		return &exitError{exitErr, fmt.Sprintf("%d %s invalid; nothing was started", bad, what)}
+		return nil, &exitError{exitErr, fmt.Sprintf("%d %s invalid; nothing was started", bad, what)}
 	}
+	return flows, nil
+}
 
-	// Signals: the first stops gracefully, the second exits at once.
-	var conn *natsConn
-	var connMu sync.Mutex
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	stopping := make(chan struct{})
-	finished := make(chan struct{})
-	defer close(finished)
-	go func() {
+// signals handles SIGINT and SIGTERM: the first closes stopping (a graceful
+// stop), a second one exits at once.
+type signals struct {
+	stopping chan struct{}
+	finished chan struct{}
+	sigs     chan os.Signal
+	mu       sync.Mutex
+	conn     *natsConn
+}
+
+func watchSignals(g *globalOptions, log *slog.Logger) *signals {
+	s := &signals{stopping: make(chan struct{}), finished: make(chan struct{}), sigs: make(chan os.Signal, 2)}
+	signal.Notify(s.sigs, syscall.SIGINT, syscall.SIGTERM)
+	go s.watch(g, log)
+	return s
+}
+
+func (s *signals) watch(g *globalOptions, log *slog.Logger) {
+	select {
+	case <-s.sigs:
+	case <-s.finished:
+		return
+	}
+	log.Info("stopping: finishing in-flight parts (press Ctrl-C again to force)")
+	close(s.stopping)
+	// A repeat within a moment of the first is the same request sent
+	// twice (timeout(1) signals both the child and its process group),
+	// not a person asking to force.
+	first := time.Now()
+	for {
 		select {
-		case <-sigs:
-		case <-finished:
+		case <-s.sigs:
+		case <-s.finished:
 			return
 		}
-		log.Info("stopping: finishing in-flight parts (press Ctrl-C again to force)")
-		close(stopping)
-		// A repeat within a moment of the first is the same request sent
-		// twice (timeout(1) signals both the child and its process group),
-		// not a person asking to force.
-		first := time.Now()
-		for {
-			select {
-			case <-sigs:
-			case <-finished:
-				return
-			}
-			if time.Since(first) >= time.Second {
-				break
-			}
+		if time.Since(first) >= time.Second {
+			break
 		}
-		connMu.Lock()
-		conn.removeURLFile()
-		connMu.Unlock()
-		fmt.Fprintln(g.stderr, "runner: forced exit; files in flight resume on the next run")
-		os.Exit(exitErr)
-	}()
+	}
+	s.mu.Lock()
+	s.conn.removeURLFile()
+	s.mu.Unlock()
+	fmt.Fprintln(g.stderr, "runner: forced exit; files in flight resume on the next run")
+	os.Exit(exitErr)
+}
 
-	c, err := connectForRun(g, embeddedOptions(g, reg, flows)...)
-	if err != nil {
-		return &exitError{exitErr, err.Error()}
-	}
-	connMu.Lock()
-	conn = c
-	connMu.Unlock()
-	defer c.Close()
+// setConn tells a forced exit which connection's URL file to remove.
+func (s *signals) setConn(c *natsConn) {
+	s.mu.Lock()
+	s.conn = c
+	s.mu.Unlock()
+}
 
-	// The runs, once started, tell /readyz of a full bus store.
-	var runsMu sync.Mutex
-	var started []*engine.Run
-	problems := func() []string {
-		runsMu.Lock()
-		defer runsMu.Unlock()
-		var p []string
-		for _, r := range started {
-			p = append(p, r.Problems()...)
-		}
-		return p
-	}
-	stats := func() []engine.Stats {
-		runsMu.Lock()
-		defer runsMu.Unlock()
-		var out []engine.Stats
-		for _, r := range started {
-			out = append(out, r.Stats())
-		}
-		return out
-	}
-	runID := newRunID()
-	metrics, stopOps, err := startOps(opsConfig{addr: o.http, console: &o.console, stats: stats, runID: runID}, c, flows, log, problems)
-	if err != nil {
-		return &exitError{exitErr, err.Error()}
-	}
-	defer stopOps()
+func (s *signals) close() {
+	signal.Stop(s.sigs)
+	close(s.finished)
+}
 
+// runSet holds the runs started so far, for /readyz (a full bus store) and
+// the console's statistics, which ask while runs are still being started.
+type runSet struct {
+	mu   sync.Mutex
+	runs []*engine.Run
+}
+
+func (s *runSet) add(r *engine.Run) {
+	s.mu.Lock()
+	s.runs = append(s.runs, r)
+	s.mu.Unlock()
+}
+
+func (s *runSet) problems() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var p []string
+	for _, r := range s.runs {
+		p = append(p, r.Problems()...)
+	}
+	return p
+}
+
+func (s *runSet) stats() []engine.Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []engine.Stats
+	for _, r := range s.runs {
+		out = append(out, r.Stats())
+	}
+	return out
+}
+
+// newEngine starts the engine on the runner's connection.
+func newEngine(g *globalOptions, o *runOptions, c *natsConn, reg *pipeline.Registry, metrics prometheus.Registerer, runID string) (*engine.Engine, error) {
 	wait := o.busFullWait
 	if wait == 0 {
 		wait = -1 // the engine's "at once"
@@ -263,23 +342,17 @@ func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 	if c.embedded != nil {
 		store = bus.EmbeddedStoreHint(g.data, "--data")
 	}
-	eng, err := engine.New(c.nc, engine.Options{Registry: reg, Logger: log, Grace: o.grace, Replicas: o.replicas, Metrics: metrics, RunID: runID,
+	eng, err := engine.New(c.nc, engine.Options{Registry: reg, Logger: g.logger, Grace: o.grace, Replicas: o.replicas, Metrics: metrics, RunID: runID,
 		BusFullWait: wait, BusStore: store, SoleRunner: c.embedded != nil})
 	if err != nil {
-		return &exitError{exitErr, fmt.Sprintf("starting the engine: %v", err)}
+		return nil, &exitError{exitErr, fmt.Sprintf("starting the engine: %v", err)}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	js, err := jetstream.New(c.nc)
-	if err != nil {
-		return &exitError{exitErr, err.Error()}
-	}
-	obs, err := openObservers(ctx, js, flows, o.replicas, metrics, log)
-	if err != nil {
-		return &exitError{exitErr, err.Error()}
-	}
-	defer obs.close()
+	return eng, nil
+}
 
+// startRuns starts a run of each flow, until a stop is asked for; if one
+// cannot start, those already started are stopped.
+func startRuns(ctx context.Context, eng *engine.Engine, obs *observers, flows []*pipeline.Flow, set *runSet, stopping <-chan struct{}, o *runOptions, where string, log *slog.Logger) ([]*engine.Run, error) {
 	var runs []*engine.Run
 	for _, f := range flows {
 		if closed(stopping) {
@@ -293,27 +366,23 @@ func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 			if !strings.HasPrefix(msg, "flow "+f.Name+": ") {
 				msg = "flow " + f.Name + ": " + msg
 			}
-			return &exitError{exitErr, "starting " + msg}
+			return nil, &exitError{exitErr, "starting " + msg}
 		}
 		if err := obs.started(ctx, f); err != nil {
 			stopRuns(append(runs, r), make([]bool, len(runs)+1), o.grace, log)
-			return &exitError{exitErr, fmt.Sprintf("starting flow %s: %v", f.Name, err)}
+			return nil, &exitError{exitErr, fmt.Sprintf("starting flow %s: %v", f.Name, err)}
 		}
-		log.Info("flow started", "flow", f.Name, "nats", c.where)
+		log.Info("flow started", "flow", f.Name, "nats", where)
 		runs = append(runs, r)
-		runsMu.Lock()
-		started = append(started, r)
-		runsMu.Unlock()
+		set.add(r)
 	}
+	return runs, nil
+}
 
-	statsers := make([]statser, len(runs))
-	for i, r := range runs {
-		statsers[i] = r
-	}
-	mode := resolveProgressMode(o.progress.value, g.stdout)
-	progress := startProgress(mode, g.stdout, g.logOut, statsers, o.stats)
-	defer progress.stop()
-
+// awaitRuns waits for every run to end. A stop asked for, or a run that
+// cannot continue, stops the others; those not stopped within 10 s past
+// their grace make it an error. It returns the runs' fatal errors.
+func awaitRuns(runs []*engine.Run, stopping <-chan struct{}, grace time.Duration, log *slog.Logger) ([]string, error) {
 	type waitResult struct {
 		i   int
 		err error
@@ -326,12 +395,15 @@ func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 	var fatal []string
 	stopCh := stopping
 	var stopDeadline <-chan time.Time
+	stop := func() {
+		stopCh = nil
+		stopRuns(runs, ended, grace, log)
+		stopDeadline = time.After(10 * time.Second)
+	}
 	for remaining := len(runs); remaining > 0; {
 		select {
 		case <-stopCh:
-			stopCh = nil
-			stopRuns(runs, ended, o.grace, log)
-			stopDeadline = time.After(10 * time.Second)
+			stop()
 		case res := <-results:
 			remaining--
 			ended[res.i] = true
@@ -340,18 +412,19 @@ func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 				log.Error("flow could not continue", "flow", name, "err", res.err)
 				fatal = append(fatal, fmt.Sprintf("flow %s: %v", name, res.err))
 				if stopCh != nil {
-					stopCh = nil
-					stopRuns(runs, ended, o.grace, log)
-					stopDeadline = time.After(10 * time.Second)
+					stop()
 				}
 			}
 		case <-stopDeadline:
-			progress.stop()
-			return &exitError{exitErr, fmt.Sprintf("%d of %d flows did not stop within --grace %s", remaining, len(runs), o.grace)}
+			return nil, &exitError{exitErr, fmt.Sprintf("%d of %d flows did not stop within --grace %s", remaining, len(runs), grace)}
 		}
 	}
-	progress.stop()
+	return fatal, nil
+}
 
+// summarize prints each run's summary and returns the run's outcome as an
+// exit error, if any.
+func summarize(g *globalOptions, c *natsConn, runs []*engine.Run, fatal []string, log *slog.Logger) error {
 	var failed int64
 	for _, r := range runs {
 		s := r.Stats()
