@@ -1,6 +1,10 @@
 package pipeline
 
-import "time"
+import (
+	"maps"
+	"time"
+	"unicode/utf8"
+)
 
 // EventKind says what happened to a file (or a flow) in an Event.
 type EventKind string
@@ -76,6 +80,43 @@ type Event struct {
 	// the engine has them (Outcome.Sinks): notifications narrowed to some
 	// sinks read it.
 	Sinks map[string]SinkResult `json:"sinks,omitempty"`
+	// Exact holds the exact bytes of Name, Detail and Location, by their
+	// JSON names, where they are not valid UTF-8: file names are bytes to
+	// most file systems, JSON strings are UTF-8, and the plain fields then
+	// carry U+FFFD for each odd byte (ForJSON, FromJSON).
+	Exact map[string][]byte `json:"exact,omitempty"`
+}
+
+// ForJSON returns ev with Exact set for each of its names that JSON would
+// change, so that FromJSON gives them back whole.
+func (ev Event) ForJSON() Event {
+	ev.Exact = maps.Clone(ev.Exact)
+	for field, v := range ev.names() {
+		if !utf8.ValidString(*v) {
+			if ev.Exact == nil {
+				ev.Exact = map[string][]byte{}
+			}
+			ev.Exact[field] = []byte(*v)
+		}
+	}
+	return ev
+}
+
+// FromJSON returns ev, read from JSON, with its names as they were given
+// to ForJSON.
+func (ev Event) FromJSON() Event {
+	for field, v := range ev.names() {
+		if raw, ok := ev.Exact[field]; ok {
+			*v = string(raw)
+		}
+	}
+	ev.Exact = nil
+	return ev
+}
+
+// names points at the fields that may hold a file's name, by JSON name.
+func (ev *Event) names() map[string]*string {
+	return map[string]*string{"name": &ev.Name, "detail": &ev.Detail, "location": &ev.Location}
 }
 
 // EventSink receives a flow's events. Emit is called from the engine's

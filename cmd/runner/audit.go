@@ -145,7 +145,7 @@ func timeline(ctx context.Context, js jetstream.JetStream, w io.Writer, o *audit
 				werr = enc.Encode(struct {
 					Record uint64 `json:"record"`
 					pipeline.Event
-				}{s.Index, ev})
+				}{s.Index, ev.ForJSON()})
 				continue
 			}
 			if _, seen := byFile[ev.FileID]; !seen {
@@ -172,7 +172,7 @@ func timeline(ctx context.Context, js jetstream.JetStream, w io.Writer, o *audit
 func nameOf(evs []pipeline.Event) string {
 	for _, ev := range evs {
 		if ev.Name != "" {
-			return ev.Name
+			return shownName(ev.Name)
 		}
 	}
 	return "(no name)"

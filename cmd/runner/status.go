@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
@@ -261,8 +262,12 @@ func failedRows(files []engine.FileStatus) []failedRow {
 }
 
 // shownName is a file name for a table: quoted when it holds a tab, a
-// newline or another unprintable character (a refused name may hold any).
+// newline, another unprintable character or a byte that is not UTF-8 (a
+// refused name may hold any).
 func shownName(name string) string {
+	if !utf8.ValidString(name) {
+		return strconv.Quote(name)
+	}
 	for _, r := range name {
 		if !unicode.IsPrint(r) {
 			return strconv.Quote(name)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -225,4 +227,53 @@ func TestVerifyNamesTheBrokenLink(t *testing.T) {
 		js.Publish(ctx, "mft.orders.audit", []byte("hello"))
 		check(t, js, "stream sequence 6: not an audit record: invalid character 'h' looking for beginning of value (a message written by something else than a runner)")
 	})
+}
+
+// TestTrailKeepsNamesThatAreNotUTF8 stores files whose names hold bytes
+// that are not UTF-8, which JSON alone would turn into U+FFFD (so that two
+// names became one): the trail gives back each name, and the name at the
+// source and the sink's path, as they were; a runner restarted on the trail
+// recognises the steps it emits again; the export form keeps them.
+func TestTrailKeepsNamesThatAreNotUTF8(t *testing.T) {
+	js := connect(t)
+	tr := open(t, js, "run-1")
+	events := func() []pipeline.Event {
+		var evs []pipeline.Event
+		for i, name := range []string{"\xff.csv", "\xfe.csv", "\uFFFD.csv", "d\xe9j\xe0/vu.csv"} {
+			id := fmt.Sprintf("f%d", i)
+			evs = append(evs,
+				pipeline.Event{Kind: pipeline.EventDiscovered, FileID: id, Name: "in-" + name, Runner: "r"},
+				pipeline.Event{Kind: pipeline.EventRenamed, FileID: id, Name: name, Detail: "in-" + name},
+				pipeline.Event{Kind: pipeline.EventCommitted, FileID: id, Sink: "out", Attempt: 1, Name: name, Location: "/out/" + name})
+		}
+		return evs
+	}
+	tr.EmitAll(events())
+	closeTrail(t, tr)
+	tr = open(t, js, "run-2")
+	tr.EmitAll(events()) // all known: nothing new is stored
+	closeTrail(t, tr)
+
+	got := trailOf(t, js)
+	if diff := cmp.Diff(events(), got, cmpopts.IgnoreFields(pipeline.Event{}, "Time")); diff != "" {
+		t.Errorf("trail (-emitted +stored):\n%s", diff)
+	}
+	mustVerify(t, js)
+
+	// What runner audit export writes: plain names carry U+FFFD, and
+	// "exact" the bytes.
+	line, err := json.Marshal(got[0].ForJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"name":"in-\ufffd.csv"`; !strings.Contains(string(line), want) {
+		t.Errorf("export %s: want %s", line, want)
+	}
+	if want := `"exact":{"name":"aW4t/y5jc3Y="}`; !strings.Contains(string(line), want) {
+		t.Errorf("export %s: want %s", line, want)
+	}
+	var back pipeline.Event
+	if err := json.Unmarshal(line, &back); err != nil || back.FromJSON().Name != "in-\xff.csv" {
+		t.Errorf("export read back: %q, %v", back.FromJSON().Name, err)
+	}
 }

@@ -31,6 +31,19 @@ type Record struct {
 	Events []pipeline.Event `json:"events"`
 }
 
+// UnmarshalJSON reads a record with its events' names whole (see
+// pipeline.Event.ForJSON).
+func (r *Record) UnmarshalJSON(b []byte) error {
+	type plain Record
+	if err := json.Unmarshal(b, (*plain)(r)); err != nil {
+		return err
+	}
+	for i, ev := range r.Events {
+		r.Events[i] = ev.FromJSON()
+	}
+	return nil
+}
+
 // encode writes r with evs, the events as JSON, as Record's JSON, from
 // the events' own encodings: the emitting goroutines made them, not the
 // one that appends.
@@ -283,7 +296,7 @@ func (t *Trail) EmitAll(evs []pipeline.Event) {
 	ps := make([]pending, len(evs))
 	wait := false
 	for i, ev := range evs {
-		raw, _ := json.Marshal(ev) // an Event always marshals
+		raw, _ := json.Marshal(ev.ForJSON()) // an Event always marshals
 		ps[i] = pending{ev: ev, id: Identity(ev), raw: raw}
 		wait = wait || ev.Kind != pipeline.EventDiscovered
 	}

@@ -64,7 +64,7 @@ func newMessage(ev pipeline.Event, trigger, target string) Message {
 		}
 		ev.Sinks = sinks
 	}
-	return Message{ID: messageID(ev, trigger, target), Trigger: trigger, Event: ev}
+	return Message{ID: messageID(ev, trigger, target), Trigger: trigger, Event: ev.ForJSON()}
 }
 
 // messageID derives a notification's id from what identifies its event
