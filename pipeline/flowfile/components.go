@@ -94,10 +94,32 @@ func (p *parser) component(kind pipeline.Kind, e pair) (pipeline.Component, bool
 	return pipeline.Component{Type: e.key, Config: cfg, Pos: p.pos(e.k)}, ok
 }
 
+// connectorConfig is a connector's config as it is read, with where each
+// field is written, so that later checks report at the value at fault.
+type connectorConfig struct {
+	spec   pipeline.Spec
+	label  string // "local source", for messages
+	cfg    map[string]any
+	given  map[string]*yaml.Node // field name -> key node, for each field written
+	values map[string]*yaml.Node // field name -> value node, for each field with a value
+	empty  map[string]bool
+}
+
+// fieldError is the Err of a problem with the field named field.
+func (c *connectorConfig) fieldError(field, problem string) error {
+	return &pipeline.FieldError{Connector: c.spec.Name, Field: field, Err: errors.New(problem)}
+}
+
 // config converts a connector's config mapping with its spec.
 func (p *parser) config(spec pipeline.Spec, e pair) (map[string]any, bool) {
-	label := spec.Name + " " + string(spec.Kind)
-	cfg := map[string]any{}
+	c := &connectorConfig{
+		spec:   spec,
+		label:  spec.Name + " " + string(spec.Kind),
+		cfg:    map[string]any{},
+		given:  map[string]*yaml.Node{},
+		values: map[string]*yaml.Node{},
+		empty:  map[string]bool{},
+	}
 	n, ok := p.deref(e.v)
 	if !ok {
 		return nil, false
@@ -110,76 +132,86 @@ func (p *parser) config(spec pipeline.Spec, e pair) (map[string]any, bool) {
 	case n.Kind == yaml.MappingNode:
 		entries = p.pairs(n)
 	default:
-		p.errorf(n, "%s: want a mapping of config fields, got %s", label, describe(n))
+		p.errorf(n, "%s: want a mapping of config fields, got %s", c.label, describe(n))
 		return nil, false
 	}
 	good := true
-	given := map[string]*yaml.Node{}  // field name -> key node, for each field written
-	values := map[string]*yaml.Node{} // field name -> value node, for each field with a value
-	empty := map[string]bool{}
 	for _, fe := range entries {
 		f, ok := spec.Field(fe.key)
 		if !ok {
-			known := "none"
-			if names := fieldNames(spec); len(names) > 0 {
-				known = strings.Join(names, ", ")
-			}
-			err := &pipeline.FieldError{Connector: spec.Name, Field: fe.key, Err: errors.New("unknown field")}
-			p.add(p.pos(fe.k), err, "%s: unknown field %q (known: %s)", label, fe.key, known)
+			p.unknownField(c, fe)
 			good = false
 			continue
 		}
-		given[f.Name] = fe.k
+		c.given[f.Name] = fe.k
 		v, ok := p.deref(fe.v)
 		if !ok {
 			return nil, false
 		}
 		if isNull(v) {
-			empty[f.Name] = true
+			c.empty[f.Name] = true
 			continue
 		}
-		wrap := func(err error) error {
-			return &pipeline.FieldError{Connector: spec.Name, Field: f.Name, Err: err}
-		}
-		pv, ok := p.convert(v, f, fmt.Sprintf("%s: field %q", label, f.Name), wrap)
-		if !ok {
-			good = false
-			continue
-		}
-		values[f.Name] = v
-		if f.Required && pv == "" {
-			// "path: ${X:}" with X unset: a required field that the
-			// flow file does give, but as nothing.
-			msg := fmt.Sprintf("%s: required field %q is empty", label, f.Name)
-			if note := varNote(v.Value, p.lookup); note != "" && !f.Secret {
-				msg += ": " + note + `; set the variable, or give a default that is not empty ("${VAR:value}")`
-			}
-			err := &pipeline.FieldError{Connector: spec.Name, Field: f.Name, Err: errors.New("required field is empty")}
-			p.add(p.pos(v), err, "%s", msg)
-			good = false
-			continue
-		}
-		cfg[f.Name] = pv
+		good = p.configValue(c, f, v) && good
 	}
-	for _, f := range spec.Fields {
-		if _, ok := cfg[f.Name]; ok || !f.Required {
+	good = p.requiredFields(c, at) && good
+	if good && spec.Check != nil {
+		good = p.checkConfig(spec, c.label, c.cfg, e.k, c.values)
+	}
+	return c.cfg, good
+}
+
+// unknownField reports the entry fe, which names no field of c's spec.
+func (p *parser) unknownField(c *connectorConfig, fe pair) {
+	known := "none"
+	if names := fieldNames(c.spec); len(names) > 0 {
+		known = strings.Join(names, ", ")
+	}
+	p.add(p.pos(fe.k), c.fieldError(fe.key, "unknown field"), "%s: unknown field %q (known: %s)", c.label, fe.key, known)
+}
+
+// configValue converts v, the value of field f, into c.
+func (p *parser) configValue(c *connectorConfig, f pipeline.Field, v *yaml.Node) bool {
+	wrap := func(err error) error {
+		return &pipeline.FieldError{Connector: c.spec.Name, Field: f.Name, Err: err}
+	}
+	pv, ok := p.convert(v, f, fmt.Sprintf("%s: field %q", c.label, f.Name), wrap)
+	if !ok {
+		return false
+	}
+	c.values[f.Name] = v
+	if f.Required && pv == "" {
+		// "path: ${X:}" with X unset: a required field that the
+		// flow file does give, but as nothing.
+		msg := fmt.Sprintf("%s: required field %q is empty", c.label, f.Name)
+		if note := varNote(v.Value, p.lookup); note != "" && !f.Secret {
+			msg += ": " + note + `; set the variable, or give a default that is not empty ("${VAR:value}")`
+		}
+		p.add(p.pos(v), c.fieldError(f.Name, "required field is empty"), "%s", msg)
+		return false
+	}
+	c.cfg[f.Name] = pv
+	return true
+}
+
+// requiredFields reports the required fields c lacks: written empty, at
+// their key, or not written, at the config (at).
+func (p *parser) requiredFields(c *connectorConfig, at *yaml.Node) bool {
+	good := true
+	for _, f := range c.spec.Fields {
+		if _, ok := c.cfg[f.Name]; ok || !f.Required {
 			continue
 		}
 		good = false
-		switch k, written := given[f.Name]; {
-		case empty[f.Name]:
-			err := &pipeline.FieldError{Connector: spec.Name, Field: f.Name, Err: errors.New("required field is empty")}
-			p.add(p.pos(k), err, "%s: required field %q is empty", label, f.Name)
+		switch k, written := c.given[f.Name]; {
+		case c.empty[f.Name]:
+			p.add(p.pos(k), c.fieldError(f.Name, "required field is empty"), "%s: required field %q is empty", c.label, f.Name)
 		case !written:
-			err := &pipeline.FieldError{Connector: spec.Name, Field: f.Name, Err: errors.New("required field is missing")}
-			p.add(p.pos(at), err, "%s: missing required field %q", label, f.Name)
+			p.add(p.pos(at), c.fieldError(f.Name, "required field is missing"), "%s: missing required field %q", c.label, f.Name)
 		}
 		// Otherwise its value was wrong, and that is reported already.
 	}
-	if good && spec.Check != nil {
-		good = p.checkConfig(spec, label, cfg, e.k, values)
-	}
-	return cfg, good
+	return good
 }
 
 // checkConfig runs the spec's own Check on a config that has the right
