@@ -16,9 +16,7 @@ func (p *parser) audit(e pair) *pipeline.AuditSpec {
 		case "max_age":
 			a.MaxAge = p.duration(ae, "audit.max_age")
 		case "max_bytes":
-			if v, _, ok := p.setting(ae, "audit.max_bytes", sizeField); ok && v != nil {
-				a.MaxBytes = v.(int64)
-			}
+			a.MaxBytes = p.size(ae, "audit.max_bytes")
 		default:
 			p.errorf(ae.k, "unknown key %q (known: %s)", ae.key, strings.Join(auditKeys, ", "))
 		}

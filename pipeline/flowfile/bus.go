@@ -15,53 +15,34 @@ var (
 	changeField   = pipeline.Field{Type: pipeline.TypeString, Enum: pipeline.Changes}
 )
 
+// bus parses the bus block and bounds its settings.
 func (p *parser) bus(e pair) pipeline.BusSpec {
 	var b pipeline.BusSpec
 	nodes := map[string]*yaml.Node{} // setting path -> value node, for limits
 	for _, be := range p.block(e, strings.Join(busKeys, ", ")) {
-		nodes["bus."+be.key] = be.v
+		path := "bus." + be.key
+		nodes[path] = be.v
 		switch be.key {
 		case "chunk_size":
-			v, n, ok := p.setting(be, "bus.chunk_size", sizeField)
-			if !ok || v == nil {
-				continue
-			}
-			size := v.(int64)
-			if size > 0 && size < pipeline.MinChunkSize {
-				p.errorf(n, "bus.chunk_size: %d bytes is too small: use at least 4KiB", size)
-				continue
-			}
-			if c := p.chunk; c.Max > 0 && size > c.Max && size <= pipeline.MaxChunkSize {
-				p.limit(&pipeline.LimitError{Setting: "bus.chunk_size", Value: size, Limit: c.Max, Size: true, What: c.Why, Fix: c.Fix}, n, n)
-			}
-			b.ChunkSize = size
+			b.ChunkSize = p.chunkSize(be)
 		case "compression":
-			v, _, ok := p.setting(be, "bus.compression", compressField)
-			if ok && v != nil {
-				b.Compression = v.(string)
-			}
+			b.Compression = p.text(be, path, compressField)
 		case "payload":
-			if v, n, ok := p.setting(be, "bus.payload", payloadField); ok && v != nil {
+			if v, n, ok := p.setting(be, path, payloadField); ok && v != nil {
 				b.Payload, p.payloadAt = v.(string), n
 			}
 		case "on_change":
-			if v, _, ok := p.setting(be, "bus.on_change", changeField); ok && v != nil {
-				b.OnChange = v.(string)
-			}
+			b.OnChange = p.text(be, path, changeField)
 		case "files":
-			b.Files = p.count0(be, "bus.files")
+			b.Files = p.count0(be, path)
 		case "readers":
-			b.Readers = p.count0(be, "bus.readers")
+			b.Readers = p.count0(be, path)
 		case "window":
-			if v, _, ok := p.setting(be, "bus.window", sizeField); ok && v != nil {
-				b.Window = v.(int64)
-			}
+			b.Window = p.size(be, path)
 		case "retention":
-			b.Retention = p.duration(be, "bus.retention")
+			b.Retention = p.duration(be, path)
 		case "retention_size":
-			if v, _, ok := p.setting(be, "bus.retention_size", sizeField); ok && v != nil {
-				b.RetentionSize = v.(int64)
-			}
+			b.RetentionSize = p.size(be, path)
 		default:
 			p.errorf(be.k, "unknown key %q (known: %s)", be.key, strings.Join(busKeys, ", "))
 		}
@@ -70,4 +51,22 @@ func (p *parser) bus(e pair) pipeline.BusSpec {
 		p.limit(l, nodes[l.Setting], e.k)
 	}
 	return b
+}
+
+// chunkSize parses bus.chunk_size: at least pipeline.MinChunkSize, and
+// within what the NATS server carries (Options.Chunk); 0 when refused.
+func (p *parser) chunkSize(e pair) int64 {
+	v, n, ok := p.setting(e, "bus.chunk_size", sizeField)
+	if !ok || v == nil {
+		return 0
+	}
+	size := v.(int64)
+	if size > 0 && size < pipeline.MinChunkSize {
+		p.errorf(n, "bus.chunk_size: %d bytes is too small: use at least 4KiB", size)
+		return 0
+	}
+	if c := p.chunk; c.Max > 0 && size > c.Max && size <= pipeline.MaxChunkSize {
+		p.limit(&pipeline.LimitError{Setting: "bus.chunk_size", Value: size, Limit: c.Max, Size: true, What: c.Why, Fix: c.Fix}, n, n)
+	}
+	return size
 }

@@ -127,6 +127,24 @@ func (p *parser) count0(e pair, path string) int {
 	return i
 }
 
+// text parses a string setting of type f; "" when empty.
+func (p *parser) text(e pair, path string, f pipeline.Field) string {
+	v, _, ok := p.setting(e, path, f)
+	if !ok || v == nil {
+		return ""
+	}
+	return v.(string)
+}
+
+// size parses a size setting (bytes); 0 when empty.
+func (p *parser) size(e pair, path string) int64 {
+	v, _, ok := p.setting(e, path, sizeField)
+	if !ok || v == nil {
+		return 0
+	}
+	return v.(int64)
+}
+
 func (p *parser) duration(e pair, path string) time.Duration {
 	v, _, ok := p.setting(e, path, durationField)
 	if !ok || v == nil {

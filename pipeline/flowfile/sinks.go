@@ -87,9 +87,7 @@ func (p *parser) sink(i int, item *yaml.Node, names map[string]*yaml.Node) (pipe
 		case "rate":
 			s.Rate = p.rate(e, path+"rate")
 		case "checksum":
-			if v, _, ok := p.setting(e, path+"checksum", checksumField); ok && v != nil {
-				s.Checksum = v.(string)
-			}
+			s.Checksum = p.text(e, path+"checksum", checksumField)
 		default:
 			cand = append(cand, e)
 		}
