@@ -268,12 +268,8 @@ func fieldNames(s pipeline.Spec) []string {
 
 // stages parses "stages: [{STAGE: CONFIG}, ...]".
 func (p *parser) stages(e pair) []pipeline.Component {
-	n, ok := p.deref(e.v)
-	if !ok || isNull(n) {
-		return nil
-	}
-	if n.Kind != yaml.SequenceNode {
-		p.errorf(n, "stages: want a list of stages, got %s", describe(n))
+	n := p.list(e, "stages: want a list of stages")
+	if n == nil {
 		return nil
 	}
 	if len(n.Content) > pipeline.MaxStages {

@@ -31,12 +31,8 @@ func expectZone(f *pipeline.Flow) string {
 // expectations parses "expect: [{files: GLOB, by: WHEN, ...}, ...]"; zone
 // is the default time zone.
 func (p *parser) expectations(e pair, zone string) []pipeline.Expectation {
-	n, ok := p.deref(e.v)
-	if !ok || isNull(n) {
-		return nil
-	}
-	if n.Kind != yaml.SequenceNode {
-		p.errorf(n, `expect: want a list of expectations, each with files and by, got %s`, describe(n))
+	n := p.list(e, "expect: want a list of expectations, each with files and by")
+	if n == nil {
 		return nil
 	}
 	if len(n.Content) > pipeline.MaxExpectations {

@@ -80,12 +80,8 @@ func (r *parsedRule) at(ne *pipeline.NotifyError) *yaml.Node {
 // notify parses "notify: [{on: [...], sinks: [...], webhook|email: {...}}, ...]".
 // Rules whose own settings are wrong are reported and left out.
 func (p *parser) notify(e pair) []*parsedRule {
-	n, ok := p.deref(e.v)
-	if !ok || isNull(n) {
-		return nil
-	}
-	if n.Kind != yaml.SequenceNode {
-		p.errorf(n, "notify: want a list of rules, each with on: and a webhook or an email, got %s", describe(n))
+	n := p.list(e, "notify: want a list of rules, each with on: and a webhook or an email")
+	if n == nil {
 		return nil
 	}
 	if len(n.Content) > pipeline.MaxNotifyRules {

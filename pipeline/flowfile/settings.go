@@ -192,6 +192,20 @@ func (p *parser) rate(e pair, path string) pipeline.Rate {
 // rateHint says what a rate looks like.
 const rateHint = `write 10MB, 512KiB, off, or "08:00,10M 18:00,off"`
 
+// list returns the sequence node of a list setting such as stages, or nil
+// when it is empty or not a list; want says what it should be.
+func (p *parser) list(e pair, want string) *yaml.Node {
+	n, ok := p.deref(e.v)
+	if !ok || isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, "%s, got %s", want, describe(n))
+		return nil
+	}
+	return n
+}
+
 // block returns the entries of a settings mapping such as retry or bus.
 func (p *parser) block(e pair, what string) []pair {
 	n, ok := p.deref(e.v)
