@@ -3,6 +3,7 @@ package flowfile
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,15 +12,39 @@ import (
 	"github.com/mftflow/mftflow/pipeline"
 )
 
-// The keys of a notify rule and of its targets.
+// The keys of a notify rule, and the settings of its targets in the
+// order their messages list them.
 var (
-	notifyKeys  = []string{"on", "sinks", "webhook", "email"}
-	webhookKeys = []string{"url", "secret", "headers", "timeout"}
-	emailKeys   = []string{"server", "tls", "user", "password", "from", "to", "subject", "timeout"}
+	notifyKeys = []string{"on", "sinks", "webhook", "email"}
+
+	webhookFields = []targetField[pipeline.WebhookTarget]{
+		{"url", nameField, func(w *pipeline.WebhookTarget, v any) { w.URL = v.(string) }},
+		{"secret", secretField, func(w *pipeline.WebhookTarget, v any) { w.Secret = v.(string) }},
+		{"headers", headersField, func(w *pipeline.WebhookTarget, v any) { w.Headers = v.(map[string]string) }},
+		{"timeout", durationField, func(w *pipeline.WebhookTarget, v any) { w.Timeout = v.(time.Duration) }},
+	}
+	emailFields = []targetField[pipeline.EmailTarget]{
+		{"server", nameField, func(m *pipeline.EmailTarget, v any) { m.Server = v.(string) }},
+		{"tls", nameField, func(m *pipeline.EmailTarget, v any) { m.TLS = v.(string) }},
+		{"user", nameField, func(m *pipeline.EmailTarget, v any) { m.User = v.(string) }},
+		{"password", secretField, func(m *pipeline.EmailTarget, v any) { m.Password = v.(string) }},
+		{"from", nameField, func(m *pipeline.EmailTarget, v any) { m.From = v.(string) }},
+		{"to", stringsField, func(m *pipeline.EmailTarget, v any) { m.To = v.([]string) }},
+		{"subject", nameField, func(m *pipeline.EmailTarget, v any) { m.Subject = v.(string) }},
+		{"timeout", durationField, func(m *pipeline.EmailTarget, v any) { m.Timeout = v.(time.Duration) }},
+	}
 
 	secretField  = pipeline.Field{Type: pipeline.TypeString, Secret: true}
 	headersField = pipeline.Field{Type: pipeline.TypeStringMap, Secret: true}
 )
+
+// targetField is one setting of a notify target T: its key, its type,
+// and how its value is stored.
+type targetField[T any] struct {
+	key   string
+	field pipeline.Field
+	set   func(*T, any)
+}
 
 // parsedRule is a notify rule with where its settings are written, so
 // that pipeline.NotifyRule's checks are reported at the value at fault.
@@ -55,12 +80,8 @@ func (r *parsedRule) at(ne *pipeline.NotifyError) *yaml.Node {
 // notify parses "notify: [{on: [...], sinks: [...], webhook|email: {...}}, ...]".
 // Rules whose own settings are wrong are reported and left out.
 func (p *parser) notify(e pair) []*parsedRule {
-	n, ok := p.deref(e.v)
-	if !ok || isNull(n) {
-		return nil
-	}
-	if n.Kind != yaml.SequenceNode {
-		p.errorf(n, "notify: want a list of rules, each with on: and a webhook or an email, got %s", describe(n))
+	n := p.list(e, "notify: want a list of rules, each with on: and a webhook or an email")
+	if n == nil {
 		return nil
 	}
 	if len(n.Content) > pipeline.MaxNotifyRules {
@@ -95,9 +116,9 @@ func (p *parser) notifyRule(i int, item *yaml.Node) *parsedRule {
 		case "sinks":
 			r.rule.Sinks = p.ruleStrings(r, e, path, "sinks")
 		case "webhook":
-			r.rule.Webhook = p.webhook(r, e, path)
+			r.rule.Webhook = parseTarget(p, r, e, path, webhookFields)
 		case "email":
-			r.rule.Email = p.email(r, e, path)
+			r.rule.Email = parseTarget(p, r, e, path, emailFields)
 		default:
 			p.errorf(e.k, "unknown key %q (known: %s)", e.key, strings.Join(notifyKeys, ", "))
 		}
@@ -153,13 +174,6 @@ func (p *parser) ruleStrings(r *parsedRule, e pair, path, field string) []string
 	return nil
 }
 
-func (p *parser) ruleString(r *parsedRule, e pair, path, field string, f pipeline.Field) string {
-	if v, ok := p.ruleSetting(r, e, path, field, f); ok {
-		return v.(string)
-	}
-	return ""
-}
-
 // target returns the entries of a rule's webhook or email block; an empty
 // block is a target with nothing set, which the rule's Check reports.
 func (p *parser) target(r *parsedRule, e pair, path string, keys []string) ([]pair, bool) {
@@ -178,69 +192,29 @@ func (p *parser) target(r *parsedRule, e pair, path string, keys []string) ([]pa
 	return p.pairs(n), true
 }
 
-func (p *parser) webhook(r *parsedRule, e pair, path string) *pipeline.WebhookTarget {
-	entries, ok := p.target(r, e, path, webhookKeys)
+// parseTarget parses a rule's webhook or email block (e) into a T, with
+// fields the settings it may hold.
+func parseTarget[T any](p *parser, r *parsedRule, e pair, path string, fields []targetField[T]) *T {
+	keys := make([]string, len(fields))
+	for i, f := range fields {
+		keys[i] = f.key
+	}
+	entries, ok := p.target(r, e, path, keys)
 	if !ok {
 		return nil
 	}
-	w := &pipeline.WebhookTarget{}
-	for _, we := range entries {
-		field := "webhook." + we.key
-		switch we.key {
-		case "url":
-			w.URL = p.ruleString(r, we, path, field, nameField)
-		case "secret":
-			w.Secret = p.ruleString(r, we, path, field, secretField)
-		case "headers":
-			if v, ok := p.ruleSetting(r, we, path, field, headersField); ok {
-				w.Headers = v.(map[string]string)
-			}
-		case "timeout":
-			w.Timeout = p.ruleDuration(r, we, path, field)
-		default:
-			p.errorf(we.k, "unknown key %q (known: %s)", we.key, strings.Join(webhookKeys, ", "))
+	t := new(T)
+	for _, te := range entries {
+		i := slices.IndexFunc(fields, func(f targetField[T]) bool { return f.key == te.key })
+		if i < 0 {
+			p.errorf(te.k, "unknown key %q (known: %s)", te.key, strings.Join(keys, ", "))
+			continue
+		}
+		if v, ok := p.ruleSetting(r, te, path, e.key+"."+te.key, fields[i].field); ok {
+			fields[i].set(t, v)
 		}
 	}
-	return w
-}
-
-func (p *parser) email(r *parsedRule, e pair, path string) *pipeline.EmailTarget {
-	entries, ok := p.target(r, e, path, emailKeys)
-	if !ok {
-		return nil
-	}
-	m := &pipeline.EmailTarget{}
-	for _, me := range entries {
-		field := "email." + me.key
-		switch me.key {
-		case "server":
-			m.Server = p.ruleString(r, me, path, field, nameField)
-		case "tls":
-			m.TLS = p.ruleString(r, me, path, field, nameField)
-		case "user":
-			m.User = p.ruleString(r, me, path, field, nameField)
-		case "password":
-			m.Password = p.ruleString(r, me, path, field, secretField)
-		case "from":
-			m.From = p.ruleString(r, me, path, field, nameField)
-		case "to":
-			m.To = p.ruleStrings(r, me, path, field)
-		case "subject":
-			m.Subject = p.ruleString(r, me, path, field, nameField)
-		case "timeout":
-			m.Timeout = p.ruleDuration(r, me, path, field)
-		default:
-			p.errorf(me.k, "unknown key %q (known: %s)", me.key, strings.Join(emailKeys, ", "))
-		}
-	}
-	return m
-}
-
-func (p *parser) ruleDuration(r *parsedRule, e pair, path, field string) time.Duration {
-	if v, ok := p.ruleSetting(r, e, path, field, durationField); ok {
-		return v.(time.Duration)
-	}
-	return 0
+	return t
 }
 
 // notifySinks reports the sinks the rules name that the flow does not
