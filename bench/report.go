@@ -149,104 +149,128 @@ func Run(ctx context.Context, cfg Config, reg *pipeline.Registry, x Executor, ob
 	for _, p := range cfg.Sweep.Points(BasePoint(flow)) {
 		rep.Points = append(rep.Points, PointResult{Point: p})
 	}
-	var input string
-	var total int64
+	sw := &sweep{ctx: ctx, cfg: cfg, x: x, observe: observe, rep: rep, session: randomHex(4)}
 	if w := cfg.Workload; w != nil {
-		input = filepath.Join(cfg.WorkDir, "input")
-		if err := w.Generate(input); err != nil {
+		sw.input = filepath.Join(cfg.WorkDir, "input")
+		if err := w.Generate(sw.input); err != nil {
 			return nil, err
 		}
-		total = w.Bytes()
+		sw.total = w.Bytes()
 	}
+	err = sw.runPoints()
+	if err == nil && !cfg.NoCeiling {
+		err = sw.runCeilings()
+	}
+	rep.finish(flow)
+	return rep, err
+}
 
-	session := randomHex(4)
-	seq := 0
-	nextName := func() string {
-		seq++
-		return fmt.Sprintf("bench-%s-%d", session, seq)
-	}
-	run := func(ev Event, job Job) (Measurement, error) {
-		observe(ev)
-		m, err := x.Execute(ctx, job, func(p Progress) {
-			e := ev
-			e.Progress = p
-			observe(e)
-		})
-		if err != nil {
-			return m, err
-		}
-		if rep.RSSMethod == "" {
-			rep.RSSMethod = m.RSSMethod
-		}
-		ev.Progress = Progress{Bytes: m.Bytes, Files: m.Files}
-		ev.Done = &m
-		observe(ev)
-		return m, nil
-	}
+// sweep runs the jobs of one Run, in order, and reports each to observe.
+type sweep struct {
+	ctx     context.Context
+	cfg     Config
+	x       Executor
+	observe func(Event)
+	rep     *Report
+	session string
+	seq     int
+	input   string // the generated workload, if any
+	total   int64  // bytes a run moves, once known
+}
 
-	for i := range rep.Points {
-		pr := &rep.Points[i]
+// nextName names a run's flow (or stream) uniquely within the sweep.
+func (sw *sweep) nextName() string {
+	sw.seq++
+	return fmt.Sprintf("bench-%s-%d", sw.session, sw.seq)
+}
+
+// event is the Event of run n (warm-up runs first) of a point (-1: a
+// ceiling).
+func (sw *sweep) event(point int, label string, n int) Event {
+	warm := n < sw.cfg.Warmup
+	ev := Event{Point: point, Label: label, Run: n + 1, Runs: sw.cfg.Warmup, Warmup: warm, Total: sw.total}
+	if !warm {
+		ev.Run, ev.Runs = n-sw.cfg.Warmup+1, sw.cfg.Runs
+	}
+	return ev
+}
+
+// run executes job, reporting its start, progress and end.
+func (sw *sweep) run(ev Event, job Job) (Measurement, error) {
+	sw.observe(ev)
+	m, err := sw.x.Execute(sw.ctx, job, func(p Progress) {
+		e := ev
+		e.Progress = p
+		sw.observe(e)
+	})
+	if err != nil {
+		return m, err
+	}
+	if sw.rep.RSSMethod == "" {
+		sw.rep.RSSMethod = m.RSSMethod
+	}
+	ev.Progress = Progress{Bytes: m.Bytes, Files: m.Files}
+	ev.Done = &m
+	sw.observe(ev)
+	return m, nil
+}
+
+// runPoints runs the flow at each point of the sweep.
+func (sw *sweep) runPoints() error {
+	for i := range sw.rep.Points {
+		pr := &sw.rep.Points[i]
 		label := pr.Point.String()
-		for n := range cfg.Warmup + cfg.Runs {
-			warm := n < cfg.Warmup
-			ev := Event{Point: i, Label: label, Run: n + 1, Runs: cfg.Warmup, Warmup: warm, Total: total}
-			if !warm {
-				ev.Run, ev.Runs = n-cfg.Warmup+1, cfg.Runs
+		for n := range sw.cfg.Warmup + sw.cfg.Runs {
+			ev := sw.event(i, label, n)
+			name := sw.nextName()
+			job := Job{Kind: JobFlow, FlowFile: sw.cfg.FlowFile, Point: pr.Point, Name: name, Input: sw.input}
+			if sw.cfg.FlowFile == "" {
+				job.Output = filepath.Join(sw.cfg.WorkDir, "out-"+name)
 			}
-			name := nextName()
-			job := Job{Kind: JobFlow, FlowFile: cfg.FlowFile, Point: pr.Point, Name: name, Input: input}
-			if cfg.FlowFile == "" {
-				job.Output = filepath.Join(cfg.WorkDir, "out-"+name)
-			}
-			m, err := run(ev, job)
+			m, err := sw.run(ev, job)
 			if err != nil {
-				rep.finish(flow)
 				what := "run"
-				if warm {
+				if ev.Warmup {
 					what = "warm-up run"
 				}
-				return rep, fmt.Errorf("%s, %s %d of %d: %w", label, what, ev.Run, ev.Runs, err)
+				return fmt.Errorf("%s, %s %d of %d: %w", label, what, ev.Run, ev.Runs, err)
 			}
-			if total == 0 {
-				total = m.Bytes // the flow's source: as much as it gave
+			if sw.total == 0 {
+				sw.total = m.Bytes // the flow's source: as much as it gave
 			}
-			if !warm {
+			if !ev.Warmup {
 				pr.Runs = append(pr.Runs, m)
 			}
 		}
 	}
+	return nil
+}
 
-	if !cfg.NoCeiling {
-		var chunks []int64
-		for _, p := range rep.Points {
-			if !slices.Contains(chunks, p.ChunkSize) {
-				chunks = append(chunks, p.ChunkSize)
-			}
-		}
-		for _, c := range chunks {
-			cr := CeilingResult{ChunkSize: c}
-			label := "bus ceiling, chunk " + pipeline.ExactSize(c)
-			for n := range cfg.Warmup + cfg.Runs {
-				warm := n < cfg.Warmup
-				ev := Event{Point: -1, Label: label, Run: n + 1, Runs: cfg.Warmup, Warmup: warm, Total: total}
-				if !warm {
-					ev.Run, ev.Runs = n-cfg.Warmup+1, cfg.Runs
-				}
-				m, err := run(ev, Job{Kind: JobCeiling, Point: Point{ChunkSize: c}, Name: nextName(), Bytes: total})
-				if err != nil {
-					rep.finish(flow)
-					return rep, fmt.Errorf("%s, run %d of %d: %w", label, ev.Run, ev.Runs, err)
-				}
-				if !warm {
-					cr.Runs = append(cr.Runs, m)
-				}
-			}
-			cr.MBps = summarize(cr.Runs, Measurement.MBps)
-			rep.Ceilings = append(rep.Ceilings, cr)
+// runCeilings measures the bus ceiling at each chunk size the points use.
+func (sw *sweep) runCeilings() error {
+	var chunks []int64
+	for _, p := range sw.rep.Points {
+		if !slices.Contains(chunks, p.ChunkSize) {
+			chunks = append(chunks, p.ChunkSize)
 		}
 	}
-	rep.finish(flow)
-	return rep, nil
+	for _, c := range chunks {
+		cr := CeilingResult{ChunkSize: c}
+		label := "bus ceiling, chunk " + pipeline.ExactSize(c)
+		for n := range sw.cfg.Warmup + sw.cfg.Runs {
+			ev := sw.event(-1, label, n)
+			m, err := sw.run(ev, Job{Kind: JobCeiling, Point: Point{ChunkSize: c}, Name: sw.nextName(), Bytes: sw.total})
+			if err != nil {
+				return fmt.Errorf("%s, run %d of %d: %w", label, ev.Run, ev.Runs, err)
+			}
+			if !ev.Warmup {
+				cr.Runs = append(cr.Runs, m)
+			}
+		}
+		cr.MBps = summarize(cr.Runs, Measurement.MBps)
+		sw.rep.Ceilings = append(sw.rep.Ceilings, cr)
+	}
+	return nil
 }
 
 // swept lists the settings the sweep varies, in flow-file terms.
