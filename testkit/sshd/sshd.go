@@ -126,31 +126,10 @@ func start(bin string) (srv *Server, err error) {
 		return nil, err
 	}
 
-	hostPub, hostPEM, err := newKey()
+	hostKey, authorized, err := s.writeKeys()
 	if err != nil {
 		return nil, err
 	}
-	s.HostKey = hostPub
-	hostKey := filepath.Join(base, "ssh_host_ed25519_key")
-	if err := os.WriteFile(hostKey, hostPEM, 0o600); err != nil {
-		return nil, err
-	}
-	clientPub, clientPEM, err := newKey()
-	if err != nil {
-		return nil, err
-	}
-	s.ClientKey = filepath.Join(base, "client_ed25519_key")
-	if err := os.WriteFile(s.ClientKey, clientPEM, 0o600); err != nil {
-		return nil, err
-	}
-	if s.ClientSigner, err = ssh.ParsePrivateKey(clientPEM); err != nil {
-		return nil, err
-	}
-	authorized := filepath.Join(base, "authorized_keys")
-	if err := os.WriteFile(authorized, ssh.MarshalAuthorizedKey(clientPub), 0o644); err != nil {
-		return nil, err
-	}
-
 	s.Port, err = testkit.FreePort()
 	if err != nil {
 		return nil, err
@@ -161,6 +140,64 @@ func start(bin string) (srv *Server, err error) {
 		return nil, err
 	}
 
+	config, err := s.writeConfig(hostKey, authorized)
+	if err != nil {
+		return nil, err
+	}
+	if os.Geteuid() == 0 {
+		// sshd running as root insists on its privilege separation directory.
+		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+			return nil, fmt.Errorf("creating /run/sshd: %w", err)
+		}
+	}
+
+	// -D: stay in the foreground, so the test owns the process; -E: log to
+	// a file the test can read.
+	if s.daemon, err = testkit.StartDaemon(bin, "-D", "-f", config, "-E", s.logPath); err != nil {
+		return nil, err
+	}
+	if err := s.daemon.WaitGreeting(s.Addr, "SSH-2.0-", nil, 30*time.Second); err != nil {
+		s.daemon.Stop()
+		return nil, fmt.Errorf("%w\nlog:\n%s", err, s.Log())
+	}
+	return s, nil
+}
+
+// writeKeys writes the host key and the client's key with its
+// authorized_keys file below Base.
+func (s *Server) writeKeys() (hostKey, authorized string, err error) {
+	base := s.Base
+	hostPub, hostPEM, err := newKey()
+	if err != nil {
+		return "", "", err
+	}
+	s.HostKey = hostPub
+	hostKey = filepath.Join(base, "ssh_host_ed25519_key")
+	if err := os.WriteFile(hostKey, hostPEM, 0o600); err != nil {
+		return "", "", err
+	}
+	clientPub, clientPEM, err := newKey()
+	if err != nil {
+		return "", "", err
+	}
+	s.ClientKey = filepath.Join(base, "client_ed25519_key")
+	if err := os.WriteFile(s.ClientKey, clientPEM, 0o600); err != nil {
+		return "", "", err
+	}
+	if s.ClientSigner, err = ssh.ParsePrivateKey(clientPEM); err != nil {
+		return "", "", err
+	}
+	authorized = filepath.Join(base, "authorized_keys")
+	if err := os.WriteFile(authorized, ssh.MarshalAuthorizedKey(clientPub), 0o644); err != nil {
+		return "", "", err
+	}
+
+	return hostKey, authorized, nil
+}
+
+// writeConfig writes sshd_config for an SFTP-only server on Addr.
+func (s *Server) writeConfig(hostKey, authorized string) (string, error) {
+	base := s.Base
 	password := "no"
 	if s.Password != "" {
 		password = "yes"
@@ -198,25 +235,9 @@ func start(bin string) (srv *Server, err error) {
 		"",
 	}, "\n")
 	if err := os.WriteFile(config, []byte(conf), 0o644); err != nil {
-		return nil, err
+		return "", err
 	}
-	if os.Geteuid() == 0 {
-		// sshd running as root insists on its privilege separation directory.
-		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-			return nil, fmt.Errorf("creating /run/sshd: %w", err)
-		}
-	}
-
-	// -D: stay in the foreground, so the test owns the process; -E: log to
-	// a file the test can read.
-	if s.daemon, err = testkit.StartDaemon(bin, "-D", "-f", config, "-E", s.logPath); err != nil {
-		return nil, err
-	}
-	if err := s.daemon.WaitGreeting(s.Addr, "SSH-2.0-", nil, 30*time.Second); err != nil {
-		s.daemon.Stop()
-		return nil, fmt.Errorf("%w\nlog:\n%s", err, s.Log())
-	}
-	return s, nil
+	return config, nil
 }
 
 // pickUser chooses the login user: the test user when it owns the files
