@@ -19,50 +19,78 @@ var chartColors = []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd"
 // were swept too, each point of a line is the best of them. Each chunk
 // size's bus ceiling is a dashed line of the same colour.
 func (r *Report) WriteChart(w io.Writer) error {
-	const (
-		width, height          = 760, 440
-		left, right, top, bott = 70, 170, 50, 60
-		plotW, plotH           = width - left - right, height - top - bott
-	)
-	var pars []int
-	var chunks []int64
-	best := map[[2]int64]float64{} // {chunk, parallelism} → MB/s
+	c := newChart(r)
+	var b strings.Builder
+	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?>
+<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">
+<rect width="100%%" height="100%%" fill="white"/>
+`, chartWidth, chartHeight, chartWidth, chartHeight)
+	c.writeTitle(&b, r)
+	c.writeAxes(&b)
+	for ci, chunk := range c.chunks {
+		c.writeSeries(&b, r, ci, chunk)
+	}
+	b.WriteString("</svg>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// The chart's size and margins, in pixels.
+const (
+	chartWidth, chartHeight = 760, 440
+	left, right, top, bott  = 70, 170, 50, 60
+	plotW, plotH            = chartWidth - left - right, chartHeight - top - bott
+)
+
+// chart is what WriteChart draws: the best median MB/s of each chunk size
+// (a line) at each parallelism (the x axis).
+type chart struct {
+	pars       []int
+	chunks     []int64
+	best       map[[2]int64]float64 // {chunk, parallelism} → MB/s
+	yTop, step float64
+}
+
+func newChart(r *Report) *chart {
+	c := &chart{best: map[[2]int64]float64{}}
 	yMax := 0.0
 	for _, p := range r.Points {
 		if len(p.Runs) == 0 {
 			continue
 		}
-		if !slices.Contains(pars, p.Parallelism) {
-			pars = append(pars, p.Parallelism)
+		if !slices.Contains(c.pars, p.Parallelism) {
+			c.pars = append(c.pars, p.Parallelism)
 		}
-		if !slices.Contains(chunks, p.ChunkSize) {
-			chunks = append(chunks, p.ChunkSize)
+		if !slices.Contains(c.chunks, p.ChunkSize) {
+			c.chunks = append(c.chunks, p.ChunkSize)
 		}
 		k := [2]int64{p.ChunkSize, int64(p.Parallelism)}
-		best[k] = max(best[k], p.MBps.Median)
+		c.best[k] = max(c.best[k], p.MBps.Median)
 		yMax = max(yMax, p.MBps.Median, p.CeilingMBps)
 	}
-	slices.Sort(pars)
-	slices.Sort(chunks)
-	step := niceStep(yMax / 5)
-	yTop := step * math.Ceil(yMax/step)
-	if yTop <= 0 {
-		yTop, step = 1, 0.2
+	slices.Sort(c.pars)
+	slices.Sort(c.chunks)
+	c.step = niceStep(yMax / 5)
+	c.yTop = c.step * math.Ceil(yMax/c.step)
+	if c.yTop <= 0 {
+		c.yTop, c.step = 1, 0.2
 	}
-	const pad = 30 // keeps the end points off the axis
-	x := func(i int) float64 {
-		if len(pars) == 1 {
-			return left + plotW/2
-		}
-		return left + pad + float64(i)*(plotW-2*pad)/float64(len(pars)-1)
-	}
-	y := func(v float64) float64 { return top + plotH - v/yTop*plotH }
+	return c
+}
 
-	var b strings.Builder
-	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?>
-<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">
-<rect width="100%%" height="100%%" fill="white"/>
-`, width, height, width, height)
+// x is the position of the i-th parallelism; pad keeps the end points off
+// the axis.
+func (c *chart) x(i int) float64 {
+	const pad = 30
+	if len(c.pars) == 1 {
+		return left + plotW/2
+	}
+	return left + pad + float64(i)*(plotW-2*pad)/float64(len(c.pars)-1)
+}
+
+func (c *chart) y(v float64) float64 { return top + plotH - v/c.yTop*plotH }
+
+func (c *chart) writeTitle(b *strings.Builder, r *Report) {
 	title := "Throughput against sink parallelism, one line per bus chunk size"
 	sub := fmt.Sprintf("median MB/s of %s", plural(r.Runs, "run", "runs"))
 	var over []string
@@ -76,50 +104,52 @@ func (r *Report) WriteChart(w io.Writer) error {
 		sub += "; each point the best over " + strings.Join(over, " and ")
 	}
 	sub += "; dashed: the bus alone"
-	fmt.Fprintf(&b, "<text x=\"%d\" y=\"20\" font-size=\"15\" font-weight=\"bold\">%s</text>\n", left, esc(title))
-	fmt.Fprintf(&b, "<text x=\"%d\" y=\"38\" fill=\"#555\">%s</text>\n", left, esc(sub))
-	// Grid and axes.
-	for v := 0.0; v <= yTop+step/2; v += step {
-		fmt.Fprintf(&b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", left, y(v), left+plotW, y(v))
-		fmt.Fprintf(&b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", left-6, y(v)+4, trimFloat(v))
+	fmt.Fprintf(b, "<text x=\"%d\" y=\"20\" font-size=\"15\" font-weight=\"bold\">%s</text>\n", left, esc(title))
+	fmt.Fprintf(b, "<text x=\"%d\" y=\"38\" fill=\"#555\">%s</text>\n", left, esc(sub))
+}
+
+// writeAxes draws the grid, the axes and their labels.
+func (c *chart) writeAxes(b *strings.Builder) {
+	for v := 0.0; v <= c.yTop+c.step/2; v += c.step {
+		fmt.Fprintf(b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", left, c.y(v), left+plotW, c.y(v))
+		fmt.Fprintf(b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", left-6, c.y(v)+4, trimFloat(v))
 	}
-	fmt.Fprintf(&b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333\"/>\n", left, top+plotH, left+plotW, top+plotH)
-	fmt.Fprintf(&b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333\"/>\n", left, top, left, top+plotH)
-	for i, p := range pars {
-		fmt.Fprintf(&b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%d</text>\n", x(i), top+plotH+18, p)
+	fmt.Fprintf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333\"/>\n", left, top+plotH, left+plotW, top+plotH)
+	fmt.Fprintf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333\"/>\n", left, top, left, top+plotH)
+	for i, p := range c.pars {
+		fmt.Fprintf(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%d</text>\n", c.x(i), top+plotH+18, p)
 	}
-	fmt.Fprintf(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">sink parallelism</text>\n", left+plotW/2, height-18)
-	fmt.Fprintf(&b, "<text transform=\"translate(18 %d) rotate(-90)\" text-anchor=\"middle\">MB/s</text>\n", top+plotH/2)
-	// Lines, points and ceilings.
-	for ci, c := range chunks {
-		color := chartColors[ci%len(chartColors)]
-		var pts []string
-		for i, p := range pars {
-			if v, ok := best[[2]int64{c, int64(p)}]; ok {
-				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(i), y(v)))
-			}
+	fmt.Fprintf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">sink parallelism</text>\n", left+plotW/2, chartHeight-18)
+	fmt.Fprintf(b, "<text transform=\"translate(18 %d) rotate(-90)\" text-anchor=\"middle\">MB/s</text>\n", top+plotH/2)
+}
+
+// writeSeries draws the ci-th chunk size's line, its points, its ceiling
+// (dashed) and its legend entry.
+func (c *chart) writeSeries(b *strings.Builder, r *Report, ci int, chunk int64) {
+	color := chartColors[ci%len(chartColors)]
+	var pts []string
+	for i, p := range c.pars {
+		if v, ok := c.best[[2]int64{chunk, int64(p)}]; ok {
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", c.x(i), c.y(v)))
 		}
-		fmt.Fprintf(&b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"%s\"/>\n", color, strings.Join(pts, " "))
-		for i, p := range pars {
-			if v, ok := best[[2]int64{c, int64(p)}]; ok {
-				fmt.Fprintf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"><title>%s</title></circle>\n",
-					x(i), y(v), color, esc(fmt.Sprintf("chunk %s, parallelism %d: %.1f MB/s", pipeline.ExactSize(c), p, v)))
-			}
-		}
-		for _, cr := range r.Ceilings {
-			if cr.ChunkSize == c && cr.MBps.Median > 0 {
-				fmt.Fprintf(&b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"%s\" stroke-dasharray=\"6 4\"><title>%s</title></line>\n",
-					left, y(cr.MBps.Median), left+plotW, y(cr.MBps.Median), color,
-					esc(fmt.Sprintf("bus alone, chunk %s: %.1f MB/s", pipeline.ExactSize(c), cr.MBps.Median)))
-			}
-		}
-		ly := top + 10 + ci*20
-		fmt.Fprintf(&b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"/>\n", left+plotW+16, ly, left+plotW+40, ly, color)
-		fmt.Fprintf(&b, "<text x=\"%d\" y=\"%d\">chunk %s</text>\n", left+plotW+46, ly+4, esc(pipeline.ExactSize(c)))
 	}
-	b.WriteString("</svg>\n")
-	_, err := io.WriteString(w, b.String())
-	return err
+	fmt.Fprintf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"%s\"/>\n", color, strings.Join(pts, " "))
+	for i, p := range c.pars {
+		if v, ok := c.best[[2]int64{chunk, int64(p)}]; ok {
+			fmt.Fprintf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"><title>%s</title></circle>\n",
+				c.x(i), c.y(v), color, esc(fmt.Sprintf("chunk %s, parallelism %d: %.1f MB/s", pipeline.ExactSize(chunk), p, v)))
+		}
+	}
+	for _, cr := range r.Ceilings {
+		if cr.ChunkSize == chunk && cr.MBps.Median > 0 {
+			fmt.Fprintf(b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"%s\" stroke-dasharray=\"6 4\"><title>%s</title></line>\n",
+				left, c.y(cr.MBps.Median), left+plotW, c.y(cr.MBps.Median), color,
+				esc(fmt.Sprintf("bus alone, chunk %s: %.1f MB/s", pipeline.ExactSize(chunk), cr.MBps.Median)))
+		}
+	}
+	ly := top + 10 + ci*20
+	fmt.Fprintf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"/>\n", left+plotW+16, ly, left+plotW+40, ly, color)
+	fmt.Fprintf(b, "<text x=\"%d\" y=\"%d\">chunk %s</text>\n", left+plotW+46, ly+4, esc(pipeline.ExactSize(chunk)))
 }
 
 // niceStep rounds v up to 1, 2 or 5 times a power of ten.
