@@ -206,32 +206,12 @@ func runBench(cmd *cobra.Command, g *globalOptions, o *benchOptions, args []stri
 	if _, err := pipeline.ParseSize(o.memoryLimit); err != nil {
 		return &exitError{exitErr, fmt.Sprintf("--memory-limit %q: want a size such as 192MiB or 1GiB, or 0 for none", o.memoryLimit)}
 	}
-	// The server's max_payload bounds the chunk size.
-	maxPayload, where := int64(bus.EmbeddedMaxPayload), "the embedded NATS server"
-	cfg.NATS = "embedded, a fresh server for every run"
-	if g.nats.url != "" {
-		c, err := dialExternal(g, false)
-		if err != nil {
-			return &exitError{exitErr, err.Error()}
-		}
-		maxPayload, where = c.nc.MaxPayload(), "the NATS server at "+c.where
-		cfg.NATS = c.where
-		c.Close()
-	}
-	if err := checkChunkSizes(cfg.Sweep.ChunkSizes, maxPayload, where); err != nil {
-		return &exitError{exitErr, err.Error()}
-	}
 	reg, err := g.registry(context.Background())
 	if err != nil {
 		return &exitError{exitErr, err.Error()}
 	}
-	if cfg.FlowFile != "" && len(cfg.Sweep.ChunkSizes) == 0 {
-		// The flow's own chunk size must fit too.
-		if f, err := bench.LoadFlow(cfg.FlowFile, "", reg); err == nil && f.Bus.ChunkSize > 0 {
-			if err := checkChunkSizes([]int64{f.Bus.ChunkSize}, maxPayload, where); err != nil {
-				return &exitError{exitErr, fmt.Sprintf("%s: bus chunk_size: %v", cfg.FlowFile, strings.TrimPrefix(err.Error(), "--chunk-size: "))}
-			}
-		}
+	if err := checkBenchChunks(g, &cfg, reg); err != nil {
+		return &exitError{exitErr, err.Error()}
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -241,7 +221,7 @@ func runBench(cmd *cobra.Command, g *globalOptions, o *benchOptions, args []stri
 	if err != nil {
 		return &exitError{exitErr, fmt.Sprintf("creating a work directory: %v", err)}
 	}
-	defer os.RemoveAll(work)
+	defer func() { _ = os.RemoveAll(work) }() // a temporary directory: nothing to keep
 	cfg.WorkDir = work
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -261,38 +241,74 @@ func runBench(cmd *cobra.Command, g *globalOptions, o *benchOptions, args []stri
 			mode = progressNone
 		}
 	}
-	mode = resolveProgressMode(mode, progressOut)
-	view := startBenchProgress(mode, progressOut, g.logOut)
+	view := startBenchProgress(resolveProgressMode(mode, progressOut), progressOut, g.logOut)
 	rep, runErr := bench.Run(ctx, cfg, reg, x, view.observe)
 	view.stop()
 
 	if rep != nil && rep.Best >= 0 {
-		if o.asJSON {
-			enc := json.NewEncoder(g.stdout)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(rep); err != nil {
-				return &exitError{exitErr, err.Error()}
-			}
-		} else if err := rep.WriteTable(g.stdout); err != nil {
+		if err := writeBenchReport(g, o, rep); err != nil {
 			return &exitError{exitErr, err.Error()}
 		}
-		if o.out != "" {
-			if err := writeBenchFiles(rep, o.out); err != nil {
-				return &exitError{exitErr, err.Error()}
-			}
-			if !o.asJSON {
-				fmt.Fprintf(g.stdout, "\nwrote %s and %s\n", filepath.Join(o.out, "results.json"), filepath.Join(o.out, "chart.svg"))
+	}
+	switch {
+	case runErr == nil:
+		return nil
+	case ctx.Err() == nil:
+		return &exitError{exitErr, runErr.Error()}
+	case rep != nil && rep.Best >= 0:
+		return &exitError{exitErr, "stopped before the sweep was done; the results above cover the points measured until then"}
+	}
+	return &exitError{exitErr, "stopped before any point was measured"}
+}
+
+// checkBenchChunks checks that the chunk sizes swept, or the flow's own,
+// fit the NATS server's max_payload, and notes which server cfg runs on.
+func checkBenchChunks(g *globalOptions, cfg *bench.Config, reg *pipeline.Registry) error {
+	maxPayload, where := int64(bus.EmbeddedMaxPayload), "the embedded NATS server"
+	cfg.NATS = "embedded, a fresh server for every run"
+	if g.nats.url != "" {
+		c, err := dialExternal(g, false)
+		if err != nil {
+			return err
+		}
+		maxPayload, where = c.nc.MaxPayload(), "the NATS server at "+c.where
+		cfg.NATS = c.where
+		c.Close()
+	}
+	if err := checkChunkSizes(cfg.Sweep.ChunkSizes, maxPayload, where); err != nil {
+		return err
+	}
+	if cfg.FlowFile != "" && len(cfg.Sweep.ChunkSizes) == 0 {
+		// The flow's own chunk size must fit too.
+		if f, err := bench.LoadFlow(cfg.FlowFile, "", reg); err == nil && f.Bus.ChunkSize > 0 {
+			if err := checkChunkSizes([]int64{f.Bus.ChunkSize}, maxPayload, where); err != nil {
+				return fmt.Errorf("%s: bus chunk_size: %v", cfg.FlowFile, strings.TrimPrefix(err.Error(), "--chunk-size: "))
 			}
 		}
 	}
-	if runErr != nil {
-		if ctx.Err() != nil {
-			if rep != nil && rep.Best >= 0 {
-				return &exitError{exitErr, "stopped before the sweep was done; the results above cover the points measured until then"}
-			}
-			return &exitError{exitErr, "stopped before any point was measured"}
+	return nil
+}
+
+// writeBenchReport prints the report (a table, or JSON with --json) and
+// writes its files with --out.
+func writeBenchReport(g *globalOptions, o *benchOptions, rep *bench.Report) error {
+	if o.asJSON {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
 		}
-		return &exitError{exitErr, runErr.Error()}
+	} else if err := rep.WriteTable(g.stdout); err != nil {
+		return err
+	}
+	if o.out == "" {
+		return nil
+	}
+	if err := writeBenchFiles(rep, o.out); err != nil {
+		return err
+	}
+	if !o.asJSON {
+		fmt.Fprintf(g.stdout, "\nwrote %s and %s\n", filepath.Join(o.out, "results.json"), filepath.Join(o.out, "chart.svg"))
 	}
 	return nil
 }
