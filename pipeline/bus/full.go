@@ -332,14 +332,14 @@ type waiter struct {
 	ctx   context.Context
 	size  int64
 	start time.Time // first refusal; zero until then
-	pace  *backoff.ExponentialBackOff
+	pace  backoff.ExponentialBackOff
 }
 
 // newWaiter returns the wait for room of a write of size bytes (0 if not
 // known). It waits 100 ms, doubling up to 2 s, without jitter.
 func newWaiter(ctx context.Context, w *SpaceWait, size int64) *waiter {
 	return &waiter{w: w, ctx: ctx, size: size,
-		pace: &backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: 2 * time.Second}}
+		pace: backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: 2 * time.Second}}
 }
 
 // retry handles a failed write: a refusal for want of room within the

@@ -380,7 +380,7 @@ func RetryTransient(ctx context.Context, op func() error) error {
 type transientRetry struct {
 	ctx   context.Context
 	start time.Time // zero: the first transient error starts the budget
-	pace  *backoff.ExponentialBackOff
+	pace  backoff.ExponentialBackOff
 }
 
 // again reports whether err, the error of a try, is transient and the
@@ -401,8 +401,8 @@ func (r *transientRetry) again(err error) bool {
 
 // transientPace is the wait between tries through transient errors: 50 ms,
 // doubling up to a second, without jitter.
-func transientPace() *backoff.ExponentialBackOff {
-	return &backoff.ExponentialBackOff{InitialInterval: 50 * time.Millisecond, Multiplier: 2, MaxInterval: time.Second}
+func transientPace() backoff.ExponentialBackOff {
+	return backoff.ExponentialBackOff{InitialInterval: 50 * time.Millisecond, Multiplier: 2, MaxInterval: time.Second}
 }
 
 // pause sleeps d, or until ctx ends.

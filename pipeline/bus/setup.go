@@ -143,6 +143,7 @@ const (
 // retried runs call with a deadline of apiAttempt, again while it fails
 // transiently and the budget lasts, waiting transientPace.
 func retried[T any](ctx context.Context, call func(context.Context) (T, error)) (T, error) {
+	pace := transientPace()
 	return backoff.Retry(ctx, func() (T, error) {
 		actx, cancel := context.WithTimeout(ctx, apiAttempt)
 		defer cancel()
@@ -153,7 +154,7 @@ func retried[T any](ctx context.Context, call func(context.Context) (T, error)) 
 			return v, backoff.Permanent(err)
 		}
 		return v, err
-	}, backoff.WithBackOff(transientPace()), backoff.WithMaxElapsedTime(apiBudget))
+	}, backoff.WithBackOff(&pace), backoff.WithMaxElapsedTime(apiBudget))
 }
 
 // createStream creates or updates the stream of cfg.
