@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/mftflow/mftflow/pipeline"
 )
 
@@ -249,46 +251,62 @@ type call struct {
 }
 
 // do sends c, retrying what may be retried, and returns a 2xx response whose
-// body the caller must close.
+// body the caller must close. It tries at most Retry.Attempts times; when it
+// gives up, or ctx ends, it returns the last try's error.
 func (cl *Client) do(ctx context.Context, c call) (*http.Response, error) {
-	pol := cl.cfg.Retry
 	var last error
+	tries := 0
 	refusedOnce := false
-	for attempt := 1; ; attempt++ {
-		resp, err := cl.once(ctx, c)
-		if err == nil {
-			return resp, nil
-		}
-		last = err
-		// Retry only what the site or the network failed (a CallError that
-		// is not permanent), and only with a body that can be sent again.
-		var ce *CallError
-		retryable := errors.As(err, &ce) && !pipeline.IsPermanent(err)
-		canResend := c.body == nil || c.rewind
-		if errors.As(err, &ce) && ce.Status == http.StatusForbidden && !c.content && cl.repeats() && !refusedOnce && canResend && ctx.Err() == nil {
-			// With tokens that repeat, the refusal may be of a header the
-			// site saw before (another client with the same keys in the
-			// same second): once more, with a header of its own, before
-			// taking it as final.
-			refusedOnce = true
-			continue
-		}
-		if !retryable || ctx.Err() != nil || attempt >= pol.Attempts || !canResend {
-			return nil, last
-		}
-		d := pol.MinBackoff << (attempt - 1)
-		if d > pol.MaxBackoff || d <= 0 {
-			d = pol.MaxBackoff
-		}
-		d = d/2 + rand.N(d/2+1)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, last
-		case <-t.C:
+	canResend := c.body == nil || c.rewind
+	send := func() (*http.Response, error) {
+		for {
+			tries++
+			resp, err := cl.once(ctx, c)
+			if err == nil {
+				return resp, nil
+			}
+			last = err
+			var ce *CallError
+			if errors.As(err, &ce) && ce.Status == http.StatusForbidden && !c.content && cl.repeats() && !refusedOnce && canResend && ctx.Err() == nil {
+				// With tokens that repeat, the refusal may be of a header the
+				// site saw before (another client with the same keys in the
+				// same second): once more, at once, with a header of its own,
+				// before taking it as final.
+				refusedOnce = true
+				continue
+			}
+			// Retry only what the site or the network failed (a CallError
+			// that is not permanent), and only with a body that can be
+			// sent again.
+			retryable := errors.As(err, &ce) && !pipeline.IsPermanent(err)
+			if !retryable || ctx.Err() != nil || tries >= cl.cfg.Retry.Attempts || !canResend {
+				return nil, backoff.Permanent(err)
+			}
+			return nil, err
 		}
 	}
+	resp, err := backoff.Retry(ctx, send, backoff.WithBackOff(cl.cfg.Retry.backOff()), backoff.WithMaxElapsedTime(0))
+	if err != nil {
+		return nil, last // not ctx's error: the call's says which call failed
+	}
+	return resp, nil
+}
+
+// backOff returns p's waits: from MinBackoff (MaxBackoff when zero or
+// larger), doubling up to MaxBackoff, each a random time between half of
+// that and all of it.
+func (p RetryPolicy) backOff() backoff.BackOff {
+	initial := min(cmp.Or(p.MinBackoff, p.MaxBackoff), p.MaxBackoff)
+	return &halfJitter{backoff.ExponentialBackOff{InitialInterval: initial, Multiplier: 2, MaxInterval: p.MaxBackoff}}
+}
+
+// halfJitter spreads each wait of its backoff between half and all of it,
+// so that clients failed together do not try again together.
+type halfJitter struct{ backoff.ExponentialBackOff }
+
+func (j *halfJitter) NextBackOff() time.Duration {
+	d := j.ExponentialBackOff.NextBackOff()
+	return d/2 + rand.N(d/2+1)
 }
 
 func (cl *Client) once(ctx context.Context, c call) (*http.Response, error) {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -327,11 +328,18 @@ func (w *SpaceWait) refused(full *StoreFullError) (time.Duration, <-chan struct{
 
 // waiter is one write's wait for room.
 type waiter struct {
-	w       *SpaceWait
-	ctx     context.Context
-	size    int64
-	start   time.Time // first refusal; zero until then
-	attempt int
+	w     *SpaceWait
+	ctx   context.Context
+	size  int64
+	start time.Time // first refusal; zero until then
+	pace  backoff.ExponentialBackOff
+}
+
+// newWaiter returns the wait for room of a write of size bytes (0 if not
+// known). It waits 100 ms, doubling up to 2 s, without jitter.
+func newWaiter(ctx context.Context, w *SpaceWait, size int64) *waiter {
+	return &waiter{w: w, ctx: ctx, size: size,
+		pace: backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: 2 * time.Second}}
 }
 
 // retry handles a failed write: a refusal for want of room within the
@@ -372,8 +380,7 @@ func (wt *waiter) retry(err error) (bool, error) {
 		wt.end(full)
 		return false, full
 	}
-	d := min(100*time.Millisecond<<min(wt.attempt, 5), 2*time.Second, limit-spell)
-	wt.attempt++
+	d := min(wt.pace.NextBackOff(), limit-spell)
 	if w.sleep != nil {
 		w.sleep(d)
 		return true, nil
@@ -407,16 +414,15 @@ func (wt *waiter) end(err error) {
 // or for want of room (within w's bound). A refusal that outlasts the
 // bound, or ctx, is returned as *StoreFullError.
 func (w *SpaceWait) Do(ctx context.Context, size int64, op func() error) error {
-	wt := &waiter{w: w, ctx: ctx, size: size}
-	start := time.Now()
-	for attempt := 0; ; attempt++ {
+	wt := newWaiter(ctx, w, size)
+	transient := &transientRetry{ctx: ctx, start: time.Now(), pace: transientPace()}
+	for {
 		err := op()
 		if err == nil {
 			wt.ok()
 			return nil
 		}
-		if Transient(err) && ctx.Err() == nil && time.Since(start) < TransientBudget {
-			pause(ctx, attempt)
+		if transient.again(err) {
 			continue
 		}
 		again, err := wt.retry(err)

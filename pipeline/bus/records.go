@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -282,8 +283,8 @@ func UpdateFrom[T any](ctx context.Context, s Store, key string, cur Versioned[T
 }
 
 func update[T any](ctx context.Context, s Store, key string, cur *Versioned[T], fn func(v *T, exists bool) error) (_ Versioned[T], err error) {
-	var transientSince time.Time
-	space := &waiter{w: s.Space, ctx: ctx}
+	transient := &transientRetry{ctx: ctx, pace: transientPace()}
+	space := newWaiter(ctx, s.Space, 0)
 	// A write refused before and not through since is told it gave up.
 	defer func() { space.end(err) }()
 	// attempt counts tries for a conflict; those waiting for room are not.
@@ -334,16 +335,10 @@ func update[T any](ctx context.Context, s Store, key string, cur *Versioned[T], 
 			}
 			return Versioned[T]{V: v}, fmt.Errorf("writing %s: %w", key, ferr)
 		}
-		if Transient(err) && ctx.Err() == nil {
+		if transient.again(err) {
 			// The write may have landed with its answer lost: read again
 			// and let the compare-and-swap tell.
-			if transientSince.IsZero() {
-				transientSince = time.Now()
-			}
-			if time.Since(transientSince) < TransientBudget {
-				pause(ctx, attempt)
-				continue
-			}
+			continue
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongSequence(err) || attempt-refusals > 100 {
 			return Versioned[T]{V: v}, fmt.Errorf("writing %s: %w", key, err)
@@ -379,9 +374,39 @@ func RetryTransient(ctx context.Context, op func() error) error {
 	return nowait.Do(ctx, 0, op)
 }
 
-// pause sleeps a little longer on each attempt, up to a second.
-func pause(ctx context.Context, attempt int) {
-	d := min(50*time.Millisecond<<min(attempt, 5), time.Second)
+// transientRetry paces the tries of one read or write through transient
+// JetStream errors: with backoff, while ctx lasts and for TransientBudget
+// from its start.
+type transientRetry struct {
+	ctx   context.Context
+	start time.Time // zero: the first transient error starts the budget
+	pace  backoff.ExponentialBackOff
+}
+
+// again reports whether err, the error of a try, is transient and the
+// budget not spent, and if so waits before the next try.
+func (r *transientRetry) again(err error) bool {
+	if !Transient(err) || r.ctx.Err() != nil {
+		return false
+	}
+	if r.start.IsZero() {
+		r.start = time.Now()
+	}
+	if time.Since(r.start) >= TransientBudget {
+		return false
+	}
+	pause(r.ctx, r.pace.NextBackOff())
+	return true
+}
+
+// transientPace is the wait between tries through transient errors: 50 ms,
+// doubling up to a second, without jitter.
+func transientPace() backoff.ExponentialBackOff {
+	return backoff.ExponentialBackOff{InitialInterval: 50 * time.Millisecond, Multiplier: 2, MaxInterval: time.Second}
+}
+
+// pause sleeps d, or until ctx ends.
+func pause(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

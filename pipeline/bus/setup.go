@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -140,20 +141,20 @@ const (
 )
 
 // retried runs call with a deadline of apiAttempt, again while it fails
-// transiently and the budget lasts.
+// transiently and the budget lasts, waiting transientPace.
 func retried[T any](ctx context.Context, call func(context.Context) (T, error)) (T, error) {
-	start := time.Now()
-	for attempt := 0; ; attempt++ {
+	pace := transientPace()
+	return backoff.Retry(ctx, func() (T, error) {
 		actx, cancel := context.WithTimeout(ctx, apiAttempt)
+		defer cancel()
 		v, err := call(actx)
-		cancel()
 		// No responders at all is a server without JetStream more often
 		// than a passing state: said at once.
-		if err == nil || !Transient(err) || errors.Is(err, nats.ErrNoResponders) || ctx.Err() != nil || time.Since(start) >= apiBudget {
-			return v, err
+		if err != nil && (!Transient(err) || errors.Is(err, nats.ErrNoResponders) || ctx.Err() != nil) {
+			return v, backoff.Permanent(err)
 		}
-		pause(ctx, attempt)
-	}
+		return v, err
+	}, backoff.WithBackOff(&pace), backoff.WithMaxElapsedTime(apiBudget))
 }
 
 // createStream creates or updates the stream of cfg.

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	plugin "github.com/hashicorp/go-plugin"
 	"github.com/mftflow/mftflow/pipeline"
 	pb "github.com/mftflow/mftflow/plugins/internal/pluginpb"
@@ -129,11 +130,14 @@ type process struct {
 	// where shared memory is not available.
 	shm *arena
 
-	mu       sync.Mutex
-	cur      *started
-	gen      uint64
-	upSince  time.Time
-	failures int
+	mu      sync.Mutex
+	cur     *started
+	gen     uint64
+	upSince time.Time
+	// restarts paces the starts after failures: nil until the first,
+	// and again once a process ran stableAfter.
+	restarts *backoff.ExponentialBackOff
+	wait     time.Duration // before the next start
 	closed   bool
 }
 
@@ -162,12 +166,8 @@ func (p *process) conn(ctx context.Context) (*grpc.ClientConn, uint64, error) {
 	if p.cur != nil {
 		p.died()
 	}
-	if p.failures > 0 {
-		wait := minBackoff << min(p.failures-1, 10)
-		if wait > maxBackoff {
-			wait = maxBackoff
-		}
-		t := time.NewTimer(wait)
+	if p.wait > 0 {
+		t := time.NewTimer(p.wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -190,7 +190,7 @@ func (p *process) conn(ctx context.Context) (*grpc.ClientConn, uint64, error) {
 		}
 	}
 	if err != nil {
-		p.failures++
+		p.failed()
 		return nil, 0, err
 	}
 	p.cur, p.upSince = s, time.Now()
@@ -201,13 +201,23 @@ func (p *process) conn(ctx context.Context) (*grpc.ClientConn, uint64, error) {
 // died forgets the current process, which has exited. Called with mu held.
 func (p *process) died() {
 	if time.Since(p.upSince) > stableAfter {
-		p.failures = 0
+		p.restarts = nil
 	}
-	p.failures++
+	p.failed()
 	p.log.Warn("plugin process exited; it is started again on the next call",
 		"plugin", p.path, "connector", p.name, "output", p.cur.stderr.lastLines())
 	p.cur.client.Kill()
 	p.cur = nil
+}
+
+// failed sets the wait before the next start after a failed start or a
+// death: minBackoff, doubling up to maxBackoff, without jitter. Called
+// with mu held.
+func (p *process) failed() {
+	if p.restarts == nil {
+		p.restarts = &backoff.ExponentialBackOff{InitialInterval: minBackoff, Multiplier: 2, MaxInterval: maxBackoff}
+	}
+	p.wait = p.restarts.NextBackOff()
 }
 
 // current reports whether gen is still the running generation.
