@@ -617,6 +617,7 @@ func checkCrashAudit(t *testing.T, dir, data string, files map[string]string) {
 		if err := json.Unmarshal([]byte(line), &ev); err != nil {
 			t.Fatalf("audit export line %q: %v", line, err)
 		}
+		ev = ev.FromJSON() // names whole, as the export keeps them
 		if id := audit.Identity(ev); seen[id] {
 			if twice++; twice <= 5 {
 				t.Errorf("stored twice: %+v", ev)
