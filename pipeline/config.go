@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -64,6 +65,11 @@ func (s Spec) validate() error {
 			if _, err := f.Parse(f.Default); err != nil {
 				return fmt.Errorf("connector %q: default of field %q: %v", s.Name, f.Name, err)
 			}
+		}
+	}
+	if s.Options != nil {
+		if _, err := bindOptions(s, reflect.TypeOf(s.Options)); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -223,9 +229,20 @@ func contains(list []string, s string) bool {
 }
 
 // Config is a connector's parsed config: every field of its spec, with
-// defaults applied and values converted to the field's Go type. Getters panic
-// on a name the spec does not declare with that type: that is a bug in the
-// connector, not a user error.
+// defaults applied and values converted to the field's Go type.
+//
+// Connectors read it with Decode into an options struct whose `config` tags
+// name the fields, so a typo is an error when the connector registers, not
+// a panic in a running flow. The spec's []Field stays the one list of
+// names, types, defaults and docs, and the tags are checked against it,
+// rather than the fields being derived from the struct: docs of several
+// lines, enums and secrets read better as Field values than as tags, the
+// Field order is the order "runner connectors" prints, and one options
+// struct (often a connector's public Go config) can then serve a spec
+// through embedded structs shared by several connectors.
+//
+// The getters (String, Int...) remain for callers that look fields up by
+// name; they panic on a name the spec does not declare with that type.
 type Config struct {
 	spec   Spec
 	values map[string]any

@@ -24,6 +24,10 @@ type Spec struct {
 	Kind    Kind
 	Summary string
 	Fields  []Field
+	// Options, when set, is a value of the struct a connector decodes its
+	// config into (see Decode): registration fails unless its `config` tags
+	// and Fields match one to one, with matching Go types.
+	Options any
 	// Origin says where the connector comes from: "built-in" or a plugin path.
 	Origin string
 	// Check, when set, checks a parsed config for what the field types do

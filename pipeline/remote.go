@@ -139,49 +139,34 @@ func RemoteSinkFields() []Field {
 	}
 }
 
-// Polling is what RemoteSourceFields configure. Zero values are taken as
-// they are (no recursion, no ignore patterns, no watching, no stability
-// wait) except where noted.
+// Polling is what RemoteSourceFields configure; its tags name them (see
+// Decode). Zero values are taken as they are (no recursion, no ignore
+// patterns, no watching, no stability wait) except where noted.
 type Polling struct {
 	// Include and Exclude are doublestar globs matched against names
 	// relative to the directory; an Exclude matching a directory skips it.
-	Include, Exclude []string
+	Include []string `config:"include"`
+	Exclude []string `config:"exclude"`
 	// Ignore lists globs matched against base names never taken.
-	Ignore []string
+	Ignore []string `config:"ignore"`
 	// Recursive descends into subdirectories.
-	Recursive bool
+	Recursive bool `config:"recursive"`
 	// Watch keeps polling; without it the source ends once the files
 	// present at start were offered.
-	Watch bool
+	Watch bool `config:"watch"`
 	// PollInterval between listings in watch mode; 0: DefaultPollInterval.
-	PollInterval time.Duration
+	PollInterval time.Duration `config:"poll_interval"`
 	// StableFor is how far apart two listings showing the same size and
 	// modification time must be before a file is taken; 0 takes files at
 	// once.
-	StableFor time.Duration
+	StableFor time.Duration `config:"stable_for"`
 	// MinAge, when set, takes a file whose modification time is at least
 	// this old at its first listing.
-	MinAge time.Duration
+	MinAge time.Duration `config:"min_age"`
 	// After is AfterLeave (the default for ""), AfterDelete or AfterMove.
-	After string
+	After string `config:"after"`
 	// ArchiveDir receives delivered files when After is AfterMove.
-	ArchiveDir string
-}
-
-// PollingOf reads the fields of RemoteSourceFields from c.
-func PollingOf(c Config) Polling {
-	return Polling{
-		Include:      c.Strings("include"),
-		Exclude:      c.Strings("exclude"),
-		Ignore:       c.Strings("ignore"),
-		Recursive:    c.Bool("recursive"),
-		Watch:        c.Bool("watch"),
-		PollInterval: c.Duration("poll_interval"),
-		StableFor:    c.Duration("stable_for"),
-		MinAge:       c.Duration("min_age"),
-		After:        c.String("after"),
-		ArchiveDir:   c.String("archive_dir"),
-	}
+	ArchiveDir string `config:"archive_dir"`
 }
 
 // Check validates p and fills in defaults; connector names the connector
@@ -252,21 +237,16 @@ const (
 // values mean the defaults.
 type Naming struct {
 	// Name is the name template relative to the directory; "" means "{name}".
-	Name string
+	Name string `config:"name"`
 	// TempName is the template of the temporary name, in the target's
 	// directory; "" means DefaultTempName.
-	TempName string
+	TempName string `config:"temp_name"`
 	// Overwrite is OverwriteReplace (the default for ""), OverwriteSkip or
-	// OverwriteFail.
-	Overwrite string
+	// OverwriteFail. Its field is the connector's to declare.
+	Overwrite string `config:"overwrite"`
 	// Trigger, when set, is the template of an empty file written next to
 	// each file after it got its final name.
-	Trigger string
-}
-
-// NamingOf reads the fields of RemoteSinkFields and "overwrite" from c.
-func NamingOf(c Config) Naming {
-	return Naming{Name: c.String("name"), TempName: c.String("temp_name"), Overwrite: c.String("overwrite"), Trigger: c.String("trigger")}
+	Trigger string `config:"trigger"`
 }
 
 // Check validates n and fills in defaults; connector names the connector

@@ -517,20 +517,25 @@ func Register(r *pipeline.Registry) error {
 	err := r.RegisterSource(pipeline.Spec{
 		Name:    "memory",
 		Summary: "Offers files held in memory, for tests.",
+		Options: memorySourceOptions{},
 		Fields: []pipeline.Field{
 			{Name: "files", Type: pipeline.TypeStringMap, Doc: "The files to offer: name -> content."},
 			{Name: "finite", Type: pipeline.TypeBool, Default: true, Doc: "End the flow (io.EOF) once every file was offered; if false, wait for more."},
 			{Name: "name", Type: pipeline.TypeString, Doc: "If set, tests reach the source with testkit.MemorySourceNamed."},
 		},
 	}, func(ctx context.Context, c pipeline.Config) (pipeline.Source, error) {
+		opts, err := pipeline.Decode[memorySourceOptions](c)
+		if err != nil {
+			return nil, err
+		}
 		files := map[string][]byte{}
-		for name, content := range c.StringMap("files") {
+		for name, content := range opts.Files {
 			files[name] = []byte(content)
 		}
-		src := NewMemorySource(files, c.Bool("finite"))
-		if name := c.String("name"); name != "" {
+		src := NewMemorySource(files, opts.Finite)
+		if opts.Name != "" {
 			memoryNamed.Lock()
-			memoryNamed.sources[name] = src
+			memoryNamed.sources[opts.Name] = src
 			memoryNamed.Unlock()
 		}
 		return src, nil
@@ -541,19 +546,39 @@ func Register(r *pipeline.Registry) error {
 	return r.RegisterSink(pipeline.Spec{
 		Name:    "memory",
 		Summary: "Keeps files in memory, for tests.",
+		Options: memorySinkOptions{},
 		Fields: []pipeline.Field{
 			{Name: "name", Type: pipeline.TypeString, Default: "default", Doc: "Which in-memory store to write to; tests read it with testkit.MemorySinkNamed."},
 			{Name: "part_size", Type: pipeline.TypeSize, Doc: "Preferred part size; default one bus chunk per part."},
 			{Name: "concurrency", Type: pipeline.TypeInt, Doc: "How many parts are written at once; default the sink's parallelism."},
 		},
 	}, func(ctx context.Context, c pipeline.Config) (pipeline.Sink, error) {
-		if c.Size("part_size") < 0 || c.Int("concurrency") < 0 {
+		opts, err := pipeline.Decode[memorySinkOptions](c)
+		if err != nil {
+			return nil, err
+		}
+		if opts.PartSize < 0 || opts.Concurrency < 0 {
 			return nil, errors.New("memory sink: part_size and concurrency must not be negative")
 		}
-		s := MemorySinkNamed(c.String("name"))
-		if c.Has("part_size") || c.Has("concurrency") {
-			s.SetPlan(pipeline.PartPlan{PartSize: c.Size("part_size"), Concurrency: c.Int("concurrency")})
+		s := MemorySinkNamed(opts.Name)
+		if opts.PartSize != 0 || opts.Concurrency != 0 {
+			s.SetPlan(pipeline.PartPlan{PartSize: opts.PartSize, Concurrency: opts.Concurrency})
 		}
 		return s, nil
 	})
 }
+
+// memorySourceOptions and memorySinkOptions are what Register's specs
+// decode into.
+type (
+	memorySourceOptions struct {
+		Files  map[string]string `config:"files"`
+		Finite bool              `config:"finite"`
+		Name   string            `config:"name"`
+	}
+	memorySinkOptions struct {
+		Name        string `config:"name"`
+		PartSize    int64  `config:"part_size"`
+		Concurrency int    `config:"concurrency"`
+	}
+)

@@ -46,3 +46,19 @@ func TestRegistry(t *testing.T) {
 		t.Error("a stage added to one registry shows up in the next")
 	}
 }
+
+// Every built-in connector with config fields decodes them into an options
+// struct that registration checked against the fields.
+func TestOptionsDeclared(t *testing.T) {
+	r, err := all.Registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []pipeline.Kind{pipeline.KindSource, pipeline.KindStage, pipeline.KindSink} {
+		for _, s := range r.Specs(k) {
+			if len(s.Fields) > 0 && s.Options == nil {
+				t.Errorf("%s %q: fields without Options", k, s.Name)
+			}
+		}
+	}
+}

@@ -34,40 +34,42 @@ const (
 type ConnConfig struct {
 	// Host and Port of the server; Port 0 means 21 for explicit TLS and 990
 	// for implicit TLS.
-	Host string
-	Port int
+	Host string `config:"host"`
+	Port int    `config:"port"`
 	// User logs in with Password.
-	User, Password string
+	User     string `config:"user"`
+	Password string `config:"password"`
 	// TLS is TLSExplicit (AUTH TLS on the control connection; the default
 	// for "") or TLSImplicit (TLS from the first byte).
-	TLS string
+	TLS string `config:"tls"`
 	// CAFile holds the PEM certificates trusted to issue the server's
 	// certificate; "" trusts the system's roots.
-	CAFile string
+	CAFile string `config:"ca_file"`
 	// ServerName is the name the server's certificate must be issued for;
 	// "" means Host.
-	ServerName string
+	ServerName string `config:"server_name"`
 	// ClientCert and ClientKey are PEM files of a client certificate, for
 	// servers that ask for one.
-	ClientCert, ClientKey string
+	ClientCert string `config:"client_cert"`
+	ClientKey  string `config:"client_key"`
 	// InsecureSkipVerify accepts any server certificate. For tests only.
-	InsecureSkipVerify bool
+	InsecureSkipVerify bool `config:"insecure_skip_verify"`
 	// DisableEPSV uses PASV only, for servers or firewalls that mishandle
 	// EPSV.
-	DisableEPSV bool
+	DisableEPSV bool `config:"disable_epsv"`
 	// DisableTLS13 keeps to TLS 1.2, for servers whose TLS 1.3 fails
 	// transfers (vsftpd 3.0 answers uploads "426 Failure reading network
 	// stream").
-	DisableTLS13 bool
+	DisableTLS13 bool `config:"disable_tls13"`
 	// MaxConnections bounds the connections open at once (FTP carries one
 	// transfer per connection); 0 means DefaultMaxConnections.
-	MaxConnections int
+	MaxConnections int `config:"max_connections"`
 	// ConnectTimeout bounds connecting and logging in; 0 means
 	// DefaultConnectTimeout.
-	ConnectTimeout time.Duration
+	ConnectTimeout time.Duration `config:"connect_timeout"`
 	// IOTimeout is how long a connection may wait for the server to answer
 	// or take data before it is given up; 0 means DefaultIOTimeout.
-	IOTimeout time.Duration
+	IOTimeout time.Duration `config:"io_timeout"`
 	// Logger receives warnings; nil means slog.Default().
 	Logger *slog.Logger
 }

@@ -110,6 +110,7 @@ func SourceSpec() pipeline.Spec {
 		Name:    "ftps",
 		Summary: "Reads files from a directory on an FTP server over TLS (FTPS), polling it for new files.",
 		Origin:  "built-in",
+		Options: SourceConfig{},
 		Fields:  append(connFields(), pipeline.RemoteSourceFields()...),
 	}
 }
@@ -120,6 +121,7 @@ func SinkSpec() pipeline.Spec {
 		Name:    "ftps",
 		Summary: "Writes files to a directory on an FTP server over TLS (FTPS) under a temporary name, then renames them.",
 		Origin:  "built-in",
+		Options: SinkConfig{},
 		Fields: append(append(connFields(), pipeline.RemoteSinkFields()...),
 			pipeline.Field{
 				Name:    "overwrite",
@@ -142,39 +144,18 @@ func SinkSpec() pipeline.Spec {
 	}
 }
 
-func connConfigOf(c pipeline.Config) ConnConfig {
-	return ConnConfig{
-		Host:               c.String("host"),
-		Port:               c.Int("port"),
-		User:               c.String("user"),
-		Password:           c.String("password"),
-		TLS:                c.String("tls"),
-		CAFile:             c.String("ca_file"),
-		ServerName:         c.String("server_name"),
-		ClientCert:         c.String("client_cert"),
-		ClientKey:          c.String("client_key"),
-		InsecureSkipVerify: c.Bool("insecure_skip_verify"),
-		DisableEPSV:        c.Bool("disable_epsv"),
-		DisableTLS13:       c.Bool("disable_tls13"),
-		MaxConnections:     c.Int("max_connections"),
-		ConnectTimeout:     c.Duration("connect_timeout"),
-		IOTimeout:          c.Duration("io_timeout"),
-	}
-}
-
 func newSourceFromConfig(ctx context.Context, c pipeline.Config) (pipeline.Source, error) {
-	return NewSource(ctx, SourceConfig{
-		ConnConfig: connConfigOf(c),
-		Directory:  c.String("directory"),
-		Polling:    pipeline.PollingOf(c),
-	})
+	cfg, err := pipeline.Decode[SourceConfig](c)
+	if err != nil {
+		return nil, err
+	}
+	return NewSource(ctx, cfg)
 }
 
 func newSinkFromConfig(_ context.Context, c pipeline.Config) (pipeline.Sink, error) {
-	return NewSink(SinkConfig{
-		ConnConfig: connConfigOf(c),
-		Directory:  c.String("directory"),
-		Naming:     pipeline.NamingOf(c),
-		PartSize:   c.Size("part_size"),
-	})
+	cfg, err := pipeline.Decode[SinkConfig](c)
+	if err != nil {
+		return nil, err
+	}
+	return NewSink(cfg)
 }

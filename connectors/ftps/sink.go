@@ -24,12 +24,12 @@ import (
 type SinkConfig struct {
 	ConnConfig
 	// Directory is the remote directory to write to. It must exist.
-	Directory string
+	Directory string `config:"directory"`
 	// Naming names targets, temporary and trigger files, and says what
 	// happens when the target exists.
 	pipeline.Naming
 	// PartSize is the part size in bytes; 0 means DefaultPartSize.
-	PartSize int64
+	PartSize int64 `config:"part_size"`
 }
 
 // Sink writes files to a directory on an FTPS server. Each file goes up

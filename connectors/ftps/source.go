@@ -21,7 +21,7 @@ type SourceConfig struct {
 	ConnConfig
 	// Directory is the remote directory to read, absolute or relative to
 	// the login directory. It must exist.
-	Directory string
+	Directory string `config:"directory"`
 	// Polling says which files are taken, when, and what happens to them
 	// after delivery.
 	pipeline.Polling

@@ -20,8 +20,7 @@ const MaxPartSize = 1 << 30
 
 // checkSource is the source spec's Check: what NewSource would refuse,
 // found without watching or creating anything.
-func checkSource(c pipeline.Config) error {
-	cfg := sourceConfigOf(c)
+func checkSource(cfg SourceConfig) error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, &pipeline.FieldError{Connector: "local", Field: field, Err: fmt.Errorf(format, args...)})
@@ -83,8 +82,7 @@ func sameDir(p string, dir fs.FileInfo) bool {
 
 // checkSink is the sink spec's Check: what NewSink would refuse, found
 // without creating the directory.
-func checkSink(c pipeline.Config) error {
-	cfg := sinkConfigOf(c)
+func checkSink(cfg SinkConfig) error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, &pipeline.FieldError{Connector: "local", Field: field, Err: fmt.Errorf(format, args...)})
@@ -136,8 +134,7 @@ func localDir(dir string) (string, bool) {
 
 // sourcePlace is the source spec's Place: the directory it reads, and what
 // below it the walk leaves alone.
-func sourcePlace(c pipeline.Config) (pipeline.Place, bool) {
-	cfg := sourceConfigOf(c)
+func sourcePlace(cfg SourceConfig) (pipeline.Place, bool) {
 	dir, ok := localDir(cfg.Path)
 	if !ok {
 		return pipeline.Place{}, false
@@ -165,8 +162,7 @@ func sourcePlace(c pipeline.Config) (pipeline.Place, bool) {
 
 // sinkPlace is the sink spec's Place: its directory, with the literal
 // directories its name template starts with.
-func sinkPlace(c pipeline.Config) (pipeline.Place, bool) {
-	cfg := sinkConfigOf(c)
+func sinkPlace(cfg SinkConfig) (pipeline.Place, bool) {
 	dir, ok := localDir(cfg.Path)
 	if !ok {
 		return pipeline.Place{}, false

@@ -20,9 +20,10 @@ func sourceSpec() pipeline.Spec {
 		Name:    "local",
 		Summary: "Reads files from a local directory, optionally watching it for new files.",
 		Origin:  "built-in",
-		Check:   checkSource,
-		Place:   sourcePlace,
-		Rereads: func(c pipeline.Config) bool { return c.Bool("shared") },
+		Options: SourceConfig{},
+		Check:   pipeline.CheckOptions(checkSource),
+		Place:   pipeline.PlaceOptions(sourcePlace),
+		Rereads: rereads,
 		Fields: []pipeline.Field{
 			{
 				Name:     "path",
@@ -119,8 +120,9 @@ func sinkSpec() pipeline.Spec {
 		Name:    "local",
 		Summary: "Writes files to a local directory, atomically and with parts written in parallel.",
 		Origin:  "built-in",
-		Check:   checkSink,
-		Place:   sinkPlace,
+		Options: SinkConfig{},
+		Check:   pipeline.CheckOptions(checkSink),
+		Place:   pipeline.PlaceOptions(sinkPlace),
 		Fields: []pipeline.Field{
 			{
 				Name:     "path",
@@ -165,38 +167,26 @@ func sinkSpec() pipeline.Spec {
 }
 
 func newSourceFromConfig(ctx context.Context, c pipeline.Config) (pipeline.Source, error) {
-	return NewSource(ctx, sourceConfigOf(c))
+	cfg, err := pipeline.Decode[SourceConfig](c)
+	if err != nil {
+		return nil, err
+	}
+	return NewSource(ctx, cfg)
+}
+
+// rereads is the source spec's Rereads: every host can read a file again
+// when they all see the directory.
+func rereads(c pipeline.Config) bool {
+	cfg, err := pipeline.Decode[SourceConfig](c)
+	return err == nil && cfg.Shared
 }
 
 func newSinkFromConfig(_ context.Context, c pipeline.Config) (pipeline.Sink, error) {
-	return NewSink(sinkConfigOf(c))
-}
-
-func sourceConfigOf(c pipeline.Config) SourceConfig {
-	return SourceConfig{
-		Path:       c.String("path"),
-		Include:    c.Strings("include"),
-		Exclude:    c.Strings("exclude"),
-		Recursive:  c.Bool("recursive"),
-		Ignore:     c.Strings("ignore"),
-		Watch:      c.Bool("watch"),
-		Rescan:     c.Duration("rescan"),
-		StableFor:  c.Duration("stable_for"),
-		Trigger:    c.String("trigger"),
-		After:      c.String("after"),
-		ArchiveDir: c.String("archive_dir"),
-		Shared:     c.Bool("shared"),
+	cfg, err := pipeline.Decode[SinkConfig](c)
+	if err != nil {
+		return nil, err
 	}
-}
-
-func sinkConfigOf(c pipeline.Config) SinkConfig {
-	return SinkConfig{
-		Path:      c.String("path"),
-		Name:      c.String("name"),
-		Overwrite: c.String("overwrite"),
-		Fsync:     c.Bool("fsync"),
-		PartSize:  c.Size("part_size"),
-	}
+	return NewSink(cfg)
 }
 
 // Defaults of the source and sink settings.

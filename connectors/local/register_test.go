@@ -45,7 +45,11 @@ func TestSpecDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(DefaultSourceConfig("/in"), sourceConfigOf(c)); diff != "" {
+	src, err := pipeline.Decode[SourceConfig](c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(DefaultSourceConfig("/in"), src); diff != "" {
 		t.Errorf("source defaults (-Go +spec):\n%s", diff)
 	}
 	c, err = pipeline.ParseConfig(sinkSpec(), map[string]any{"path": "/out"})
@@ -53,7 +57,11 @@ func TestSpecDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := SinkConfig{Path: "/out", Name: "{name}", Overwrite: OverwriteReplace, PartSize: DefaultPartSize}
-	if diff := cmp.Diff(want, sinkConfigOf(c)); diff != "" {
+	sink, err := pipeline.Decode[SinkConfig](c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, sink); diff != "" {
 		t.Errorf("sink defaults (-want +spec):\n%s", diff)
 	}
 }

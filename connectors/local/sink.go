@@ -26,19 +26,19 @@ import (
 // fields; zero values mean the defaults.
 type SinkConfig struct {
 	// Path is the directory to write to; created if missing. Required.
-	Path string
+	Path string `config:"path"`
 	// Name is the name template relative to Path; "" means "{name}".
-	Name string
+	Name string `config:"name"`
 	// Overwrite is what to do when the target exists: OverwriteReplace (the
 	// default for ""), OverwriteSkip, OverwriteFail or OverwriteRename.
-	Overwrite string
+	Overwrite string `config:"overwrite"`
 	// Fsync flushes parts, the final file and its directories to stable
 	// storage before Commit returns. Without it, Flush does that for every
 	// file committed so far, at once (the engine calls it before a source
 	// removes a file).
-	Fsync bool
+	Fsync bool `config:"fsync"`
 	// PartSize is the part size in bytes; 0 means DefaultPartSize.
-	PartSize int64
+	PartSize int64 `config:"part_size"`
 }
 
 // Sink writes files into a local directory. Each file is written into a

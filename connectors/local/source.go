@@ -29,38 +29,38 @@ import (
 // DefaultSourceConfig to get the defaults of a flow file.
 type SourceConfig struct {
 	// Path is the directory to read. Required; it must exist.
-	Path string
+	Path string `config:"path"`
 	// Include lists glob patterns (doublestar syntax) matched against the
 	// slash-separated name relative to Path; empty takes every file.
-	Include []string
+	Include []string `config:"include"`
 	// Exclude lists glob patterns for files to leave alone. One that matches a
 	// directory's relative name skips the whole directory.
-	Exclude []string
+	Exclude []string `config:"exclude"`
 	// Recursive descends into subdirectories.
-	Recursive bool
+	Recursive bool `config:"recursive"`
 	// Ignore lists glob patterns matched against base names of files and
 	// directories that are never taken (temporary and hidden names).
-	Ignore []string
+	Ignore []string `config:"ignore"`
 	// Watch keeps the source running, offering new files as they appear;
 	// without it Next returns io.EOF once the files present at start are
 	// offered.
-	Watch bool
+	Watch bool `config:"watch"`
 	// Rescan is how often the whole tree is listed in watch mode; 0 means
 	// DefaultRescan.
-	Rescan time.Duration
+	Rescan time.Duration `config:"rescan"`
 	// StableFor is how long a file's size and modification time must stay
 	// unchanged before it is taken. Not used with Trigger.
-	StableFor time.Duration
+	StableFor time.Duration `config:"stable_for"`
 	// Trigger, when set, is a suffix: a file is taken once "<name><Trigger>"
 	// exists.
-	Trigger string
+	Trigger string `config:"trigger"`
 	// After is AfterLeave (the default for ""), AfterDelete or AfterMove.
-	After string
+	After string `config:"after"`
 	// ArchiveDir receives delivered files when After is AfterMove.
-	ArchiveDir string
+	ArchiveDir string `config:"archive_dir"`
 	// Shared declares that every runner of the flow sees the same files at
 	// Path, so that files read by reference can be read again on any host.
-	Shared bool
+	Shared bool `config:"shared"`
 	// Logger receives warnings about directories that cannot be read and
 	// directories that cannot be watched. nil means slog.Default().
 	Logger *slog.Logger

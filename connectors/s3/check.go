@@ -35,63 +35,69 @@ func checkClient(c ClientConfig) error {
 	return errors.New(msg)
 }
 
-func checkGlobs(c pipeline.Config) []error {
+func checkGlobs(c SourceConfig) []error {
 	var errs []error
-	for _, field := range []string{"include", "exclude"} {
-		for _, g := range c.Strings(field) {
+	for _, list := range []struct {
+		field string
+		globs []string
+	}{{"include", c.Include}, {"exclude", c.Exclude}} {
+		for _, g := range list.globs {
 			if !doublestar.ValidatePattern(g) {
-				errs = append(errs, fieldError(field, `invalid glob pattern %q: close every "[" and "{", or escape them with "\"`, g))
+				errs = append(errs, fieldError(list.field, `invalid glob pattern %q: close every "[" and "{", or escape them with "\"`, g))
 			}
 		}
 	}
 	return errs
 }
 
-func checkSource(c pipeline.Config) error {
+func checkSource(c SourceConfig) error {
 	errs := checkGlobs(c)
-	if err := checkClient(clientConfigOf(c)); err != nil {
+	if err := checkClient(c.ClientConfig); err != nil {
 		errs = append(errs, err)
 	}
-	switch c.String("after") {
+	switch c.After {
 	case AfterMove:
-		archive, prefix := dirPrefix(c.String("archive_prefix")), dirPrefix(c.String("prefix"))
+		archive, prefix := dirPrefix(c.ArchivePrefix), dirPrefix(c.Prefix)
 		switch {
 		case archive == "":
 			errs = append(errs, fieldError("archive_prefix", `required when after is "move": name the prefix delivered objects are moved to`))
 		case strings.HasPrefix(archive, prefix):
 			errs = append(errs, fieldError("archive_prefix", "%q lies below prefix %q: moved objects would be read again; choose a prefix outside it",
-				c.String("archive_prefix"), c.String("prefix")))
+				c.ArchivePrefix, c.Prefix))
 		}
 	case AfterTag:
-		if len(c.StringMap("after_tags")) == 0 {
+		if len(c.AfterTags) == 0 {
 			errs = append(errs, fieldError("after_tags", `required when after is "tag": give the tags to set, such as {mftflow: delivered}`))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func checkSink(c pipeline.Config) error {
+func checkSink(c SinkConfig) error {
 	var errs []error
-	if err := checkClient(clientConfigOf(c)); err != nil {
+	if err := checkClient(c.ClientConfig); err != nil {
 		errs = append(errs, err)
 	}
-	if strings.HasPrefix(c.String("prefix"), "/") {
-		errs = append(errs, fieldError("prefix", "%q: keys do not start with a slash; drop it", c.String("prefix")))
+	if strings.HasPrefix(c.Prefix, "/") {
+		errs = append(errs, fieldError("prefix", "%q: keys do not start with a slash; drop it", c.Prefix))
 	}
-	if err := pipeline.CheckNameTemplate(keyOrDefault(c.String("key"))); err != nil {
+	if err := pipeline.CheckNameTemplate(keyOrDefault(c.Key)); err != nil {
 		errs = append(errs, fieldError("key", "%v", err))
 	}
-	for _, field := range []string{"part_size", "unknown_size_part_size"} {
-		if n := c.Size(field); n > MaxPartSize {
-			errs = append(errs, fieldError(field, "%s is above S3's limit of %s per part; lower it",
-				pipeline.ExactSize(n), pipeline.ExactSize(MaxPartSize)))
+	for _, size := range []struct {
+		field string
+		n     int64
+	}{{"part_size", c.PartSize}, {"unknown_size_part_size", c.UnknownSizePartSize}} {
+		if size.n > MaxPartSize {
+			errs = append(errs, fieldError(size.field, "%s is above S3's limit of %s per part; lower it",
+				pipeline.ExactSize(size.n), pipeline.ExactSize(MaxPartSize)))
 		}
 	}
-	if n := c.Int("concurrency"); n < 0 || n > pipeline.MaxParallelism {
+	if n := c.Concurrency; n < 0 || n > pipeline.MaxParallelism {
 		errs = append(errs, fieldError("concurrency", "%d: want 0 (the sink's parallelism) to %d parts of one file at once",
 			n, pipeline.MaxParallelism))
 	}
-	if c.String("kms_key_id") != "" && c.String("sse") != SSEKMS {
+	if c.KMSKeyID != "" && c.SSE != SSEKMS {
 		errs = append(errs, fieldError("kms_key_id", `is set but sse is not "aws:kms": set sse: aws:kms, or remove kms_key_id`))
 	}
 	return errors.Join(errs...)
@@ -105,18 +111,18 @@ func keyOrDefault(tmpl string) string {
 }
 
 // store names a bucket on a server for pipeline.Place.
-func store(c pipeline.Config) string {
-	endpoint := strings.TrimSuffix(strings.ToLower(c.String("endpoint")), "/")
-	return "s3 " + endpoint + " " + c.String("bucket")
+func store(c ClientConfig) string {
+	endpoint := strings.TrimSuffix(strings.ToLower(c.Endpoint), "/")
+	return "s3 " + endpoint + " " + c.Bucket
 }
 
 // placeText describes a bucket prefix: "s3://bucket/in/ at http://host:9000".
-func placeText(c pipeline.Config, dir string) string {
-	text := "s3://" + c.String("bucket") + "/"
+func placeText(c ClientConfig, dir string) string {
+	text := "s3://" + c.Bucket + "/"
 	if dir != "" {
 		text += dir + "/"
 	}
-	if e := c.String("endpoint"); e != "" && !strings.Contains(e, "@") {
+	if e := c.Endpoint; e != "" && !strings.Contains(e, "@") {
 		text += " at " + e
 	}
 	return text
@@ -131,9 +137,9 @@ func cleanPrefix(p string) string {
 	return strings.TrimPrefix(path.Clean("/"+p), "/")
 }
 
-func sourcePlace(c pipeline.Config) (pipeline.Place, bool) {
-	dir := cleanPrefix(c.String("prefix"))
-	exclude := c.Strings("exclude")
+func sourcePlace(c SourceConfig) (pipeline.Place, bool) {
+	dir := cleanPrefix(c.Prefix)
+	exclude := c.Exclude
 	skips := func(rel string) bool {
 		for _, g := range exclude {
 			if ok, _ := doublestar.Match(g, rel+"/**"); ok {
@@ -142,16 +148,16 @@ func sourcePlace(c pipeline.Config) (pipeline.Place, bool) {
 		}
 		return false
 	}
-	return pipeline.Place{Store: store(c), Dir: dir, Text: placeText(c, dir), Skips: skips}, true
+	return pipeline.Place{Store: store(c.ClientConfig), Dir: dir, Text: placeText(c.ClientConfig, dir), Skips: skips}, true
 }
 
-func sinkPlace(c pipeline.Config) (pipeline.Place, bool) {
-	dir := cleanPrefix(c.String("prefix"))
-	if sub := pipeline.TemplateDir(keyOrDefault(c.String("key"))); sub != "" {
+func sinkPlace(c SinkConfig) (pipeline.Place, bool) {
+	dir := cleanPrefix(c.Prefix)
+	if sub := pipeline.TemplateDir(keyOrDefault(c.Key)); sub != "" {
 		dir = path.Join(dir, sub)
 		if dir == "." {
 			dir = ""
 		}
 	}
-	return pipeline.Place{Store: store(c), Dir: dir, Text: placeText(c, dir)}, true
+	return pipeline.Place{Store: store(c.ClientConfig), Dir: dir, Text: placeText(c.ClientConfig, dir)}, true
 }

@@ -36,22 +36,22 @@ const DefaultRegion = "us-east-1"
 
 // ClientConfig says how to reach a bucket.
 type ClientConfig struct {
-	Bucket string
+	Bucket string `config:"bucket"`
 	// Region of the bucket; DefaultRegion if empty.
-	Region string
+	Region string `config:"region"`
 	// Endpoint is the base URL of an S3-compatible server, such as
 	// "http://127.0.0.1:9000". Empty: AWS. User info ("user:pass@") is
 	// refused: the SDK would ignore it.
-	Endpoint string
+	Endpoint string `config:"endpoint"`
 	// PathStyle addresses buckets as ENDPOINT/BUCKET/KEY instead of
 	// BUCKET.ENDPOINT/KEY. Most S3-compatible servers need it.
-	PathStyle bool
+	PathStyle bool `config:"path_style"`
 	// Credentials is CredentialsStatic (the default when empty) or
 	// CredentialsDefault.
-	Credentials     string
-	AccessKeyID     string
-	SecretAccessKey string
-	SessionToken    string
+	Credentials     string `config:"credentials"`
+	AccessKeyID     string `config:"access_key_id"`
+	SecretAccessKey string `config:"secret_access_key"`
+	SessionToken    string `config:"session_token"`
 	// HTTPClient, if set, sends every request; tests use it to count or
 	// break requests. Nil: the SDK's default client.
 	HTTPClient *http.Client

@@ -113,8 +113,9 @@ func sourceSpec() pipeline.Spec {
 		Name:    "s3",
 		Summary: "Reads objects from an S3 bucket (AWS or any S3-compatible server), polling for new ones.",
 		Origin:  "built-in",
-		Check:   checkSource,
-		Place:   sourcePlace,
+		Options: SourceConfig{},
+		Check:   pipeline.CheckOptions(checkSource),
+		Place:   pipeline.PlaceOptions(sourcePlace),
 		Rereads: func(pipeline.Config) bool { return true },
 		Fields: append(clientFields(), []pipeline.Field{
 			{
@@ -177,8 +178,9 @@ func sinkSpec() pipeline.Spec {
 		Name:    "s3",
 		Summary: "Writes files as S3 objects (AWS or any S3-compatible server), parts uploaded in parallel, resumable.",
 		Origin:  "built-in",
-		Check:   checkSink,
-		Place:   sinkPlace,
+		Options: SinkConfig{},
+		Check:   pipeline.CheckOptions(checkSink),
+		Place:   pipeline.PlaceOptions(sinkPlace),
 		Fields: append(clientFields(), []pipeline.Field{
 			{
 				Name: "prefix",
@@ -268,48 +270,18 @@ func sinkSpec() pipeline.Spec {
 	}
 }
 
-func clientConfigOf(c pipeline.Config) ClientConfig {
-	return ClientConfig{
-		Bucket:          c.String("bucket"),
-		Region:          c.String("region"),
-		Endpoint:        c.String("endpoint"),
-		PathStyle:       c.Bool("path_style"),
-		Credentials:     c.String("credentials"),
-		AccessKeyID:     c.String("access_key_id"),
-		SecretAccessKey: c.String("secret_access_key"),
-		SessionToken:    c.String("session_token"),
-	}
-}
-
 func newSourceFromConfig(ctx context.Context, c pipeline.Config) (pipeline.Source, error) {
-	return NewSource(ctx, SourceConfig{
-		ClientConfig:  clientConfigOf(c),
-		Prefix:        c.String("prefix"),
-		Include:       c.Strings("include"),
-		Exclude:       c.Strings("exclude"),
-		Watch:         c.Bool("watch"),
-		PollInterval:  c.Duration("poll_interval"),
-		After:         c.String("after"),
-		ArchivePrefix: c.String("archive_prefix"),
-		AfterTags:     c.StringMap("after_tags"),
-	})
+	cfg, err := pipeline.Decode[SourceConfig](c)
+	if err != nil {
+		return nil, err
+	}
+	return NewSource(ctx, cfg)
 }
 
 func newSinkFromConfig(ctx context.Context, c pipeline.Config) (pipeline.Sink, error) {
-	return NewSink(ctx, SinkConfig{
-		ClientConfig:        clientConfigOf(c),
-		Prefix:              c.String("prefix"),
-		Key:                 c.String("key"),
-		PartSize:            c.Size("part_size"),
-		UnknownSizePartSize: c.Size("unknown_size_part_size"),
-		SmallFileSize:       c.Size("small_file_size"),
-		Concurrency:         c.Int("concurrency"),
-		Checksum:            c.String("checksum"),
-		StorageClass:        c.String("storage_class"),
-		SSE:                 c.String("sse"),
-		KMSKeyID:            c.String("kms_key_id"),
-		ContentType:         c.String("content_type"),
-		Tags:                c.StringMap("tags"),
-		Overwrite:           c.String("overwrite"),
-	})
+	cfg, err := pipeline.Decode[SinkConfig](c)
+	if err != nil {
+		return nil, err
+	}
+	return NewSink(ctx, cfg)
 }

@@ -58,38 +58,38 @@ var copyLimit int64 = MaxCopySize
 type SinkConfig struct {
 	ClientConfig
 	// Prefix is prepended to every key, with a "/" between them.
-	Prefix string
+	Prefix string `config:"prefix"`
 	// Key is the template of each object's key below Prefix; see
 	// pipeline.ExpandName. Empty: "{name}".
-	Key string
+	Key string `config:"key"`
 	// PartSize is the multipart part size; at least MinPartSize, raised for
 	// big files so no file needs more than MaxParts parts.
-	PartSize int64
+	PartSize int64 `config:"part_size"`
 	// UnknownSizePartSize is the part size of files whose size is unknown at
 	// Open (after a compressing stage): MaxParts × this is the largest such
 	// file that can be sent.
-	UnknownSizePartSize int64
+	UnknownSizePartSize int64 `config:"unknown_size_part_size"`
 	// SmallFileSize: files of known size up to this are opened only once
 	// their sha256 is known (pipeline.ManifestFirst), so the object is
 	// created with its sha256 metadata and needs no copy afterwards.
-	SmallFileSize int64
+	SmallFileSize int64 `config:"small_file_size"`
 	// Concurrency is how many parts of one file are sent at once; 0 uses the
 	// flow's parallelism for the sink.
-	Concurrency int
+	Concurrency int `config:"concurrency"`
 	// StorageClass such as "STANDARD_IA"; empty: the bucket's default.
-	StorageClass string
+	StorageClass string `config:"storage_class"`
 	// SSE is "", "AES256" or "aws:kms"; KMSKeyID goes with "aws:kms".
-	SSE      string
-	KMSKeyID string
+	SSE      string `config:"sse"`
+	KMSKeyID string `config:"kms_key_id"`
 	// ContentType of every object; empty: guessed from the key's extension.
-	ContentType string
+	ContentType string `config:"content_type"`
 	// Tags are set on every object.
-	Tags map[string]string
+	Tags map[string]string `config:"tags"`
 	// Overwrite is OverwriteReplace (default), OverwriteSkip or OverwriteFail.
-	Overwrite string
+	Overwrite string `config:"overwrite"`
 	// Checksum is ChecksumCRC32C (default) or ChecksumMD5: how each part is
 	// checked by the server.
-	Checksum string
+	Checksum string `config:"checksum"`
 }
 
 // Sink writes files as S3 objects. It is safe for concurrent use.

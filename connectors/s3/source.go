@@ -24,21 +24,22 @@ import (
 type SourceConfig struct {
 	ClientConfig
 	// Prefix limits the source to keys below it, as a directory.
-	Prefix string
+	Prefix string `config:"prefix"`
 	// Include and Exclude are doublestar globs matched against names
 	// (keys relative to Prefix).
-	Include, Exclude []string
+	Include []string `config:"include"`
+	Exclude []string `config:"exclude"`
 	// Watch keeps polling for new objects; false lists once, then Next
 	// returns io.EOF.
-	Watch bool
+	Watch bool `config:"watch"`
 	// PollInterval between listings in watch mode; 0: DefaultPollInterval.
-	PollInterval time.Duration
+	PollInterval time.Duration `config:"poll_interval"`
 	// After is AfterLeave (default), AfterDelete, AfterMove or AfterTag.
-	After string
+	After string `config:"after"`
 	// ArchivePrefix receives moved objects (After = AfterMove).
-	ArchivePrefix string
+	ArchivePrefix string `config:"archive_prefix"`
 	// AfterTags are added to delivered objects (After = AfterTag).
-	AfterTags map[string]string
+	AfterTags map[string]string `config:"after_tags"`
 }
 
 // Source offers the objects below a prefix. Next is for one goroutine at a

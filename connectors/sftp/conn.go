@@ -27,21 +27,21 @@ import (
 // share it.
 type ConnConfig struct {
 	// Host and Port of the server; Port 0 means 22.
-	Host string
-	Port int
+	Host string `config:"host"`
+	Port int    `config:"port"`
 	// User logs in with Password, the private key at PrivateKey (decrypted
 	// with PrivateKeyPassphrase if it is encrypted), or both: the key is
 	// offered first.
-	User                 string
-	Password             string
-	PrivateKey           string
-	PrivateKeyPassphrase string
+	User                 string `config:"user"`
+	Password             string `config:"password"`
+	PrivateKey           string `config:"private_key"`
+	PrivateKeyPassphrase string `config:"private_key_passphrase"`
 	// KnownHosts is the known_hosts file that must hold the server's host
 	// key. Required unless InsecureIgnoreHostKey is set.
-	KnownHosts string
+	KnownHosts string `config:"known_hosts"`
 	// InsecureIgnoreHostKey accepts any host key, so anyone between the
 	// runner and the server can read and change the files. For tests only.
-	InsecureIgnoreHostKey bool
+	InsecureIgnoreHostKey bool `config:"insecure_ignore_host_key"`
 	// KeepAlive is how often an idle connection sends keepalive@openssh.com
 	// and a cheap SFTP request; a connection whose server does not answer
 	// within ConnectTimeout is closed. 0 means DefaultKeepAlive; negative
@@ -49,7 +49,7 @@ type ConnConfig struct {
 	KeepAlive time.Duration
 	// ConnectTimeout bounds connecting and logging in; 0 means
 	// DefaultConnectTimeout.
-	ConnectTimeout time.Duration
+	ConnectTimeout time.Duration `config:"connect_timeout"`
 	// Logger receives warnings; nil means slog.Default().
 	Logger *slog.Logger
 }

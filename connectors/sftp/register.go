@@ -114,6 +114,7 @@ func SourceSpec() pipeline.Spec {
 		Name:    "sftp",
 		Summary: "Reads files from a directory on an SFTP server, polling it for new files.",
 		Origin:  "built-in",
+		Options: sourceOptions{},
 		Fields:  append(connFields(), pipeline.RemoteSourceFields()...),
 	}
 }
@@ -124,6 +125,7 @@ func SinkSpec() pipeline.Spec {
 		Name:    "sftp",
 		Summary: "Writes files to a directory on an SFTP server under a temporary name, parts in parallel, then renames them.",
 		Origin:  "built-in",
+		Options: sinkOptions{},
 		Fields: append(append(connFields(), pipeline.RemoteSinkFields()...),
 			pipeline.Field{
 				Name:    "overwrite",
@@ -148,39 +150,45 @@ func SinkSpec() pipeline.Spec {
 	}
 }
 
-func connConfigOf(c pipeline.Config) ConnConfig {
-	keepAlive := c.Duration("keepalive")
-	if keepAlive == 0 {
-		keepAlive = -1 // 0 in a flow file turns keep-alives off
-	}
-	return ConnConfig{
-		Host:                  c.String("host"),
-		Port:                  c.Int("port"),
-		User:                  c.String("user"),
-		Password:              c.String("password"),
-		PrivateKey:            c.String("private_key"),
-		PrivateKeyPassphrase:  c.String("private_key_passphrase"),
-		KnownHosts:            c.String("known_hosts"),
-		InsecureIgnoreHostKey: c.Bool("insecure_ignore_host_key"),
-		KeepAlive:             keepAlive,
-		ConnectTimeout:        c.Duration("connect_timeout"),
-	}
+// flowKeepAlive is the keepalive field as flow files mean it: 0 turns
+// keep-alives off, where ConnConfig.KeepAlive takes 0 for the default.
+type flowKeepAlive struct {
+	FlowKeepAlive time.Duration `config:"keepalive"`
 }
 
+func (k flowKeepAlive) connKeepAlive() time.Duration {
+	if k.FlowKeepAlive == 0 {
+		return -1
+	}
+	return k.FlowKeepAlive
+}
+
+// sourceOptions and sinkOptions are what the specs' fields decode into.
+type (
+	sourceOptions struct {
+		SourceConfig
+		flowKeepAlive
+	}
+	sinkOptions struct {
+		SinkConfig
+		flowKeepAlive
+	}
+)
+
 func newSourceFromConfig(ctx context.Context, c pipeline.Config) (pipeline.Source, error) {
-	return NewSource(ctx, SourceConfig{
-		ConnConfig: connConfigOf(c),
-		Directory:  c.String("directory"),
-		Polling:    pipeline.PollingOf(c),
-	})
+	o, err := pipeline.Decode[sourceOptions](c)
+	if err != nil {
+		return nil, err
+	}
+	o.KeepAlive = o.connKeepAlive()
+	return NewSource(ctx, o.SourceConfig)
 }
 
 func newSinkFromConfig(_ context.Context, c pipeline.Config) (pipeline.Sink, error) {
-	return NewSink(SinkConfig{
-		ConnConfig:  connConfigOf(c),
-		Directory:   c.String("directory"),
-		Naming:      pipeline.NamingOf(c),
-		PartSize:    c.Size("part_size"),
-		Concurrency: c.Int("concurrency"),
-	})
+	o, err := pipeline.Decode[sinkOptions](c)
+	if err != nil {
+		return nil, err
+	}
+	o.KeepAlive = o.connKeepAlive()
+	return NewSink(o.SinkConfig)
 }

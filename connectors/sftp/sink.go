@@ -27,15 +27,15 @@ import (
 type SinkConfig struct {
 	ConnConfig
 	// Directory is the remote directory to write to. It must exist.
-	Directory string
+	Directory string `config:"directory"`
 	// Naming names targets, temporary and trigger files, and says what
 	// happens when the target exists.
 	pipeline.Naming
 	// PartSize is the part size in bytes; 0 means DefaultPartSize.
-	PartSize int64
+	PartSize int64 `config:"part_size"`
 	// Concurrency is how many parts of one file are written at once; 0
 	// leaves it to the flow.
-	Concurrency int
+	Concurrency int `config:"concurrency"`
 }
 
 // Sink writes files to a directory on an SFTP server. Each file is written

@@ -21,7 +21,7 @@ import (
 type SourceConfig struct {
 	ConnConfig
 	// Directory is the remote directory to read. It must exist.
-	Directory string
+	Directory string `config:"directory"`
 	// Polling says which files are taken, when, and what happens to them
 	// after delivery.
 	pipeline.Polling

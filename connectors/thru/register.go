@@ -83,6 +83,7 @@ func sourceSpec() pipeline.Spec {
 		Name:    "thru",
 		Summary: "Picks up files from a Thru MFT flow and reports each file's flow outcome, with the batch counts and recipients the stages set as attributes thru.batch_total, thru.batch_failed and thru.recipients.",
 		Origin:  "built-in",
+		Options: sourceOptions{},
 		Fields:  fields,
 		Queue:   true, // a pickup cannot be repeated
 	}
@@ -118,18 +119,53 @@ func sinkSpec() pipeline.Spec {
 		Name:    "thru",
 		Summary: "Delivers files to Thru MFT by chunked drop-off or through the Content API.",
 		Origin:  "built-in",
+		Options: sinkOptions{},
 		Check:   checkSink,
 		Fields:  fields,
 	}
 }
 
-func clientConfigOf(c pipeline.Config) (ClientConfig, error) {
+// connectorOptions are the fields both connectors have.
+type connectorOptions struct {
+	BaseURL       string `config:"base_url"`
+	SiteURL       string `config:"site_url"`
+	SiteAccessKey string `config:"site_access_key"`
+	FlowSecretKey string `config:"flow_secret_key"`
+	FlowCode      string `config:"flow_code"`
+	AESKey        string `config:"aes_key"`
+	CipherMode    string `config:"cipher_mode"`
+	IV            string `config:"iv"`
+}
+
+// sourceOptions are the source spec's fields.
+type sourceOptions struct {
+	connectorOptions
+	PollInterval     time.Duration `config:"poll_interval"`
+	Watch            bool          `config:"watch"`
+	SenderAttributes bool          `config:"sender_attributes"`
+	SpoolDir         string        `config:"spool_dir"`
+}
+
+// sinkOptions are the sink spec's fields.
+type sinkOptions struct {
+	connectorOptions
+	Mode            string `config:"mode"`
+	TargetSiteURL   string `config:"target_site_url"`
+	EndpointPath    string `config:"endpoint_path"`
+	APIKey          string `config:"api_key"`
+	APIKeyIn        string `config:"api_key_in"`
+	BearerToken     string `config:"bearer_token"`
+	PartSize        int64  `config:"part_size"`
+	SimpleThreshold int64  `config:"simple_threshold"`
+}
+
+func (o connectorOptions) client() (ClientConfig, error) {
 	cc := ClientConfig{
-		BaseURL: c.String("base_url"), SiteURL: c.String("site_url"), SiteAccessKey: c.String("site_access_key"),
-		FlowSecretKey: c.String("flow_secret_key"), FlowCode: c.String("flow_code"),
+		BaseURL: o.BaseURL, SiteURL: o.SiteURL, SiteAccessKey: o.SiteAccessKey,
+		FlowSecretKey: o.FlowSecretKey, FlowCode: o.FlowCode,
 	}
-	if c.Has("aes_key") {
-		ciph, err := NewHeaderCipher(c.String("cipher_mode"), c.String("aes_key"), c.String("iv"))
+	if o.AESKey != "" {
+		ciph, err := NewHeaderCipher(o.CipherMode, o.AESKey, o.IV)
 		if err != nil {
 			return cc, err
 		}
@@ -139,23 +175,31 @@ func clientConfigOf(c pipeline.Config) (ClientConfig, error) {
 }
 
 func newSourceFromConfig(ctx context.Context, c pipeline.Config) (pipeline.Source, error) {
-	cc, err := clientConfigOf(c)
+	o, err := pipeline.Decode[sourceOptions](c)
 	if err != nil {
 		return nil, err
 	}
-	return NewSource(ctx, SourceConfig{Client: cc, PollInterval: c.Duration("poll_interval"), Once: !c.Bool("watch"), SpoolDir: c.String("spool_dir"),
-		SenderAttributes: c.Bool("sender_attributes")})
+	cc, err := o.client()
+	if err != nil {
+		return nil, err
+	}
+	return NewSource(ctx, SourceConfig{Client: cc, PollInterval: o.PollInterval, Once: !o.Watch, SpoolDir: o.SpoolDir,
+		SenderAttributes: o.SenderAttributes})
 }
 
 func newSinkFromConfig(_ context.Context, c pipeline.Config) (pipeline.Sink, error) {
-	cc, err := clientConfigOf(c)
+	o, err := pipeline.Decode[sinkOptions](c)
 	if err != nil {
 		return nil, err
 	}
-	cc.TargetSiteURL = c.String("target_site_url")
-	cc.APIKey, cc.APIKeyIn, cc.BearerToken = c.String("api_key"), c.String("api_key_in"), c.String("bearer_token")
+	cc, err := o.client()
+	if err != nil {
+		return nil, err
+	}
+	cc.TargetSiteURL = o.TargetSiteURL
+	cc.APIKey, cc.APIKeyIn, cc.BearerToken = o.APIKey, o.APIKeyIn, o.BearerToken
 	return NewSink(SinkConfig{
-		Client: cc, Mode: c.String("mode"), EndpointPath: c.String("endpoint_path"),
-		PartSize: c.Size("part_size"), SimpleThreshold: c.Size("simple_threshold"),
+		Client: cc, Mode: o.Mode, EndpointPath: o.EndpointPath,
+		PartSize: o.PartSize, SimpleThreshold: o.SimpleThreshold,
 	})
 }

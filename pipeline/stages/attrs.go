@@ -18,7 +18,7 @@ type AttrsConfig struct {
 	// Set maps attribute names to templates filled by pipeline.ExpandName
 	// ({name} {base} {dir} {stem} {ext} {date} {time} {id} {attr.KEY}), for
 	// example {"thru.batch_total": "{attr.records}", "thru.recipients": "ORG1,ORG2"}.
-	Set map[string]string
+	Set map[string]string `config:"set"`
 }
 
 // Attrs sets file attributes from templates, for later stages, name

@@ -26,12 +26,12 @@ const (
 // CompressConfig sets a Compress stage's format and level.
 type CompressConfig struct {
 	// Format is FormatGzip (the default when empty) or FormatZstd.
-	Format string
+	Format string `config:"format"`
 	// Level is the compression level; 0 means the library default. gzip
 	// takes 1 (fastest) to 9 (smallest). zstd takes zstd's levels 1 to 22,
 	// which map onto four encoder speeds: 1-2 fastest, 3-5 default, 6-9
 	// better, 10-22 best.
-	Level int
+	Level int `config:"level"`
 }
 
 // Compress compresses each file's content with gzip or zstd and appends

@@ -21,7 +21,7 @@ type DecompressConfig struct {
 	// Format is FormatAuto (the default when empty), FormatGzip or FormatZstd.
 	// FormatAuto decides by the name's extension (.gz or .zst, in any case)
 	// and, without one, by the content's first bytes.
-	Format string
+	Format string `config:"format"`
 }
 
 // Decompress decompresses gzip or zstd content and removes the matching

@@ -18,20 +18,20 @@ type MatchConfig struct {
 	// Include lists doublestar globs matched against the whole slash-separated
 	// name: "*.csv" matches "a.csv" but not "in/a.csv"; "**/*.csv" matches
 	// both. A file must match at least one. Empty means every file.
-	Include []string
+	Include []string `config:"include"`
 	// Exclude lists globs, as Include, that drop a file even if it is included.
-	Exclude []string
+	Exclude []string `config:"exclude"`
 	// Regex, when not empty, is a Go regular expression the name must match
 	// (anywhere in the name unless anchored with ^ and $).
-	Regex string
+	Regex string `config:"regex"`
 	// MinSize drops files smaller than this many bytes. It is checked only
 	// when the file's size is known (File.Size >= 0); a file of unknown size
 	// (after a compress stage, say) is never dropped for being too small.
-	MinSize int64
+	MinSize int64 `config:"min_size"`
 	// MaxSize drops files larger than this many bytes; 0 means no limit. A
 	// file of unknown size is let through, and its content fails with a
 	// permanent error once more than MaxSize bytes have been read.
-	MaxSize int64
+	MaxSize int64 `config:"max_size"`
 }
 
 // Match drops the files that do not match its MatchConfig. It does not change

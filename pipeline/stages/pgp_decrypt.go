@@ -22,22 +22,22 @@ import (
 type PGPDecryptConfig struct {
 	// PrivateKeys are paths of private key files (armored or binary); a
 	// file is decrypted with whichever of them it is encrypted for.
-	PrivateKeys []string
+	PrivateKeys []string `config:"private_keys"`
 	// Passphrases unlock the private keys: one for all of them, or one per
 	// key file in the order of PrivateKeys. Keys without a passphrase need
 	// none.
-	Passphrases []string
+	Passphrases []string `config:"passphrase"`
 	// RequireSignature fails every file that is not signed by one of
 	// Signers. Without it, a file signed by one of Signers is still
 	// verified (a bad signature fails it) and other files pass unverified.
-	RequireSignature bool
+	RequireSignature bool `config:"require_signature"`
 	// Signers are the trusted signers' public keys, each item a key file's
 	// path or armored key text, as PGPEncryptConfig.Recipients.
-	Signers []string
+	Signers []string `config:"signers"`
 	// Name is a template for the new name, with the placeholders of
 	// RenameConfig.Name; empty removes ".pgp", ".gpg" or ".asc" (in any
 	// case) and keeps a name without one.
-	Name string
+	Name string `config:"name"`
 }
 
 // PGPDecrypt decrypts OpenPGP files, armored or binary, and checks their

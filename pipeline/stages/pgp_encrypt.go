@@ -28,20 +28,20 @@ type PGPEncryptConfig struct {
 	// Recipients are the public keys the files are encrypted for: each item
 	// is the path of a key file (armored or binary, one or more keys) or
 	// armored key text. Every key of every item is a recipient.
-	Recipients []string
+	Recipients []string `config:"recipients"`
 	// SigningKey, when set, is the path of a private key file whose key
 	// signs each file; SigningPassphrase unlocks it.
-	SigningKey        string
-	SigningPassphrase string
+	SigningKey        string `config:"signing_key"`
+	SigningPassphrase string `config:"signing_passphrase"`
 	// Armor writes ASCII armor instead of binary OpenPGP.
-	Armor bool
+	Armor bool `config:"armor"`
 	// Compression is PGPCompressionNone (the default when empty),
 	// PGPCompressionZip or PGPCompressionZlib. It is applied when every
 	// recipient's key lists it among its preferences, as GnuPG's keys do.
-	Compression string
+	Compression string `config:"compression"`
 	// Name is a template for the new name, with the placeholders of
 	// RenameConfig.Name; empty appends ".pgp", or ".asc" with Armor.
-	Name string
+	Name string `config:"name"`
 }
 
 // PGPEncrypt encrypts each file for its recipients with OpenPGP, signing it

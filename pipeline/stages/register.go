@@ -7,20 +7,46 @@ import (
 	"github.com/mftflow/mftflow/pipeline"
 )
 
-// Specs of the built-in stages, in the order Register adds them.
-func specs() []struct {
+// entry is a stage's spec and constructor.
+type entry struct {
 	spec pipeline.Spec
 	new  pipeline.StageConstructor
-} {
-	return []struct {
-		spec pipeline.Spec
-		new  pipeline.StageConstructor
-	}{
-		{pipeline.Spec{
+}
+
+// stage binds spec to newStage: the spec's Options is newStage's config
+// type, and the constructor decodes the config into it.
+func stage[T any, S pipeline.Stage](spec pipeline.Spec, newStage func(T) (S, error)) entry {
+	spec.Options = *new(T)
+	return entry{spec, func(_ context.Context, c pipeline.Config) (pipeline.Stage, error) {
+		cfg, err := pipeline.Decode[T](c)
+		if err != nil {
+			return nil, err
+		}
+		s, err := newStage(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}}
+}
+
+// builds is a Check for stages whose constructor checks everything
+// without side effects: it builds one and drops it.
+func builds[T any, S pipeline.Stage](newStage func(T) (S, error)) func(pipeline.Config) error {
+	return pipeline.CheckOptions(func(cfg T) error {
+		_, err := newStage(cfg)
+		return err
+	})
+}
+
+// Specs of the built-in stages, in the order Register adds them.
+func specs() []entry {
+	return []entry{
+		stage(pipeline.Spec{
 			Name:    "match",
 			Summary: "Lets through only the files whose name and size match; drops the others as skipped.",
 			Origin:  "built-in",
-			Check:   checkMatch,
+			Check:   pipeline.CheckOptions(checkMatch),
 			// Decides from the name and size alone; the bytes pass untouched.
 			KeepsContent: true,
 			Fields: []pipeline.Field{
@@ -35,42 +61,24 @@ func specs() []struct {
 				{Name: "max_size", Type: pipeline.TypeSize, Default: int64(0),
 					Doc: "Drop files larger than this; 0 means no limit. A file whose size is unknown passes, and fails once more than max_size bytes have been read."},
 			},
-		}, func(_ context.Context, c pipeline.Config) (pipeline.Stage, error) {
-			s, err := NewMatch(MatchConfig{
-				Include: c.Strings("include"),
-				Exclude: c.Strings("exclude"),
-				Regex:   c.String("regex"),
-				MinSize: c.Size("min_size"),
-				MaxSize: c.Size("max_size"),
-			})
-			if err != nil {
-				return nil, err
-			}
-			return s, nil
-		}},
-		{pipeline.Spec{
+		}, NewMatch),
+		stage(pipeline.Spec{
 			Name:    "rename",
 			Summary: "Gives each file a new name from a template; the content is unchanged.",
 			Origin:  "built-in",
-			Check:   checkRename,
+			Check:   pipeline.CheckOptions(checkRename),
 			// Decides from the name and size alone; the bytes pass untouched.
 			KeepsContent: true,
 			Fields: []pipeline.Field{
 				{Name: "name", Type: pipeline.TypeString, Required: true,
 					Doc: "The new name. Placeholders: {name} (with directories), {base}, {dir}, {stem}, {ext} (with its dot), {date} (2006-01-02), {time} (150405), {id}, {attr.KEY}. {date} and {time} are the file's modification time in UTC, or the current time for a file without one. The result must be a safe relative name."},
 			},
-		}, func(_ context.Context, c pipeline.Config) (pipeline.Stage, error) {
-			s, err := NewRename(RenameConfig{Name: c.String("name")})
-			if err != nil {
-				return nil, err
-			}
-			return s, nil
-		}},
-		{pipeline.Spec{
+		}, NewRename),
+		stage(pipeline.Spec{
 			Name:    "attrs",
 			Summary: "Sets file attributes from templates, for later stages, names and the source's outcome report; the content is unchanged.",
 			Origin:  "built-in",
-			Check:   checkAttrs,
+			Check:   pipeline.CheckOptions(checkAttrs),
 			// Sets attributes alone; the bytes pass untouched.
 			KeepsContent: true,
 			Fields: []pipeline.Field{
@@ -78,32 +86,20 @@ func specs() []struct {
 					Doc: "Attribute names and their values, as templates with the placeholders of rename's name ({name}, {base}, {dir}, {stem}, {ext}, {date}, {time}, {id}, {attr.KEY}), filled from the file as it enters the stage. " +
 						"Later stages and name templates read them as {attr.KEY}. The thru source reports thru.batch_total and thru.batch_failed (whole numbers, failed no more than total) and thru.recipients (codes separated by commas) in the file's flow outcome, and fails a file whose values are wrong before it is delivered."},
 			},
-		}, func(_ context.Context, c pipeline.Config) (pipeline.Stage, error) {
-			s, err := NewAttrs(AttrsConfig{Set: c.StringMap("set")})
-			if err != nil {
-				return nil, err
-			}
-			return s, nil
-		}},
-		{pipeline.Spec{
+		}, NewAttrs),
+		stage(pipeline.Spec{
 			Name:    "compress",
 			Summary: `Compresses the content with gzip or zstd and appends ".gz" or ".zst" to the name.`,
 			Origin:  "built-in",
-			Check:   checkCompress,
+			Check:   pipeline.CheckOptions(checkCompress),
 			Fields: []pipeline.Field{
 				{Name: "format", Type: pipeline.TypeString, Default: FormatGzip, Enum: []string{FormatGzip, FormatZstd},
 					Doc: "The compression format."},
 				{Name: "level", Type: pipeline.TypeInt, Default: 0,
 					Doc: "The compression level; 0 is the format's default. gzip: 1 (fastest) to 9 (smallest). zstd: 1 to 22, mapped onto four speeds: 1-2 fastest, 3-5 default, 6-9 better, 10-22 best."},
 			},
-		}, func(_ context.Context, c pipeline.Config) (pipeline.Stage, error) {
-			s, err := NewCompress(CompressConfig{Format: c.String("format"), Level: c.Int("level")})
-			if err != nil {
-				return nil, err
-			}
-			return s, nil
-		}},
-		{pipeline.Spec{
+		}, NewCompress),
+		stage(pipeline.Spec{
 			Name:    "decompress",
 			Summary: `Decompresses gzip or zstd content and removes ".gz" or ".zst" from the name.`,
 			Origin:  "built-in",
@@ -111,18 +107,12 @@ func specs() []struct {
 				{Name: "format", Type: pipeline.TypeString, Default: FormatAuto, Enum: []string{FormatAuto, FormatGzip, FormatZstd},
 					Doc: "The compression format. auto decides by the extension (.gz, .zst) and, without one, by the first bytes; a file that is neither fails."},
 			},
-		}, func(_ context.Context, c pipeline.Config) (pipeline.Stage, error) {
-			s, err := NewDecompress(DecompressConfig{Format: c.String("format")})
-			if err != nil {
-				return nil, err
-			}
-			return s, nil
-		}},
-		{pipeline.Spec{
+		}, NewDecompress),
+		stage(pipeline.Spec{
 			Name:    "pgp_encrypt",
 			Summary: `Encrypts the content for its recipients with OpenPGP (GnuPG reads it), optionally signed, and appends ".pgp" (".asc" when armored) to the name.`,
 			Origin:  "built-in",
-			Check:   func(c pipeline.Config) error { _, err := NewPGPEncrypt(pgpEncryptConfig(c)); return err },
+			Check:   builds(NewPGPEncrypt),
 			Fields: []pipeline.Field{
 				{Name: "recipients", Type: pipeline.TypeStrings, Required: true,
 					Doc: `Public keys of the recipients: each item is a key file (armored or binary, exported with gpg --export) or armored key text, such as "${PARTNER_KEY}". Every key in every item can decrypt the files.`},
@@ -137,18 +127,12 @@ func specs() []struct {
 				{Name: "name", Type: pipeline.TypeString,
 					Doc: `A template for the new name, with the placeholders of rename's name, such as "{stem}.gpg" or "out/{name}.pgp"; empty appends ".pgp", or ".asc" with armor.`},
 			},
-		}, func(_ context.Context, c pipeline.Config) (pipeline.Stage, error) {
-			s, err := NewPGPEncrypt(pgpEncryptConfig(c))
-			if err != nil {
-				return nil, err
-			}
-			return s, nil
-		}},
-		{pipeline.Spec{
+		}, NewPGPEncrypt),
+		stage(pipeline.Spec{
 			Name:    "pgp_decrypt",
 			Summary: `Decrypts OpenPGP content (armored or binary), checks its signature, and removes ".pgp", ".gpg" or ".asc" from the name; a file that fails a check fails for good.`,
 			Origin:  "built-in",
-			Check:   func(c pipeline.Config) error { _, err := NewPGPDecrypt(pgpDecryptConfig(c)); return err },
+			Check:   builds(NewPGPDecrypt),
 			Fields: []pipeline.Field{
 				{Name: "private_keys", Type: pipeline.TypeStrings, Required: true,
 					Doc: "Private key files (gpg --export-secret-keys, armored or binary); a file is decrypted with whichever it is encrypted for."},
@@ -161,18 +145,12 @@ func specs() []struct {
 				{Name: "name", Type: pipeline.TypeString,
 					Doc: `A template for the new name, with the placeholders of rename's name, such as "{stem}"; empty removes ".pgp", ".gpg" or ".asc" and keeps a name without one.`},
 			},
-		}, func(_ context.Context, c pipeline.Config) (pipeline.Stage, error) {
-			s, err := NewPGPDecrypt(pgpDecryptConfig(c))
-			if err != nil {
-				return nil, err
-			}
-			return s, nil
-		}},
-		{pipeline.Spec{
+		}, NewPGPDecrypt),
+		stage(pipeline.Spec{
 			Name:    "verify",
 			Summary: "Checks each file against its checksum file from the same source (NAME.sha256, as sha256sum writes it), waiting for it; a file that does not match fails for good. Checksum files go with their file.",
 			Origin:  "built-in",
-			Check:   func(c pipeline.Config) error { _, err := NewVerify(verifyConfig(c)); return err },
+			Check:   builds(NewVerify),
 			Fields: []pipeline.Field{
 				{Name: "sidecar", Type: pipeline.TypeString,
 					Doc: `The checksum file's name at the source, with {name} for the file's name there (with its directories): "{name}.sha256" (the default), "{name}.md5", "sums/{name}.sha256". It may hold lines as sha256sum, sha512sum or md5sum print them, BSD-style lines ("SHA256 (NAME) = HEX") or a bare digest. Files with such names are not delivered: each goes with its file, and the source's after action (delete, move) takes both.`},
@@ -183,38 +161,7 @@ func specs() []struct {
 				{Name: "poll", Type: pipeline.TypeDuration, Default: 2 * time.Second,
 					Doc: "How often a waiting file looks for its checksum file."},
 			},
-		}, func(_ context.Context, c pipeline.Config) (pipeline.Stage, error) {
-			s, err := NewVerify(verifyConfig(c))
-			if err != nil {
-				return nil, err
-			}
-			return s, nil
-		}},
-	}
-}
-
-func verifyConfig(c pipeline.Config) VerifyConfig {
-	return VerifyConfig{Sidecar: c.String("sidecar"), Algorithm: c.String("algorithm"), Timeout: c.Duration("timeout"), Poll: c.Duration("poll")}
-}
-
-func pgpEncryptConfig(c pipeline.Config) PGPEncryptConfig {
-	return PGPEncryptConfig{
-		Recipients:        c.Strings("recipients"),
-		SigningKey:        c.String("signing_key"),
-		SigningPassphrase: c.String("signing_passphrase"),
-		Armor:             c.Bool("armor"),
-		Compression:       c.String("compression"),
-		Name:              c.String("name"),
-	}
-}
-
-func pgpDecryptConfig(c pipeline.Config) PGPDecryptConfig {
-	return PGPDecryptConfig{
-		PrivateKeys:      c.Strings("private_keys"),
-		Passphrases:      c.Strings("passphrase"),
-		RequireSignature: c.Bool("require_signature"),
-		Signers:          c.Strings("signers"),
-		Name:             c.String("name"),
+		}, NewVerify),
 	}
 }
 

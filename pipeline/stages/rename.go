@@ -14,7 +14,7 @@ type RenameConfig struct {
 	// Name is a template filled by pipeline.ExpandName: {name} {base} {dir}
 	// {stem} {ext} {date} {time} {id} {attr.KEY}. For example
 	// "archive/{date}/{stem}-{attr.code}{ext}".
-	Name string
+	Name string `config:"name"`
 }
 
 // Rename gives each file a new name from a template; the content passes

@@ -22,16 +22,16 @@ type VerifyConfig struct {
 	// to the source root in which {name} stands for the file's name there,
 	// with its directories. Empty: "{name}.sha256", or "{name}.sha512",
 	// "{name}.md5" after Algorithm.
-	Sidecar string
+	Sidecar string `config:"sidecar"`
 	// Algorithm is "sha256", "sha512" or "md5"; empty takes it from the
 	// checksum file (its BSD tag, or the digest's length).
-	Algorithm string
+	Algorithm string `config:"algorithm"`
 	// Timeout is how long a file waits for a checksum file that is not
 	// there yet; 0 does not wait.
-	Timeout time.Duration
+	Timeout time.Duration `config:"timeout"`
 	// Poll is how often a waiting file looks for its checksum file; 0
 	// means every 2 s.
-	Poll time.Duration
+	Poll time.Duration `config:"poll"`
 }
 
 // Verify checks each file against its checksum file ("sidecar") from the

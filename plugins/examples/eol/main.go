@@ -20,20 +20,29 @@ import (
 	"github.com/mftflow/mftflow/plugins/sdk"
 )
 
+// options are the eol stage's config fields.
+type options struct {
+	To string `config:"to"`
+}
+
 func main() {
 	r := pipeline.NewRegistry()
 	err := r.RegisterStage(pipeline.Spec{
 		Name:    "eol",
 		Summary: "Converts line endings (LF, CRLF or lone CR) to LF or CRLF.",
+		Options: options{},
 		Fields: []pipeline.Field{{
 			Name: "to", Type: pipeline.TypeString, Enum: []string{"lf", "crlf"}, Default: "lf",
 			Doc: "the line ending every line gets",
 		}},
 	}, func(_ context.Context, c pipeline.Config) (pipeline.Stage, error) {
-		to := c.String("to")
+		opts, err := pipeline.Decode[options](c)
+		if err != nil {
+			return nil, err
+		}
 		return pipeline.StageFunc(func(_ context.Context, f pipeline.File, r io.Reader) (pipeline.File, io.Reader, error) {
 			f.Size, f.SHA256 = -1, "" // the content changes
-			return f, eol.NewReader(r, to == "crlf"), nil
+			return f, eol.NewReader(r, opts.To == "crlf"), nil
 		}), nil
 	})
 	if err != nil {

@@ -46,9 +46,14 @@ func main() {
 	case "faulty": // a sink whose errors must keep their identity
 		r := pipeline.NewRegistry()
 		must(r.RegisterSink(pipeline.Spec{Name: "faulty", Summary: "fails on purpose",
-			Fields: []pipeline.Field{{Name: "fail", Type: pipeline.TypeString, Enum: []string{"open", "write", "exists", "skip", "exit"}}}},
+			Fields:  []pipeline.Field{{Name: "fail", Type: pipeline.TypeString, Enum: []string{"open", "write", "exists", "skip", "exit"}}},
+			Options: faultyOptions{}},
 			func(_ context.Context, c pipeline.Config) (pipeline.Sink, error) {
-				return faulty(c.String("fail")), nil
+				opts, err := pipeline.Decode[faultyOptions](c)
+				if err != nil {
+					return nil, err
+				}
+				return faulty(opts.Fail), nil
 			}))
 		must(r.RegisterStage(pipeline.Spec{Name: "dropper", Summary: "skips every file"},
 			func(context.Context, pipeline.Config) (pipeline.Stage, error) {
@@ -61,6 +66,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "fake: unknown mode", mode)
 		os.Exit(2)
 	}
+}
+
+// faultyOptions are the faulty sink's config fields.
+type faultyOptions struct {
+	Fail string `config:"fail"`
 }
 
 func must(err error) {
