@@ -20,6 +20,7 @@ import (
 
 	"github.com/jlaffaye/ftp"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
 )
 
@@ -365,7 +366,7 @@ func (s *session) track(c net.Conn) {
 	defer s.mu.Unlock()
 	s.conns = append(s.conns, c)
 	if s.broken {
-		c.Close()
+		discard.Close(c)
 	}
 }
 
@@ -376,7 +377,7 @@ func (s *session) cut() {
 	defer s.mu.Unlock()
 	s.broken = true
 	for _, c := range s.conns {
-		c.Close()
+		discard.Close(c) // cutting is the point; a failed close changes nothing
 	}
 }
 
@@ -386,7 +387,7 @@ func (s *session) close() {
 	broken := s.broken
 	s.mu.Unlock()
 	if !broken && s.c != nil {
-		s.c.Quit()
+		_ = s.c.Quit() // a courtesy; the cut below ends the session either way
 	}
 	s.cut()
 }
@@ -408,12 +409,16 @@ type deadlineConn struct {
 }
 
 func (c *deadlineConn) Read(b []byte) (int, error) {
-	c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
 	return c.Conn.Read(b)
 }
 
 func (c *deadlineConn) Write(b []byte) (int, error) {
-	c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
 	return c.Conn.Write(b)
 }
 

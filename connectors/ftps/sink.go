@@ -301,7 +301,7 @@ func (u *upload) Commit(ctx context.Context, final pipeline.File) error {
 	err := u.sink.pool.do(ctx, fmt.Sprintf("committing %q", u.name), func(sess *session) error {
 		err := u.commit(sess, final)
 		if pipeline.IsPermanent(err) || errors.Is(err, pipeline.ErrSkip) {
-			sess.c.Delete(u.temp)
+			_ = sess.c.Delete(u.temp) // surplus now; one left behind only takes space
 		}
 		return err
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jlaffaye/ftp"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
 )
 
@@ -244,7 +245,7 @@ func (it *item) OpenRange(ctx context.Context, offset, length int64) (io.ReadClo
 	r := &rangeReader{pool: p, path: it.path, sess: sess, resp: resp, stop: stop, left: length, toEOF: offset+length >= it.file.Size}
 	if skip > 0 {
 		if _, err := io.CopyN(io.Discard, resp, skip); err != nil {
-			r.Close()
+			discard.Close(r)
 			return nil, p.opError("reading "+it.path, err)
 		}
 	}

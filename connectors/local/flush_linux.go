@@ -27,7 +27,7 @@ func (d *durability) sync() error {
 	if err != nil {
 		return fmt.Errorf("flushing the file system of %s: %w", d.dir, err)
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }() // opened only to name the file system
 	if err := unix.Syncfs(fd); err != nil {
 		return fmt.Errorf("flushing the file system of %s: syncfs: %w", d.dir, err)
 	}

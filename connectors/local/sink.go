@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
 )
 
@@ -182,8 +183,8 @@ func (s *Sink) start(f pipeline.File, target, temp string, flag int, lost bool) 
 	}
 	if s.cfg.Fsync {
 		if err := syncDir(filepath.Dir(temp)); err != nil {
-			fh.Close()
-			os.Remove(temp)
+			discard.Close(fh)
+			_ = os.Remove(temp) // nothing was written to it yet
 			return nil, fsError(fmt.Errorf("writing %q: %w", f.Name, err))
 		}
 	}
@@ -252,7 +253,7 @@ func (s *Sink) resume(f pipeline.File, state []byte) (*upload, error) {
 	prefix := strings.TrimSuffix(tempName(f.ID, target, false), ".tmp")
 	if old, err := filepath.Glob(filepath.Join(dir, globEscape(prefix)+"*.tmp")); err == nil {
 		for _, p := range old {
-			os.Remove(p) // earlier restarts of this same file and target
+			_ = os.Remove(p) // earlier restarts of this same file and target; a survivor only takes space
 		}
 	}
 	return s.start(f, target, filepath.Join(dir, tempName(f.ID, target, true)), os.O_EXCL, true)
@@ -600,7 +601,7 @@ func (u *upload) published(final pipeline.File) bool {
 	if err != nil {
 		return false
 	}
-	defer f.Close()
+	defer discard.Close(f)
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return false
@@ -608,13 +609,14 @@ func (u *upload) published(final pipeline.File) bool {
 	return strings.EqualFold(hex.EncodeToString(h.Sum(nil)), final.SHA256)
 }
 
-// discard closes and removes the temporary file.
+// discard closes and removes the temporary file. Its content is no longer
+// wanted, so neither error matters: a file left behind only takes space.
 func (u *upload) discard() {
 	if u.file != nil {
-		u.file.Close()
+		discard.Close(u.file)
 		u.file = nil
 	}
-	os.Remove(u.temp)
+	_ = os.Remove(u.temp)
 }
 
 // Abort removes the temporary file. After a successful Commit it does
@@ -626,7 +628,7 @@ func (u *upload) Abort(ctx context.Context, cause error) error {
 		return nil
 	}
 	if u.file != nil {
-		u.file.Close()
+		discard.Close(u.file) // its content is thrown away below
 		u.file = nil
 	}
 	if !u.finished {
@@ -667,7 +669,7 @@ func syncDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("flushing directory %s: %w", dir, err)
 	}
-	defer d.Close()
+	defer discard.Close(d)
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("flushing directory %s: %w", dir, err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
 )
 
@@ -783,11 +784,11 @@ func (it *item) open() (*os.File, error) {
 	}
 	info, err := f.Stat()
 	if err != nil {
-		f.Close()
+		discard.Close(f)
 		return nil, fmt.Errorf("opening %s: %w", it.abs, err)
 	}
 	if err := it.sameAsOffered(info); err != nil {
-		f.Close()
+		discard.Close(f)
 		return nil, pipeline.Permanent(fmt.Errorf("opening %s: %w", it.abs, err))
 	}
 	return f, nil
@@ -1024,15 +1025,15 @@ func copyAcross(src, dst string, info fs.FileInfo) (err error) {
 	if err != nil {
 		return err
 	}
-	defer in.Close()
+	defer discard.Close(in)
 	tmp, err := os.CreateTemp(filepath.Dir(dst), ".mftflow-archive-*.tmp")
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+			_ = tmp.Close() // the copy failed: it is removed
+			_ = os.Remove(tmp.Name())
 		}
 	}()
 	if _, err = io.Copy(tmp, in); err != nil {

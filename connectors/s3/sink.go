@@ -30,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
 )
 
@@ -473,8 +474,10 @@ type partBuffer struct {
 
 func (b *partBuffer) close() {
 	if b.file != nil {
-		b.file.Close()
-		os.Remove(b.file.Name())
+		// Only a copy of a part that was sent or given up: a file left
+		// behind only takes space.
+		discard.Close(b.file)
+		_ = os.Remove(b.file.Name())
 	}
 }
 
@@ -898,7 +901,7 @@ func (s *Sink) objectSHA256(ctx context.Context, key, etag string) (string, erro
 	if err != nil {
 		return "", s.cfg.wrapErr("GetObject", key, err)
 	}
-	defer out.Body.Close()
+	defer discard.Close(out.Body)
 	h := sha256.New()
 	if _, err := io.Copy(h, out.Body); err != nil {
 		return "", s.cfg.wrapErr("GetObject", key, err)

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
 )
 
@@ -175,13 +176,13 @@ func (s *session) alive() bool {
 // kill marks the connection unusable and closes it.
 func (s *session) kill() {
 	s.broken.Store(true)
-	s.ssh.Close()
+	discard.Close(s.ssh) // closing is the point; a failed close changes nothing
 }
 
 // close ends the connection and waits for its goroutines.
 func (s *session) close() {
-	s.sftp.Close()
-	s.ssh.Close()
+	discard.Close(s.sftp) // files written through it were closed (and checked) already
+	discard.Close(s.ssh)
 	s.wg.Wait()
 }
 
@@ -270,8 +271,8 @@ func (c *conn) dial(ctx context.Context) (*session, error) {
 	}
 	// The handshake has no context: a deadline on the socket bounds it, and
 	// closing the socket stops it when ctx ends first.
-	nc.SetDeadline(time.Now().Add(c.cfg.ConnectTimeout))
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(c.cfg.ConnectTimeout)) // fails only on a closed socket, and so does the handshake
+	stop := context.AfterFunc(ctx, func() { discard.Close(nc) })
 	var hostKeyErr error
 	hostKeyChecked := false
 	cfg := *c.ssh
@@ -287,11 +288,11 @@ func (c *conn) dial(ctx context.Context) (*session, error) {
 	sc, chans, reqs, err := ssh.NewClientConn(nc, addr, &cfg)
 	interrupted := !stop() // ctx ended and closed the socket
 	if err == nil && interrupted {
-		sc.Close()
+		discard.Close(sc)
 		err = ctx.Err()
 	}
 	if err != nil {
-		nc.Close()
+		discard.Close(nc)
 		switch {
 		case hostKeyErr != nil:
 			return nil, hostKeyErr
@@ -311,9 +312,9 @@ func (c *conn) dial(ctx context.Context) (*session, error) {
 		sftp.UseConcurrentWrites(true),
 		sftp.UseConcurrentReads(true),
 	)
-	nc.SetDeadline(time.Time{})
+	_ = nc.SetDeadline(time.Time{}) // fails only on a closed socket, and so will the first call
 	if err != nil {
-		client.Close()
+		discard.Close(client)
 		if isNetError(err) {
 			return nil, fmt.Errorf("sftp: starting the SFTP subsystem on %s: %w", addr, c.timeoutOr(err))
 		}
@@ -322,7 +323,7 @@ func (c *conn) dial(ctx context.Context) (*session, error) {
 	_, c.hasPosix = sftpClient.HasExtension("posix-rename@openssh.com")
 	s := &session{ssh: client, sftp: sftpClient, dead: make(chan struct{})}
 	s.wg.Go(func() {
-		client.Wait()
+		_ = client.Wait() // returns when the connection ends; the calls on it say why
 		close(s.dead)
 	})
 	if c.cfg.KeepAlive > 0 {
@@ -396,6 +397,14 @@ func (c *conn) hostKeyError(key ssh.PublicKey, err error) error {
 	return pipeline.Permanent(fmt.Errorf("sftp: connecting to %s: checking the host key: %w", addr, err))
 }
 
+// keepAliveEnded notes the answer to a keep-alive that the connection's end
+// cut short: the end is why it failed, so it is worth a debug line only.
+func (c *conn) keepAliveEnded(err error) {
+	if err != nil {
+		c.cfg.Logger.Debug("sftp: a keep-alive ended with the connection", "connector", c.connector, "error", err)
+	}
+}
+
 // keepAlive sends a keepalive@openssh.com request and a cheap SFTP request
 // every interval while the session stands: the first keeps firewalls and
 // the SSH server from dropping an idle connection, the second servers (like
@@ -436,10 +445,10 @@ func (c *conn) keepAlive(s *session) {
 				"connector", c.connector, "host", c.cfg.addr(), "waited", c.cfg.ConnectTimeout)
 			s.kill()
 			<-s.dead
-			<-answered
+			c.keepAliveEnded(<-answered)
 			return
 		case <-s.dead:
-			<-answered
+			c.keepAliveEnded(<-answered)
 			return
 		}
 	}

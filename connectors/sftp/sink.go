@@ -19,6 +19,7 @@ import (
 
 	"github.com/pkg/sftp"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
 )
 
@@ -406,7 +407,7 @@ func (u *upload) Commit(ctx context.Context, final pipeline.File) error {
 		u.finished, u.committed = true, true
 	case pipeline.IsPermanent(err) || errors.Is(err, pipeline.ErrSkip):
 		u.finished, u.err = true, err
-		sess.sftp.Remove(u.temp)
+		_ = sess.sftp.Remove(u.temp) // surplus now; one left behind only takes space
 	}
 	return err
 }
@@ -417,7 +418,7 @@ func (u *upload) commit(sess *session, final pipeline.File) error {
 	lost, complete := u.lost, u.written.Covers(final.Size)
 	u.wmu.Unlock()
 	if lost && u.published(c, final) {
-		c.Remove(u.temp) // renamed before a restart; this temporary file is surplus
+		_ = c.Remove(u.temp) // renamed before a restart; this temporary file is surplus
 		return u.trigger(sess)
 	}
 	info, err := c.Lstat(u.temp)
@@ -530,7 +531,7 @@ func (u *upload) published(c *sftp.Client, final pipeline.File) bool {
 	if err != nil {
 		return false
 	}
-	defer f.Close()
+	defer discard.Close(f)
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return false

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pkg/sftp"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
 )
 
@@ -229,11 +230,11 @@ func (it *item) OpenRange(ctx context.Context, offset, length int64) (io.ReadClo
 	}
 	info, err := f.Stat()
 	if err != nil {
-		f.Close()
+		discard.Close(f)
 		return nil, it.src.conn.opError(sess, "opening "+it.path, err)
 	}
 	if err := it.sameAsOffered(info); err != nil {
-		f.Close()
+		discard.Close(f)
 		return nil, pipeline.Permanent(fmt.Errorf("opening %s: %w", it.loc(), err))
 	}
 	return &remoteReader{Reader: io.NewSectionReader(f, offset, length), f: f, conn: it.src.conn, sess: sess, path: it.path}, nil

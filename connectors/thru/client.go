@@ -23,6 +23,7 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
 )
 
@@ -352,7 +353,7 @@ func (cl *Client) once(ctx context.Context, c call) (*http.Response, error) {
 	if resp.StatusCode/100 == 2 {
 		return resp, nil
 	}
-	defer resp.Body.Close()
+	defer discard.Close(resp.Body)
 	text, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	return nil, cl.callError(c, resp.StatusCode, string(text), nil)
 }
@@ -470,12 +471,12 @@ func (cl *Client) Pickup(ctx context.Context) (*PickedUp, error) {
 		return nil, err
 	}
 	if resp.StatusCode == http.StatusNoContent {
-		resp.Body.Close()
+		discard.Close(resp.Body)
 		return nil, ErrNoFile
 	}
 	code, name, err := ParsePickupDisposition(resp.Header.Get("Content-Disposition"))
 	if err != nil {
-		resp.Body.Close()
+		discard.Close(resp.Body)
 		return nil, protocolError(cl.callError(c, resp.StatusCode, "", err))
 	}
 	return &PickedUp{FileCode: code, Name: name, Size: resp.ContentLength, Body: resp.Body}, nil
@@ -513,7 +514,7 @@ func (cl *Client) ReserveFileCode(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
+	defer discard.Close(resp.Body)
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 256))
 	if err != nil {
 		return "", cl.callError(c, 0, "", err)
@@ -734,7 +735,7 @@ func (cl *Client) doAnswer(ctx context.Context, c call, v any, lenient bool) ([]
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer discard.Close(resp.Body)
 	raw, readErr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	var decodeErr error
 	if readErr == nil && v != nil && len(bytes.TrimSpace(raw)) > 0 {
@@ -757,7 +758,7 @@ func (cl *Client) doAnswer(ctx context.Context, c call, v any, lenient bool) ([]
 
 func drain(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
+	discard.Close(resp.Body)
 }
 
 func jsonBody(v any) (func() (io.Reader, int64, string, error), bool) {

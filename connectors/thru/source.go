@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
 )
 
@@ -163,7 +164,7 @@ func (s *Source) pickup(ctx context.Context) (pipeline.Item, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer p.Body.Close()
+	defer discard.Close(p.Body)
 	tmp := s.contentPath(p.FileCode) + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -180,7 +181,7 @@ func (s *Source) pickup(ctx context.Context) (pipeline.Item, error) {
 		err = fmt.Errorf("got %d of %d bytes", n, p.Size)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp) // a partial copy: one left behind only takes space
 		// The site has handed the file out and will not offer it again:
 		// offer a file that fails, so that its outcome tells the site.
 		lost := spoolMeta{FileCode: p.FileCode, Name: p.Name, Size: max(p.Size, 0), Time: time.Now().UTC(),
@@ -387,7 +388,11 @@ func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
 	if err != nil {
 		return err
 	}
-	os.Remove(it.src.contentPath(code))
+	// The outcome is reported: an error now would report it again. A
+	// spooled copy left behind only takes space, so it is logged.
+	if err := os.Remove(it.src.contentPath(code)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		it.src.log.Warn("thru source: removing a delivered file's spooled copy", "file_code", code, "error", err)
+	}
 	if err := os.Remove(it.src.metaPath(code)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
