@@ -9,6 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
 )
 
@@ -102,7 +103,7 @@ func readFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer discard.Close(f)
 	// Read one byte past the limit so Parse sees that the file is too large
 	// without this reading a huge file whole.
 	return io.ReadAll(io.LimitReader(f, MaxFileSize+1))

@@ -142,7 +142,7 @@ func readStates(ctx context.Context, js jetstream.JetStream, n bus.Names) ([]Tar
 	if err != nil {
 		return nil, fmt.Errorf("listing KV bucket %s: %w", n.NotifyBucket(), err)
 	}
-	defer keys.Stop()
+	defer func() { _ = keys.Stop() }() // only read
 	var out []TargetState
 	for key := range keys.Keys() {
 		e, err := kv.Get(ctx, key)

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
 )
 
@@ -111,7 +112,7 @@ func (w *webhookSender) send(ctx context.Context, m *Message, body []byte) error
 	if err != nil {
 		return w.fail("POST", 0, false, unwrapURLError(err))
 	}
-	defer resp.Body.Close()
+	defer discard.Close(resp.Body)
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	return w.answer(resp, answer)
 }

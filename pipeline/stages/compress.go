@@ -116,7 +116,7 @@ func (c *Compress) compress(w io.Writer, r io.Reader, name string) error {
 		enc = zw
 	}
 	if _, err := io.Copy(enc, r); err != nil {
-		enc.Close()
+		_ = enc.Close() // the copy failed: what it would flush is not wanted
 		if errors.Is(err, errReaderClosed) {
 			return err
 		}

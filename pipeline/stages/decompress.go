@@ -13,6 +13,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
 )
 
@@ -143,7 +144,7 @@ func (d *decompressReader) open() error {
 		if err != nil {
 			return d.fail(err)
 		}
-		d.dec, d.close = zr, func() { zr.Close() }
+		d.dec, d.close = zr, func() { discard.Close(zr) }
 	case FormatZstd:
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow))
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
 )
 
@@ -63,7 +64,7 @@ func ParseKeys(item string) (openpgp.EntityList, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading key file: %v: check the path, and that the runner may read it", err)
 	}
-	defer f.Close()
+	defer discard.Close(f)
 	keys, err := readKeys(f)
 	if err != nil {
 		return nil, fmt.Errorf("key file %s holds no usable OpenPGP key (%v): give a key exported with gpg --export (public) or gpg --export-secret-keys (private), armored or binary", item, err)

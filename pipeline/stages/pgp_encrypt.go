@@ -177,7 +177,7 @@ func (s *PGPEncrypt) encrypt(w io.Writer, r io.Reader, f pipeline.File) (err err
 		return fail(err)
 	}
 	if _, err := io.Copy(pt, r); err != nil {
-		pt.Close()
+		_ = pt.Close() // the copy failed: what it would flush is not wanted
 		return fail(err)
 	}
 	if err := pt.Close(); err != nil {

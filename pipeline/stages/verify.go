@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
 )
 
@@ -150,7 +151,7 @@ func readSidecar(ctx context.Context, o pipeline.SiblingOpener, name string) ([]
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
+	defer discard.Close(rc)
 	data, err := io.ReadAll(io.LimitReader(rc, maxSidecar+1))
 	if err == nil && len(data) > maxSidecar {
 		err = pipeline.Permanent(fmt.Errorf("it is larger than %s, too large for a checksum file", pipeline.FormatSize(maxSidecar)))
