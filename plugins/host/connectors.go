@@ -209,7 +209,7 @@ func (s *stage) Process(ctx context.Context, f pipeline.File, r io.Reader) (pipe
 		case err != nil:
 			cancel(err) // reading the input failed: that is the stage's error
 		default:
-			stream.CloseSend()
+			_ = stream.CloseSend() // a failure ends the call, and Recv reports why
 		}
 	}()
 	recv := func() (*pb.ProcessFrame, error) {

@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mftflow/mftflow/internal/discard"
 )
 
 // arenaSize is the address space shared with each plugin process. Pages
@@ -37,12 +39,12 @@ func newArena() (*arena, error) {
 		return nil, fmt.Errorf("shared memory for plugins: %w", err)
 	}
 	if err := unix.Ftruncate(fd, arenaSize); err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd) // unused, and the error below says why
 		return nil, fmt.Errorf("shared memory for plugins: %w", err)
 	}
 	mem, err := unix.Mmap(fd, 0, arenaSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd) // unused, and the error below says why
 		return nil, fmt.Errorf("shared memory for plugins: %w", err)
 	}
 	return &arena{file: os.NewFile(uintptr(fd), "mftflow-plugin-shm"), mem: mem, free: []span{{0, arenaSize}}}, nil
@@ -92,8 +94,10 @@ func (a *arena) release(off, n int64) {
 }
 
 func (a *arena) close() {
-	unix.Munmap(a.mem)
-	a.file.Close()
+	// Scratch space for parts in flight: nothing in it is kept, so
+	// neither error loses anything.
+	_ = unix.Munmap(a.mem)
+	discard.Close(a.file)
 	a.mu.Lock()
 	chargeShared(-a.touched)
 	a.touched = 0

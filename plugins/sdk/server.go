@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
 	pb "github.com/mftflow/mftflow/plugins/internal/pluginpb"
 	"github.com/mftflow/mftflow/plugins/internal/wire"
@@ -163,7 +164,7 @@ func (ss *sourceServer) Read(req *pb.ReadRequest, stream pb.Source_ReadServer) e
 	if err != nil {
 		return wire.ErrorToStatus(err)
 	}
-	defer rc.Close()
+	defer discard.Close(rc)
 	var r io.Reader = rc
 	if req.Length >= 0 {
 		r = io.LimitReader(rc, req.Length)
@@ -185,7 +186,7 @@ func (ss *sourceServer) ReadSibling(req *pb.ReadSiblingRequest, stream pb.Source
 	if err != nil {
 		return wire.NotFoundToStatus(err)
 	}
-	defer rc.Close()
+	defer discard.Close(rc)
 	return wire.NotFoundToStatus(sendData(rc, stream))
 }
 
@@ -255,7 +256,7 @@ func (st *stageServer) Process(stream pb.Stage_ProcessServer) error {
 		return wire.ErrorToStatus(err)
 	}
 	if c, ok := out.(io.Closer); ok {
-		defer c.Close()
+		defer discard.Close(c) // the stage's output, only read
 	}
 	if err := stream.Send(&pb.ProcessFrame{Frame: &pb.ProcessFrame_File{File: wire.FileToPB(f)}}); err != nil {
 		return err

@@ -34,13 +34,16 @@ func convert(dst io.Writer, src io.Reader, crlf bool) error {
 		switch b {
 		case '\r':
 			if next, err := in.Peek(1); err == nil && next[0] == '\n' {
-				in.ReadByte()
+				_, _ = in.ReadByte() // the '\n' Peek has just seen: it cannot fail
 			}
-			out.Write(nl)
+			_, err = out.Write(nl)
 		case '\n':
-			out.Write(nl)
+			_, err = out.Write(nl)
 		default:
-			out.WriteByte(b)
+			err = out.WriteByte(b)
+		}
+		if err != nil {
+			return err // the reader went away: reading on is wasted
 		}
 	}
 }
