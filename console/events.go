@@ -80,7 +80,9 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, id identity) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, "retry: 2000\n\n")
+	if _, err := fmt.Fprint(w, "retry: 2000\n\n"); err != nil {
+		return // the browser went away
+	}
 	flusher.Flush()
 	sent := map[string]string{}
 	beat := time.NewTicker(heartbeat)

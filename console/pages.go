@@ -26,7 +26,8 @@ var assetFS embed.FS
 // browsers cache them for good and fetch them again after an upgrade.
 var assetVersion = func() string {
 	h := sha256.New()
-	fs.WalkDir(assetFS, "assets", func(p string, d fs.DirEntry, err error) error {
+	// The walk's function never fails, and neither does an embedded FS.
+	_ = fs.WalkDir(assetFS, "assets", func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			b, _ := assetFS.ReadFile(p)
 			h.Write([]byte(p))
@@ -138,7 +139,7 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, code int, name 
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(code)
-	w.Write(buf.Bytes())
+	c.write(w, buf.Bytes())
 }
 
 // fragmentData is what a fragment gets: the body and the console's base
@@ -165,5 +166,13 @@ func (c *Console) fragment(w http.ResponseWriter, code int, name string, id iden
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(code)
-	w.Write([]byte(html))
+	c.write(w, []byte(html))
+}
+
+// write sends an answer's body. The status is out already, so a failure
+// (mostly a browser that went away) can only be logged.
+func (c *Console) write(w http.ResponseWriter, body []byte) {
+	if _, err := w.Write(body); err != nil {
+		c.o.Logger.Debug("console: writing an answer", "err", err)
+	}
 }

@@ -150,7 +150,7 @@ func (s *state) follow(ctx context.Context, f *flowState) error {
 	if err != nil {
 		return err
 	}
-	defer w.Stop()
+	defer func() { _ = w.Stop() }() // only read
 	for {
 		select {
 		case <-ctx.Done():
@@ -181,7 +181,9 @@ func (s *state) apply(f *flowState, e jetstream.KeyValueEntry) {
 		return
 	}
 	if key == engine.LeaseKey {
-		json.Unmarshal(e.Value(), &f.lease)
+		if err := json.Unmarshal(e.Value(), &f.lease); err != nil {
+			s.log.Warn("console: the flow's lease record cannot be read", "flow", f.name, "err", err)
+		}
 		return
 	}
 	if err := f.recs.Put(key, e.Value()); err != nil {

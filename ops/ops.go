@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline/bus"
 	"github.com/mftflow/mftflow/pipeline/engine"
 )
@@ -84,7 +85,7 @@ func NewHandler(o Options) (http.Handler, error) {
 	h := &handler{o: o, js: js}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		text(w, http.StatusOK, "ok\n")
+		h.text(w, http.StatusOK, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", h.readyz)
 	mux.HandleFunc("GET /status", h.status)
@@ -103,11 +104,15 @@ func NewHandler(o Options) (http.Handler, error) {
 	return mux, nil
 }
 
-func text(w http.ResponseWriter, code int, body string) {
+// text answers with a plain-text body. The status is out before the body,
+// so a failed write (mostly a caller that went away) can only be logged.
+func (h *handler) text(w http.ResponseWriter, code int, body string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	fmt.Fprint(w, body)
+	if _, err := fmt.Fprint(w, body); err != nil {
+		h.o.Logger.Debug("ops: writing an answer", "err", err)
+	}
 }
 
 func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
@@ -115,10 +120,10 @@ func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	problems := h.check(ctx)
 	if len(problems) == 0 {
-		text(w, http.StatusOK, "ok\n")
+		h.text(w, http.StatusOK, "ok\n")
 		return
 	}
-	text(w, http.StatusServiceUnavailable, "not ready\n- "+strings.Join(problems, "\n- ")+"\n")
+	h.text(w, http.StatusServiceUnavailable, "not ready\n- "+strings.Join(problems, "\n- ")+"\n")
 }
 
 // check returns why the runner is not ready, one reason each.
@@ -179,7 +184,7 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if st := h.o.Conn.Status(); st != nats.CONNECTED {
-		text(w, http.StatusServiceUnavailable, fmt.Sprintf("reading status: NATS is not connected (%s)\n", st))
+		h.text(w, http.StatusServiceUnavailable, fmt.Sprintf("reading status: NATS is not connected (%s)\n", st))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), statusTimeout)
@@ -187,19 +192,19 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 	for _, f := range flows {
 		_, err := h.js.KeyValue(ctx, bus.Names{Flow: f}.Bucket())
 		if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrInvalidBucketName) {
-			text(w, http.StatusNotFound, fmt.Sprintf("no state for flow %q on this server\n", f))
+			h.text(w, http.StatusNotFound, fmt.Sprintf("no state for flow %q on this server\n", f))
 			return
 		}
 		if err != nil {
 			h.o.Logger.Warn("ops: reading status", "flow", f, "err", err)
-			text(w, http.StatusInternalServerError, fmt.Sprintf("reading the state of flow %q: %v\n", f, err))
+			h.text(w, http.StatusInternalServerError, fmt.Sprintf("reading the state of flow %q: %v\n", f, err))
 			return
 		}
 	}
 	st, err := engine.ReadStatus(ctx, h.js, flows...)
 	if err != nil {
 		h.o.Logger.Warn("ops: reading status", "err", err)
-		text(w, http.StatusInternalServerError, fmt.Sprintf("reading status: %v\n", err))
+		h.text(w, http.StatusInternalServerError, fmt.Sprintf("reading status: %v\n", err))
 		return
 	}
 	if st == nil {
@@ -209,7 +214,9 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	enc.Encode(st)
+	if err := enc.Encode(st); err != nil {
+		h.o.Logger.Debug("ops: writing status", "err", err) // the status 200 is out
+	}
 }
 
 // Server serves a handler on its own TCP address.
@@ -272,7 +279,7 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
 	if err != nil {
-		s.srv.Close()
+		discard.Close(s.srv) // err says already why requests were cut
 	}
 	<-s.done
 	return err

@@ -98,7 +98,7 @@ func run(in, out, data string) error {
 		<-ctx.Done() // Ctrl-C: stop taking files, checkpoint the rest
 		stopCtx, done := context.WithTimeout(context.Background(), 30*time.Second)
 		defer done()
-		run.Stop(stopCtx)
+		_ = run.Stop(stopCtx) // Wait returns the same error
 	}()
 	if err := run.Wait(); err != nil {
 		return err
