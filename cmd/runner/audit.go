@@ -158,14 +158,15 @@ func timeline(ctx context.Context, js jetstream.JetStream, w io.Writer, o *audit
 	if err != nil || werr != nil || o.asJSON {
 		return cmp.Or(err, werr)
 	}
+	p := &printer{w: w}
 	for _, id := range order {
 		evs := byFile[id]
-		fmt.Fprintf(w, "%s  %s\n", nameOf(evs), id)
+		p.printf("%s  %s\n", nameOf(evs), id)
 		for _, ev := range evs {
-			fmt.Fprintf(w, "  %s  %-14s %s\n", ev.Time.Local().Format("2006-01-02 15:04:05.000"), ev.Kind, audit.Describe(ev))
+			p.printf("  %s  %-14s %s\n", ev.Time.Local().Format("2006-01-02 15:04:05.000"), ev.Kind, audit.Describe(ev))
 		}
 	}
-	return nil
+	return p.err
 }
 
 // nameOf returns a file's name in its first event that has one.
@@ -184,18 +185,19 @@ func verifyTrail(ctx context.Context, js jetstream.JetStream, w io.Writer, flow 
 	if err != nil {
 		return err
 	}
+	p := &printer{w: w}
 	if rep.Broken != "" {
-		fmt.Fprintf(w, "audit trail of flow %s: BROKEN after %d records: %s\n", flow, rep.Records-1, rep.Broken)
+		p.printf("audit trail of flow %s: BROKEN after %d records: %s\n", flow, rep.Records-1, rep.Broken)
 		return &exitError{exitFailed, "the audit trail's chain is broken; see above"}
 	}
 	if rep.Records == 0 {
-		fmt.Fprintf(w, "audit trail of flow %s: empty\n", flow)
-		return nil
+		p.printf("audit trail of flow %s: empty\n", flow)
+		return p.err
 	}
-	fmt.Fprintf(w, "audit trail of flow %s: %d records, chain intact\n", flow, rep.Records)
+	p.printf("audit trail of flow %s: %d records, chain intact\n", flow, rep.Records)
 	if rep.First > 1 {
-		fmt.Fprintf(w, "records 1 to %d aged out (or were removed from the head): the chain is proven from record %d\n", rep.First-1, rep.First)
+		p.printf("records 1 to %d aged out (or were removed from the head): the chain is proven from record %d\n", rep.First-1, rep.First)
 	}
-	fmt.Fprintf(w, "head: record %d, sha256 %s (keep it elsewhere to prove later that nothing before it changed)\n", rep.Head, rep.HeadHash)
-	return nil
+	p.printf("head: record %d, sha256 %s (keep it elsewhere to prove later that nothing before it changed)\n", rep.Head, rep.HeadHash)
+	return p.err
 }

@@ -119,7 +119,7 @@ into DIR.`,
 	f.StringVar(&o.memoryLimit, "memory-limit", defaultMemoryLimit, "soft memory limit of each run's process, as for \"runner run\"")
 	f.BoolVar(&o.noCeiling, "no-ceiling", false, "do not measure the bus ceiling")
 	f.BoolVar(&o.child, "child", false, "run one job read as JSON from stdin (used by bench itself)")
-	f.MarkHidden("child")
+	_ = f.MarkHidden("child") // fails only for a flag not defined above
 	return cmd
 }
 
@@ -221,7 +221,11 @@ func runBench(cmd *cobra.Command, g *globalOptions, o *benchOptions, args []stri
 	if err != nil {
 		return &exitError{exitErr, fmt.Sprintf("creating a work directory: %v", err)}
 	}
-	defer func() { _ = os.RemoveAll(work) }() // a temporary directory: nothing to keep
+	defer func() {
+		if err := os.RemoveAll(work); err != nil {
+			g.logger.Warn("removing the benchmark's work directory", "dir", work, "err", err) // it may hold gigabytes
+		}
+	}()
 	cfg.WorkDir = work
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -308,7 +312,8 @@ func writeBenchReport(g *globalOptions, o *benchOptions, rep *bench.Report) erro
 		return err
 	}
 	if !o.asJSON {
-		fmt.Fprintf(g.stdout, "\nwrote %s and %s\n", filepath.Join(o.out, "results.json"), filepath.Join(o.out, "chart.svg"))
+		_, err := fmt.Fprintf(g.stdout, "\nwrote %s and %s\n", filepath.Join(o.out, "results.json"), filepath.Join(o.out, "chart.svg"))
+		return err
 	}
 	return nil
 }
@@ -375,7 +380,7 @@ func (x *childExecutor) Execute(ctx context.Context, job bench.Job, progress fun
 		}
 	} else {
 		data := filepath.Join(x.work, "nats-"+job.Name)
-		defer os.RemoveAll(data)
+		defer func() { _ = os.RemoveAll(data) }() // inside the work directory, removed (or reported) at the end
 		args = append(args, "--data", data, "--bus-sync", g.busSync.String())
 	}
 	cmd := exec.CommandContext(ctx, x.bin, args...)
@@ -428,11 +433,16 @@ func (x *childExecutor) Execute(ctx context.Context, job bench.Job, progress fun
 // benchChild runs the one job on stdin and reports on stdout in childLines.
 func benchChild(g *globalOptions, o *benchOptions) error {
 	enc := json.NewEncoder(g.stdout)
-	var mu sync.Mutex
+	var (
+		mu   sync.Mutex
+		werr error // the first failed write: the parent did not get the report
+	)
 	emit := func(l childLine) {
 		mu.Lock()
 		defer mu.Unlock()
-		enc.Encode(l)
+		if werr == nil {
+			werr = enc.Encode(l)
+		}
 	}
 	fail := func(err error) error {
 		emit(childLine{Error: err.Error()})
@@ -462,7 +472,9 @@ func benchChild(g *globalOptions, o *benchOptions) error {
 		return fail(err)
 	}
 	emit(childLine{Result: &m})
-	return nil
+	mu.Lock()
+	defer mu.Unlock()
+	return werr
 }
 
 // benchProgress shows the runs of a sweep as they go.
@@ -479,7 +491,7 @@ func startBenchProgress(mode string, out io.Writer, logOut *switchWriter) *bench
 		return &benchProgress{
 			observe: func(ev bench.Event) {
 				if ev.Done != nil {
-					fmt.Fprintln(out, formatBenchRun(ev))
+					_, _ = fmt.Fprintln(out, formatBenchRun(ev)) // progress: a lost line changes nothing
 				}
 			},
 			stop: func() {},
@@ -513,7 +525,7 @@ func startBenchProgress(mode string, out io.Writer, logOut *switchWriter) *bench
 			bar.SetTotal(-1, true)
 			bar.Wait()
 			bar = nil
-			fmt.Fprintln(p, formatBenchRun(ev))
+			_, _ = fmt.Fprintln(p, formatBenchRun(ev)) // progress, as above
 		}
 	}
 	return &benchProgress{observe: observe, stop: func() {

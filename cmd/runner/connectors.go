@@ -6,7 +6,6 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -47,28 +46,29 @@ var kinds = []struct {
 // writeSpecs prints each connector's name and summary followed by a table
 // of its fields.
 func writeSpecs(w io.Writer, reg *pipeline.Registry) error {
+	p := &printer{w: w}
 	for i, k := range kinds {
 		if i > 0 {
-			fmt.Fprintln(w)
+			p.println()
 		}
-		fmt.Fprintf(w, "%s\n", k.heading)
+		p.printf("%s\n", k.heading)
 		specs := reg.Specs(k.kind)
 		if len(specs) == 0 {
-			fmt.Fprintf(w, "\n  (none)\n")
+			p.printf("\n  (none)\n")
 		}
 		for _, s := range specs {
-			fmt.Fprintln(w)
+			p.println()
 			name := s.Name
 			if s.Origin != "" && s.Origin != "built-in" {
 				name += " (" + s.Origin + ")"
 			}
-			fmt.Fprintf(w, "%s: %s\n", name, s.Summary)
+			p.printf("%s: %s\n", name, s.Summary)
 			if len(s.Fields) == 0 {
-				fmt.Fprintln(w, "  no config fields")
+				p.println("  no config fields")
 				continue
 			}
-			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "  FIELD\tTYPE\tDEFAULT\tREQUIRED\tVALUES\tDOC")
+			t := table(w)
+			t.println("  FIELD\tTYPE\tDEFAULT\tREQUIRED\tVALUES\tDOC")
 			for _, f := range s.Fields {
 				req := "no"
 				if f.Required {
@@ -78,14 +78,14 @@ func writeSpecs(w io.Writer, reg *pipeline.Registry) error {
 				if f.Secret {
 					doc += " (secret)"
 				}
-				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", f.Name, f.Type, formatDefault(f), req, orDash(strings.Join(f.Enum, "|")), doc)
+				t.printf("  %s\t%s\t%s\t%s\t%s\t%s\n", f.Name, f.Type, formatDefault(f), req, orDash(strings.Join(f.Enum, "|")), doc)
 			}
-			if err := tw.Flush(); err != nil {
+			if err := t.flush(); err != nil {
 				return err
 			}
 		}
 	}
-	return nil
+	return p.err
 }
 
 // formatDefault prints a field's default as a user would write it in a flow file.

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mftflow/mftflow/console"
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/ops"
 	"github.com/mftflow/mftflow/pipeline/engine"
 )
@@ -172,7 +173,7 @@ func serveConsole(g *globalOptions, o *consoleOptions) error {
 	if err != nil {
 		return &exitError{exitErr, err.Error()}
 	}
-	defer con.Close()
+	defer discard.Close(con)
 	tlsCfg, err := o.flags.tls()
 	if err != nil {
 		return &exitError{exitErr, err.Error()}
@@ -193,7 +194,7 @@ func serveConsole(g *globalOptions, o *consoleOptions) error {
 	<-sigs
 	ctx, cancel := context.WithTimeout(context.Background(), opsShutdownGrace)
 	defer cancel()
-	con.Close() // ends the event streams, so that shutting down does not wait for them
+	discard.Close(con) // ends the event streams, so that shutting down does not wait for them
 	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		g.logger.Warn("the console did not shut down cleanly", "err", err)
 	}
@@ -224,8 +225,8 @@ func newHashPasswordCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return &exitError{exitErr, err.Error()}
 			}
-			fmt.Fprintln(g.stdout, h)
-			return nil
+			_, err = fmt.Fprintln(g.stdout, h)
+			return err
 		},
 	}
 }
@@ -234,9 +235,9 @@ func newHashPasswordCmd(g *globalOptions) *cobra.Command {
 // first line of in.
 func readPassword(in io.Reader, prompt io.Writer) (string, error) {
 	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		fmt.Fprint(prompt, "password: ")
+		warnf(prompt, "password: ")
 		b, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(prompt)
+		warnf(prompt, "\n")
 		return string(b), err
 	}
 	line, err := bufio.NewReader(in).ReadString('\n')
@@ -267,8 +268,8 @@ func newNewTokenCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return &exitError{exitErr, err.Error()}
 			}
-			fmt.Fprintf(g.stdout, "token (shown once; the console keeps only its sha256):\n  %s\naccess file, under tokens:\n  - {name: %s, sha256: %s, role: %s}\n", tok, name, sum, role)
-			return nil
+			_, err = fmt.Fprintf(g.stdout, "token (shown once; the console keeps only its sha256):\n  %s\naccess file, under tokens:\n  - {name: %s, sha256: %s, role: %s}\n", tok, name, sum, role)
+			return err // a token shown to no one is no token
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "who uses the token")

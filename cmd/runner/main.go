@@ -49,10 +49,10 @@ func execute(args []string, stdout, stderr io.Writer) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.msg != "" {
-			fmt.Fprintf(stderr, "runner: %s\n", ee.msg)
+			warnf(stderr, "runner: %s\n", ee.msg)
 		}
 		return ee.code
 	}
-	fmt.Fprintf(stderr, "runner: %v\n", err)
+	warnf(stderr, "runner: %v\n", err)
 	return exitErr
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/bus"
 )
@@ -88,7 +89,7 @@ func (c *natsConn) Close() {
 		c.nc.Close()
 	}
 	if c.urlFile != "" {
-		os.Remove(c.urlFile)
+		_ = os.Remove(c.urlFile) // one left behind is stale, and the next runner finds it so (see connectForRun)
 	}
 	if c.embedded != nil {
 		c.embedded.Shutdown()
@@ -102,7 +103,7 @@ func (c *natsConn) Close() {
 // forced exit has time for.
 func (c *natsConn) removeURLFile() {
 	if c != nil && c.urlFile != "" {
-		os.Remove(c.urlFile)
+		_ = os.Remove(c.urlFile) // as in Close
 	}
 }
 
@@ -196,7 +197,7 @@ func connectForStatus(g *globalOptions) (*natsConn, error) {
 		return nil, err
 	}
 	// Nobody holds the directory, so a nats.url left behind is stale.
-	os.Remove(urlFile)
+	_ = os.Remove(urlFile) // else replaced when the server is up
 	if _, err := os.Stat(filepath.Join(g.data, storeDirName)); err != nil {
 		lock.release()
 		return nil, &errNoState{g.data}
@@ -303,7 +304,7 @@ func lockData(dir string, create bool) (*dataLock, error) {
 		return nil, fmt.Errorf("locking data directory: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		defer f.Close()
+		defer discard.Close(f)
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			b, _ := os.ReadFile(path)
 			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
@@ -313,7 +314,7 @@ func lockData(dir string, create bool) (*dataLock, error) {
 	}
 	// The pid is only informative: it lets the next runner say who holds it.
 	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return &dataLock{f: f}, nil
 }
@@ -321,8 +322,8 @@ func lockData(dir string, create bool) (*dataLock, error) {
 // release drops the lock. The file stays: removing it would let a process
 // that opened it just before lock a file nobody else can see.
 func (l *dataLock) release() {
-	l.f.Truncate(0)
-	l.f.Close()
+	_ = l.f.Truncate(0) // the pid, only informative
+	discard.Close(l.f)  // closing releases the lock; nothing was written that matters
 }
 
 // writeFileAtomic writes name so that readers see either the old content or

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/ops"
 	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/engine"
@@ -62,7 +63,7 @@ func startOps(o opsConfig, c *natsConn, flows []*pipeline.Flow, log *slog.Logger
 	}
 	closeConsole := func() {
 		if con != nil {
-			con.Close()
+			discard.Close(con)
 		}
 	}
 	tlsCfg, err := o.console.tls()

@@ -216,7 +216,7 @@ func startPlain(out io.Writer, runs []statser, interval time.Duration) *progress
 			case now := <-t.C:
 				for i, r := range runs {
 					s := r.Stats()
-					fmt.Fprintln(out, formatProgress(s, meters[i].update(bytesDone(s), now)))
+					_, _ = fmt.Fprintln(out, formatProgress(s, meters[i].update(bytesDone(s), now))) // progress: a lost line changes nothing
 				}
 			}
 		}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/user"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -111,8 +110,8 @@ func replay(g *globalOptions, o *replayOptions) error {
 		if jerr := enc.Encode(rep); jerr != nil && err == nil {
 			err = jerr
 		}
-	} else {
-		writeReplay(g.stdout, rep, o.allFailed)
+	} else if werr := writeReplay(g.stdout, rep, o.allFailed); werr != nil && err == nil {
+		err = werr
 	}
 	if err != nil {
 		return &exitError{exitErr, fmt.Sprintf("replaying on %s: %v", c.where, err)}
@@ -124,31 +123,33 @@ func replay(g *globalOptions, o *replayOptions) error {
 }
 
 // writeReplay prints what was queued and what was not, and why.
-func writeReplay(w io.Writer, rep engine.Report, allFailed bool) {
+func writeReplay(w io.Writer, rep engine.Report, allFailed bool) error {
+	p := &printer{w: w}
 	if len(rep.Requeued) == 0 && len(rep.Refused) == 0 && len(rep.Reread) == 0 {
 		if allFailed {
-			fmt.Fprintf(w, "flow %s: no failed deliveries to replay\n", rep.Flow)
+			p.printf("flow %s: no failed deliveries to replay\n", rep.Flow)
 		}
-		return
+		return p.err
 	}
 	section := func(items []engine.ReplayItem, head, last string, lastOf func(engine.ReplayItem) string) {
-		if len(items) == 0 {
+		if len(items) == 0 || p.err != nil {
 			return
 		}
-		fmt.Fprintf(w, "flow %s: %s %s\n", rep.Flow, plural(int64(len(items)), "delivery", "deliveries"), head)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(tw, "  FILE\tSINK\t%s\n", last)
+		p.printf("flow %s: %s %s\n", rep.Flow, plural(int64(len(items)), "delivery", "deliveries"), head)
+		t := table(w)
+		t.printf("  FILE\tSINK\t%s\n", last)
 		for _, it := range items {
 			name, sink := cmp.Or(it.Name, it.File, "-"), cmp.Or(it.Sink, "-")
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, sink, oneLine(lastOf(it)))
+			t.printf("  %s\t%s\t%s\n", name, sink, oneLine(lastOf(it)))
 		}
-		tw.Flush()
+		p.err = t.flush()
 	}
 	why := func(it engine.ReplayItem) string { return it.Reason }
 	section(rep.Requeued, `queued again; the flow's runner delivers them from the bus (a running one at once, else the next "runner run")`,
 		"ID", func(it engine.ReplayItem) string { return it.File })
 	section(rep.Reread, "to be made by reading the file again from its source: run the flow again (a source keeps a file whose delivery failed)", "WHY", why)
 	section(rep.Refused, "not replayed", "REASON", why)
+	return p.err
 }
 
 // auditReplay adds the replays in rep to the flow's audit trail, if it

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/bus"
 	"github.com/mftflow/mftflow/pipeline/engine"
@@ -157,7 +158,11 @@ func runFlows(g *globalOptions, o *runOptions, paths []string) error {
 		if err != nil {
 			return &exitError{exitErr, err.Error()}
 		}
-		defer stop()
+		defer func() {
+			if err := stop(); err != nil {
+				log.Warn("the CPU profile is incomplete", "path", o.cpuProfile, "err", err)
+			}
+		}()
 	}
 	reg, err := g.registry(context.Background())
 	if err != nil {
@@ -225,7 +230,7 @@ func validFlows(g *globalOptions, reg *pipeline.Registry, paths []string) ([]*pi
 	bad := 0
 	for _, r := range loadFlows(g, reg, paths) {
 		if r.err != nil {
-			fmt.Fprintln(g.stderr, strings.TrimRight(r.err.Error(), "\n"))
+			warnf(g.stderr, "%s\n", strings.TrimRight(r.err.Error(), "\n"))
 			bad++
 			continue
 		}
@@ -283,7 +288,7 @@ func (s *signals) watch(g *globalOptions, log *slog.Logger) {
 	s.mu.Lock()
 	s.conn.removeURLFile()
 	s.mu.Unlock()
-	fmt.Fprintln(g.stderr, "runner: forced exit; files in flight resume on the next run")
+	warnf(g.stderr, "runner: forced exit; files in flight resume on the next run\n")
 	os.Exit(exitErr)
 }
 
@@ -428,7 +433,10 @@ func summarize(g *globalOptions, c *natsConn, runs []*engine.Run, fatal []string
 	var failed int64
 	for _, r := range runs {
 		s := r.Stats()
-		fmt.Fprintln(g.stdout, formatSummary(s, time.Since(s.Started)))
+		if _, err := fmt.Fprintln(g.stdout, formatSummary(s, time.Since(s.Started))); err != nil {
+			// The exit code tells how the files went; a lost summary is worth a log line.
+			log.Warn("writing the run's summary", "err", err)
+		}
 		failed += filesFailed(s)
 	}
 	// What the run cost the bus: the messages of every JetStream request,
@@ -510,18 +518,19 @@ func applyMemoryLimit(limit string) error {
 	return nil
 }
 
-// startCPUProfile profiles the process into path until stop is called.
-func startCPUProfile(path string) (stop func(), err error) {
+// startCPUProfile profiles the process into path until stop is called;
+// stop's error says the profile is incomplete.
+func startCPUProfile(path string) (stop func() error, err error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("--cpu-profile: %w", err)
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
+		discard.Close(f) // empty
 		return nil, fmt.Errorf("--cpu-profile: %w", err)
 	}
-	return func() {
+	return func() error {
 		pprof.StopCPUProfile()
-		f.Close()
+		return f.Close()
 	}, nil
 }

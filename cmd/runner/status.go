@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -96,8 +95,8 @@ func showStatus(g *globalOptions, o *statusOptions) error {
 		return enc.Encode(reports)
 	}
 	if len(flows) == 0 {
-		fmt.Fprintf(g.stdout, "no flows in %s\n", c.where)
-		return nil
+		_, err := fmt.Fprintf(g.stdout, "no flows in %s\n", c.where)
+		return err
 	}
 	return writeStatus(g.stdout, reports, o.failed)
 }
@@ -121,33 +120,34 @@ func failedFiles(files []engine.FileStatus) []engine.FileStatus {
 // writeStatus prints, per flow, a line counting its files, a table of its
 // sinks and, when listFailed is set, its failed deliveries.
 func writeStatus(w io.Writer, flows []flowReport, listFailed bool) error {
+	p := &printer{w: w}
 	for i, fr := range flows {
 		fs := fr.FlowStatus
 		if i > 0 {
-			fmt.Fprintln(w)
+			p.println()
 		}
 		if !listFailed {
-			fmt.Fprintf(w, "flow %s: %s\n", fs.Flow, fileCounts(fs.Files))
+			p.printf("flow %s: %s\n", fs.Flow, fileCounts(fs.Files))
 		} else {
-			fmt.Fprintf(w, "flow %s\n", fs.Flow)
+			p.printf("flow %s\n", fs.Flow)
 		}
-		if p := fs.Poll; p != nil {
-			fmt.Fprintf(w, "  next poll %s", p.Next.Local().Format(time.RFC3339))
-			if !p.Until.IsZero() {
-				fmt.Fprintf(w, " (until %s)", p.Until.Local().Format(time.RFC3339))
+		if poll := fs.Poll; poll != nil {
+			p.printf("  next poll %s", poll.Next.Local().Format(time.RFC3339))
+			if !poll.Until.IsZero() {
+				p.printf(" (until %s)", poll.Until.Local().Format(time.RFC3339))
 			}
-			fmt.Fprintln(w)
+			p.println()
 		}
-		writeObservers(w, fr)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  SINK\tIN FLIGHT\tCOMMITTED\tFAILED\tSKIPPED")
+		writeObservers(p, fr)
+		t := table(w)
+		t.println("  SINK\tIN FLIGHT\tCOMMITTED\tFAILED\tSKIPPED")
 		var failed []string
 		deliveries := 0
 		for _, s := range fs.Sinks {
-			fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\n", s.Sink, s.InFlight, s.Committed, s.Failed, s.Skipped)
+			t.printf("  %s\t%d\t%d\t%d\t%d\n", s.Sink, s.InFlight, s.Committed, s.Failed, s.Skipped)
 			deliveries += s.Failed
 		}
-		if err := tw.Flush(); err != nil {
+		if err := t.flush(); err != nil {
 			return err
 		}
 		if !listFailed {
@@ -158,26 +158,26 @@ func writeStatus(w io.Writer, flows []flowReport, listFailed bool) error {
 				failed = append(failed, plural(n, "file", "files")+" failed before delivery")
 			}
 			if len(failed) > 0 {
-				fmt.Fprintf(w, "  %s; list with \"runner status --failed --flow %s\"\n", strings.Join(failed, ", "), fs.Flow)
+				p.printf("  %s; list with \"runner status --failed --flow %s\"\n", strings.Join(failed, ", "), fs.Flow)
 			}
 			continue
 		}
 		rows := failedRows(fs.Files)
 		if len(rows) == 0 {
-			fmt.Fprintln(w, "  no failed deliveries or files")
+			p.println("  no failed deliveries or files")
 			continue
 		}
-		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  FILE\tSINK\tATTEMPTS\tERROR")
+		p.println()
+		t = table(w)
+		t.println("  FILE\tSINK\tATTEMPTS\tERROR")
 		for _, r := range rows {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", r.file, r.sink, r.attempts, r.err)
+			t.printf("  %s\t%s\t%s\t%s\n", r.file, r.sink, r.attempts, r.err)
 		}
-		if err := tw.Flush(); err != nil {
+		if err := t.flush(); err != nil {
 			return err
 		}
 	}
-	return nil
+	return p.err
 }
 
 // failedBefore counts the files that failed before delivery.
@@ -305,26 +305,26 @@ func withObservers(ctx context.Context, js jetstream.JetStream, flows []engine.F
 }
 
 // writeObservers prints a line per expectation and per notification target.
-func writeObservers(w io.Writer, r flowReport) {
+func writeObservers(p *printer, r flowReport) {
 	at := func(t time.Time) string { return t.Local().Format(time.RFC3339) }
 	for _, s := range r.SLA {
-		fmt.Fprintf(w, "  expect %s (%s): %s", s.Name, s.Files, s.State)
+		p.printf("  expect %s (%s): %s", s.Name, s.Files, s.State)
 		if s.State == sla.StateMissed {
-			fmt.Fprintf(w, " the deadline %s (%d of %d arrived); a late file clears it", at(s.MissedDeadline), s.MissedArrived, s.Expected)
+			p.printf(" the deadline %s (%d of %d arrived); a late file clears it", at(s.MissedDeadline), s.MissedArrived, s.Expected)
 		}
 		if !s.Deadline.IsZero() {
-			fmt.Fprintf(w, "; %d of %d by %s", s.Arrived, s.Expected, at(s.Deadline))
+			p.printf("; %d of %d by %s", s.Arrived, s.Expected, at(s.Deadline))
 		}
-		fmt.Fprintln(w)
+		p.println()
 	}
 	for _, n := range r.Notify {
-		fmt.Fprintf(w, "  notify %s %s: %d pending", n.Channel, n.Endpoint, n.Pending)
+		p.printf("  notify %s %s: %d pending", n.Channel, n.Endpoint, n.Pending)
 		if n.Failing {
-			fmt.Fprintf(w, ", failing since %s (%d attempts): %s", at(n.Since), n.Failures, n.LastError)
+			p.printf(", failing since %s (%d attempts): %s", at(n.Since), n.Failures, n.LastError)
 		}
 		if n.GivenUp > 0 {
-			fmt.Fprintf(w, ", %d given up", n.GivenUp)
+			p.printf(", %d given up", n.GivenUp)
 		}
-		fmt.Fprintln(w)
+		p.println()
 	}
 }

@@ -42,11 +42,13 @@ max_payload; with --nats-url the server's own max_payload is checked when
 			bad := false
 			for _, r := range loadFlows(g, reg, args) {
 				if r.err != nil {
-					fmt.Fprintln(g.stderr, strings.TrimRight(r.err.Error(), "\n"))
+					warnf(g.stderr, "%s\n", strings.TrimRight(r.err.Error(), "\n"))
 					bad = true
 					continue
 				}
-				fmt.Fprintf(g.stdout, "%s: ok\n", r.path)
+				if _, err := fmt.Fprintf(g.stdout, "%s: ok\n", r.path); err != nil {
+					return err
+				}
 			}
 			if bad {
 				return &exitError{code: exitErr}
