@@ -363,7 +363,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(&b, "%s; %s after %s; NATS: %s; peak RSS: %s\n\n", what,
 		plural(r.Runs, "counted run", "counted runs"), plural(r.Warmup, "warm-up", "warm-ups"), r.NATS, rssNote(r.RSSMethod))
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\tCHUNK\tPART\tPAR\tCOMP\tPAYLOAD\tMB/s\tSPREAD\tFILES/s\tPEAK RSS\tCPU s\tRETRIES\tBUS CEILING\tOF CEILING")
+	// Into memory (b): none of these writes can fail.
+	_, _ = fmt.Fprintln(tw, "\tCHUNK\tPART\tPAR\tCOMP\tPAYLOAD\tMB/s\tSPREAD\tFILES/s\tPEAK RSS\tCPU s\tRETRIES\tBUS CEILING\tOF CEILING")
 	for _, p := range r.Points {
 		if len(p.Runs) == 0 {
 			continue
@@ -385,12 +386,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if payload == "" {
 			payload = pipeline.PayloadBytes
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%.1f\t%.1f–%.1f\t%.1f\t%s\t%.2f\t%d\t%s\t%s\n",
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%.1f\t%.1f–%.1f\t%.1f\t%s\t%.2f\t%d\t%s\t%s\n",
 			mark, pipeline.ExactSize(p.ChunkSize), part, p.Parallelism, p.Compression, payload,
 			p.MBps.Median, p.MBps.Min, p.MBps.Max, p.FilesPerSec.Median,
 			pipeline.FormatSize(p.PeakRSS), p.CPUSeconds, p.Retries, ceil, of)
 	}
-	tw.Flush()
+	_ = tw.Flush()
 	if r.Best >= 0 {
 		best := r.Points[r.Best]
 		fmt.Fprintf(&b, "\nbest: %s at %.1f MB/s (median of %d). To use it:\n\n", best.Point, best.MBps.Median, len(best.Runs))

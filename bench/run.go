@@ -128,7 +128,7 @@ func (e Env) Run(ctx context.Context, job Job, progress func(Progress)) (Measure
 			case <-done:
 				return
 			case <-ctx.Done():
-				r.Stop(context.Background())
+				_ = r.Stop(context.Background()) // Wait returns the same error
 				return
 			case <-t.C:
 				s := r.Stats()

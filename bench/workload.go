@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
 )
 
@@ -91,13 +92,13 @@ func writeData(name string, size int64, seed uint64, text bool) error {
 		}
 		n := min(int64(len(buf)), left)
 		if _, err := w.Write(buf[:n]); err != nil {
-			f.Close()
+			discard.Close(f) // err says already that the file is incomplete
 			return err
 		}
 		left -= n
 	}
 	if err := w.Flush(); err != nil {
-		f.Close()
+		discard.Close(f)
 		return err
 	}
 	return f.Close()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mftflow/mftflow/bench"
+	"github.com/mftflow/mftflow/internal/discard"
 
 	"github.com/mftflow/mftflow/pipeline"
 )
@@ -137,13 +138,13 @@ func copyFile(from, to string) error {
 	if err != nil {
 		return err
 	}
-	defer src.Close()
+	defer discard.Close(src)
 	dst, err := os.Create(to)
 	if err != nil {
 		return err
 	}
 	if _, err := io.Copy(dst, src); err != nil {
-		dst.Close()
+		discard.Close(dst) // err says already that the copy is incomplete
 		return err
 	}
 	return dst.Close()

@@ -126,13 +126,16 @@ func run(in io.Reader, out io.Writer) error {
 	if len(order) == 0 {
 		return fmt.Errorf("no benchmark results in the input")
 	}
+	// The table is made in memory and written in one go, so that one
+	// error says whether it arrived.
+	var b strings.Builder
 	if len(machine) > 0 {
-		fmt.Fprintf(out, "Machine: %s.\n\n", strings.Join(machine, ", "))
+		fmt.Fprintf(&b, "Machine: %s.\n\n", strings.Join(machine, ", "))
 	}
-	fmt.Fprintf(out, "Medians of %d runs; spread is min–max MB/s. A ratio compares the runner's median MB/s with a baseline's "+
+	fmt.Fprintf(&b, "Medians of %d runs; spread is min–max MB/s. A ratio compares the runner's median MB/s with a baseline's "+
 		"in the same benchmark and workload; the bytes and files being the same, it is also the ratio of files/s.\n\n", len(data[order[0]]["MB/s"]))
-	fmt.Fprintln(out, "| benchmark | workload | tool | MB/s | spread | files/s | peak RSS MiB | runner ÷ baseline |")
-	fmt.Fprintln(out, "|---|---|---|---:|---:|---:|---:|---|")
+	fmt.Fprintln(&b, "| benchmark | workload | tool | MB/s | spread | files/s | peak RSS MiB | runner ÷ baseline |")
+	fmt.Fprintln(&b, "|---|---|---|---:|---:|---:|---:|---|")
 	for _, k := range order {
 		s := data[k]
 		var ratios []string
@@ -152,10 +155,11 @@ func run(in io.Reader, out io.Writer) error {
 		if len(ratios) > 0 {
 			ratio = strings.Join(ratios, ", ")
 		}
-		fmt.Fprintf(out, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", k.bench, k.workload, k.tool,
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", k.bench, k.workload, k.tool,
 			medianOr(s["MB/s"]), spread(s["MB/s"]), medianOr(s["files/s"]), medianOr(s["peak-RSS-MiB"]), ratio)
 	}
-	return nil
+	_, err := io.WriteString(out, b.String())
+	return err
 }
 
 func isRunner(tool string) bool { return tool == "runner" || strings.HasPrefix(tool, "runner-") }

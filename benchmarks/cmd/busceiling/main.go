@@ -58,6 +58,6 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%d bytes in %.3fs: %.1f MB/s\n", m.Bytes, m.Seconds, m.MBps())
-	return nil
+	_, err = fmt.Fprintf(out, "%d bytes in %.3fs: %.1f MB/s\n", m.Bytes, m.Seconds, m.MBps())
+	return err
 }
