@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mftflow/mftflow/internal/discard"
 )
 
 // Daemon is a server process a test started (sshd, vsftpd), with its
@@ -28,7 +30,7 @@ func StartDaemon(bin string, args ...string) (*Daemon, error) {
 	if err := d.cmd.Start(); err != nil {
 		return nil, err
 	}
-	go func() { d.cmd.Wait(); close(d.exited) }()
+	go func() { _ = d.cmd.Wait(); close(d.exited) }() // exited is the news; the output says why
 	return d, nil
 }
 
@@ -50,9 +52,9 @@ func (d *Daemon) WaitGreeting(addr, prefix string, wrap func(net.Conn) net.Conn,
 		if wrap != nil {
 			c = wrap(c)
 		}
-		c.SetDeadline(time.Now().Add(5 * time.Second))
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second)) // without it, a read that hangs fails the wait
 		line, _ := bufio.NewReader(c).ReadString('\n')
-		c.Close()
+		discard.Close(c)
 		if strings.HasPrefix(line, prefix) {
 			return nil
 		}
@@ -62,11 +64,11 @@ func (d *Daemon) WaitGreeting(addr, prefix string, wrap func(net.Conn) net.Conn,
 
 // Stop ends the daemon: SIGTERM, then SIGKILL after five seconds.
 func (d *Daemon) Stop() {
-	d.cmd.Process.Signal(syscall.SIGTERM)
+	_ = d.cmd.Process.Signal(syscall.SIGTERM) // fails only when it has exited already
 	select {
 	case <-d.exited:
 	case <-time.After(5 * time.Second):
-		d.cmd.Process.Kill()
+		_ = d.cmd.Process.Kill()
 		<-d.exited
 	}
 }
@@ -77,6 +79,6 @@ func FreePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	defer discard.Close(l)
 	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"testing"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
 )
 
@@ -130,7 +131,7 @@ func readSibling(ctx context.Context, so pipeline.SiblingOpener, name string) ([
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
+	defer discard.Close(rc)
 	b, err := io.ReadAll(rc)
 	if err != nil {
 		return nil, fmt.Errorf("reading %q opened with OpenSibling: %w", name, err)

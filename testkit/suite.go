@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
 )
 
@@ -91,7 +92,7 @@ func ReadRange(t testing.TB, ro pipeline.RangeOpener, off, n int64) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rc.Close()
+	defer discard.Close(rc)
 	b, err := io.ReadAll(rc)
 	if err != nil {
 		t.Fatal(err)

@@ -116,7 +116,7 @@ func start(bin string, o Options) (srv *Server, err error) {
 	}
 	defer func() {
 		if err != nil {
-			os.RemoveAll(base)
+			_ = os.RemoveAll(base) // a temporary directory: one left behind only takes space
 		}
 	}()
 	if err := os.Chmod(base, 0o755); err != nil { // the login user reaches Dir
@@ -270,7 +270,7 @@ func randUint(n int64) int64 {
 func (s *Server) stop() {
 	s.stopOnce.Do(func() {
 		s.daemon.Stop()
-		os.RemoveAll(s.Base)
+		_ = os.RemoveAll(s.Base) // a temporary directory: one left behind only takes space
 	})
 }
 

@@ -32,6 +32,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/testkit"
 )
 
@@ -89,7 +90,7 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	defer discard.Close(l)
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
@@ -142,15 +143,15 @@ func start(t testing.TB, bin string) (*Server, error) {
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir) // a temporary directory: one left behind only takes space
 		return nil, err
 	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() { _ = cmd.Wait(); close(exited) }() // exited is the news; the output says why
 	stop := func() {
-		cmd.Process.Kill()
+		_ = cmd.Process.Kill() // fails only when it has exited already
 		<-exited
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir) // a temporary directory: one left behind only takes space
 	}
 	endpoint := "http://" + addr
 	if err := waitReady(endpoint, exited, 60*time.Second); err != nil {
@@ -186,7 +187,7 @@ func waitReady(endpoint string, exited <-chan struct{}, limit time.Duration) err
 		}
 		resp, err := client.Get(endpoint + "/minio/health/ready")
 		if err == nil {
-			resp.Body.Close()
+			discard.Close(resp.Body)
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/testkit"
 )
 
@@ -157,7 +158,7 @@ func (c *Cluster) launch(nd *node) error {
 		return fmt.Errorf("node %s: %w", nd.name, err)
 	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() { _ = cmd.Wait(); close(exited) }() // exited is the news; the output says why
 	nd.cmd, nd.exited, nd.running = cmd, exited, true
 	return nil
 }
@@ -203,12 +204,12 @@ func (c *Cluster) Stop(i int) {
 	if !nd.running {
 		return
 	}
-	nd.cmd.Process.Signal(syscall.SIGTERM)
+	_ = nd.cmd.Process.Signal(syscall.SIGTERM) // fails only when it has exited already
 	select {
 	case <-nd.exited:
 	case <-time.After(stopTimeout):
 		c.t.Logf("natscluster: node %s did not stop within %v after SIGTERM; killing it", nd.name, stopTimeout)
-		nd.cmd.Process.Kill()
+		_ = nd.cmd.Process.Kill()
 		<-nd.exited
 	}
 	nd.running = false
@@ -225,7 +226,7 @@ func (c *Cluster) kill(nd *node) {
 	if !nd.running {
 		return
 	}
-	nd.cmd.Process.Kill()
+	_ = nd.cmd.Process.Kill() // fails only when it has exited already
 	<-nd.exited
 	nd.running = false
 }
@@ -333,7 +334,7 @@ func (c *Cluster) jsz(nd *node) (jsz, error) {
 	if err != nil {
 		return z, err
 	}
-	defer resp.Body.Close()
+	defer discard.Close(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		return z, fmt.Errorf("/jsz of node %s: %s", nd.name, resp.Status)
 	}
@@ -428,7 +429,7 @@ func (c *Cluster) waitPlacement(deadline time.Time) error {
 
 // readSome reads the start of resp's body, for messages, and closes it.
 func readSome(resp *http.Response) string {
-	defer resp.Body.Close()
+	defer discard.Close(resp.Body)
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	return strings.TrimSpace(string(b))
 }
@@ -438,7 +439,7 @@ func freePorts(n int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
-			l.Close()
+			discard.Close(l)
 		}
 	}()
 	for range n {

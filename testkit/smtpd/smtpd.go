@@ -19,6 +19,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/mftflow/mftflow/internal/discard"
 )
 
 // The login Start uses when Options leaves it empty.
@@ -103,10 +105,10 @@ func Start(t testing.TB, opts Options) *Server {
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		srv.Serve(l)
+		_ = srv.Serve(l) // returns when Close below ends it
 	}()
 	t.Cleanup(func() {
-		srv.Close()
+		discard.Close(srv)
 		<-served
 	})
 	return s

@@ -110,7 +110,7 @@ func start(bin string) (srv *Server, err error) {
 	}
 	defer func() {
 		if err != nil {
-			os.RemoveAll(base)
+			_ = os.RemoveAll(base) // a temporary directory: one left behind only takes space
 		}
 	}()
 	// The login user must reach its files and authorized_keys below base.
@@ -276,7 +276,7 @@ func newKey() (ssh.PublicKey, []byte, error) {
 func (s *Server) stop() {
 	s.stopOnce.Do(func() {
 		s.daemon.Stop()
-		os.RemoveAll(s.Base)
+		_ = os.RemoveAll(s.Base) // a temporary directory: one left behind only takes space
 	})
 }
 
@@ -312,8 +312,10 @@ func (s *Server) EncryptedClientKey(t testing.TB, passphrase string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	if _, err := f.Write(pem.EncodeToMemory(block)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if s.encrypted == nil {

@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/mftflow/mftflow/connectors/thru"
+	"github.com/mftflow/mftflow/internal/discard"
 )
 
 type dropoff struct {
@@ -106,7 +107,7 @@ func (s *Server) pickup(req *request, flowCode string) {
 		req.fail(http.StatusInternalServerError, "Pickup of file %s failed: the physical file is missing: %v", rec.code, err)
 		return
 	}
-	defer file.Close()
+	defer discard.Close(file)
 	h := req.Header()
 	h.Set("Content-Disposition", thru.PickupDisposition(rec.code, rec.name))
 	h.Set("Content-Type", "application/octet-stream")
@@ -781,7 +782,7 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 					http.Error(w, err.Error(), http.StatusGone)
 					return
 				}
-				defer rc.Close()
+				defer discard.Close(rc)
 				w.Header().Set("Content-Type", "application/octet-stream")
 				w.Header().Set("Content-Length", strconv.FormatInt(d.Size, 10))
 				_, _ = io.Copy(w, rc)

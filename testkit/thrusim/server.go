@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/mftflow/mftflow/connectors/thru"
+	"github.com/mftflow/mftflow/internal/discard"
 )
 
 // Kinds of calls, for the call log and fault injection.
@@ -400,7 +401,7 @@ func resetConn(rc *http.ResponseController) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
-	conn.Close()
+	discard.Close(conn) // resetting it is the point
 }
 
 // fail answers a non-2xx status with text.
@@ -409,7 +410,7 @@ func (w *recorder) fail(status int, format string, args ...any) {
 	w.errText = msg
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)
-	fmt.Fprintln(w, msg)
+	_, _ = fmt.Fprintln(w, msg) // the status is out; the client may be gone, as with io.Copy elsewhere here
 }
 
 func (w *recorder) json(status int, v any) {

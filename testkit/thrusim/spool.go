@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/mftflow/mftflow/internal/discard"
 )
 
 // blob is content the site keeps in a file of its spool directory: chunks,
@@ -97,7 +99,7 @@ func assemble(chunks map[int]blob, want int64) ([]blob, int64, error) {
 func hashParts(parts []blob) (string, error) {
 	h := sha256.New()
 	r := &partsReader{parts: parts}
-	defer r.Close()
+	defer discard.Close(r)
 	if _, err := io.Copy(h, r); err != nil {
 		return "", err
 	}
@@ -124,7 +126,7 @@ func (r *partsReader) Read(p []byte) (int, error) {
 		}
 		n, err := r.f.Read(p)
 		if err == io.EOF {
-			r.f.Close()
+			discard.Close(r.f)
 			r.f = nil
 			if n == 0 {
 				continue
@@ -160,6 +162,6 @@ func (d Delivery) Bytes() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
+	defer discard.Close(r)
 	return io.ReadAll(r)
 }

@@ -35,6 +35,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/testkit/thrusim"
 )
 
@@ -121,7 +122,7 @@ func take(site *thrusim.Server, flow, dir string) {
 			continue
 		}
 		code, err := site.AddPickupFrom(flow, e.Name(), f)
-		f.Close()
+		discard.Close(f)
 		if err != nil {
 			log.Printf("thrusim: pickup-dir: %v", err)
 			continue
