@@ -64,11 +64,12 @@ fmt:
 vet:
 	$(GO) vet ./...
 
-# gofmt, go vet and the pinned staticcheck (scripts/staticcheck.sh builds it
-# into bin/ once).
+# gofmt, go vet, the pinned staticcheck and the pinned errcheck (outside tests);
+# scripts/staticcheck.sh and scripts/errcheck.sh build them into bin/ once.
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$$(./scripts/staticcheck.sh) ./...
+	$$(./scripts/errcheck.sh) -ignoretests ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./benchmarks/
