@@ -128,7 +128,7 @@ func startThruSim(b *testing.B, bin string) *thruSim {
 		b.Fatal(err)
 	}
 	s := &thruSim{}
-	s.cmd = exec.Command(bin, "--listen", "127.0.0.1:0", "--config", cfg)
+	s.cmd = exec.Command(bin, "--listen", "127.0.0.1:0", "--config", cfg, "--spool-dir", filepath.Join(dir, "spool"))
 	s.cmd.Stderr = &s.stderr
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {

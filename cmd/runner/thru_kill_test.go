@@ -82,7 +82,9 @@ func startThrusim(t *testing.T, dir string) *simSite {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--config", cfg)
+	// The simulator is killed at the end: its spool goes with the test's
+	// directory.
+	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--config", cfg, "--spool-dir", filepath.Join(dir, "thrusim-spool"))
 	cmd.Stderr = errLog
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -17,6 +17,9 @@
 //	                   files at the top go to the first flow, files in
 //	                   DIR/<FlowCode>/ to that flow; scanned every second
 //	--admin            serve the admin endpoints under /_admin/ (default true)
+//	--spool-dir DIR    where content is kept, over the config's spool_dir;
+//	                   give one to a simulator that may be killed, which
+//	                   cannot remove its temporary directory
 //
 // It prints the base URL on standard output once it listens, and stops on
 // SIGINT or SIGTERM.
@@ -44,14 +47,15 @@ func main() {
 	config := flag.String("config", "", "YAML or JSON site config file")
 	pickupDir := flag.String("pickup-dir", "", "directory whose files are queued for pickup")
 	admin := flag.Bool("admin", true, "serve the admin endpoints under /_admin/")
+	spool := flag.String("spool-dir", "", "directory for what the site receives (over the config's spool_dir; default: a temporary one, removed on exit)")
 	flag.Parse()
-	if err := run(*listen, *config, *pickupDir, *admin); err != nil {
+	if err := run(*listen, *config, *pickupDir, *spool, *admin); err != nil {
 		log.SetFlags(0)
 		log.Fatalf("thrusim: %v", err)
 	}
 }
 
-func run(listen, config, pickupDir string, admin bool) error {
+func run(listen, config, pickupDir, spool string, admin bool) error {
 	var cfg thrusim.Config
 	if config != "" {
 		c, err := thrusim.LoadConfig(config)
@@ -61,6 +65,9 @@ func run(listen, config, pickupDir string, admin bool) error {
 		cfg = c
 	}
 	cfg.Admin = admin
+	if spool != "" {
+		cfg.SpoolDir = spool
+	}
 	site, err := thrusim.New(cfg)
 	if err != nil {
 		return err
