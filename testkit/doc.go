@@ -10,7 +10,9 @@
 // build and inspect an instance (a SourceHarness or SinkHarness) and the suite
 // runs one subtest per promise, each on a fresh instance. An optional ability
 // the connector lacks (range reads, resume) makes its subtest skip with the
-// reason. A connector's own test then looks like this:
+// reason. A suite fails, once its subtests have passed, if a goroutine it
+// started is still running (checked with go.uber.org/goleak): a connector
+// closes what it opened. A connector's own test then looks like this:
 //
 //	func TestSink(t *testing.T) {
 //		testkit.RunSinkTests(t, testkit.SinkHarness{
