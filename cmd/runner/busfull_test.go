@@ -94,15 +94,7 @@ func TestBusStoreFullFailsTheFileAndRerunDelivers(t *testing.T) {
 		t.Log("no tmpfs (not root, or mount refused): a NATS server with a capped store instead")
 		disk = cappedServer(t)
 	}
-	writeFile(t, dir, "flow.yaml", `name: full
-source:
-  local:
-    path: ./in
-    watch: false
-    stable_for: 0s
-    after: delete
-sinks:
-  - local:
+	writeFile(t, dir, "flow.yaml", localFlowHead("full", "./in", "after: delete")+`  - local:
       path: ./out
 `)
 	if err := os.MkdirAll(filepath.Join(dir, "in"), 0o755); err != nil {

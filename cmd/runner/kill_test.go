@@ -153,14 +153,7 @@ func TestSIGKILLMidTransferResumes(t *testing.T) {
 	in, out, data := filepath.Join(dir, "in"), filepath.Join(dir, "out"), filepath.Join(dir, "data")
 	os.MkdirAll(in, 0o755)
 	want := writeRandomFile(t, filepath.Join(in, "big.bin"), size)
-	flow := writeFile(t, dir, "crash.yaml", `name: crash
-source:
-  local:
-    path: `+in+`
-    watch: false
-    stable_for: 0s
-sinks:
-  - name: out
+	flow := writeFile(t, dir, "crash.yaml", localFlowHead("crash", in)+`  - name: out
     parallelism: 2
     local:
       path: `+out+`

@@ -80,3 +80,14 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	}
 	return p
 }
+
+// localFlowHead returns the start of a flow file, up to "sinks:", for a flow
+// called name whose local source reads the directory in once, taking each
+// file as it is. source adds settings to the source, one "key: value" each.
+func localFlowHead(name, in string, source ...string) string {
+	head := "name: " + name + "\nsource:\n  local:\n    path: " + in + "\n    watch: false\n    stable_for: 0s\n"
+	for _, s := range source {
+		head += "    " + s + "\n"
+	}
+	return head + "sinks:\n"
+}

@@ -19,15 +19,7 @@ func TestNamesTravelAsExactBytes(t *testing.T) {
 	for i, n := range names {
 		writeFile(t, dir, filepath.Join("in", n), strings.Repeat(string(rune('a'+i)), 10+i))
 	}
-	writeFile(t, dir, "flow.yaml", `name: bytes
-source:
-  local:
-    path: ./in
-    watch: false
-    stable_for: 0s
-    after: delete
-sinks:
-  - local:
+	writeFile(t, dir, "flow.yaml", localFlowHead("bytes", "./in", "after: delete")+`  - local:
       path: ./out
       overwrite: fail
 `)
@@ -59,15 +51,7 @@ func TestS3RefusesANameThatIsNotUTF8(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "in/\xff.txt", "x")
 	writeFile(t, dir, "in/fine.txt", "y")
-	writeFile(t, dir, "flow.yaml", `name: s3names
-source:
-  local:
-    path: ./in
-    watch: false
-    stable_for: 0s
-    after: delete
-sinks:
-  - name: bucket
+	writeFile(t, dir, "flow.yaml", localFlowHead("s3names", "./in", "after: delete")+`  - name: bucket
     s3:
       bucket: `+srv.Bucket+`
       endpoint: `+srv.Endpoint+`

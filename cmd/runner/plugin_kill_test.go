@@ -91,14 +91,7 @@ func TestPluginKilledMidTransfer(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := writeRandomFile(t, filepath.Join(in, "big.bin"), size)
-	flow := writeFile(t, dir, "plugin.yaml", `name: plugin
-source:
-  local:
-    path: `+in+`
-    watch: false
-    stable_for: 0s
-sinks:
-  - name: out
+	flow := writeFile(t, dir, "plugin.yaml", localFlowHead("plugin", in)+`  - name: out
     parallelism: 2
     retry:
       initial: 200ms

@@ -20,14 +20,7 @@ import (
 // byte for byte.
 func TestReplayDeliversWithoutTheSource(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "flow.yaml", `name: replayed
-source:
-  local:
-    path: ./in
-    watch: false
-    stable_for: 0s
-sinks:
-  - name: partner
+	writeFile(t, dir, "flow.yaml", localFlowHead("replayed", "./in")+`  - name: partner
     local:
       path: ./out
       overwrite: fail

@@ -15,14 +15,7 @@ import (
 // These tests run real flows with the embedded server; each takes a second
 // or two.
 
-const copyFlow = `name: copy
-source:
-  local:
-    path: ./in
-    watch: false
-    stable_for: 0s
-sinks:
-  - local:
+var copyFlow = localFlowHead("copy", "./in") + `  - local:
       path: ./out
 `
 
@@ -80,14 +73,7 @@ func TestRunRefusesAChunkAboveMaxPayload(t *testing.T) {
 
 func TestRunFailedDeliveries(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "flow.yaml", `name: strict
-source:
-  local:
-    path: ./in
-    watch: false
-    stable_for: 0s
-sinks:
-  - local:
+	writeFile(t, dir, "flow.yaml", localFlowHead("strict", "./in")+`  - local:
       path: ./out
       overwrite: fail
     retry:
