@@ -64,6 +64,11 @@
 // Sink to fail or hang. Each wrapper returns the interface it wraps, so it
 // slots into a flow unchanged.
 //
+// # Flows
+//
+// RunFlow runs a flow to its end on a NATS server of its own; RunToEnd and
+// WaitRun do the same with an engine the test built.
+//
 // # NATS
 //
 // StartNATS runs an embedded JetStream server for one test and ConnectNATS
