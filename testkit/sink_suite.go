@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -51,6 +52,25 @@ func PartsFor(size, partSize int64) []pipeline.Part {
 		parts[i] = pipeline.Part{Number: i, Offset: off, Size: min(ps, size-off), Last: i == len(parts)-1}
 	}
 	return parts
+}
+
+// WriteParts writes the parts of content numbered numbers (every part if
+// none are given) to u, one after the other in the order given, each cut as
+// PartsFor cuts content for u's plan. t fails if a write fails.
+func WriteParts(t testing.TB, u pipeline.Upload, content []byte, numbers ...int) {
+	t.Helper()
+	parts := PartsFor(int64(len(content)), u.Plan().PartSize)
+	if numbers == nil {
+		for i := range parts {
+			numbers = append(numbers, i)
+		}
+	}
+	for _, n := range numbers {
+		p := parts[n]
+		if err := u.WritePart(t.Context(), p, bytes.NewReader(content[p.Offset:p.Offset+p.Size])); err != nil {
+			t.Fatalf("WritePart(%d): %v", n, err)
+		}
+	}
 }
 
 // SinkHarness tells RunSinkTests how to build and inspect a sink.

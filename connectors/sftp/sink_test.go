@@ -30,22 +30,6 @@ func parts(content []byte) []pipeline.Part {
 	return testkit.PartsFor(int64(len(content)), testPart)
 }
 
-func writeParts(t *testing.T, u pipeline.Upload, content []byte, which ...int) {
-	t.Helper()
-	all := parts(content)
-	if which == nil {
-		for i := range all {
-			which = append(which, i)
-		}
-	}
-	for _, n := range which {
-		p := all[n]
-		if err := u.WritePart(t.Context(), p, bytes.NewReader(content[p.Offset:p.Offset+p.Size])); err != nil {
-			t.Fatalf("WritePart(%d): %v", n, err)
-		}
-	}
-}
-
 func expectFiles(t *testing.T, srv *sshd.Server, dir string, want ...string) {
 	t.Helper()
 	slices.Sort(want)
@@ -127,7 +111,7 @@ func TestTempNames(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			writeParts(t, u, content)
+			testkit.WriteParts(t, u, content)
 			names := srv.List(t, dir)
 			if len(names) != 1 || !tt.want.MatchString(names[0]) {
 				t.Fatalf("with every part written, the directory holds %q; want one temporary file matching %s", names, tt.want)
@@ -158,7 +142,7 @@ func TestTrigger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeParts(t, u, content)
+	testkit.WriteParts(t, u, content)
 	if srv.Exists(path.Join(dir, "out/report.csv.done")) {
 		t.Fatal("the trigger file exists before Commit")
 	}
@@ -188,7 +172,7 @@ func TestResumeInNewProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeParts(t, u, content, 0, 2, 4)
+	testkit.WriteParts(t, u, content, 0, 2, 4)
 	state := u.State()
 	first.Close() // the runner dies: no Commit, no Abort
 
@@ -216,7 +200,7 @@ func TestResumeInNewProcess(t *testing.T) {
 	if !bytes.Equal(u2.State(), state) {
 		t.Fatalf("the resumed upload has State %s, want the same temporary file as before: %s", u2.State(), state)
 	}
-	writeParts(t, u2, content, 1, 3)
+	testkit.WriteParts(t, u2, content, 1, 3)
 	if err := u2.Commit(t.Context(), f); err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +237,7 @@ func TestResumeLostTemp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeParts(t, u, content, 0)
+	testkit.WriteParts(t, u, content, 0)
 	state := u.State()
 	if err := u.Abort(t.Context(), nil); err != nil { // the temporary file goes
 		t.Fatal(err)
@@ -262,7 +246,7 @@ func TestResumeLostTemp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeParts(t, u2, content, 1, 2)
+	testkit.WriteParts(t, u2, content, 1, 2)
 	err = u2.Commit(t.Context(), f)
 	want := fmt.Sprintf(`committing "lost.bin": the temporary file in %s was lost in a restart and parts written before it were not sent again; the file must be sent again`,
 		location(s.cfg.ConnConfig, srv.Path(dir)))
@@ -325,7 +309,7 @@ func TestOverwrite(t *testing.T) {
 			u, err := s.Open(t.Context(), f, nil)
 			check("Open with the target there", err, tt.atOpen)
 			if err == nil {
-				writeParts(t, u, content)
+				testkit.WriteParts(t, u, content)
 				if err := u.Commit(t.Context(), f); err != nil {
 					t.Fatal(err)
 				}
@@ -347,7 +331,7 @@ func TestOverwrite(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			writeParts(t, u, content)
+			testkit.WriteParts(t, u, content)
 			srv.WriteFile(t, path.Join(dir2, "x.txt"), old)
 			check("Commit with the target appeared", u.Commit(t.Context(), f), tt.atCommit)
 			expectFiles(t, srv, dir2, "x.txt") // no temporary file left
@@ -370,7 +354,7 @@ func TestReconnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeParts(t, u, content, 0)
+	testkit.WriteParts(t, u, content, 0)
 
 	all := parts(content)
 	part := all[1]
@@ -388,7 +372,7 @@ func TestReconnect(t *testing.T) {
 		t.Fatalf("a cut connection gave a permanent error: %v", err)
 	}
 	t.Logf("the cut connection gave: %v", err)
-	writeParts(t, u, content, 1, 2, 3) // the retry, and the rest
+	testkit.WriteParts(t, u, content, 1, 2, 3) // the retry, and the rest
 	if err := u.Commit(t.Context(), f); err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +407,7 @@ func TestDeadConnection(t *testing.T) {
 	if err == nil || pipeline.IsPermanent(err) {
 		t.Fatalf("WritePart over a frozen connection: got %v, want a retryable error", err)
 	}
-	writeParts(t, u, content)
+	testkit.WriteParts(t, u, content)
 	if err := u.Commit(t.Context(), f); err != nil {
 		t.Fatal(err)
 	}
