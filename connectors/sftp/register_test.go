@@ -81,7 +81,7 @@ func TestRegister(t *testing.T) {
 // connectors built from flow-file values.
 func TestThroughRegistry(t *testing.T) {
 	srv := sshd.Start(t)
-	in, out := freshDir(t, srv, "in"), freshDir(t, srv, "out")
+	in, out := srv.FreshDir(t, "in"), srv.FreshDir(t, "out")
 	content := testkit.RandomContent(9, 500_000)
 	srv.WriteFile(t, path.Join(in, "report.csv"), content)
 	r := pipeline.NewRegistry()

@@ -78,7 +78,7 @@ func TestLogins(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := connConfig(srv)
 			tt.change(t, &c)
-			dir := freshDir(t, srv, "login")
+			dir := srv.FreshDir(t, "login")
 			s := newTestSink(t, SinkConfig{ConnConfig: c, Directory: srv.Path(dir)})
 			content := testkit.RandomContent(1, 100_000)
 			if err := deliver(t, s, "in.bin", content); err != nil {
@@ -103,7 +103,7 @@ func TestTempNames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.tempName, func(t *testing.T) {
-			dir := freshDir(t, srv, "temp")
+			dir := srv.FreshDir(t, "temp")
 			s := newTestSink(t, SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), PartSize: testPart, Naming: pipeline.Naming{TempName: tt.tempName}})
 			content := testkit.RandomContent(2, 3*testPart+5)
 			f := testFile("sub/data.bin", content)
@@ -134,7 +134,7 @@ func TestTempNames(t *testing.T) {
 // only once the file has its final name.
 func TestTrigger(t *testing.T) {
 	srv := sshd.Start(t)
-	dir := freshDir(t, srv, "trigger")
+	dir := srv.FreshDir(t, "trigger")
 	s := newTestSink(t, SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), PartSize: testPart, Naming: pipeline.Naming{Name: "out/{base}", Trigger: "{name}.done"}})
 	content := testkit.RandomContent(3, 2*testPart)
 	f := testFile("in/report.csv", content)
@@ -159,7 +159,7 @@ func TestTrigger(t *testing.T) {
 // same temporary file is reopened and what it held is kept.
 func TestResumeInNewProcess(t *testing.T) {
 	srv := sshd.Start(t)
-	dir := freshDir(t, srv, "resume")
+	dir := srv.FreshDir(t, "resume")
 	cfg := SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), PartSize: testPart, Naming: pipeline.Naming{Trigger: "{name}.ok"}}
 	content := testkit.RandomContent(4, 4*testPart+100)
 	f := testFile("deep/resumed.bin", content)
@@ -229,7 +229,7 @@ func TestResumeInNewProcess(t *testing.T) {
 // parts written before are gone, so Commit must refuse to publish holes.
 func TestResumeLostTemp(t *testing.T) {
 	srv := sshd.Start(t)
-	dir := freshDir(t, srv, "lost")
+	dir := srv.FreshDir(t, "lost")
 	s := newTestSink(t, SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), PartSize: testPart})
 	content := testkit.RandomContent(5, 3*testPart)
 	f := testFile("lost.bin", content)
@@ -287,7 +287,7 @@ func TestOverwrite(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.policy, func(t *testing.T) {
-			dir := freshDir(t, srv, "overwrite")
+			dir := srv.FreshDir(t, "overwrite")
 			s := newTestSink(t, SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Naming: pipeline.Naming{Overwrite: tt.policy}})
 			target := location(s.cfg.ConnConfig, srv.Path(path.Join(dir, "x.txt")))
 			check := func(when string, err error, want string) {
@@ -324,7 +324,7 @@ func TestOverwrite(t *testing.T) {
 			// The target appears between Open and Commit.
 			f = testFile("y.txt", content)
 			f.Name = "x.txt"
-			dir2 := freshDir(t, srv, "overwrite")
+			dir2 := srv.FreshDir(t, "overwrite")
 			s2 := newTestSink(t, SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir2), Naming: pipeline.Naming{Overwrite: tt.policy}})
 			target = location(s.cfg.ConnConfig, srv.Path(path.Join(dir2, "x.txt")))
 			u, err = s2.Open(t.Context(), f, nil)
@@ -346,7 +346,7 @@ func TestOverwrite(t *testing.T) {
 func TestReconnect(t *testing.T) {
 	srv := sshd.Start(t)
 	p := startProxy(t, srv.Addr)
-	dir := freshDir(t, srv, "reconnect")
+	dir := srv.FreshDir(t, "reconnect")
 	s := newTestSink(t, SinkConfig{ConnConfig: p.connConfig(t, srv), Directory: srv.Path(dir), PartSize: testPart})
 	content := testkit.RandomContent(6, 3*testPart+1)
 	f := testFile("r.bin", content)
@@ -386,7 +386,7 @@ func TestReconnect(t *testing.T) {
 func TestDeadConnection(t *testing.T) {
 	srv := sshd.Start(t)
 	p := startProxy(t, srv.Addr)
-	dir := freshDir(t, srv, "dead")
+	dir := srv.FreshDir(t, "dead")
 	c := p.connConfig(t, srv)
 	c.KeepAlive, c.ConnectTimeout = 50*time.Millisecond, time.Second
 	s := newTestSink(t, SinkConfig{ConnConfig: c, Directory: srv.Path(dir), PartSize: testPart})
