@@ -107,14 +107,7 @@ func TestBusStoreFullFailsTheFileAndRerunDelivers(t *testing.T) {
 		return append(append(cmd[:1:1], disk.args...), cmd[1:]...)
 	}
 	start := time.Now()
-	cmd := exec.Command(runnerBin, args("run", "--progress", "none", "--bus-full-wait", "5s", "--http", "127.0.0.1:0", "flow.yaml")...)
-	cmd.Dir = dir
-	var outLog, errLog opsLog
-	cmd.Stdout, cmd.Stderr = &outLog, &errLog
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, outLog, errLog := startIn(t, dir, args("run", "--progress", "none", "--bus-full-wait", "5s", "--http", "127.0.0.1:0", "flow.yaml")...)
 	ended := make(chan error, 1)
 	go func() { ended <- cmd.Wait() }()
 	// While the store refuses writes, /readyz says so and the gauge is 1.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -58,6 +59,40 @@ func runRunnerContext(ctx context.Context, t *testing.T, dir string, args ...str
 		t.Fatalf("running runner %q: %v", args, err)
 	}
 	return out.String(), errb.String(), exit
+}
+
+// startIn starts the runner binary in dir with args and returns it with
+// its stdout and stderr as they grow. The runner is killed when the test
+// ends, if it has not ended before.
+func startIn(t *testing.T, dir string, args ...string) (cmd *exec.Cmd, stdout, stderr *opsLog) {
+	t.Helper()
+	cmd = exec.Command(runnerBin, args...)
+	cmd.Dir = dir
+	stdout, stderr = &opsLog{}, &opsLog{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return cmd, stdout, stderr
+}
+
+// opsLog is a buffer a running runner writes to while the test reads it.
+type opsLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *opsLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *opsLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 // runInProcess runs the command line in this process, for commands without

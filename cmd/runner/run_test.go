@@ -19,6 +19,9 @@ var copyFlow = localFlowHead("copy", "./in") + `  - local:
       path: ./out
 `
 
+// watchedCopyFlow is copyFlow with a source that keeps watching ./in.
+var watchedCopyFlow = strings.Replace(copyFlow, "watch: false", "watch: true", 1)
+
 func TestRunCopies(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "flow.yaml", copyFlow)
@@ -102,7 +105,7 @@ func TestRunFailedDeliveries(t *testing.T) {
 
 func TestRunStopsOnSignal(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "flow.yaml", strings.Replace(copyFlow, "watch: false", "watch: true", 1))
+	writeFile(t, dir, "flow.yaml", watchedCopyFlow)
 	writeFile(t, dir, "in/one.txt", "one\n")
 
 	cmd := exec.Command(runnerBin, "run", "--progress", "plain", "--stats", "50ms", "flow.yaml")
