@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -87,6 +89,21 @@ type SinkHarness struct {
 	// Commit adds exactly one name and that Abort leaves nothing behind. If
 	// List is nil those checks are skipped.
 	List func(t *testing.T) []string
+}
+
+// ListFiles returns the slash-separated names of every file below the local
+// directory dir, relative to it, as a sink harness's List does. Errors are
+// passed over: a sink may rename or remove files while the walk runs.
+func ListFiles(dir string) []string {
+	var names []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dir, p)
+			names = append(names, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	return names
 }
 
 // RunSinkTests checks that the sinks h builds keep the pipeline.Sink and

@@ -113,15 +113,7 @@ func TestThroughRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := it.Open(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := testkit.ReadItem(t, it)
 	f := it.File()
 	f.ID = "registry"
 	if err := testkit.Deliver(t.Context(), sink, f, got); err != nil {
