@@ -64,6 +64,13 @@
 // Sink to fail or hang. Each wrapper returns the interface it wraps, so it
 // slots into a flow unchanged.
 //
+// # Helpers for connector tests
+//
+// WriteParts writes chosen parts of a file to an Upload as PartsFor cuts
+// it; ReadItem reads an item's content; ListFiles lists a local directory as
+// a SinkHarness.List does; UserDir.FreshDir gives each test its own
+// directory on a server that a package shares.
+//
 // # Flows
 //
 // RunFlow runs a flow to its end on a NATS server of its own; RunToEnd and
