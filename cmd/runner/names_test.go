@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
@@ -71,25 +70,4 @@ func TestS3RefusesANameThatIsNotUTF8(t *testing.T) {
 	if left := listFiles(t, filepath.Join(dir, "in")); len(left) != 1 || left[0] != "\xff.txt" {
 		t.Errorf("sources left: %q; want the refused one kept", left)
 	}
-}
-
-// listFiles returns the regular files under dir, relative, sorted.
-func listFiles(t *testing.T, dir string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		if info.Mode().IsRegular() {
-			rel, _ := filepath.Rel(dir, p)
-			out = append(out, filepath.ToSlash(rel))
-		}
-		return nil
-	})
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	sort.Strings(out)
-	return out
 }

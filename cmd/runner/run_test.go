@@ -9,7 +9,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // These tests run real flows with the embedded server; each takes a second
@@ -146,16 +145,5 @@ func TestRunStopsOnSignal(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, ".mftflow", urlFileName)); !os.IsNotExist(err) {
 		t.Errorf("nats.url left behind: %v", err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
