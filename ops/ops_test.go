@@ -72,25 +72,6 @@ func newEngine(t *testing.T, nc *nats.Conn, reg prometheus.Registerer) *engine.E
 	return eng
 }
 
-func runToEnd(t *testing.T, eng *engine.Engine, f pipeline.Flow) {
-	t.Helper()
-	run, err := eng.Start(context.Background(), f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- run.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(time.Minute):
-		run.Stop(context.Background())
-		t.Fatalf("run did not finish within a minute: %+v", run.Stats())
-	}
-}
-
 func TestHealthz(t *testing.T) {
 	nc := testkit.ConnectNATS(t, testkit.StartNATS(t))
 	url := serve(t, ops.Options{Conn: nc})
@@ -163,7 +144,7 @@ func TestReadyz(t *testing.T) {
 
 func TestReadyzNamesAMissingConsumer(t *testing.T) {
 	nc := testkit.ConnectNATS(t, testkit.StartNATS(t))
-	runToEnd(t, newEngine(t, nc, nil), pipeline.Flow{
+	testkit.RunToEnd(t, newEngine(t, nc, nil), pipeline.Flow{
 		Name:   "partial",
 		Source: pipeline.SourceOf(testkit.NewMemorySource(nil, true)),
 		Sinks:  []pipeline.SinkSpec{pipeline.SinkOf("a", testkit.NewMemorySink())},
@@ -214,12 +195,12 @@ func TestStatusIsReadStatus(t *testing.T) {
 	eng := newEngine(t, nc, nil)
 	down := pipeline.SinkOf("down", testkit.FailAlways(testkit.NewMemorySink(), errors.New("no route to host")))
 	down.Retry.Attempts = 1
-	runToEnd(t, eng, pipeline.Flow{
+	testkit.RunToEnd(t, eng, pipeline.Flow{
 		Name:   "one",
 		Source: pipeline.SourceOf(testkit.NewMemorySource(map[string][]byte{"a.txt": []byte("a\n"), "b/c.bin": testkit.RandomContent(1, 300<<10)}, true)),
 		Sinks:  []pipeline.SinkSpec{pipeline.SinkOf("mem", testkit.NewMemorySink()), down},
 	})
-	runToEnd(t, eng, pipeline.Flow{
+	testkit.RunToEnd(t, eng, pipeline.Flow{
 		Name:   "two",
 		Source: pipeline.SourceOf(testkit.NewMemorySource(map[string][]byte{"x": []byte("x")}, true)),
 		Sinks:  []pipeline.SinkSpec{pipeline.SinkOf("mem", testkit.NewMemorySink())},
@@ -271,7 +252,7 @@ func TestMetricsOverHTTP(t *testing.T) {
 		total += float64(len(b))
 	}
 	local := testkit.NewMemorySink()
-	runToEnd(t, newEngine(t, nc, reg), pipeline.Flow{
+	testkit.RunToEnd(t, newEngine(t, nc, reg), pipeline.Flow{
 		Name:   "scraped",
 		Source: pipeline.SourceOf(testkit.NewMemorySource(files, true)),
 		Sinks:  []pipeline.SinkSpec{pipeline.SinkOf("local", local)},

@@ -10,7 +10,9 @@
 // build and inspect an instance (a SourceHarness or SinkHarness) and the suite
 // runs one subtest per promise, each on a fresh instance. An optional ability
 // the connector lacks (range reads, resume) makes its subtest skip with the
-// reason. A connector's own test then looks like this:
+// reason. A suite fails, once its subtests have passed, if a goroutine it
+// started is still running (checked with go.uber.org/goleak): a connector
+// closes what it opened. A connector's own test then looks like this:
 //
 //	func TestSink(t *testing.T) {
 //		testkit.RunSinkTests(t, testkit.SinkHarness{
@@ -61,6 +63,18 @@
 // misbehave on the reading side; FailEveryNth, FailAlways and Stall wrap a
 // Sink to fail or hang. Each wrapper returns the interface it wraps, so it
 // slots into a flow unchanged.
+//
+// # Helpers for connector tests
+//
+// WriteParts writes chosen parts of a file to an Upload as PartsFor cuts
+// it; ReadItem reads an item's content; ListFiles lists a local directory as
+// a SinkHarness.List does; UserDir.FreshDir gives each test its own
+// directory on a server that a package shares.
+//
+// # Flows
+//
+// RunFlow runs a flow to its end on a NATS server of its own; RunToEnd and
+// WaitRun do the same with an engine the test built.
 //
 // # NATS
 //

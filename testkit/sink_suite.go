@@ -1,13 +1,16 @@
 package testkit
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -53,6 +56,25 @@ func PartsFor(size, partSize int64) []pipeline.Part {
 	return parts
 }
 
+// WriteParts writes the parts of content numbered numbers (every part if
+// none are given) to u, one after the other in the order given, each cut as
+// PartsFor cuts content for u's plan. t fails if a write fails.
+func WriteParts(t testing.TB, u pipeline.Upload, content []byte, numbers ...int) {
+	t.Helper()
+	parts := PartsFor(int64(len(content)), u.Plan().PartSize)
+	if numbers == nil {
+		for i := range parts {
+			numbers = append(numbers, i)
+		}
+	}
+	for _, n := range numbers {
+		p := parts[n]
+		if err := u.WritePart(t.Context(), p, bytes.NewReader(content[p.Offset:p.Offset+p.Size])); err != nil {
+			t.Fatalf("WritePart(%d): %v", n, err)
+		}
+	}
+}
+
 // SinkHarness tells RunSinkTests how to build and inspect a sink.
 type SinkHarness struct {
 	// New returns a fresh sink for this subtest, writing to storage that
@@ -67,6 +89,21 @@ type SinkHarness struct {
 	// Commit adds exactly one name and that Abort leaves nothing behind. If
 	// List is nil those checks are skipped.
 	List func(t *testing.T) []string
+}
+
+// ListFiles returns the slash-separated names of every file below the local
+// directory dir, relative to it, as a sink harness's List does. Errors are
+// passed over: a sink may rename or remove files while the walk runs.
+func ListFiles(dir string) []string {
+	var names []string
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dir, p)
+			names = append(names, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	return names
 }
 
 // RunSinkTests checks that the sinks h builds keep the pipeline.Sink and

@@ -193,6 +193,17 @@ func drain(ctx context.Context, src pipeline.Source, finite bool, want int) ([]p
 	return items, nil
 }
 
+// ReadItem reads the whole content of it and closes it, failing t on any
+// error.
+func ReadItem(t testing.TB, it pipeline.Item) []byte {
+	t.Helper()
+	b, err := readItem(t.Context(), it)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // readItem reads the whole content of it.
 func readItem(ctx context.Context, it pipeline.Item) ([]byte, error) {
 	rc, err := it.Open(ctx)

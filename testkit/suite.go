@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
 )
@@ -52,6 +54,7 @@ type check[H any] struct {
 
 func runChecks[H any](t *testing.T, h H, checks []check[H]) {
 	t.Helper()
+	before := goleak.IgnoreCurrent()
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), subtestTimeout)
@@ -65,6 +68,21 @@ func runChecks[H any](t *testing.T, h H, checks []check[H]) {
 				t.Fatal(err)
 			}
 		})
+	}
+	// A failed check may leave a hung call behind; its error says enough.
+	if !t.Failed() {
+		goleak.VerifyNone(t, append(lingering(), before)...)
+	}
+}
+
+// lingering lists goroutines that may outlive a suite without a connector
+// having leaked them.
+func lingering() []goleak.Option {
+	return []goleak.Option{
+		// Idle keep-alive connections of an HTTP client (an S3 client's)
+		// wait for the server until their idle timeout.
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
 	}
 }
 

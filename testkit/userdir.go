@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync/atomic"
 	"testing"
 )
 
@@ -65,6 +66,19 @@ func (d UserDir) Mkdir(t testing.TB, name string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// freshSeq numbers the directories FreshDir makes, so that tests sharing
+// one server never share a directory.
+var freshSeq atomic.Int64
+
+// FreshDir creates an empty directory below Dir, named prefix and a number
+// no other call gave, and returns its name relative to Dir.
+func (d UserDir) FreshDir(t testing.TB, prefix string) string {
+	t.Helper()
+	name := fmt.Sprintf("%s-%d", prefix, freshSeq.Add(1))
+	d.Mkdir(t, name)
+	return name
 }
 
 func (d UserDir) mkdirAll(p string) error {

@@ -94,15 +94,7 @@ func TestBusStoreFullFailsTheFileAndRerunDelivers(t *testing.T) {
 		t.Log("no tmpfs (not root, or mount refused): a NATS server with a capped store instead")
 		disk = cappedServer(t)
 	}
-	writeFile(t, dir, "flow.yaml", `name: full
-source:
-  local:
-    path: ./in
-    watch: false
-    stable_for: 0s
-    after: delete
-sinks:
-  - local:
+	writeFile(t, dir, "flow.yaml", localFlowHead("full", "./in", "after: delete")+`  - local:
       path: ./out
 `)
 	if err := os.MkdirAll(filepath.Join(dir, "in"), 0o755); err != nil {
@@ -115,14 +107,7 @@ sinks:
 		return append(append(cmd[:1:1], disk.args...), cmd[1:]...)
 	}
 	start := time.Now()
-	cmd := exec.Command(runnerBin, args("run", "--progress", "none", "--bus-full-wait", "5s", "--http", "127.0.0.1:0", "flow.yaml")...)
-	cmd.Dir = dir
-	var outLog, errLog opsLog
-	cmd.Stdout, cmd.Stderr = &outLog, &errLog
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, outLog, errLog := startIn(t, dir, args("run", "--progress", "none", "--bus-full-wait", "5s", "--http", "127.0.0.1:0", "flow.yaml")...)
 	ended := make(chan error, 1)
 	go func() { ended <- cmd.Wait() }()
 	// While the store refuses writes, /readyz says so and the gauge is 1.

@@ -80,15 +80,7 @@ func TestBusSyncResolves(t *testing.T) {
 func TestAfterDeleteWaitsForTheSinkToBeDurable(t *testing.T) {
 	strace := testkit.Strace(t)
 	dir := t.TempDir()
-	writeFile(t, dir, "flow.yaml", `name: move
-source:
-  local:
-    path: ./in
-    watch: false
-    stable_for: 0s
-    after: delete
-sinks:
-  - local:
+	writeFile(t, dir, "flow.yaml", localFlowHead("move", "./in", "after: delete")+`  - local:
       path: ./out
 `)
 	names := []string{"a.txt", "b.bin", "sub/c.txt"}

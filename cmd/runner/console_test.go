@@ -18,7 +18,7 @@ import (
 // logins from the access file and CSRF tokens on actions.
 func TestRunServesTheConsole(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "flow.yaml", strings.Replace(copyFlow, "watch: false", "watch: true", 1))
+	writeFile(t, dir, "flow.yaml", watchedCopyFlow)
 	writeFile(t, dir, "in/a.txt", "a\n")
 	hash, err := bcrypt.GenerateFromPassword([]byte("carol-password"), bcrypt.MinCost)
 	if err != nil {
@@ -26,14 +26,7 @@ func TestRunServesTheConsole(t *testing.T) {
 	}
 	writeFile(t, dir, "access.yaml", "users:\n  - {name: carol, password: '"+string(hash)+"', role: operator}\n")
 
-	cmd := exec.Command(runnerBin, "run", "--progress", "none", "--http", "127.0.0.1:0", "--console", "--console-access", "access.yaml", "flow.yaml")
-	cmd.Dir = dir
-	var stdout, stderr opsLog
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	_, _, stderr := startIn(t, dir, "run", "--progress", "none", "--http", "127.0.0.1:0", "--console", "--console-access", "access.yaml", "flow.yaml")
 	listening := regexp.MustCompile(`msg="operations endpoints listening" url=(http://127\.0\.0\.1:\d+) paths="[^"]*/console/"`)
 	var base string
 	waitFor(t, func() bool {
@@ -133,7 +126,7 @@ func TestConsoleHashPasswordAndNewToken(t *testing.T) {
 // its flows; without a runner it refuses to take the directory.
 func TestConsoleAttachesToARunner(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "flow.yaml", strings.Replace(copyFlow, "watch: false", "watch: true", 1))
+	writeFile(t, dir, "flow.yaml", watchedCopyFlow)
 	writeFile(t, dir, "in/a.txt", "a\n")
 	if _, stderr, exit := runRunner(t, dir, "console", "--http", "127.0.0.1:0", "--console-insecure-no-auth"); exit != exitErr || !strings.Contains(stderr, "no runner state in ./.mftflow") {
 		t.Errorf("runner console without a runner: exit %d\n%s", exit, stderr)

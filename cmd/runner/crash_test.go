@@ -186,15 +186,7 @@ func crashRun(t *testing.T, target crashTarget, plan crashPlan, seed uint64) {
 	} else {
 		files = crashInput(t, in, plan.size, rng, target.utf8Only)
 	}
-	flow := writeFile(t, dir, "crash.yaml", `name: crash
-source:
-  local:
-    path: `+in+`
-    watch: false
-    stable_for: 0s
-    after: delete
-sinks:
-`+target.sinks(t, dir)+`audit: {}
+	flow := writeFile(t, dir, "crash.yaml", localFlowHead("crash", in, "after: delete")+target.sinks(t, dir)+`audit: {}
 bus:
   compression: none
 `+payloadLine(plan.payload))

@@ -36,15 +36,7 @@ func TestFullSinkDiskThenRerunDelivers(t *testing.T) {
 	os.MkdirAll(in, 0o755)
 	want := writeRandomFile(t, filepath.Join(in, "big.bin"), 200<<20)
 	writeFile(t, in, "small.txt", "small\n")
-	flow := writeFile(t, dir, "full.yaml", `name: full
-source:
-  local:
-    path: `+in+`
-    watch: false
-    stable_for: 0s
-    after: delete
-sinks:
-  - name: disk
+	flow := writeFile(t, dir, "full.yaml", localFlowHead("full", in, "after: delete")+`  - name: disk
     local:
       path: `+out+`
     retry: {attempts: 2, initial: 100ms, max: 200ms}

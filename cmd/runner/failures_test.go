@@ -22,14 +22,7 @@ import (
 // counted failed by the run, and status --failed lists each with its error.
 func TestStatusFailedBeforeDelivery(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "flow.yaml", `name: early
-source:
-  local:
-    path: ./in
-    watch: false
-    stable_for: 0s
-sinks:
-  - local:
+	writeFile(t, dir, "flow.yaml", localFlowHead("early", "./in")+`  - local:
       path: ./out
 `)
 	writeFile(t, dir, `in/bad\name.txt`, "x")
@@ -175,7 +168,7 @@ func TestSecretsInURLsNotShownOrStored(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			writeFile(t, dir, "flow.yaml", "name: secret\nsource:\n  local:\n    path: ./in\n    watch: false\n    stable_for: 0s\nsinks:\n"+tc.sink)
+			writeFile(t, dir, "flow.yaml", localFlowHead("secret", "./in")+tc.sink)
 			writeFile(t, dir, "in/a.txt", "a")
 			check := func(what, s string) {
 				t.Helper()

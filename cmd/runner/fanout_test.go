@@ -18,14 +18,7 @@ import (
 // receives every file, and status shows the failures.
 func TestTwoSinksOneFailsPermanently(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "flow.yaml", `name: fanout
-source:
-  local:
-    path: ./in
-    watch: false
-    stable_for: 0s
-sinks:
-  - name: outbox
+	writeFile(t, dir, "flow.yaml", localFlowHead("fanout", "./in")+`  - name: outbox
     local:
       path: ./out
   - name: archive

@@ -34,14 +34,7 @@ func TestFTPSRunnerKilledMidUpload(t *testing.T) {
 	}
 	out := srv.Mkdir(t, "inbound")
 	want := writeRandomFile(t, filepath.Join(in, "big.bin"), size)
-	flow := writeFile(t, dir, "ftps.yaml", `name: ftps
-source:
-  local:
-    path: `+in+`
-    watch: false
-    stable_for: 0s
-sinks:
-  - name: partner
+	flow := writeFile(t, dir, "ftps.yaml", localFlowHead("ftps", in)+`  - name: partner
     retry:
       initial: 200ms
     ftps:

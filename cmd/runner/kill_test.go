@@ -2,10 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"io"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,36 +16,6 @@ import (
 	"github.com/mftflow/mftflow/pipeline/bus"
 	"github.com/mftflow/mftflow/pipeline/engine"
 )
-
-// writeRandomFile writes size pseudo-random bytes to name and returns their sha256.
-func writeRandomFile(t *testing.T, name string, size int64) string {
-	t.Helper()
-	f, err := os.Create(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	rng := rand.NewChaCha8([32]byte{42})
-	if _, err := io.CopyN(io.MultiWriter(f, h), rng, size); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func fileSHA256(t *testing.T, name string) string {
-	t.Helper()
-	f, err := os.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
 
 // delivery reads the one delivery record of flow through js.
 func delivery(ctx context.Context, js jetstream.JetStream, flow string) (bus.Manifest, bus.Delivery, bool) {
@@ -153,14 +119,7 @@ func TestSIGKILLMidTransferResumes(t *testing.T) {
 	in, out, data := filepath.Join(dir, "in"), filepath.Join(dir, "out"), filepath.Join(dir, "data")
 	os.MkdirAll(in, 0o755)
 	want := writeRandomFile(t, filepath.Join(in, "big.bin"), size)
-	flow := writeFile(t, dir, "crash.yaml", `name: crash
-source:
-  local:
-    path: `+in+`
-    watch: false
-    stable_for: 0s
-sinks:
-  - name: out
+	flow := writeFile(t, dir, "crash.yaml", localFlowHead("crash", in)+`  - name: out
     parallelism: 2
     local:
       path: `+out+`
@@ -182,16 +141,7 @@ bus:
 	if code != 0 {
 		t.Fatalf("second run exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	entries, err := os.ReadDir(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != 1 || entries[0].Name() != "big.bin" {
-		t.Fatalf("output holds %v; want exactly big.bin and no temp file", entries)
-	}
-	if got := fileSHA256(t, filepath.Join(out, "big.bin")); got != want {
-		t.Fatalf("output sha256 %s, want %s", got, want)
-	}
+	checkOnlyFile(t, out, "big.bin", want)
 
 	// The state says the file was committed once, and that the second run
 	// skipped every part the first had recorded.

@@ -18,14 +18,7 @@ import (
 // the reason, instead of being skipped with a warning.
 func TestRunCountsPathsTooLong(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "flow.yaml", `name: long
-source:
-  local:
-    path: ./in
-    watch: false
-    stable_for: 0s
-sinks:
-  - local:
+	writeFile(t, dir, "flow.yaml", localFlowHead("long", "./in")+`  - local:
       path: ./out
 `)
 	writeFile(t, dir, "in/ok.txt", "fine")

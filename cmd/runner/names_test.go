@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
@@ -19,15 +18,7 @@ func TestNamesTravelAsExactBytes(t *testing.T) {
 	for i, n := range names {
 		writeFile(t, dir, filepath.Join("in", n), strings.Repeat(string(rune('a'+i)), 10+i))
 	}
-	writeFile(t, dir, "flow.yaml", `name: bytes
-source:
-  local:
-    path: ./in
-    watch: false
-    stable_for: 0s
-    after: delete
-sinks:
-  - local:
+	writeFile(t, dir, "flow.yaml", localFlowHead("bytes", "./in", "after: delete")+`  - local:
       path: ./out
       overwrite: fail
 `)
@@ -59,15 +50,7 @@ func TestS3RefusesANameThatIsNotUTF8(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "in/\xff.txt", "x")
 	writeFile(t, dir, "in/fine.txt", "y")
-	writeFile(t, dir, "flow.yaml", `name: s3names
-source:
-  local:
-    path: ./in
-    watch: false
-    stable_for: 0s
-    after: delete
-sinks:
-  - name: bucket
+	writeFile(t, dir, "flow.yaml", localFlowHead("s3names", "./in", "after: delete")+`  - name: bucket
     s3:
       bucket: `+srv.Bucket+`
       endpoint: `+srv.Endpoint+`
@@ -87,25 +70,4 @@ sinks:
 	if left := listFiles(t, filepath.Join(dir, "in")); len(left) != 1 || left[0] != "\xff.txt" {
 		t.Errorf("sources left: %q; want the refused one kept", left)
 	}
-}
-
-// listFiles returns the regular files under dir, relative, sorted.
-func listFiles(t *testing.T, dir string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		if info.Mode().IsRegular() {
-			rel, _ := filepath.Rel(dir, p)
-			out = append(out, filepath.ToSlash(rel))
-		}
-		return nil
-	})
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -231,7 +231,7 @@ sinks:
 	if exit != 3 || !(strings.HasPrefix(stdout, "pairs: 3 passed, 1 failed, 3 skipped; ") || strings.HasPrefix(stdout, "pairs: 3 passed, 1 failed, 4 skipped; ")) {
 		t.Fatalf("exit %d\n%s\n%s", exit, stdout, stderr)
 	}
-	if want := `verify: sha256 of "c.csv" is ` + sha256Hex("charlie\n") + `, but its checksum file "c.csv.sha256" says ` + sha256Hex("tampered\n"); !strings.Contains(stderr, strings.ReplaceAll(want, `"`, `\"`)) {
+	if want := `verify: sha256 of "c.csv" is ` + testkit.SHA256Hex([]byte("charlie\n")) + `, but its checksum file "c.csv.sha256" says ` + testkit.SHA256Hex([]byte("tampered\n")); !strings.Contains(stderr, strings.ReplaceAll(want, `"`, `\"`)) {
 		t.Errorf("stderr lacks %q:\n%s", want, stderr)
 	}
 	for name, want := range map[string]string{"a.csv": "alpha\n", "sub/late.csv": "late\n", odd: "odd\n"} {
@@ -266,9 +266,4 @@ sinks:
 	if _, err := os.Stat(filepath.Join(dir, "out/a.csv")); err == nil {
 		t.Error("a.csv was delivered again")
 	}
-}
-
-func sha256Hex(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
 }

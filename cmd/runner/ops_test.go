@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -22,24 +19,6 @@ import (
 	"github.com/mftflow/mftflow/pipeline/bus"
 	"github.com/mftflow/mftflow/pipeline/engine"
 )
-
-// opsLog is a buffer a running runner writes to while the test reads it.
-type opsLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *opsLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *opsLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 // httpGet returns the status and body of url, or an error if it cannot be reached.
 func httpGet(url string) (int, string, error) {
@@ -79,20 +58,13 @@ func scrape(t *testing.T, url, name string) float64 {
 
 func TestRunServesOperationsEndpoints(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "flow.yaml", strings.Replace(copyFlow, "watch: false", "watch: true", 1))
+	writeFile(t, dir, "flow.yaml", watchedCopyFlow)
 	content := strings.Repeat("0123456789abcdef", 200_000) // 3.1 MiB: several chunks
 	writeFile(t, dir, "in/a/big.bin", content)
 	writeFile(t, dir, "in/small.txt", "hello\n")
 	writeFile(t, dir, "in/empty", "")
 
-	cmd := exec.Command(runnerBin, "run", "--progress", "none", "--http", "127.0.0.1:0", "flow.yaml")
-	cmd.Dir = dir
-	var stdout, stderr opsLog
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, _, stderr := startIn(t, dir, "run", "--progress", "none", "--http", "127.0.0.1:0", "flow.yaml")
 
 	listening := regexp.MustCompile(`msg="operations endpoints listening" url=(http://127\.0\.0\.1:\d+) `)
 	var base string

@@ -91,14 +91,7 @@ func TestPluginKilledMidTransfer(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := writeRandomFile(t, filepath.Join(in, "big.bin"), size)
-	flow := writeFile(t, dir, "plugin.yaml", `name: plugin
-source:
-  local:
-    path: `+in+`
-    watch: false
-    stable_for: 0s
-sinks:
-  - name: out
+	flow := writeFile(t, dir, "plugin.yaml", localFlowHead("plugin", in)+`  - name: out
     parallelism: 2
     retry:
       initial: 200ms
@@ -151,16 +144,7 @@ bus:
 	case <-time.After(5 * time.Minute):
 		t.Fatalf("the runner did not finish within 5 minutes\n%s", log.String())
 	}
-	entries, err := os.ReadDir(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != 1 || entries[0].Name() != "big.bin" {
-		t.Fatalf("output holds %v; want exactly big.bin and no temp file", entries)
-	}
-	if got := fileSHA256(t, filepath.Join(out, "big.bin")); got != want {
-		t.Fatalf("output sha256 %s, want %s", got, want)
-	}
+	checkOnlyFile(t, out, "big.bin", want)
 	if !strings.Contains(log.String(), "plugin process exited; it is started again on the next call") {
 		t.Errorf("the runner's log does not tell of the plugin's death:\n%s", log.String())
 	}

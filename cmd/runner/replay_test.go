@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -20,14 +19,7 @@ import (
 // byte for byte.
 func TestReplayDeliversWithoutTheSource(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "flow.yaml", `name: replayed
-source:
-  local:
-    path: ./in
-    watch: false
-    stable_for: 0s
-sinks:
-  - name: partner
+	writeFile(t, dir, "flow.yaml", localFlowHead("replayed", "./in")+`  - name: partner
     local:
       path: ./out
       overwrite: fail
@@ -151,14 +143,7 @@ bus:
 	writeFile(t, dir, "in/f.bin", string(content))
 	writeFile(t, dir, "out/f.bin", "already here\n")
 
-	cmd := exec.Command(runnerBin, "run", "--progress", "none", "--log-level", "error", "flow.yaml")
-	cmd.Dir = dir
-	var stdout, stderr opsLog
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, stdout, stderr := startIn(t, dir, "run", "--progress", "none", "--log-level", "error", "flow.yaml")
 
 	outcome := func() string {
 		out, _, exit := runRunner(t, dir, "status", "--json", "--flow", "live")

@@ -9,22 +9,17 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // These tests run real flows with the embedded server; each takes a second
 // or two.
 
-const copyFlow = `name: copy
-source:
-  local:
-    path: ./in
-    watch: false
-    stable_for: 0s
-sinks:
-  - local:
+var copyFlow = localFlowHead("copy", "./in") + `  - local:
       path: ./out
 `
+
+// watchedCopyFlow is copyFlow with a source that keeps watching ./in.
+var watchedCopyFlow = strings.Replace(copyFlow, "watch: false", "watch: true", 1)
 
 func TestRunCopies(t *testing.T) {
 	dir := t.TempDir()
@@ -80,14 +75,7 @@ func TestRunRefusesAChunkAboveMaxPayload(t *testing.T) {
 
 func TestRunFailedDeliveries(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "flow.yaml", `name: strict
-source:
-  local:
-    path: ./in
-    watch: false
-    stable_for: 0s
-sinks:
-  - local:
+	writeFile(t, dir, "flow.yaml", localFlowHead("strict", "./in")+`  - local:
       path: ./out
       overwrite: fail
     retry:
@@ -116,7 +104,7 @@ sinks:
 
 func TestRunStopsOnSignal(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "flow.yaml", strings.Replace(copyFlow, "watch: false", "watch: true", 1))
+	writeFile(t, dir, "flow.yaml", watchedCopyFlow)
 	writeFile(t, dir, "in/one.txt", "one\n")
 
 	cmd := exec.Command(runnerBin, "run", "--progress", "plain", "--stats", "50ms", "flow.yaml")
@@ -157,16 +145,5 @@ func TestRunStopsOnSignal(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, ".mftflow", urlFileName)); !os.IsNotExist(err) {
 		t.Errorf("nats.url left behind: %v", err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -32,14 +32,7 @@ func TestSIGKILLMidMultipartUploadResumes(t *testing.T) {
 	in, data := filepath.Join(dir, "in"), filepath.Join(dir, "data")
 	os.MkdirAll(in, 0o755)
 	want := writeRandomFile(t, filepath.Join(in, "big.bin"), size)
-	flow := writeFile(t, dir, "s3crash.yaml", `name: s3crash
-source:
-  local:
-    path: `+in+`
-    watch: false
-    stable_for: 0s
-sinks:
-  - name: bucket
+	flow := writeFile(t, dir, "s3crash.yaml", localFlowHead("s3crash", in)+`  - name: bucket
     parallelism: 2
     s3:
       bucket: `+srv.Bucket+`

@@ -158,15 +158,7 @@ func runFaultFlow(t *testing.T, parent, in string, files []faultFile, kind strin
 	}
 	site := startThrusim(t, dir)
 	flowName := "faults-" + kind
-	flow := writeFile(t, dir, flowName+".yaml", `name: `+flowName+`
-source:
-  local:
-    path: `+in+`
-    watch: false
-    stable_for: 0s
-    after: leave
-sinks:
-  - name: thru
+	flow := writeFile(t, dir, flowName+".yaml", localFlowHead(flowName, in, "after: leave")+`  - name: thru
     parallelism: `+fmt.Sprint(faultParallelism)+`
     files: 4
     retry: {attempts: 10, initial: 100ms, max: 2s}

@@ -201,14 +201,7 @@ func thruKillSetup(t *testing.T, dir, flowName, sink string) (args []string, wan
 	in, data := filepath.Join(dir, "in"), filepath.Join(dir, "data")
 	os.MkdirAll(in, 0o755)
 	want = writeRandomFile(t, filepath.Join(in, "big.bin"), thruKillSize)
-	flow := writeFile(t, dir, flowName+".yaml", `name: `+flowName+`
-source:
-  local:
-    path: `+in+`
-    watch: false
-    stable_for: 0s
-sinks:
-  - name: thru
+	flow := writeFile(t, dir, flowName+".yaml", localFlowHead(flowName, in)+`  - name: thru
     parallelism: 2
     retry: {attempts: 5, initial: 200ms, max: 2s}
     thru:

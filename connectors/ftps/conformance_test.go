@@ -20,7 +20,7 @@ func TestConformance(t *testing.T) {
 				var dir string
 				testkit.RunSinkTests(t, testkit.SinkHarness{
 					New: func(t *testing.T) pipeline.Sink {
-						dir = freshDir(t, srv, "sink")
+						dir = srv.FreshDir(t, "sink")
 						// Small parts keep the suite quick; the part logic is the same.
 						return newTestSink(t, SinkConfig{ConnConfig: connConfig(srv, mode), Directory: srv.Path(dir), PartSize: 64 << 10})
 					},
@@ -35,7 +35,7 @@ func TestConformance(t *testing.T) {
 				)
 				testkit.RunSourceTests(t, testkit.SourceHarness{
 					New: func(t *testing.T, files map[string][]byte) pipeline.Source {
-						dir = freshDir(t, srv, "source")
+						dir = srv.FreshDir(t, "source")
 						for name, content := range files {
 							srv.WriteFile(t, path.Join(dir, name), content)
 						}

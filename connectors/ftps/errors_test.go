@@ -83,7 +83,7 @@ func TestErrorTable(t *testing.T) {
 			}
 			dir := c.dir
 			if dir == "" {
-				dir = srv.Path(freshDir(t, srv, "errors"))
+				dir = srv.Path(srv.FreshDir(t, "errors"))
 			}
 			sink := newTestSink(t, SinkConfig{ConnConfig: cc, Directory: dir})
 			_, err := sink.Open(t.Context(), pipeline.File{ID: "f1", Name: "a.txt", Size: 1}, nil)

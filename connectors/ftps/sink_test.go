@@ -35,7 +35,7 @@ func (f *failAfter) Read(p []byte) (int, error) {
 // without a second copy.
 func TestSinkWritesInOrderAndResumes(t *testing.T) {
 	srv := ftpd.Start(t, ftpd.Options{})
-	dir := freshDir(t, srv, "resume")
+	dir := srv.FreshDir(t, "resume")
 	const part = 64 << 10
 	cfg := SinkConfig{ConnConfig: connConfig(srv, TLSExplicit), Directory: srv.Path(dir), PartSize: part, Naming: pipeline.Naming{Trigger: "{name}.ready"}}
 	content := testkit.RandomContent(7, 3*part+100)
@@ -125,7 +125,7 @@ func TestSinkOverwrite(t *testing.T) {
 	srv := ftpd.Start(t, ftpd.Options{})
 	ctx := t.Context()
 	for _, policy := range []string{OverwriteReplace, OverwriteSkip, OverwriteFail} {
-		dir := freshDir(t, srv, policy)
+		dir := srv.FreshDir(t, policy)
 		srv.WriteFile(t, path.Join(dir, "a.txt"), []byte("old"))
 		sink := newTestSink(t, SinkConfig{ConnConfig: connConfig(srv, TLSExplicit), Directory: srv.Path(dir), Naming: pipeline.Naming{Overwrite: policy}})
 		err := testkit.Deliver(ctx, sink, pipeline.File{ID: "a", Name: "a.txt"}, []byte("new"))

@@ -16,7 +16,7 @@ func TestSourceSiblings(t *testing.T) {
 	var dir string
 	testkit.RunSiblingTests(t, testkit.SiblingHarness{
 		New: func(t *testing.T, after string, files map[string][]byte) pipeline.Source {
-			dir = freshDir(t, srv, "siblings")
+			dir = srv.FreshDir(t, "siblings")
 			for name, content := range files {
 				srv.WriteFile(t, path.Join(dir, "in", name), content)
 			}

@@ -2,7 +2,6 @@ package local
 
 import (
 	"context"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -83,16 +82,6 @@ func TestSinkConformance(t *testing.T) {
 			b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
 			return b, err == nil
 		},
-		List: func(t *testing.T) []string {
-			var names []string
-			filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-				if err == nil && !d.IsDir() {
-					rel, _ := filepath.Rel(dir, p)
-					names = append(names, filepath.ToSlash(rel))
-				}
-				return nil
-			})
-			return names
-		},
+		List: func(t *testing.T) []string { return testkit.ListFiles(dir) },
 	})
 }

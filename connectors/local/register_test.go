@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/testkit"
 )
 
 func TestRegister(t *testing.T) {
@@ -92,9 +93,9 @@ func TestRegistryRoundTrip(t *testing.T) {
 	if len(items) != 1 {
 		t.Fatalf("got %d items", len(items))
 	}
-	data := readAll(t, items[0])
+	data := testkit.ReadItem(t, items[0])
 	f := items[0].File().WithAttr("code", "ACME")
-	f.SHA256 = sum(data)
+	f.SHA256 = testkit.SHA256Hex(data)
 	u, err := sink.Open(context.Background(), f, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -110,8 +111,8 @@ func TestRegistryRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"inbox/ACME/report.csv": sum(data),
-		"archive/a/report.csv":  sum(data),
+		"inbox/ACME/report.csv": testkit.SHA256Hex(data),
+		"archive/a/report.csv":  testkit.SHA256Hex(data),
 	}
 	if diff := cmp.Diff(want, tree(t, out)); diff != "" {
 		t.Errorf("files (-want +got):\n%s", diff)

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/testkit"
 )
 
 func newTestSink(t *testing.T, c SinkConfig) *Sink {
@@ -91,7 +92,7 @@ func tree(t *testing.T, dir string) map[string]string {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
-		out[filepath.ToSlash(rel)] = sum(b)
+		out[filepath.ToSlash(rel)] = testkit.SHA256Hex(b)
 		return nil
 	})
 	if err != nil {
@@ -101,7 +102,7 @@ func tree(t *testing.T, dir string) map[string]string {
 }
 
 func fileFor(name string, data []byte) pipeline.File {
-	return pipeline.File{ID: "0123abcd", Key: name + "|x", Name: name, Size: int64(len(data)), SHA256: sum(data)}
+	return pipeline.File{ID: "0123abcd", Key: name + "|x", Name: name, Size: int64(len(data)), SHA256: testkit.SHA256Hex(data)}
 }
 
 func TestSinkParallelParts(t *testing.T) {
@@ -138,7 +139,7 @@ func TestSinkParallelParts(t *testing.T) {
 			if err := u.Commit(context.Background(), f); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(map[string]string{"sub/dir/out.bin": sum(data)}, tree(t, dir)); diff != "" {
+			if diff := cmp.Diff(map[string]string{"sub/dir/out.bin": testkit.SHA256Hex(data)}, tree(t, dir)); diff != "" {
 				t.Errorf("directory after Commit (-want +got):\n%s", diff)
 			}
 			// Commit again and Abort after Commit change nothing.
@@ -169,7 +170,7 @@ func TestSinkRewritingAPartIsHarmless(t *testing.T) {
 	if err := u.Commit(context.Background(), f); err != nil {
 		t.Fatal(err)
 	}
-	if got := tree(t, dir)["x"]; got != sum(data) {
+	if got := tree(t, dir)["x"]; got != testkit.SHA256Hex(data) {
 		t.Error("content differs")
 	}
 }
@@ -322,7 +323,7 @@ func TestSinkResume(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(map[string]string{"r/resumed.bin": sum(data)}, tree(t, dir)); diff != "" {
+			if diff := cmp.Diff(map[string]string{"r/resumed.bin": testkit.SHA256Hex(data)}, tree(t, dir)); diff != "" {
 				t.Errorf("directory (-want +got):\n%s", diff)
 			}
 		})
@@ -367,7 +368,7 @@ func TestSinkCommitAfterCrash(t *testing.T) {
 					if err := u2.Commit(context.Background(), f); err != nil {
 						t.Fatalf("Commit after the crash: %v", err)
 					}
-					if diff := cmp.Diff(map[string]string{"x.bin": sum(data)}, tree(t, dir)); diff != "" {
+					if diff := cmp.Diff(map[string]string{"x.bin": testkit.SHA256Hex(data)}, tree(t, dir)); diff != "" {
 						t.Errorf("directory (-want +got):\n%s", diff)
 					}
 				})
@@ -401,7 +402,7 @@ func TestSinkResumeKeepsTheName(t *testing.T) {
 	if err := u2.Commit(context.Background(), f); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(map[string]string{"2024-03-05/a.txt": sum(data)}, tree(t, dir)); diff != "" {
+	if diff := cmp.Diff(map[string]string{"2024-03-05/a.txt": testkit.SHA256Hex(data)}, tree(t, dir)); diff != "" {
 		t.Errorf("directory (-want +got):\n%s", diff)
 	}
 }
@@ -428,7 +429,7 @@ func TestSinkResumeKeepsOddBytesInNames(t *testing.T) {
 	if err := u2.Commit(context.Background(), f); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(map[string]string{"odd-\xff\xfe/n\x80.txt": sum(data)}, tree(t, dir)); diff != "" {
+	if diff := cmp.Diff(map[string]string{"odd-\xff\xfe/n\x80.txt": testkit.SHA256Hex(data)}, tree(t, dir)); diff != "" {
 		t.Errorf("directory (-want +got):\n%s", diff)
 	}
 }
@@ -442,16 +443,16 @@ func TestSinkOverwrite(t *testing.T) {
 		want     map[string]string
 		wantErr  error
 	}{
-		{OverwriteReplace, "open", map[string]string{"d/x.txt": sum(data)}, nil},
-		{OverwriteReplace, "commit", map[string]string{"d/x.txt": sum(data)}, nil},
-		{OverwriteSkip, "open", map[string]string{"d/x.txt": sum(old)}, pipeline.ErrSkip},
-		{OverwriteSkip, "commit", map[string]string{"d/x.txt": sum(old)}, pipeline.ErrSkip},
-		{OverwriteFail, "open", map[string]string{"d/x.txt": sum(old)}, pipeline.ErrExists},
-		{OverwriteFail, "commit", map[string]string{"d/x.txt": sum(old)}, pipeline.ErrExists},
-		{OverwriteRename, "open", map[string]string{"d/x.txt": sum(old), "d/x-1.txt": sum(data)}, nil},
-		{OverwriteRename, "commit", map[string]string{"d/x.txt": sum(old), "d/x-1.txt": sum(data)}, nil},
-		{OverwriteRename, "never", map[string]string{"d/x.txt": sum(data)}, nil},
-		{OverwriteFail, "never", map[string]string{"d/x.txt": sum(data)}, nil},
+		{OverwriteReplace, "open", map[string]string{"d/x.txt": testkit.SHA256Hex(data)}, nil},
+		{OverwriteReplace, "commit", map[string]string{"d/x.txt": testkit.SHA256Hex(data)}, nil},
+		{OverwriteSkip, "open", map[string]string{"d/x.txt": testkit.SHA256Hex(old)}, pipeline.ErrSkip},
+		{OverwriteSkip, "commit", map[string]string{"d/x.txt": testkit.SHA256Hex(old)}, pipeline.ErrSkip},
+		{OverwriteFail, "open", map[string]string{"d/x.txt": testkit.SHA256Hex(old)}, pipeline.ErrExists},
+		{OverwriteFail, "commit", map[string]string{"d/x.txt": testkit.SHA256Hex(old)}, pipeline.ErrExists},
+		{OverwriteRename, "open", map[string]string{"d/x.txt": testkit.SHA256Hex(old), "d/x-1.txt": testkit.SHA256Hex(data)}, nil},
+		{OverwriteRename, "commit", map[string]string{"d/x.txt": testkit.SHA256Hex(old), "d/x-1.txt": testkit.SHA256Hex(data)}, nil},
+		{OverwriteRename, "never", map[string]string{"d/x.txt": testkit.SHA256Hex(data)}, nil},
+		{OverwriteFail, "never", map[string]string{"d/x.txt": testkit.SHA256Hex(data)}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.policy+"/"+tt.existsAt, func(t *testing.T) {
@@ -498,7 +499,7 @@ func TestSinkRenameCounts(t *testing.T) {
 	want := map[string]string{}
 	for i, name := range []string{"x.txt", "x-1.txt", "x-2.txt"} {
 		data := []byte(strings.Repeat("v", i+1))
-		want[name] = sum(data)
+		want[name] = testkit.SHA256Hex(data)
 		f := fileFor("x.txt", data)
 		u, err := s.Open(context.Background(), f, nil)
 		if err != nil {
@@ -592,7 +593,7 @@ func TestSinkNameTemplates(t *testing.T) {
 			s.now = func() time.Time { return now }
 			data := []byte("content")
 			f := file
-			f.Size, f.SHA256 = int64(len(data)), sum(data)
+			f.Size, f.SHA256 = int64(len(data)), testkit.SHA256Hex(data)
 			u, err := s.Open(context.Background(), f, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -601,7 +602,7 @@ func TestSinkNameTemplates(t *testing.T) {
 			if err := u.Commit(context.Background(), f); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(map[string]string{tt.want: sum(data)}, tree(t, dir)); diff != "" {
+			if diff := cmp.Diff(map[string]string{tt.want: testkit.SHA256Hex(data)}, tree(t, dir)); diff != "" {
 				t.Errorf("directory (-want +got):\n%s", diff)
 			}
 		})
@@ -648,7 +649,7 @@ func TestSinkConcurrentUploads(t *testing.T) {
 	for i := 0; i < 6; i++ {
 		data := randomData(20000 + i)
 		name := filepath.ToSlash(filepath.Join("d", string(rune('a'+i))+".bin"))
-		want[name] = sum(data)
+		want[name] = testkit.SHA256Hex(data)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/testkit"
 )
 
 // writeFiles creates files (slash-separated names relative to dir -> content).
@@ -107,25 +106,6 @@ func names(items []pipeline.Item) []string {
 	return out
 }
 
-func readAll(t *testing.T, it pipeline.Item) []byte {
-	t.Helper()
-	r, err := it.Open(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	b, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func sum(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
 func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
@@ -150,11 +130,11 @@ func TestSourceOffersEveryFileOnce(t *testing.T) {
 	got := map[string]string{}
 	for _, it := range items {
 		f := it.File()
-		b := readAll(t, it)
+		b := testkit.ReadItem(t, it)
 		if _, dup := got[f.Name]; dup {
 			t.Errorf("%s offered twice", f.Name)
 		}
-		got[f.Name] = sum(b)
+		got[f.Name] = testkit.SHA256Hex(b)
 		info, err := os.Stat(filepath.Join(dir, filepath.FromSlash(f.Name)))
 		if err != nil {
 			t.Fatal(err)
@@ -166,7 +146,7 @@ func TestSourceOffersEveryFileOnce(t *testing.T) {
 	}
 	want := map[string]string{}
 	for name, content := range files {
-		want[name] = sum([]byte(content))
+		want[name] = testkit.SHA256Hex([]byte(content))
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("offered files (-want +got):\n%s", diff)
@@ -255,7 +235,7 @@ func TestSourceWaitsForStableFiles(t *testing.T) {
 	if got := it.File().Size; got != want {
 		t.Errorf("size = %d, want %d", got, want)
 	}
-	if b := readAll(t, it); int64(len(b)) != want {
+	if b := testkit.ReadItem(t, it); int64(len(b)) != want {
 		t.Errorf("read %d bytes, want %d", len(b), want)
 	}
 	if _, err := nextWithin(src, 5*time.Second); err != io.EOF {
@@ -279,7 +259,7 @@ func TestSourceTrigger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if it.File().Name != "a.csv" || string(readAll(t, it)) != "data a" {
+	if it.File().Name != "a.csv" || string(testkit.ReadItem(t, it)) != "data a" {
 		t.Fatalf("got %q", it.File().Name)
 	}
 	if _, err := nextWithin(src, 300*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
@@ -327,7 +307,7 @@ func TestSourceWatchFindsNewFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if it.File().Name != "new/dir/new.txt" || string(readAll(t, it)) != "new" {
+			if it.File().Name != "new/dir/new.txt" || string(testkit.ReadItem(t, it)) != "new" {
 				t.Fatalf("got %q", it.File().Name)
 			}
 		})
@@ -358,7 +338,7 @@ func TestSourceDoesNotOfferAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := string(readAll(t, it)); got != "version failed" {
+	if got := string(testkit.ReadItem(t, it)); got != "version failed" {
 		t.Errorf("content = %q", got)
 	}
 }
@@ -533,7 +513,7 @@ func TestSourceRangeReads(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if sum(out) != sum(data) {
+	if testkit.SHA256Hex(out) != testkit.SHA256Hex(data) {
 		t.Fatal("range reads differ from the file")
 	}
 
@@ -587,7 +567,7 @@ func TestSourceSymlinks(t *testing.T) {
 		if it.File().Name != "link.txt" {
 			continue
 		}
-		if got := string(readAll(t, it)); got != "real" || it.File().Size != 4 {
+		if got := string(testkit.ReadItem(t, it)); got != "real" || it.File().Size != 4 {
 			t.Errorf("link read %q, size %d", got, it.File().Size)
 		}
 		if err := it.Ack(context.Background(), pipeline.Outcome{Status: pipeline.Passed}); err != nil {

@@ -38,7 +38,7 @@ func TestSourceOffersPathsTooLongAsFailing(t *testing.T) {
 		f := it.File()
 		msg, refused := want[f.Name]
 		if !refused {
-			if got := string(readAll(t, it)); got != "ok\n" {
+			if got := string(testkit.ReadItem(t, it)); got != "ok\n" {
 				t.Errorf("%s: read %q", f.Name, got)
 			}
 			continue

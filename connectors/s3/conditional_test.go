@@ -135,7 +135,7 @@ func TestOverwriteFailRepeatedCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeParts(t, up, content, 0, 1)
+	testkit.WriteParts(t, up, content, 0, 1)
 	f.SHA256 = testkit.SHA256Hex(content)
 	for i := range 2 {
 		if err := up.Commit(t.Context(), f); err != nil {

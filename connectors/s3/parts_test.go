@@ -96,12 +96,12 @@ func TestFullObjectCRC32C(t *testing.T) {
 				t.Fatal(err)
 			}
 			if resumed {
-				writeParts(t, up, content, 1, 3)
+				testkit.WriteParts(t, up, content, 1, 3)
 				if up, err = s.Open(t.Context(), f, up.State()); err != nil {
 					t.Fatal(err)
 				}
 			}
-			writeParts(t, up, content, 0, 1, 2, 3)
+			testkit.WriteParts(t, up, content, 0, 1, 2, 3)
 			f.SHA256 = testkit.SHA256Hex(content)
 			if err := up.Commit(t.Context(), f); err != nil {
 				t.Fatal(err)
@@ -130,7 +130,7 @@ func TestFullObjectCRC32C(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeParts(t, up, content, 0, 1, 2, 3)
+	testkit.WriteParts(t, up, content, 0, 1, 2, 3)
 	u := up.(*Upload)
 	parts, err := u.completedParts(f.Size)
 	if err != nil {

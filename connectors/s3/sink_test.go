@@ -23,18 +23,6 @@ func fileOf(name string, content []byte) pipeline.File {
 	return pipeline.File{ID: "id-" + name, Key: name, Name: name, Size: int64(len(content))}
 }
 
-func writeParts(t *testing.T, up pipeline.Upload, content []byte, numbers ...int) {
-	t.Helper()
-	ps := testkit.RoundPartSize(up.Plan().PartSize)
-	parts := testkit.PartsFor(int64(len(content)), ps)
-	for _, n := range numbers {
-		p := parts[n]
-		if err := up.WritePart(t.Context(), p, bytes.NewReader(content[p.Offset:p.Offset+p.Size])); err != nil {
-			t.Fatalf("WritePart %d: %v", n, err)
-		}
-	}
-}
-
 func headSHA(t *testing.T, srv *minio.Server, bucket, key string) (int64, string) {
 	t.Helper()
 	out, err := srv.Client.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
@@ -65,12 +53,12 @@ func testResume(t *testing.T, srv *minio.Server, checksum string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeParts(t, up, content, 0, 2)
+	testkit.WriteParts(t, up, content, 0, 2)
 	// Part 3 lands with wrong bytes of the right size, as if the source had
 	// changed under a broken stage: the resumed upload must not keep it.
 	wrong := append([]byte(nil), content...)
 	copy(wrong[3*MinPartSize:], bytes.Repeat([]byte{'x'}, 1000))
-	writeParts(t, up, wrong, 3)
+	testkit.WriteParts(t, up, wrong, 3)
 	state := up.State()
 	// The runner dies here: no Commit, no Abort.
 
@@ -85,7 +73,7 @@ func testResume(t *testing.T, srv *minio.Server, checksum string) {
 		t.Errorf("resumed State = %s, want %s", got, want)
 	}
 	// The engine had recorded no part: every part comes again.
-	writeParts(t, up2, content, 0, 1, 2, 3)
+	testkit.WriteParts(t, up2, content, 0, 1, 2, 3)
 	if got := counter.n.Load(); got != 2 {
 		t.Errorf("the resumed upload sent %d parts, want 2 (part 1, missing, and part 3, whose bytes differ)", got)
 	}
@@ -484,7 +472,7 @@ func TestResumedCommitChecksTheObject(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			writeParts(t, up, content, 0, 1)
+			testkit.WriteParts(t, up, content, 0, 1)
 			state := up.State()
 			if err := up.Commit(t.Context(), f); err != nil {
 				t.Fatal(err)

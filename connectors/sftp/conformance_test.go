@@ -15,7 +15,7 @@ func TestSinkConformance(t *testing.T) {
 	var dir string
 	testkit.RunSinkTests(t, testkit.SinkHarness{
 		New: func(t *testing.T) pipeline.Sink {
-			dir = freshDir(t, srv, "sink")
+			dir = srv.FreshDir(t, "sink")
 			// Small parts keep the suite quick; the part logic is the same.
 			return newTestSink(t, SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), PartSize: 64 << 10})
 		},
@@ -34,7 +34,7 @@ func TestSourceConformance(t *testing.T) {
 	var cfg SourceConfig
 	testkit.RunSourceTests(t, testkit.SourceHarness{
 		New: func(t *testing.T, files map[string][]byte) pipeline.Source {
-			dir = freshDir(t, srv, "source")
+			dir = srv.FreshDir(t, "source")
 			for name, content := range files {
 				srv.WriteFile(t, path.Join(dir, name), content)
 			}

@@ -61,7 +61,7 @@ func closedPort(t *testing.T) int {
 // meet, and whether each is worth retrying.
 func TestConnectErrors(t *testing.T) {
 	srv := sshd.Start(t)
-	dir := freshDir(t, srv, "errors")
+	dir := srv.FreshDir(t, "errors")
 	hostFP := "ssh-ed25519 " + ssh.FingerprintSHA256(srv.HostKey)
 	other := otherKey(t)
 	unknownHosts := writeFile(t, knownhosts.Line([]string{"[127.0.0.1]:1"}, other)+"\n")
@@ -227,7 +227,7 @@ func TestConfigErrors(t *testing.T) {
 // key is nowhere, and says loudly that it is insecure.
 func TestInsecureIgnoreHostKey(t *testing.T) {
 	srv := sshd.Start(t)
-	dir := freshDir(t, srv, "insecure")
+	dir := srv.FreshDir(t, "insecure")
 	var logs bytes.Buffer
 	c := connConfig(srv)
 	c.KnownHosts, c.InsecureIgnoreHostKey = "", true

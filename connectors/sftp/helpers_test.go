@@ -1,8 +1,6 @@
 package sftp
 
 import (
-	"fmt"
-	"sync/atomic"
 	"testing"
 
 	"github.com/mftflow/mftflow/testkit/sshd"
@@ -17,16 +15,6 @@ func connConfig(srv *sshd.Server) ConnConfig {
 		PrivateKey: srv.ClientKey,
 		KnownHosts: srv.KnownHostsFile,
 	}
-}
-
-var dirSeq atomic.Int64
-
-// freshDir creates an empty directory below srv.Dir and returns its name
-// relative to srv.Dir.
-func freshDir(t *testing.T, srv *sshd.Server, prefix string) string {
-	name := fmt.Sprintf("%s-%d", prefix, dirSeq.Add(1))
-	srv.Mkdir(t, name)
-	return name
 }
 
 func newTestSink(t *testing.T, c SinkConfig) *Sink {

@@ -14,7 +14,7 @@ import (
 // keeps working.
 func TestKeepAliveReachesServer(t *testing.T) {
 	srv := sshd.Start(t)
-	dir := freshDir(t, srv, "keepalive")
+	dir := srv.FreshDir(t, "keepalive")
 	c := connConfig(srv)
 	c.KeepAlive = 20 * time.Millisecond
 	s := newTestSink(t, SinkConfig{ConnConfig: c, Directory: srv.Path(dir)})

@@ -21,7 +21,7 @@ func TestFlowSurvivesCutConnection(t *testing.T) {
 	p := startProxy(t, srv.Addr)
 	content := testkit.RandomContent(12, 5<<20+33) // 6 parts of 1 MiB
 	srv.WriteFile(t, "inbox/big.bin", content)
-	out := freshDir(t, srv, "outbox")
+	out := srv.FreshDir(t, "outbox")
 	sink := newTestSink(t, SinkConfig{ConnConfig: p.connConfig(t, srv), Directory: srv.Path(out), PartSize: 1 << 20})
 	cutter := &cuttingSink{Sink: sink, cut: p.cut}
 	spec := pipeline.SinkOf("sftp", cutter)

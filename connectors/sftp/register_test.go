@@ -81,7 +81,7 @@ func TestRegister(t *testing.T) {
 // connectors built from flow-file values.
 func TestThroughRegistry(t *testing.T) {
 	srv := sshd.Start(t)
-	in, out := freshDir(t, srv, "in"), freshDir(t, srv, "out")
+	in, out := srv.FreshDir(t, "in"), srv.FreshDir(t, "out")
 	content := testkit.RandomContent(9, 500_000)
 	srv.WriteFile(t, path.Join(in, "report.csv"), content)
 	r := pipeline.NewRegistry()
@@ -113,15 +113,7 @@ func TestThroughRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := it.Open(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := testkit.ReadItem(t, it)
 	f := it.File()
 	f.ID = "registry"
 	if err := testkit.Deliver(t.Context(), sink, f, got); err != nil {

@@ -30,22 +30,6 @@ func parts(content []byte) []pipeline.Part {
 	return testkit.PartsFor(int64(len(content)), testPart)
 }
 
-func writeParts(t *testing.T, u pipeline.Upload, content []byte, which ...int) {
-	t.Helper()
-	all := parts(content)
-	if which == nil {
-		for i := range all {
-			which = append(which, i)
-		}
-	}
-	for _, n := range which {
-		p := all[n]
-		if err := u.WritePart(t.Context(), p, bytes.NewReader(content[p.Offset:p.Offset+p.Size])); err != nil {
-			t.Fatalf("WritePart(%d): %v", n, err)
-		}
-	}
-}
-
 func expectFiles(t *testing.T, srv *sshd.Server, dir string, want ...string) {
 	t.Helper()
 	slices.Sort(want)
@@ -94,7 +78,7 @@ func TestLogins(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := connConfig(srv)
 			tt.change(t, &c)
-			dir := freshDir(t, srv, "login")
+			dir := srv.FreshDir(t, "login")
 			s := newTestSink(t, SinkConfig{ConnConfig: c, Directory: srv.Path(dir)})
 			content := testkit.RandomContent(1, 100_000)
 			if err := deliver(t, s, "in.bin", content); err != nil {
@@ -119,7 +103,7 @@ func TestTempNames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.tempName, func(t *testing.T) {
-			dir := freshDir(t, srv, "temp")
+			dir := srv.FreshDir(t, "temp")
 			s := newTestSink(t, SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), PartSize: testPart, Naming: pipeline.Naming{TempName: tt.tempName}})
 			content := testkit.RandomContent(2, 3*testPart+5)
 			f := testFile("sub/data.bin", content)
@@ -127,7 +111,7 @@ func TestTempNames(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			writeParts(t, u, content)
+			testkit.WriteParts(t, u, content)
 			names := srv.List(t, dir)
 			if len(names) != 1 || !tt.want.MatchString(names[0]) {
 				t.Fatalf("with every part written, the directory holds %q; want one temporary file matching %s", names, tt.want)
@@ -150,7 +134,7 @@ func TestTempNames(t *testing.T) {
 // only once the file has its final name.
 func TestTrigger(t *testing.T) {
 	srv := sshd.Start(t)
-	dir := freshDir(t, srv, "trigger")
+	dir := srv.FreshDir(t, "trigger")
 	s := newTestSink(t, SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), PartSize: testPart, Naming: pipeline.Naming{Name: "out/{base}", Trigger: "{name}.done"}})
 	content := testkit.RandomContent(3, 2*testPart)
 	f := testFile("in/report.csv", content)
@@ -158,7 +142,7 @@ func TestTrigger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeParts(t, u, content)
+	testkit.WriteParts(t, u, content)
 	if srv.Exists(path.Join(dir, "out/report.csv.done")) {
 		t.Fatal("the trigger file exists before Commit")
 	}
@@ -175,7 +159,7 @@ func TestTrigger(t *testing.T) {
 // same temporary file is reopened and what it held is kept.
 func TestResumeInNewProcess(t *testing.T) {
 	srv := sshd.Start(t)
-	dir := freshDir(t, srv, "resume")
+	dir := srv.FreshDir(t, "resume")
 	cfg := SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), PartSize: testPart, Naming: pipeline.Naming{Trigger: "{name}.ok"}}
 	content := testkit.RandomContent(4, 4*testPart+100)
 	f := testFile("deep/resumed.bin", content)
@@ -188,7 +172,7 @@ func TestResumeInNewProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeParts(t, u, content, 0, 2, 4)
+	testkit.WriteParts(t, u, content, 0, 2, 4)
 	state := u.State()
 	first.Close() // the runner dies: no Commit, no Abort
 
@@ -216,7 +200,7 @@ func TestResumeInNewProcess(t *testing.T) {
 	if !bytes.Equal(u2.State(), state) {
 		t.Fatalf("the resumed upload has State %s, want the same temporary file as before: %s", u2.State(), state)
 	}
-	writeParts(t, u2, content, 1, 3)
+	testkit.WriteParts(t, u2, content, 1, 3)
 	if err := u2.Commit(t.Context(), f); err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +229,7 @@ func TestResumeInNewProcess(t *testing.T) {
 // parts written before are gone, so Commit must refuse to publish holes.
 func TestResumeLostTemp(t *testing.T) {
 	srv := sshd.Start(t)
-	dir := freshDir(t, srv, "lost")
+	dir := srv.FreshDir(t, "lost")
 	s := newTestSink(t, SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), PartSize: testPart})
 	content := testkit.RandomContent(5, 3*testPart)
 	f := testFile("lost.bin", content)
@@ -253,7 +237,7 @@ func TestResumeLostTemp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeParts(t, u, content, 0)
+	testkit.WriteParts(t, u, content, 0)
 	state := u.State()
 	if err := u.Abort(t.Context(), nil); err != nil { // the temporary file goes
 		t.Fatal(err)
@@ -262,7 +246,7 @@ func TestResumeLostTemp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeParts(t, u2, content, 1, 2)
+	testkit.WriteParts(t, u2, content, 1, 2)
 	err = u2.Commit(t.Context(), f)
 	want := fmt.Sprintf(`committing "lost.bin": the temporary file in %s was lost in a restart and parts written before it were not sent again; the file must be sent again`,
 		location(s.cfg.ConnConfig, srv.Path(dir)))
@@ -303,7 +287,7 @@ func TestOverwrite(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.policy, func(t *testing.T) {
-			dir := freshDir(t, srv, "overwrite")
+			dir := srv.FreshDir(t, "overwrite")
 			s := newTestSink(t, SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Naming: pipeline.Naming{Overwrite: tt.policy}})
 			target := location(s.cfg.ConnConfig, srv.Path(path.Join(dir, "x.txt")))
 			check := func(when string, err error, want string) {
@@ -325,7 +309,7 @@ func TestOverwrite(t *testing.T) {
 			u, err := s.Open(t.Context(), f, nil)
 			check("Open with the target there", err, tt.atOpen)
 			if err == nil {
-				writeParts(t, u, content)
+				testkit.WriteParts(t, u, content)
 				if err := u.Commit(t.Context(), f); err != nil {
 					t.Fatal(err)
 				}
@@ -340,14 +324,14 @@ func TestOverwrite(t *testing.T) {
 			// The target appears between Open and Commit.
 			f = testFile("y.txt", content)
 			f.Name = "x.txt"
-			dir2 := freshDir(t, srv, "overwrite")
+			dir2 := srv.FreshDir(t, "overwrite")
 			s2 := newTestSink(t, SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir2), Naming: pipeline.Naming{Overwrite: tt.policy}})
 			target = location(s.cfg.ConnConfig, srv.Path(path.Join(dir2, "x.txt")))
 			u, err = s2.Open(t.Context(), f, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			writeParts(t, u, content)
+			testkit.WriteParts(t, u, content)
 			srv.WriteFile(t, path.Join(dir2, "x.txt"), old)
 			check("Commit with the target appeared", u.Commit(t.Context(), f), tt.atCommit)
 			expectFiles(t, srv, dir2, "x.txt") // no temporary file left
@@ -362,7 +346,7 @@ func TestOverwrite(t *testing.T) {
 func TestReconnect(t *testing.T) {
 	srv := sshd.Start(t)
 	p := startProxy(t, srv.Addr)
-	dir := freshDir(t, srv, "reconnect")
+	dir := srv.FreshDir(t, "reconnect")
 	s := newTestSink(t, SinkConfig{ConnConfig: p.connConfig(t, srv), Directory: srv.Path(dir), PartSize: testPart})
 	content := testkit.RandomContent(6, 3*testPart+1)
 	f := testFile("r.bin", content)
@@ -370,7 +354,7 @@ func TestReconnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeParts(t, u, content, 0)
+	testkit.WriteParts(t, u, content, 0)
 
 	all := parts(content)
 	part := all[1]
@@ -388,7 +372,7 @@ func TestReconnect(t *testing.T) {
 		t.Fatalf("a cut connection gave a permanent error: %v", err)
 	}
 	t.Logf("the cut connection gave: %v", err)
-	writeParts(t, u, content, 1, 2, 3) // the retry, and the rest
+	testkit.WriteParts(t, u, content, 1, 2, 3) // the retry, and the rest
 	if err := u.Commit(t.Context(), f); err != nil {
 		t.Fatal(err)
 	}
@@ -402,7 +386,7 @@ func TestReconnect(t *testing.T) {
 func TestDeadConnection(t *testing.T) {
 	srv := sshd.Start(t)
 	p := startProxy(t, srv.Addr)
-	dir := freshDir(t, srv, "dead")
+	dir := srv.FreshDir(t, "dead")
 	c := p.connConfig(t, srv)
 	c.KeepAlive, c.ConnectTimeout = 50*time.Millisecond, time.Second
 	s := newTestSink(t, SinkConfig{ConnConfig: c, Directory: srv.Path(dir), PartSize: testPart})
@@ -423,7 +407,7 @@ func TestDeadConnection(t *testing.T) {
 	if err == nil || pipeline.IsPermanent(err) {
 		t.Fatalf("WritePart over a frozen connection: got %v, want a retryable error", err)
 	}
-	writeParts(t, u, content)
+	testkit.WriteParts(t, u, content)
 	if err := u.Commit(t.Context(), f); err != nil {
 		t.Fatal(err)
 	}

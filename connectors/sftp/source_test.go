@@ -45,7 +45,7 @@ func namesOf(items []pipeline.Item) []string {
 // TestSourceFilters checks include, exclude, ignore and recursion.
 func TestSourceFilters(t *testing.T) {
 	srv := sshd.Start(t)
-	dir := freshDir(t, srv, "filters")
+	dir := srv.FreshDir(t, "filters")
 	for _, name := range []string{"a.csv", "b.txt", ".hidden.csv", "upload.csv.tmp", "sub/c.csv", "skip/d.csv", "sub/e.csv.filepart"} {
 		srv.WriteFile(t, path.Join(dir, name), []byte(name))
 	}
@@ -76,7 +76,7 @@ func TestSourceFilters(t *testing.T) {
 // it unchanged, unless it is older than min_age.
 func TestSourceStable(t *testing.T) {
 	srv := sshd.Start(t)
-	dir := freshDir(t, srv, "stable")
+	dir := srv.FreshDir(t, "stable")
 	srv.WriteFile(t, path.Join(dir, "fresh.txt"), []byte("just written"))
 	srv.WriteFile(t, path.Join(dir, "old.txt"), []byte("written long ago"))
 	long := time.Now().Add(-2 * time.Hour)
@@ -121,7 +121,7 @@ func TestSourceStable(t *testing.T) {
 // versions, and never a file twice while it is in flight.
 func TestSourceWatch(t *testing.T) {
 	srv := sshd.Start(t)
-	dir := freshDir(t, srv, "watch")
+	dir := srv.FreshDir(t, "watch")
 	srv.WriteFile(t, path.Join(dir, "one.txt"), []byte("one"))
 	src := newTestSource(t, SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Polling: pipeline.Polling{Watch: true, PollInterval: 20 * time.Millisecond}})
 	first, err := src.Next(t.Context())
@@ -152,7 +152,7 @@ func TestSourceWatch(t *testing.T) {
 func TestSourceAfter(t *testing.T) {
 	srv := sshd.Start(t)
 	for _, status := range []pipeline.Status{pipeline.Failed, pipeline.Mixed, pipeline.Skipped} {
-		dir := freshDir(t, srv, "after")
+		dir := srv.FreshDir(t, "after")
 		srv.WriteFile(t, path.Join(dir, "x.txt"), []byte("x"))
 		src := newTestSource(t, SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Polling: pipeline.Polling{After: pipeline.AfterDelete}})
 		items := drainItems(t, src)
@@ -165,7 +165,7 @@ func TestSourceAfter(t *testing.T) {
 	}
 
 	t.Run("delete", func(t *testing.T) {
-		dir := freshDir(t, srv, "after")
+		dir := srv.FreshDir(t, "after")
 		srv.WriteFile(t, path.Join(dir, "sub/x.txt"), []byte("x"))
 		src := newTestSource(t, SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Polling: pipeline.Polling{Recursive: true, After: pipeline.AfterDelete}})
 		items := drainItems(t, src)
@@ -180,7 +180,7 @@ func TestSourceAfter(t *testing.T) {
 	})
 
 	t.Run("move", func(t *testing.T) {
-		dir := freshDir(t, srv, "after")
+		dir := srv.FreshDir(t, "after")
 		srv.WriteFile(t, path.Join(dir, "in/sub/x.txt"), []byte("new"))
 		srv.WriteFile(t, path.Join(dir, "archive/sub/x.txt"), []byte("archived before"))
 		src := newTestSource(t, SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir + "/in"), Polling: pipeline.Polling{Recursive: true, After: pipeline.AfterMove, ArchiveDir: srv.Path(dir + "/archive")}})
@@ -196,7 +196,7 @@ func TestSourceAfter(t *testing.T) {
 	})
 
 	t.Run("changed since offered", func(t *testing.T) {
-		dir := freshDir(t, srv, "after")
+		dir := srv.FreshDir(t, "after")
 		srv.WriteFile(t, path.Join(dir, "x.txt"), []byte("x"))
 		src := newTestSource(t, SourceConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), Polling: pipeline.Polling{After: pipeline.AfterDelete}})
 		items := drainItems(t, src)
@@ -213,7 +213,7 @@ func TestSourceAfter(t *testing.T) {
 // once it is gone.
 func TestSourceRecheck(t *testing.T) {
 	srv := sshd.Start(t)
-	dir := freshDir(t, srv, "recheck")
+	dir := srv.FreshDir(t, "recheck")
 	srv.WriteFile(t, path.Join(dir, "a.txt"), []byte("a"))
 	srv.WriteFile(t, path.Join(dir, "b.txt"), []byte("b"))
 	long := time.Now().Add(-time.Hour) // a.txt first: the oldest
@@ -246,7 +246,7 @@ func TestSourceSiblings(t *testing.T) {
 	var dir string
 	testkit.RunSiblingTests(t, testkit.SiblingHarness{
 		New: func(t *testing.T, after string, files map[string][]byte) pipeline.Source {
-			dir = freshDir(t, srv, "siblings")
+			dir = srv.FreshDir(t, "siblings")
 			for name, content := range files {
 				srv.WriteFile(t, path.Join(dir, "in", name), content)
 			}

@@ -3,13 +3,12 @@ package stages_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"io"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/mftflow/mftflow/pipeline"
+	"github.com/mftflow/mftflow/testkit"
 )
 
 // run passes data through s and reads the whole output. A Process error is
@@ -57,10 +56,8 @@ func textBytes(n int) []byte {
 	return b.Bytes()[:n]
 }
 
-func sum(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
+// sum is short for testkit.SHA256Hex, which the checks here call often.
+var sum = testkit.SHA256Hex
 
 // errAfterReader yields data, then fails with err.
 type errAfterReader struct {

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -229,20 +228,8 @@ func sinkConformance(t *testing.T) {
 			b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
 			return b, err == nil
 		},
-		List: func(t *testing.T) []string { return listFiles(dir) },
+		List: func(t *testing.T) []string { return testkit.ListFiles(dir) },
 	})
-}
-
-func listFiles(dir string) []string {
-	var names []string
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			rel, _ := filepath.Rel(dir, p)
-			names = append(names, filepath.ToSlash(rel))
-		}
-		return nil
-	})
-	return names
 }
 
 func TestSourceConformanceOverRPC(t *testing.T) {

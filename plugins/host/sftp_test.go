@@ -2,10 +2,8 @@ package host_test
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"path"
-	"sync/atomic"
 	"testing"
 
 	"github.com/mftflow/mftflow/connectors/sftp"
@@ -14,15 +12,12 @@ import (
 	"github.com/mftflow/mftflow/testkit/sshd"
 )
 
-var remoteDirs atomic.Int64
-
 // remoteConformanceOverRPC runs the conformance suites over RPC on the
 // plugin connector name of reg, configured by base and a new empty
 // directory of served for each subtest.
 func remoteConformanceOverRPC(t *testing.T, reg *pipeline.Registry, name string, served testkit.UserDir, base map[string]any) {
 	config := func(t *testing.T) (map[string]any, string) {
-		dir := fmt.Sprintf("d%d", remoteDirs.Add(1))
-		served.Mkdir(t, dir)
+		dir := served.FreshDir(t, "d")
 		cfg := maps.Clone(base)
 		cfg["directory"] = served.Path(dir)
 		return cfg, dir
@@ -100,7 +95,7 @@ func remoteSiblingsOverRPC(t *testing.T, reg *pipeline.Registry, name string, se
 	var dir string
 	testkit.RunSiblingTests(t, testkit.SiblingHarness{
 		New: func(t *testing.T, after string, files map[string][]byte) pipeline.Source {
-			dir = fmt.Sprintf("s%d", remoteDirs.Add(1))
+			dir = served.FreshDir(t, "s")
 			for file, content := range files {
 				served.WriteFile(t, path.Join(dir, "in", file), content)
 			}
@@ -135,7 +130,7 @@ func TestSFTPPluginSiblingsOverRPC(t *testing.T) {
 		if err := sftp.Register(inProcess); err != nil {
 			t.Fatal(err)
 		}
-		dir := fmt.Sprintf("a%d", remoteDirs.Add(1))
+		dir := srv.FreshDir(t, "a")
 		srv.WriteFile(t, path.Join(dir, "a.txt"), []byte("a"))
 		cfg := maps.Clone(base)
 		cfg["directory"], cfg["watch"], cfg["stable_for"] = srv.Path(dir), false, "0s"
