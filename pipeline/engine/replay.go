@@ -519,7 +519,9 @@ func (r *Run) endReplays() {
 	}
 	var ids []string
 	for k := range keys.Keys() {
-		ids = append(ids, strings.TrimPrefix(k, "replay."))
+		if key, ok := bus.ParseKey(k); ok && key.Kind == bus.KeyReplay {
+			ids = append(ids, key.ID)
+		}
 	}
 	keys.Stop()
 	mine := r.sinkNames()

@@ -102,12 +102,12 @@ func newFinisher(r *Run) (*finisher, error) {
 			if e == nil {
 				continue
 			}
-			parts := strings.SplitN(e.Key(), ".", 3)
-			if len(parts) != 3 {
+			k, ok := bus.ParseKey(e.Key())
+			if !ok || k.Kind != bus.KeyDelivery && k.Kind != bus.KeyGroupDelivery {
 				continue
 			}
-			id, sink := parts[1], parts[2]
-			if parts[0] == "gdlv" {
+			id, sink := k.ID, k.Sink
+			if k.Kind == bus.KeyGroupDelivery {
 				f.groupRecord(id, sink, e)
 				continue
 			}
