@@ -412,11 +412,14 @@ func (r *Run) sinkNames() []string {
 // status shows it.
 func (r *Run) recordRejected(id string, f pipeline.File, cause error) {
 	now := time.Now().UTC()
-	bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+	_, err := bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
 		*m = bus.Manifest{ID: id, Key: f.Key, Name: f.Name, Size: f.Size, State: bus.FileDone,
 			Outcome: pipeline.Failed.String(), Error: pipeline.RedactURLs(cause.Error()), Created: now, Updated: now, Finished: now}
 		return nil
 	})
+	if err != nil {
+		r.log.Warn("recording a rejected file; status will not show it", "file", f.Name, "err", err)
+	}
 }
 
 // resetFile forgets a file whose earlier read or delivery failed so it is
@@ -863,7 +866,7 @@ func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.Fi
 	closers := []io.Closer{rc}
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i].Close()
+			_ = closers[i].Close() // what was read is checked by its sums, not by the close
 		}
 	}
 	var content io.Reader = rc
@@ -1013,7 +1016,8 @@ func (p *publisher) awaitOldest(ctx context.Context) error {
 		p.r.chunks.put(buf)
 		p.r.space.Room()
 		return nil
-	case <-fut.Err():
+	case perr := <-fut.Err():
+		p.r.log.Debug("publishing a chunk again", "err", perr)
 		// Publish again synchronously; the message id deduplicates it if the
 		// first one did land. A store without room is waited for.
 		msg := fut.Msg()
@@ -1172,7 +1176,8 @@ func (r *Run) heartbeat(ctx context.Context, id string) (stop func()) {
 		for {
 			select {
 			case <-t.C:
-				bus.Update(ctx, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+				// A beat that is not written is written at the next tick.
+				_, _ = bus.Update(ctx, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
 					if m.State != bus.FileIngesting {
 						return bus.ErrUnchanged
 					}

@@ -91,7 +91,7 @@ func (r *Run) applyRetention(ctx context.Context) {
 		r.log.Warn("applying bus retention: listing files", "err", err)
 		return
 	}
-	defer keys.Stop()
+	defer func() { _ = keys.Stop() }() // a listing cut short only ends early
 	type held struct {
 		id        string
 		size      int64
@@ -177,13 +177,16 @@ func (r *Run) removeChunks(id string) bool {
 	if err := r.fb.Chunks.Purge(r.hard, jetstream.WithPurgeSubject(r.fb.ChunkSubject(id))); err != nil {
 		r.log.Warn("removing delivered chunks", "id", id, "err", err)
 		// Not removed: say so, so that a later pass tries again.
-		bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+		_, err := bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
 			if !exists || !m.Purged {
 				return bus.ErrUnchanged
 			}
 			m.Purged = false
 			return nil
 		})
+		if err != nil {
+			r.log.Warn("taking back the purge mark of chunks not removed", "id", id, "err", err)
+		}
 		return false
 	}
 	return true

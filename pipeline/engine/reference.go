@@ -114,7 +114,7 @@ func (sr *sourceReads) read(ctx context.Context, refs []bus.Chunk) ([]byte, erro
 	if err != nil {
 		return nil, fmt.Errorf("reading %s again at its source: %w", sr.m.Name, err)
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }() // closing what was only read
 	buf := sr.r.parts.get(int64(n))
 	if _, err := io.ReadFull(rc, buf); err != nil {
 		sr.r.parts.put(buf)

@@ -523,7 +523,7 @@ func (r *Run) endReplays() {
 			ids = append(ids, key.ID)
 		}
 	}
-	keys.Stop()
+	_ = keys.Stop() // every key was read
 	mine := r.sinkNames()
 	rp := &replayer{js: r.fb.JS, names: r.fb.Names, store: r.fb.Store, chunks: r.fb.Chunks, tasks: r.fb.Tasks, rep: &Report{}}
 	for _, id := range ids {

@@ -69,7 +69,7 @@ func (mw *manifestWatch) await(ctx context.Context, ok func(bus.Manifest) bool) 
 	}
 }
 
-func (mw *manifestWatch) stop() { mw.w.Stop() }
+func (mw *manifestWatch) stop() { _ = mw.w.Stop() }
 
 // finisher tells a file's ingesting goroutine when every delivery is final.
 // One watch on the flow's delivery records serves every waiting file.
