@@ -874,7 +874,7 @@ func writePart(ctx context.Context, up pipeline.Upload, p pipeline.Part, data ne
 		}
 		sm.partRetries.Inc()
 		s.emitFor(ctx, pipeline.Event{Kind: pipeline.EventPartRetry, Part: p.Number, Attempt: attempt, Error: pipeline.RedactURLs(err.Error())})
-		sleep(ctx, b.next())
+		sleep(ctx, b.NextBackOff())
 	}
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -450,7 +451,7 @@ func (r *Run) intake() {
 // drain takes files from the source until it is exhausted, until passes
 // (when set) or the run must end, which it reports.
 func (r *Run) drain(until time.Time) (end bool) {
-	backoff := newBackoff(time.Second, 30*time.Second)
+	b := newBackoff(time.Second, 30*time.Second)
 	for {
 		select {
 		case r.openFiles <- struct{}{}:
@@ -481,7 +482,7 @@ func (r *Run) drain(until time.Time) (end bool) {
 		endPoll()
 		switch {
 		case err == nil:
-			backoff.reset()
+			b.Reset()
 			r.files.Add(1)
 			go func() {
 				defer func() { <-r.openFiles }()
@@ -505,7 +506,7 @@ func (r *Run) drain(until time.Time) (end bool) {
 		default:
 			<-r.ingestSlots
 			<-r.openFiles
-			d := backoff.next()
+			d := b.NextBackOff()
 			r.log.Warn("source error; retrying", "err", err, "in", d)
 			select {
 			case <-time.After(d):
@@ -528,20 +529,10 @@ func chain(fs ...context.CancelFunc) context.CancelFunc {
 	}
 }
 
-// backoff doubles a delay from initial up to max.
-type backoff struct{ initial, max, cur time.Duration }
-
-func newBackoff(initial, max time.Duration) *backoff { return &backoff{initial: initial, max: max} }
-
-func (b *backoff) reset() { b.cur = 0 }
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.initial
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	return b.cur
+// newBackoff returns delays that double from initial up to max, without
+// jitter: the engine's retries wait the same on every run.
+func newBackoff(initial, max time.Duration) *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{InitialInterval: initial, MaxInterval: max, Multiplier: 2}
 }
 
 // retryDelay is the backoff before attempt n+1 (n ≥ 1) under policy p.

@@ -306,7 +306,7 @@ func (r *Run) ack(item pipeline.Item, out pipeline.Outcome, log logger) {
 			log.Error("source ack failed; the file will be offered again after a restart", "outcome", out.Status.String(), "err", err)
 			return
 		}
-		sleep(r.hard, b.next())
+		sleep(r.hard, b.NextBackOff())
 	}
 }
 
@@ -484,7 +484,7 @@ func (r *Run) ingestWithRetry(item pipeline.Item, f pipeline.File, id string, kn
 		if attempt == ingestAttempts {
 			break
 		}
-		d := b.next()
+		d := b.NextBackOff()
 		log.Warn("reading file failed; retrying", "attempt", attempt, "in", d, "err", err)
 		select {
 		case <-time.After(d):
@@ -760,7 +760,7 @@ func (r *Run) queueUntilDone(ctx context.Context, task string, epoch int, sinks 
 		if r.stopping.Err() != nil || ctx.Err() != nil {
 			return errStopped
 		}
-		d := b.next()
+		d := b.NextBackOff()
 		r.log.Warn("queueing deliveries failed; retrying", "task", task, "in", d, "err", err)
 		sleep(ctx, d)
 	}
