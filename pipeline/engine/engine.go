@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/bus"
@@ -149,9 +150,10 @@ type Run struct {
 	idle    context.Context
 	setIdle context.CancelFunc
 
-	ingestSlots chan struct{}
+	// ingestSlots bounds the files being read onto the bus (bus.files).
+	ingestSlots *semaphore.Weighted
 	// openFiles bounds the files taken from the source and not yet final.
-	openFiles chan struct{}
+	openFiles *semaphore.Weighted
 	chunks    chunkPool
 	// parts recycles the part-sized buffers that files read by reference
 	// are read into: apart from chunks, so that a chunk read never holds
@@ -232,8 +234,8 @@ func (e *Engine) Start(ctx context.Context, f pipeline.Flow) (*Run, error) {
 	r.stopping, r.stop = context.WithCancel(context.Background())
 	r.hard, r.kill = context.WithCancel(context.Background())
 	r.idle, r.setIdle = context.WithCancel(r.stopping)
-	r.ingestSlots = make(chan struct{}, f.Bus.Files)
-	r.openFiles = make(chan struct{}, maxOpenFiles)
+	r.ingestSlots = semaphore.NewWeighted(int64(f.Bus.Files))
+	r.openFiles = semaphore.NewWeighted(maxOpenFiles)
 	r.stats.started = time.Now()
 
 	if f.Schedule != nil {
@@ -453,15 +455,11 @@ func (r *Run) intake() {
 func (r *Run) drain(until time.Time) (end bool) {
 	b := newBackoff(time.Second, 30*time.Second)
 	for {
-		select {
-		case r.openFiles <- struct{}{}:
-		case <-r.stopping.Done():
+		if r.openFiles.Acquire(r.stopping, 1) != nil {
 			return true
 		}
-		select {
-		case r.ingestSlots <- struct{}{}:
-		case <-r.stopping.Done():
-			<-r.openFiles
+		if r.ingestSlots.Acquire(r.stopping, 1) != nil {
+			r.openFiles.Release(1)
 			return true
 		}
 		poll, endPoll := r.lease.wait(r.stopping)
@@ -472,8 +470,7 @@ func (r *Run) drain(until time.Time) (end bool) {
 		}
 		if r.stopping.Err() != nil {
 			endPoll()
-			<-r.ingestSlots
-			<-r.openFiles
+			r.releaseSlots()
 			return true
 		}
 		item, err := r.source.Next(poll)
@@ -485,7 +482,7 @@ func (r *Run) drain(until time.Time) (end bool) {
 			b.Reset()
 			r.files.Add(1)
 			go func() {
-				defer func() { <-r.openFiles }()
+				defer r.openFiles.Release(1)
 				r.handleFile(item)
 			}()
 			continue
@@ -494,8 +491,7 @@ func (r *Run) drain(until time.Time) (end bool) {
 		case closed:
 			r.log.Info("schedule window closed", "until", until)
 		case leaseLost: // another runner polls now; wait to take over
-			<-r.ingestSlots
-			<-r.openFiles
+			r.releaseSlots()
 			continue
 		case errors.Is(err, io.EOF):
 			r.log.Debug("source exhausted")
@@ -504,8 +500,7 @@ func (r *Run) drain(until time.Time) (end bool) {
 			r.fail(fmt.Errorf("flow %s: source: %w", r.flow.Name, err))
 			end = true
 		default:
-			<-r.ingestSlots
-			<-r.openFiles
+			r.releaseSlots()
 			d := b.NextBackOff()
 			r.log.Warn("source error; retrying", "err", err, "in", d)
 			select {
@@ -515,10 +510,15 @@ func (r *Run) drain(until time.Time) (end bool) {
 				return true // the slot is already free
 			}
 		}
-		<-r.ingestSlots
-		<-r.openFiles
+		r.releaseSlots()
 		return end
 	}
+}
+
+// releaseSlots gives back what drain took for a file it did not get.
+func (r *Run) releaseSlots() {
+	r.ingestSlots.Release(1)
+	r.openFiles.Release(1)
 }
 
 func chain(fs ...context.CancelFunc) context.CancelFunc {

@@ -46,7 +46,7 @@ func (r *Run) handleVersion(item pipeline.Item, rereads int) {
 	release := func() {
 		if !released {
 			released = true
-			<-r.ingestSlots
+			r.ingestSlots.Release(1)
 		}
 	}
 	defer release()

@@ -304,9 +304,7 @@ func (r *Run) finishOrReread(item pipeline.Item, id string, out pipeline.Outcome
 // handleAgain handles a new version of a file in the goroutine that handled
 // the one before, once an ingest slot is free.
 func (r *Run) handleAgain(item pipeline.Item, rereads int) {
-	select {
-	case r.ingestSlots <- struct{}{}:
-	case <-r.stopping.Done():
+	if r.ingestSlots.Acquire(r.stopping, 1) != nil {
 		return // not acked: the source offers it to the next run
 	}
 	r.files.Add(1)
