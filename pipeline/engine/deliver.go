@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -108,7 +109,24 @@ func (r *Run) handleTask(s *sinkRun, msg jetstream.Msg) {
 	s.metrics.inFlight.Inc()
 	defer s.metrics.inFlight.Dec()
 
-	// Keep the task while working on it, however long that takes.
+	stopAlive := r.keepTask(msg, log)
+	var task uint64
+	if meta, err := msg.Metadata(); err == nil {
+		task = meta.Sequence.Stream
+	}
+	var err error
+	if gid, ok := strings.CutPrefix(id, "g:"); ok {
+		err = r.deliverGroup(r.hard, s, gid, task, log)
+	} else {
+		err = r.deliver(r.hard, s, id, task, log)
+	}
+	stopAlive()
+	r.answerTask(s, msg, task, err, log)
+}
+
+// keepTask keeps the task message while its delivery works on it, however
+// long that takes, until stop is called.
+func (r *Run) keepTask(msg jetstream.Msg, log *slog.Logger) (stop func()) {
 	alive, stopAlive := context.WithCancel(context.Background())
 	go func() {
 		t := time.NewTicker(r.e.opts.AckWait / 3)
@@ -127,18 +145,12 @@ func (r *Run) handleTask(s *sinkRun, msg jetstream.Msg) {
 			}
 		}
 	}()
-	var task uint64
-	if meta, err := msg.Metadata(); err == nil {
-		task = meta.Sequence.Stream
-	}
-	var err error
-	if gid, ok := strings.CutPrefix(id, "g:"); ok {
-		err = r.deliverGroup(r.hard, s, gid, task, log)
-	} else {
-		err = r.deliver(r.hard, s, id, task, log)
-	}
-	stopAlive()
+	return stopAlive
+}
 
+// answerTask answers the bus for task message msg (at stream sequence
+// task) by how its delivery ended (err).
+func (r *Run) answerTask(s *sinkRun, msg jetstream.Msg, task uint64, err error, log *slog.Logger) {
 	// A lost answer leaves the task with the bus, which hands it out again
 	// after its ack wait: a final delivery takes it as done, others go on.
 	answered := func(answer string, err error) {
