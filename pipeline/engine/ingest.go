@@ -975,32 +975,8 @@ func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.Fi
 		rr := newRangeReader(ctx, ro, f.Size, skip, chunkSize, r.flow.Bus.Readers, &r.chunks)
 		return out, rr.next, rr.close, true, nil
 	}
-	rc, err := item.Open(ctx)
+	f, content, closeAll, err := r.throughStages(ctx, item, f)
 	if err != nil {
-		return f, nil, nil, false, fmt.Errorf("opening %s: %w", f.Name, err)
-	}
-	closers := []io.Closer{rc}
-	closeAll := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			_ = closers[i].Close() // what was read is checked by its sums, not by the close
-		}
-	}
-	var content io.Reader = rc
-	for i, st := range r.stages {
-		f, content, err = st.Process(ctx, f, content)
-		if err != nil {
-			closeAll()
-			if errors.Is(err, pipeline.ErrSkip) {
-				return f, nil, nil, false, err
-			}
-			return f, nil, nil, false, fmt.Errorf("stage %d (%s): %w", i+1, r.flow.Stages[i].Type, err)
-		}
-		if c, ok := content.(io.Closer); ok {
-			closers = append(closers, c)
-		}
-	}
-	if err := checkAttrs(item, f); err != nil {
-		closeAll()
 		return f, nil, nil, false, err
 	}
 	if resuming && len(r.stages) > 0 {
@@ -1014,7 +990,48 @@ func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.Fi
 			return f, nil, nil, false, fmt.Errorf("resuming %s at byte %d: %w", f.Name, skip, err)
 		}
 	}
-	next := func() ([]byte, error) {
+	return f, r.chunksOf(content, f.Name, chunkSize), closeAll, false, nil
+}
+
+// throughStages opens the item's content and runs it through the flow's
+// stages. It returns the file as they left it, their output, and a
+// function that closes the source and every stage.
+func (r *Run) throughStages(ctx context.Context, item pipeline.Item, f pipeline.File) (pipeline.File, io.Reader, func(), error) {
+	rc, err := item.Open(ctx)
+	if err != nil {
+		return f, nil, nil, fmt.Errorf("opening %s: %w", f.Name, err)
+	}
+	closers := []io.Closer{rc}
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			_ = closers[i].Close() // what was read is checked by its sums, not by the close
+		}
+	}
+	var content io.Reader = rc
+	for i, st := range r.stages {
+		f, content, err = st.Process(ctx, f, content)
+		if err != nil {
+			closeAll()
+			if errors.Is(err, pipeline.ErrSkip) {
+				return f, nil, nil, err
+			}
+			return f, nil, nil, fmt.Errorf("stage %d (%s): %w", i+1, r.flow.Stages[i].Type, err)
+		}
+		if c, ok := content.(io.Closer); ok {
+			closers = append(closers, c)
+		}
+	}
+	if err := checkAttrs(item, f); err != nil {
+		closeAll()
+		return f, nil, nil, err
+	}
+	return f, content, closeAll, nil
+}
+
+// chunksOf returns a function that reads content, the file name's, in
+// chunks of chunkSize; the last may be shorter, and io.EOF follows it.
+func (r *Run) chunksOf(content io.Reader, name string, chunkSize int64) func() ([]byte, error) {
+	return func() ([]byte, error) {
 		buf := r.chunks.get(chunkSize)
 		n, err := io.ReadFull(content, buf)
 		switch {
@@ -1023,11 +1040,10 @@ func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.Fi
 		case err == io.EOF:
 			return nil, io.EOF
 		case err != nil:
-			return nil, fmt.Errorf("reading %s: %w", f.Name, err)
+			return nil, fmt.Errorf("reading %s: %w", name, err)
 		}
 		return buf, nil
 	}
-	return f, next, closeAll, false, nil
 }
 
 // sameAsBefore reads the bytes before checkpoint cp from content and checks
