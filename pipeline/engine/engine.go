@@ -299,69 +299,95 @@ const maxAckPending = 1024
 const maxOpenFiles = 1024
 
 func (r *Run) build(ctx context.Context) error {
-	reg := r.e.opts.Registry
 	r.throttle = pipeline.NewThrottle(r.flow.Rate)
-	need := func(c pipeline.Component) error {
-		if c.Instance == nil && reg == nil {
-			return fmt.Errorf("flow %s: component %q needs a registry (engine.Options.Registry)", r.flow.Name, c.Type)
-		}
-		return nil
+	if err := r.buildSource(ctx); err != nil {
+		return err
 	}
-	where := func(c pipeline.Component, kind string) string {
-		if p := c.Pos.String(); p != "" {
-			return fmt.Sprintf("%s: %s %q", p, kind, c.Type)
-		}
-		return fmt.Sprintf("flow %s: %s %q", r.flow.Name, kind, c.Type)
+	if err := r.buildStages(ctx); err != nil {
+		return err
 	}
+	return r.buildSinks(ctx)
+}
+
+// needs says what is missing when component c is to be built from the
+// registry and there is none.
+func (r *Run) needs(c pipeline.Component) error {
+	if c.Instance == nil && r.e.opts.Registry == nil {
+		return fmt.Errorf("flow %s: component %q needs a registry (engine.Options.Registry)", r.flow.Name, c.Type)
+	}
+	return nil
+}
+
+// where names component c, a kind, in errors: by its place in the flow
+// file when known.
+func (r *Run) where(c pipeline.Component, kind string) string {
+	if p := c.Pos.String(); p != "" {
+		return fmt.Sprintf("%s: %s %q", p, kind, c.Type)
+	}
+	return fmt.Sprintf("flow %s: %s %q", r.flow.Name, kind, c.Type)
+}
+
+// buildSource builds the flow's source, or takes its instance.
+func (r *Run) buildSource(ctx context.Context) error {
 	src := r.flow.Source
-	if err := need(src); err != nil {
+	if err := r.needs(src); err != nil {
 		return err
 	}
 	if s, ok := src.Instance.(pipeline.Source); ok {
 		r.source = s
 	} else if src.Instance != nil {
-		return fmt.Errorf("%s: instance %T is not a pipeline.Source", where(src, "source"), src.Instance)
+		return fmt.Errorf("%s: instance %T is not a pipeline.Source", r.where(src, "source"), src.Instance)
 	} else {
-		newSource, err := r.sourceBuilder(reg, src)
+		newSource, err := r.sourceBuilder(r.e.opts.Registry, src)
 		if err != nil {
-			return fmt.Errorf("%s: %w", where(src, "source"), err)
+			return fmt.Errorf("%s: %w", r.where(src, "source"), err)
 		}
 		if r.source, err = newSource(ctx); err != nil {
-			return fmt.Errorf("%s: %w", where(src, "source"), err)
+			return fmt.Errorf("%s: %w", r.where(src, "source"), err)
 		}
 		r.sessionSource = newSource
 	}
 	if r.timetable != nil && r.timetable.Cron() && r.sessionSource == nil {
-		return fmt.Errorf("%s: a schedule with cron builds a source per poll: give the source as a connector type and config, not an instance", where(src, "source"))
+		return fmt.Errorf("%s: a schedule with cron builds a source per poll: give the source as a connector type and config, not an instance", r.where(src, "source"))
 	}
+	return nil
+}
+
+// buildStages builds the flow's stages, or takes their instances.
+func (r *Run) buildStages(ctx context.Context) error {
 	for _, c := range r.flow.Stages {
-		if err := need(c); err != nil {
+		if err := r.needs(c); err != nil {
 			return err
 		}
 		if st, ok := c.Instance.(pipeline.Stage); ok {
 			r.stages = append(r.stages, st)
 			continue
 		} else if c.Instance != nil {
-			return fmt.Errorf("%s: instance %T is not a pipeline.Stage", where(c, "stage"), c.Instance)
+			return fmt.Errorf("%s: instance %T is not a pipeline.Stage", r.where(c, "stage"), c.Instance)
 		}
-		st, err := reg.NewStage(ctx, c.Type, c.Config)
+		st, err := r.e.opts.Registry.NewStage(ctx, c.Type, c.Config)
 		if err != nil {
-			return fmt.Errorf("%s: %w", where(c, "stage"), err)
+			return fmt.Errorf("%s: %w", r.where(c, "stage"), err)
 		}
 		r.stages = append(r.stages, st)
 	}
+	return nil
+}
+
+// buildSinks builds the flow's sinks, or takes their instances.
+func (r *Run) buildSinks(ctx context.Context) error {
 	for _, spec := range r.flow.Sinks {
-		if err := need(spec.Component); err != nil {
+		if err := r.needs(spec.Component); err != nil {
 			return err
 		}
 		sk, ok := spec.Instance.(pipeline.Sink)
 		if !ok && spec.Instance != nil {
-			return fmt.Errorf("%s: instance %T is not a pipeline.Sink", where(spec.Component, "sink"), spec.Instance)
+			return fmt.Errorf("%s: instance %T is not a pipeline.Sink", r.where(spec.Component, "sink"), spec.Instance)
 		}
 		if !ok {
 			var err error
-			if sk, err = reg.NewSink(ctx, spec.Type, spec.Config); err != nil {
-				return fmt.Errorf("%s: %w", where(spec.Component, "sink"), err)
+			if sk, err = r.e.opts.Registry.NewSink(ctx, spec.Type, spec.Config); err != nil {
+				return fmt.Errorf("%s: %w", r.where(spec.Component, "sink"), err)
 			}
 		}
 		r.sinks = append(r.sinks, &sinkRun{spec: spec, sink: sk, stats: r.stats.sink(spec.Name),
