@@ -87,6 +87,57 @@ func DeliveryKey(id, sink string) string { return "dlv." + id + "." + sink }
 // runners find such files without reading every manifest.
 func ReplayKey(id string) string { return "replay." + id }
 
+// KeyKind says which record a key of a flow's bucket holds.
+type KeyKind int
+
+const (
+	KeyManifest      KeyKind = iota + 1 // ManifestKey
+	KeyDelivery                         // DeliveryKey
+	KeyGroup                            // GroupKey
+	KeyGroupDelivery                    // GroupDeliveryKey
+	KeyReplay                           // ReplayKey
+	KeyPoll                             // PollKey
+)
+
+// Key is a key of a flow's bucket taken apart.
+type Key struct {
+	Kind KeyKind
+	ID   string // the file's or group's id; "" for KeyPoll
+	Sink string // for KeyDelivery and KeyGroupDelivery
+}
+
+// singleKinds are the kinds of key that end with an id, by prefix.
+var singleKinds = map[string]KeyKind{"file": KeyManifest, "grp": KeyGroup, "replay": KeyReplay}
+
+// ParseKey takes apart a key that ManifestKey, DeliveryKey, GroupKey,
+// GroupDeliveryKey or ReplayKey built, or PollKey. It reports false for any
+// other key. A sink name ends a key, so the id is what comes before the
+// first dot after the prefix.
+func ParseKey(key string) (Key, bool) {
+	prefix, rest, _ := strings.Cut(key, ".")
+	switch prefix {
+	case "file", "grp", "replay":
+		if rest == "" || strings.Contains(rest, ".") {
+			return Key{}, false
+		}
+		return Key{Kind: singleKinds[prefix], ID: rest}, true
+	case "dlv", "gdlv":
+		id, sink, ok := strings.Cut(rest, ".")
+		if !ok {
+			return Key{}, false
+		}
+		kind := KeyDelivery
+		if prefix == "gdlv" {
+			kind = KeyGroupDelivery
+		}
+		return Key{Kind: kind, ID: id, Sink: sink}, true
+	}
+	if key == PollKey {
+		return Key{Kind: KeyPoll}, true
+	}
+	return Key{}, false
+}
+
 // Header names of chunk messages.
 const (
 	HeaderIndex = "Mft-Index" // 0-based chunk index

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -108,7 +109,24 @@ func (r *Run) handleTask(s *sinkRun, msg jetstream.Msg) {
 	s.metrics.inFlight.Inc()
 	defer s.metrics.inFlight.Dec()
 
-	// Keep the task while working on it, however long that takes.
+	stopAlive := r.keepTask(msg, log)
+	var task uint64
+	if meta, err := msg.Metadata(); err == nil {
+		task = meta.Sequence.Stream
+	}
+	var err error
+	if gid, ok := strings.CutPrefix(id, "g:"); ok {
+		err = r.deliverGroup(r.hard, s, gid, task, log)
+	} else {
+		err = r.deliver(r.hard, s, id, task, log)
+	}
+	stopAlive()
+	r.answerTask(s, msg, task, err, log)
+}
+
+// keepTask keeps the task message while its delivery works on it, however
+// long that takes, until stop is called.
+func (r *Run) keepTask(msg jetstream.Msg, log *slog.Logger) (stop func()) {
 	alive, stopAlive := context.WithCancel(context.Background())
 	go func() {
 		t := time.NewTicker(r.e.opts.AckWait / 3)
@@ -127,18 +145,12 @@ func (r *Run) handleTask(s *sinkRun, msg jetstream.Msg) {
 			}
 		}
 	}()
-	var task uint64
-	if meta, err := msg.Metadata(); err == nil {
-		task = meta.Sequence.Stream
-	}
-	var err error
-	if gid, ok := strings.CutPrefix(id, "g:"); ok {
-		err = r.deliverGroup(r.hard, s, gid, task, log)
-	} else {
-		err = r.deliver(r.hard, s, id, task, log)
-	}
-	stopAlive()
+	return stopAlive
+}
 
+// answerTask answers the bus for task message msg (at stream sequence
+// task) by how its delivery ended (err).
+func (r *Run) answerTask(s *sinkRun, msg jetstream.Msg, task uint64, err error, log *slog.Logger) {
 	// A lost answer leaves the task with the bus, which hands it out again
 	// after its ack wait: a final delivery takes it as done, others go on.
 	answered := func(answer string, err error) {
@@ -183,16 +195,11 @@ func (r *Run) handleTask(s *sinkRun, msg jetstream.Msg) {
 
 // deliver makes one attempt at delivering file id to sink s. It returns nil
 // once the delivery is final (committed, skipped or failed for good),
-// errStopped when the run is stopping, and *retryLater for a failed attempt
+// errStopped when the run stops, and *retryLater for a failed attempt
 // with budget left.
-func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, log interface {
-	Info(string, ...any)
-	Warn(string, ...any)
-	Error(string, ...any)
-}) error {
-	key := bus.DeliveryKey(id, s.spec.Name)
-	var m bus.Manifest
-	rev, err := r.fb.Store.Get(ctx, bus.ManifestKey(id), &m)
+func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, log logger) error {
+	d := &delivery{r: r, s: s, id: id, key: bus.DeliveryKey(id, s.spec.Name), log: log}
+	rev, err := r.fb.Store.Get(ctx, bus.ManifestKey(id), &d.m)
 	if err != nil {
 		return err
 	}
@@ -200,259 +207,362 @@ func (r *Run) deliver(ctx context.Context, s *sinkRun, id string, task uint64, l
 		log.Warn("delivery task for an unknown file; dropping it")
 		return nil
 	}
-	ctx = withFile(ctx, id, m.Name)
-	if m.Replaying {
+	ctx = withFile(ctx, id, d.m.Name)
+	if d.m.Replaying {
 		defer r.settleReplay(id) // the file's outcome may change once this ends
 	}
+	if err := d.begin(ctx, task); err != nil || bus.Final(d.rec.State) {
+		return err
+	}
+	s.emitFor(ctx, pipeline.Event{Kind: pipeline.EventAttempt, Attempt: d.rec.Attempts})
+
+	// Watch the manifest of a file still being read: a read that fails for
+	// good ends the delivery.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if d.m.State == bus.FileIngesting {
+		if err := d.watch(ctx, cancel); err != nil {
+			return r.stopped(err)
+		}
+		defer d.mw.stop()
+	}
+	// Waits for the manifest end when the run stops.
+	awaitCtx, cancelAwait := context.WithCancel(ctx)
+	defer cancelAwait()
+	defer context.AfterFunc(r.stopping, cancelAwait)()
+	return d.run(ctx, awaitCtx)
+}
+
+// delivery is one attempt at delivering a file to a sink. Its steps, in
+// order: begin (record the attempt), waitForFile, open, write, await,
+// claim and commit; fail records an attempt that ends early.
+type delivery struct {
+	r   *Run
+	s   *sinkRun
+	id  string
+	key string // of the delivery's record
+	log logger
+
+	m     bus.Manifest
+	recv  bus.Versioned[bus.Delivery] // the record as last written
+	rec   bus.Delivery                // the record as this attempt began
+	owner string
+	mw    *manifestWatch // while the file is being read
+
+	up pipeline.Upload
+	// unrecorded is set while the upload's resume state is in no record (a
+	// one-chunk file records it only with the commit claim): an attempt
+	// that fails before then records it with the failure, so the next
+	// attempt resumes the upload (a Thru session keeps the chunks it got).
+	unrecorded bool
+	partSize   int64
+	conc       int
+	size       int64               // bytes written
+	written    func(*bus.Delivery) // what the claim records of the parts, if anything
+}
+
+// run takes the attempt from its record to its end.
+func (d *delivery) run(ctx, awaitCtx context.Context) error {
+	if err := d.waitForFile(ctx, awaitCtx); err != nil {
+		return d.fail(ctx, err)
+	}
+	if err := d.open(ctx); errors.Is(err, pipeline.ErrSkip) {
+		return d.skip(ctx, "sink skipped the file", err)
+	} else if err != nil {
+		return d.fail(ctx, err)
+	}
+	if err := d.write(ctx); err != nil {
+		return d.fail(ctx, err)
+	}
+	if err := d.await(awaitCtx); err != nil {
+		return d.fail(ctx, err)
+	}
+	if err := d.claim(ctx); err != nil {
+		return d.fail(ctx, err)
+	}
+	return d.commit(ctx)
+}
+
+// begin records the attempt, as owned by this run, unless the delivery is
+// final already (d.rec then says so) or another task message carries it.
+func (d *delivery) begin(ctx context.Context, task uint64) error {
+	r := d.r
 	// Usually the first attempt: expect no record, saving a read.
-	recv, err := bus.UpdateFrom(ctx, r.fb.Store, key, bus.Versioned[bus.Delivery]{}, func(d *bus.Delivery, exists bool) error {
-		if exists && bus.Final(d.State) {
+	recv, err := bus.UpdateFrom(ctx, r.fb.Store, d.key, bus.Versioned[bus.Delivery]{}, func(dl *bus.Delivery, exists bool) error {
+		if exists && bus.Final(dl.State) {
 			return bus.ErrUnchanged
 		}
 		if exists {
-			if err := r.duplicateTask(ctx, d.Task, task); err != nil {
+			if err := r.duplicateTask(ctx, dl.Task, task); err != nil {
 				return err
 			}
 		}
-		d.File, d.Sink, d.Name, d.Task = id, s.spec.Name, m.Name, task
-		d.Attempts++
-		d.State, d.Owner, d.Updated = bus.DeliveryActive, ownerID(r.e.opts.RunID, d), time.Now().UTC()
-		if d.Attempts == 1 || d.Started.IsZero() {
-			d.Started = d.Updated
+		dl.File, dl.Sink, dl.Name, dl.Task = d.id, d.s.spec.Name, d.m.Name, task
+		dl.Attempts++
+		dl.State, dl.Owner, dl.Updated = bus.DeliveryActive, ownerID(r.e.opts.RunID, dl), time.Now().UTC()
+		if dl.Attempts == 1 || dl.Started.IsZero() {
+			dl.Started = dl.Updated
 		}
 		return nil
 	})
 	if err != nil {
 		return r.stopped(err)
 	}
-	rec := recv.V
-	if bus.Final(rec.State) {
-		return nil
-	}
-	owner := rec.Owner
-	s.emitFor(ctx, pipeline.Event{Kind: pipeline.EventAttempt, Attempt: rec.Attempts})
+	d.recv, d.rec, d.owner = recv, recv.V, recv.V.Owner
+	return nil
+}
 
-	// Watch the manifest of a file still being read: a read that fails for
-	// good ends the delivery.
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var mw *manifestWatch
-	if m.State == bus.FileIngesting {
-		mw, err = newManifestWatch(ctx, r.fb.Store, id, func(m bus.Manifest) {
-			if m.State == bus.FileFailed || m.State == bus.FileSkipped {
-				cancel(pipeline.Permanent(fmt.Errorf("%s did not reach the bus: %s", m.Name, m.Error)))
-			}
-		})
-		if err != nil {
-			return r.stopped(err)
+// watch follows the manifest of a file still being read; a read that fails
+// for good cancels ctx with the reason.
+func (d *delivery) watch(ctx context.Context, cancel context.CancelCauseFunc) error {
+	mw, err := newManifestWatch(ctx, d.r.fb.Store, d.id, func(m bus.Manifest) {
+		if m.State == bus.FileFailed || m.State == bus.FileSkipped {
+			cancel(pipeline.Permanent(fmt.Errorf("%s did not reach the bus: %s", m.Name, m.Error)))
 		}
-		defer mw.stop()
-	}
+	})
+	d.mw = mw
+	return err
+}
 
-	var up pipeline.Upload
-	// unrecorded is set while the upload's resume state is in no record (a
-	// one-chunk file records it only with the commit claim): an attempt
-	// that fails before then records it with the failure, so the next
-	// attempt resumes the upload (a Thru session keeps the chunks it got).
-	unrecorded := false
-	fail := func(err error) error {
-		if errors.Is(err, errSuperseded) {
-			return err
-		}
-		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil && r.hard.Err() == nil {
-			err = cause
-		}
-		if errors.Is(err, pipeline.ErrChanged) {
-			// Read again, it would be the same change: this version is
-			// over at this sink, and the file's runner decides what next
-			// (bus.on_change).
-			r.noteChanged(id, err)
-			err = pipeline.Permanent(err)
-		}
-		if r.stopping.Err() != nil && !pipeline.IsPermanent(err) {
-			return errStopped
-		}
-		// Waiting for a reader, or for room on the bus to record the
-		// delivery's progress, is no failure of the sink's.
-		waiting := errors.Is(err, errNoReader) || errors.Is(err, bus.ErrStoreFull)
-		var resume []byte
-		if unrecorded && up != nil {
-			resume = up.State()
-		}
-		final := false
-		failures := 0
-		_, uerr := bus.Update(withFile(r.hard, id, m.Name), r.fb.Store, key, func(d *bus.Delivery, exists bool) error {
-			if d.Owner != owner {
-				return errSuperseded
-			}
-			if !waiting {
-				d.Failures++
-			}
-			failures = d.Failures
-			final = pipeline.IsPermanent(err) || d.Failures >= s.spec.Retry.Attempts
-			d.Error, d.Updated = pipeline.RedactURLs(err.Error()), time.Now().UTC()
-			d.State = bus.DeliveryPending // not holding reads back while it waits
-			if resume != nil {
-				d.Resume = resume
-			}
-			if final {
-				// Nothing of the upload is kept, so a replay needs every
-				// chunk: without a prefix none is purged.
-				d.State, d.Resume, d.Done, d.Prefix = bus.DeliveryFailed, nil, nil, nil
-			}
-			return nil
-		})
-		if uerr != nil {
-			return r.stopped(uerr)
-		}
-		if !waiting {
-			s.emitFor(ctx, pipeline.Event{Kind: pipeline.EventAttemptFailed, Attempt: rec.Attempts, Error: pipeline.RedactURLs(err.Error()), Permanent: final})
-		}
-		if final && up != nil {
-			// Only the owner that recorded the failure aborts the upload.
-			if aerr := up.Abort(r.hard, err); aerr != nil {
-				log.Warn("aborting upload", "err", aerr)
-			}
-		}
-		if final {
-			s.stats.failed.Add(1)
-			s.metrics.failures.Inc()
-			log.Error("delivery failed", "attempts", rec.Attempts, "failures", failures, "err", err)
-			r.finisher.poke(id)
-			return nil
-		}
-		if waiting {
-			return &retryLater{err: err, after: r.e.opts.AckWait, waiting: true}
-		}
-		return &retryLater{err: err, after: retryDelay(s.spec.Retry, failures)}
-	}
-
-	// Waits for the manifest end when the run stops.
-	awaitCtx, cancelAwait := context.WithCancel(ctx)
-	defer cancelAwait()
-	defer context.AfterFunc(r.stopping, cancelAwait)()
-	if m.State == bus.FileIngesting && s.waitsForFile(fileOf(m)) {
-		// Say so first: a waiting delivery must not hold reading back.
-		if _, err := bus.Update(ctx, r.fb.Store, key, func(d *bus.Delivery, exists bool) error {
-			if d.Owner != owner {
-				return errSuperseded
-			}
-			d.State = bus.DeliveryWaiting
-			return nil
-		}); err != nil {
-			return fail(err)
-		}
-		if m, err = mw.await(awaitCtx, func(m bus.Manifest) bool { return m.State != bus.FileIngesting }); err != nil {
-			return fail(err)
-		}
-		if _, err := bus.Update(ctx, r.fb.Store, key, func(d *bus.Delivery, exists bool) error {
-			if d.Owner != owner {
-				return errSuperseded
-			}
-			d.State = bus.DeliveryActive
-			return nil
-		}); err != nil {
-			return fail(err)
-		}
-	}
-	if m.State == bus.FileFailed || m.State == bus.FileSkipped {
-		return fail(pipeline.Permanent(fmt.Errorf("%s did not reach the bus: %s", m.Name, m.Error)))
-	}
-	file := fileOf(m)
-	if rec.Resume == nil && rec.Attempts > 1 {
-		r.reclaim(ctx, s, file, rec.Started, log)
-	}
-	up, err = s.sink.Open(ctx, file, rec.Resume)
-	if errors.Is(err, pipeline.ErrSkip) {
-		log.Info("sink skipped the file", "reason", err)
-		// What it holds may be an earlier attempt's commit, not yet durable.
-		if err := flushCommitted(ctx, s, m); err != nil {
-			return fail(err)
-		}
-		s.stats.skipped.Add(1)
-		return r.finish(key, id, bus.DeliverySkipped, 0, &recv)
-	}
-	if err != nil {
-		return fail(fmt.Errorf("opening %s on sink %s: %w", m.Name, s.spec.Name, err))
-	}
-	plan := up.Plan()
-	chunk := m.ChunkSize
-	partSize := max(chunk, (plan.PartSize+chunk-1)/chunk*chunk)
-	if rec.PartSize != 0 && rec.PartSize != partSize {
-		log.Warn("sink part size changed; writing every part again", "was", rec.PartSize, "now", partSize)
-		rec.Done, rec.Prefix = nil, nil
-	}
-	conc := plan.Concurrency
-	if conc <= 0 {
-		conc = s.spec.Parallelism
-	}
-	if plan.InOrder {
-		conc = 1
-		rec.Done = rec.Done.Prefix() // a part after a gap is written again
-	}
-	var (
-		size    int64
-		written func(*bus.Delivery)
-	)
-	if m.State != bus.FileIngesting && m.Chunks == 1 {
-		unrecorded = true
-		size, written, err = r.writeWhole(ctx, s, up, m, rec, partSize)
-	} else {
-		size, err = r.writeParts(ctx, s, up, &m, rec, partSize, conc)
-	}
-	if err != nil {
-		return fail(err)
-	}
-	if m.State == bus.FileIngesting {
-		if m, err = mw.await(awaitCtx, func(m bus.Manifest) bool { return m.State != bus.FileIngesting }); err != nil {
-			return fail(err)
-		}
-	}
-	if m.Size != size {
-		return fail(pipeline.Permanent(fmt.Errorf("%s: the bus holds %d bytes, the manifest says %d", m.Name, size, m.Size)))
-	}
-	// Claim the commit: only the latest owner of the delivery may commit, so
-	// a task redelivered after a stall is never committed twice.
-	recv, err = bus.UpdateFrom(ctx, r.fb.Store, key, recv, func(d *bus.Delivery, exists bool) error {
-		if d.Owner != owner {
+// update changes the delivery's record while this attempt owns it.
+func (d *delivery) update(ctx context.Context, change func(*bus.Delivery)) error {
+	_, err := bus.Update(ctx, d.r.fb.Store, d.key, func(dl *bus.Delivery, exists bool) error {
+		if dl.Owner != d.owner {
 			return errSuperseded
 		}
-		if written != nil {
-			written(d)
+		change(dl)
+		return nil
+	})
+	return err
+}
+
+// waitForFile waits for the end of the file's read when the sink takes only
+// whole files, and fails the attempt for a file that did not reach the bus.
+func (d *delivery) waitForFile(ctx, awaitCtx context.Context) error {
+	if d.m.State == bus.FileIngesting && d.s.waitsForFile(fileOf(d.m)) {
+		// Say so first: a waiting delivery must not hold reading back.
+		if err := d.update(ctx, func(dl *bus.Delivery) { dl.State = bus.DeliveryWaiting }); err != nil {
+			return err
 		}
-		d.State, d.Updated = bus.DeliveryCommitting, time.Now().UTC()
+		var err error
+		if d.m, err = d.mw.await(awaitCtx, readEnded); err != nil {
+			return err
+		}
+		if err := d.update(ctx, func(dl *bus.Delivery) { dl.State = bus.DeliveryActive }); err != nil {
+			return err
+		}
+	}
+	if d.m.State == bus.FileFailed || d.m.State == bus.FileSkipped {
+		return pipeline.Permanent(fmt.Errorf("%s did not reach the bus: %s", d.m.Name, d.m.Error))
+	}
+	return nil
+}
+
+// readEnded says whether the file's read from its source has ended.
+func readEnded(m bus.Manifest) bool { return m.State != bus.FileIngesting }
+
+// open opens the upload at the sink, resuming the recorded one, and works
+// out its part size and concurrency. It returns the sink's pipeline.ErrSkip
+// as it is.
+func (d *delivery) open(ctx context.Context) error {
+	s, m, rec := d.s, d.m, &d.rec
+	file := fileOf(m)
+	if rec.Resume == nil && rec.Attempts > 1 {
+		d.r.reclaim(ctx, s, file, rec.Started, d.log)
+	}
+	var err error
+	d.up, err = s.sink.Open(ctx, file, rec.Resume)
+	if errors.Is(err, pipeline.ErrSkip) {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("opening %s on sink %s: %w", m.Name, s.spec.Name, err)
+	}
+	plan := d.up.Plan()
+	chunk := m.ChunkSize
+	d.partSize = max(chunk, (plan.PartSize+chunk-1)/chunk*chunk)
+	if rec.PartSize != 0 && rec.PartSize != d.partSize {
+		d.log.Warn("sink part size changed; writing every part again", "was", rec.PartSize, "now", d.partSize)
+		rec.Done, rec.Prefix = nil, nil
+	}
+	d.conc = plan.Concurrency
+	if d.conc <= 0 {
+		d.conc = s.spec.Parallelism
+	}
+	if plan.InOrder {
+		d.conc = 1
+		rec.Done = rec.Done.Prefix() // a part after a gap is written again
+	}
+	return nil
+}
+
+// write writes the parts the record does not hold as done.
+func (d *delivery) write(ctx context.Context) error {
+	var err error
+	if d.m.State != bus.FileIngesting && d.m.Chunks == 1 {
+		d.unrecorded = true
+		d.size, d.written, err = d.r.writeWhole(ctx, d.s, d.up, d.m, d.rec, d.partSize)
+	} else {
+		d.size, err = d.r.writeParts(ctx, d.s, d.up, &d.m, d.rec, d.partSize, d.conc)
+	}
+	return err
+}
+
+// await waits for the end of the file's read, if it was still being read,
+// and checks that every byte of it was written.
+func (d *delivery) await(awaitCtx context.Context) error {
+	if d.m.State == bus.FileIngesting {
+		var err error
+		if d.m, err = d.mw.await(awaitCtx, readEnded); err != nil {
+			return err
+		}
+	}
+	if d.m.Size != d.size {
+		return pipeline.Permanent(fmt.Errorf("%s: the bus holds %d bytes, the manifest says %d", d.m.Name, d.size, d.m.Size))
+	}
+	return nil
+}
+
+// claim claims the commit: only the latest owner of the delivery may
+// commit, so a task redelivered after a stall is never committed twice.
+func (d *delivery) claim(ctx context.Context) error {
+	var err error
+	d.recv, err = bus.UpdateFrom(ctx, d.r.fb.Store, d.key, d.recv, func(dl *bus.Delivery, exists bool) error {
+		if dl.Owner != d.owner {
+			return errSuperseded
+		}
+		if d.written != nil {
+			d.written(dl)
+		}
+		dl.State, dl.Updated = bus.DeliveryCommitting, time.Now().UTC()
 		return nil
 	})
 	if err != nil {
-		return fail(err)
+		return err
 	}
-	unrecorded = false
-	if err := up.Commit(ctx, fileOf(m)); errors.Is(err, pipeline.ErrSkip) {
-		log.Info("sink skipped the file at commit", "reason", err)
-		if err := flushCommitted(ctx, s, m); err != nil {
-			return fail(err)
-		}
-		s.stats.skipped.Add(1)
-		return r.finish(key, id, bus.DeliverySkipped, 0, &recv)
+	d.unrecorded = false
+	return nil
+}
+
+// commit commits the upload, writes the file's checksum file, and records
+// the delivery as committed.
+func (d *delivery) commit(ctx context.Context) error {
+	r, s, m := d.r, d.s, d.m
+	if err := d.up.Commit(ctx, fileOf(m)); errors.Is(err, pipeline.ErrSkip) {
+		return d.skip(ctx, "sink skipped the file at commit", err)
 	} else if err != nil {
-		return fail(fmt.Errorf("committing %s on sink %s: %w", m.Name, s.spec.Name, err))
+		return d.fail(ctx, fmt.Errorf("committing %s on sink %s: %w", m.Name, s.spec.Name, err))
 	}
 	if err := r.writeChecksum(ctx, s, fileOf(m), m.Digests); err != nil {
-		return fail(fmt.Errorf("writing the checksum file of %s on sink %s: %w", m.Name, s.spec.Name, err))
+		return d.fail(ctx, fmt.Errorf("writing the checksum file of %s on sink %s: %w", m.Name, s.spec.Name, err))
 	}
 	if err := flushCommitted(ctx, s, m); err != nil {
-		return fail(err)
+		return d.fail(ctx, err)
 	}
 	s.stats.committed.Add(1)
-	s.emitFor(ctx, pipeline.Event{Kind: pipeline.EventCommitted, Attempt: rec.Attempts, Location: locationOf(up)})
-	log.Info("delivered", "file", m.Name, "bytes", m.Size)
-	if err := r.finish(key, id, bus.DeliveryCommitted, m.Size, &recv); err != nil {
+	s.emitFor(ctx, pipeline.Event{Kind: pipeline.EventCommitted, Attempt: d.rec.Attempts, Location: locationOf(d.up)})
+	d.log.Info("delivered", "file", m.Name, "bytes", m.Size)
+	if err := r.finish(d.key, d.id, bus.DeliveryCommitted, m.Size, &d.recv); err != nil {
 		return err
 	}
 	// Counted once the commit is recorded: a commit whose record failed is
 	// done again by the next attempt, and counted then.
 	s.metrics.files.Inc()
 	return nil
+}
+
+// skip ends a delivery the sink skipped (reason says why).
+func (d *delivery) skip(ctx context.Context, msg string, reason error) error {
+	d.log.Info(msg, "reason", reason)
+	// What it holds may be an earlier attempt's commit, not yet durable.
+	if err := flushCommitted(ctx, d.s, d.m); err != nil {
+		return d.fail(ctx, err)
+	}
+	d.s.stats.skipped.Add(1)
+	return d.r.finish(d.key, d.id, bus.DeliverySkipped, 0, &d.recv)
+}
+
+// fail records an attempt that failed with err, and returns what handleTask
+// makes of it: nil when the delivery failed for good, *retryLater while
+// budget is left, errStopped when the run stops, errSuperseded when the
+// delivery is another owner's now.
+func (d *delivery) fail(ctx context.Context, err error) error {
+	if errors.Is(err, errSuperseded) {
+		return err
+	}
+	r, s := d.r, d.s
+	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil && r.hard.Err() == nil {
+		err = cause
+	}
+	if errors.Is(err, pipeline.ErrChanged) {
+		// Read again, it would be the same change: this version is
+		// over at this sink, and the file's runner decides what next
+		// (bus.on_change).
+		r.noteChanged(d.id, err)
+		err = pipeline.Permanent(err)
+	}
+	if r.stopping.Err() != nil && !pipeline.IsPermanent(err) {
+		return errStopped
+	}
+	// Waiting for a reader, or for room on the bus to record the
+	// delivery's progress, is no failure of the sink's.
+	waiting := errors.Is(err, errNoReader) || errors.Is(err, bus.ErrStoreFull)
+	final, failures, uerr := d.recordFailure(err, waiting)
+	if uerr != nil {
+		return r.stopped(uerr)
+	}
+	if !waiting {
+		s.emitFor(ctx, pipeline.Event{Kind: pipeline.EventAttemptFailed, Attempt: d.rec.Attempts, Error: pipeline.RedactURLs(err.Error()), Permanent: final})
+	}
+	if final && d.up != nil {
+		// Only the owner that recorded the failure aborts the upload.
+		if aerr := d.up.Abort(r.hard, err); aerr != nil {
+			d.log.Warn("aborting upload", "err", aerr)
+		}
+	}
+	if final {
+		s.stats.failed.Add(1)
+		s.metrics.failures.Inc()
+		d.log.Error("delivery failed", "attempts", d.rec.Attempts, "failures", failures, "err", err)
+		r.finisher.poke(d.id)
+		return nil
+	}
+	if waiting {
+		return &retryLater{err: err, after: r.e.opts.AckWait, waiting: true}
+	}
+	return &retryLater{err: err, after: retryDelay(s.spec.Retry, failures)}
+}
+
+// recordFailure records the failed attempt in the delivery's record: as
+// final when err is permanent or the retry budget is spent. A waiting
+// attempt spends none of the budget.
+func (d *delivery) recordFailure(err error, waiting bool) (final bool, failures int, uerr error) {
+	var resume []byte
+	if d.unrecorded && d.up != nil {
+		resume = d.up.State()
+	}
+	_, uerr = bus.Update(withFile(d.r.hard, d.id, d.m.Name), d.r.fb.Store, d.key, func(dl *bus.Delivery, exists bool) error {
+		if dl.Owner != d.owner {
+			return errSuperseded
+		}
+		if !waiting {
+			dl.Failures++
+		}
+		failures = dl.Failures
+		final = pipeline.IsPermanent(err) || dl.Failures >= d.s.spec.Retry.Attempts
+		dl.Error, dl.Updated = pipeline.RedactURLs(err.Error()), time.Now().UTC()
+		dl.State = bus.DeliveryPending // not holding reads back while it waits
+		if resume != nil {
+			dl.Resume = resume
+		}
+		if final {
+			// Nothing of the upload is kept, so a replay needs every
+			// chunk: without a prefix none is purged.
+			dl.State, dl.Resume, dl.Done, dl.Prefix = bus.DeliveryFailed, nil, nil, nil
+		}
+		return nil
+	})
+	return final, failures, uerr
 }
 
 // reclaim has the sink remove what an earlier attempt of this delivery may
@@ -493,17 +603,14 @@ func fileOf(m bus.Manifest) pipeline.File {
 // size of the file. The whole file's sha256 was computed while reading the
 // source; sinks get it at Commit.
 func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m *bus.Manifest, rec bus.Delivery, partSize int64, conc int) (int64, error) {
-	// Resume at the prefix of written parts when there is one: the chunks
-	// before it may already be gone from the bus.
-	var (
-		partNo, expect int
-		size           int64
-	)
+	w := &partWriter{r: r, s: s, up: up, m: m, rec: rec, partSize: partSize, ahead: map[int]storedChunk{}}
 	// The consumer is deleted when the reading ends; InactiveThreshold only
 	// clears up after a crash.
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.fb.ChunkSubject(m.ID)}, DeliverPolicy: jetstream.DeliverAllPolicy, InactiveThreshold: time.Minute}
+	// Resume at the prefix of written parts when there is one: the chunks
+	// before it may already be gone from the bus.
 	if p := rec.Prefix; p != nil && rec.PartSize == partSize && p.Seq > 0 {
-		partNo, expect, size = p.Parts, p.Chunks, p.Bytes
+		w.partNo, w.expect, w.size = p.Parts, p.Chunks, p.Bytes
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, p.Seq
 	}
 	cons, err := r.fb.Chunks.OrderedConsumer(ctx, cfg)
@@ -511,133 +618,184 @@ func (r *Run) writeParts(ctx context.Context, s *sinkRun, up pipeline.Upload, m 
 		return 0, fmt.Errorf("reading chunks of %s: %w", m.Name, err)
 	}
 	defer r.deleteConsumer(cons)
-	msgs, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(32, int(min(2*partSize, 16<<20))))
+	w.msgs, err = cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(32, int(min(2*partSize, 16<<20))))
 	if err != nil {
 		return 0, fmt.Errorf("reading chunks of %s: %w", m.Name, err)
 	}
-	defer msgs.Stop()
+	defer w.msgs.Stop()
 
-	rec.PartSize = partSize
-	recorder := newPartRecorder(r, s, up, bus.DeliveryKey(m.ID, s.spec.Name), rec, fileSinks(*m, r))
-	recorder.resumed(partNo) // every part before the prefix was written by an earlier attempt
+	w.rec.PartSize = partSize
+	w.recorder = newPartRecorder(r, s, up, bus.DeliveryKey(m.ID, s.spec.Name), w.rec, fileSinks(*m, r))
+	w.recorder.resumed(w.partNo)    // every part before the prefix was written by an earlier attempt
+	w.sr = &sourceReads{r: r, m: m} // reads the bytes of references
+	w.g.SetLimit(conc)
+	return w.run(ctx)
+}
+
+// partWriter reads the chunks of one delivery attempt from the bus and
+// writes them to the sink as parts.
+type partWriter struct {
+	r        *Run
+	s        *sinkRun
+	up       pipeline.Upload
+	m        *bus.Manifest
+	rec      bus.Delivery
+	partSize int64
+	msgs     jetstream.MessagesContext
+	recorder *partRecorder
+	sr       *sourceReads
+
 	// A part that fails stops the reading and the dispatch of new parts, but
 	// the parts already being written finish and are recorded: a part the
 	// sink has accepted is not sent again by the next attempt.
-	var g errgroup.Group
-	readCtx, stopReading := context.WithCancel(ctx)
-	defer stopReading()
-	var writeFailed atomic.Bool
-	g.SetLimit(conc)
-	perPart := int(partSize / m.ChunkSize)
-	var (
-		part     []bus.Chunk
-		partLen  int64
-		readErr  error
-		finished bool
-	)
-	sr := &sourceReads{r: r, m: m} // reads the bytes of references
+	g           errgroup.Group
+	writeFailed atomic.Bool
+	stopReading context.CancelFunc
+
+	partNo, expect int   // the next part's number, the next chunk's index
+	size           int64 // of the chunks read so far
+	part           []bus.Chunk
+	partLen        int64
 	// Chunks that arrived ahead of their turn: a publish that failed is
 	// sent again after the ones behind it have landed (a cluster leader
 	// change), so the stream may hold a few chunks out of order.
-	ahead := map[int]storedChunk{}
-	for !finished {
-		if r.stopping.Err() != nil {
-			readErr = errStopped
+	ahead map[int]storedChunk
+}
+
+// run reads the chunks, dispatches each part as it fills, and waits for the
+// writers. It returns the size of the file.
+func (w *partWriter) run(ctx context.Context) (int64, error) {
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	w.stopReading = stopReading
+	var readErr error
+	for {
+		c, ok, err := w.next(readCtx)
+		if !ok {
+			readErr = err
 			break
 		}
-		if writeFailed.Load() {
-			break // a writer failed; g.Wait reports it
+		p, data, full := w.add(c)
+		if !full {
+			continue
 		}
-		c, ok := ahead[expect]
-		if ok {
-			delete(ahead, expect)
+		if w.rec.Done.Has(p.Number) {
+			w.recorder.resumed(1)
 		} else {
-			msg, err := r.nextChunk(readCtx, msgs, m, expect, len(ahead) > 0)
-			if err != nil {
-				if !writeFailed.Load() { // else the read was stopped for it
-					readErr = err
-				}
-				break
-			}
-			if c.Chunk, err = r.codec.Decode(msg.Headers(), msg.Data()); err != nil {
-				readErr = pipeline.Permanent(fmt.Errorf("%s: %w", m.Name, err))
-				break
-			}
-			if meta, err := msg.Metadata(); err == nil {
-				c.seq = meta.Sequence.Stream
-			}
-			if c.Index < expect {
-				continue // published again after a crash; already seen
-			}
-			if c.Index > expect {
-				if len(ahead) >= maxAhead {
-					readErr = pipeline.Permanent(fmt.Errorf("%s: chunk %d is missing from the bus (%d later ones are there); were the chunks purged?", m.Name, expect, len(ahead)))
-					break
-				}
-				ahead[c.Index] = c
-				continue
-			}
+			w.g.Go(func() error { return w.writePart(ctx, p, data) })
 		}
-		ch := c.Chunk
-		if len(part) == 0 && c.seq > 0 {
-			// A part starts here: a possible resume point, from the
-			// lowest stream position still needed.
-			seq := c.seq
-			for _, a := range ahead {
-				seq = min(seq, a.seq)
-			}
-			recorder.boundary(bus.Prefix{Parts: partNo, Chunks: ch.Index, Bytes: size, Seq: seq})
+		if p.Last {
+			break
 		}
-		expect++
-		n := int64(len(ch.Data))
-		if ch.Ref {
-			n = int64(ch.Len)
-		}
-		size += n
-		part = append(part, ch)
-		partLen += n
-		if len(part) < perPart && !ch.Last {
-			continue
-		}
-		finished = ch.Last
-		p := pipeline.Part{Number: partNo, Offset: int64(partNo) * partSize, Size: partLen, Last: ch.Last}
-		data := part
-		part, partLen = nil, 0
-		partNo++
-		if rec.Done.Has(p.Number) {
-			recorder.resumed(1)
-			continue
-		}
-		g.Go(func() error {
-			fail := func(err error) error {
-				writeFailed.Store(true)
-				stopReading()
-				return err
-			}
-			body, written, err := sr.partData(ctx, data)
-			if err != nil {
-				return fail(err)
-			}
-			err = writePart(ctx, up, p, body, s)
-			written()
-			if err != nil {
-				return fail(fmt.Errorf("writing part %d of %s to sink %s: %w", p.Number, m.Name, s.spec.Name, err))
-			}
-			s.stats.bytes.Add(p.Size)
-			s.metrics.bytes.Add(float64(p.Size))
-			recorder.done(p.Number)
-			return nil
-		})
 	}
-	werr := g.Wait()
-	rerr := recorder.close(r.hard)
+	werr := w.g.Wait()
+	rerr := w.recorder.close(w.r.hard)
 	if err := errors.Join(werr, readErr, rerr); err != nil {
 		if werr == nil && errors.Is(readErr, errStopped) {
 			return 0, errStopped
 		}
 		return 0, err
 	}
-	return size, nil
+	return w.size, nil
+}
+
+// next returns the file's next chunk in index order. ok is false when the
+// reading ends: err then says why, or is nil when a writer failed (the
+// writers' wait reports it).
+func (w *partWriter) next(ctx context.Context) (c storedChunk, ok bool, err error) {
+	r, m := w.r, w.m
+	for {
+		if r.stopping.Err() != nil {
+			return c, false, errStopped
+		}
+		if w.writeFailed.Load() {
+			return c, false, nil // a writer failed; g.Wait reports it
+		}
+		if c, ok := w.ahead[w.expect]; ok {
+			delete(w.ahead, w.expect)
+			return c, true, nil
+		}
+		msg, err := r.nextChunk(ctx, w.msgs, m, w.expect, len(w.ahead) > 0)
+		if err != nil {
+			if w.writeFailed.Load() {
+				err = nil // the read was stopped for it
+			}
+			return c, false, err
+		}
+		if c.Chunk, err = r.codec.Decode(msg.Headers(), msg.Data()); err != nil {
+			return c, false, pipeline.Permanent(fmt.Errorf("%s: %w", m.Name, err))
+		}
+		if meta, err := msg.Metadata(); err == nil {
+			c.seq = meta.Sequence.Stream
+		}
+		if c.Index < w.expect {
+			continue // published again after a crash; already seen
+		}
+		if c.Index > w.expect {
+			if len(w.ahead) >= maxAhead {
+				return c, false, pipeline.Permanent(fmt.Errorf("%s: chunk %d is missing from the bus (%d later ones are there); were the chunks purged?", m.Name, w.expect, len(w.ahead)))
+			}
+			w.ahead[c.Index] = c
+			c = storedChunk{}
+			continue
+		}
+		return c, true, nil
+	}
+}
+
+// add puts chunk c, the next in order, into the part being gathered. When
+// that part is full, or c is the file's last chunk, it returns the part and
+// its chunks.
+func (w *partWriter) add(c storedChunk) (pipeline.Part, []bus.Chunk, bool) {
+	ch := c.Chunk
+	if len(w.part) == 0 && c.seq > 0 {
+		// A part starts here: a possible resume point, from the
+		// lowest stream position still needed.
+		seq := c.seq
+		for _, a := range w.ahead {
+			seq = min(seq, a.seq)
+		}
+		w.recorder.boundary(bus.Prefix{Parts: w.partNo, Chunks: ch.Index, Bytes: w.size, Seq: seq})
+	}
+	w.expect++
+	n := int64(len(ch.Data))
+	if ch.Ref {
+		n = int64(ch.Len)
+	}
+	w.size += n
+	w.part = append(w.part, ch)
+	w.partLen += n
+	if len(w.part) < int(w.partSize/w.m.ChunkSize) && !ch.Last {
+		return pipeline.Part{}, nil, false
+	}
+	p := pipeline.Part{Number: w.partNo, Offset: int64(w.partNo) * w.partSize, Size: w.partLen, Last: ch.Last}
+	data := w.part
+	w.part, w.partLen = nil, 0
+	w.partNo++
+	return p, data, true
+}
+
+// writePart writes part p, made of the chunks data, and records it as done.
+// A failure stops the reading.
+func (w *partWriter) writePart(ctx context.Context, p pipeline.Part, data []bus.Chunk) error {
+	fail := func(err error) error {
+		w.writeFailed.Store(true)
+		w.stopReading()
+		return err
+	}
+	body, written, err := w.sr.partData(ctx, data)
+	if err != nil {
+		return fail(err)
+	}
+	err = writePart(ctx, w.up, p, body, w.s)
+	written()
+	if err != nil {
+		return fail(fmt.Errorf("writing part %d of %s to sink %s: %w", p.Number, w.m.Name, w.s.spec.Name, err))
+	}
+	w.s.stats.bytes.Add(p.Size)
+	w.s.metrics.bytes.Add(float64(p.Size))
+	w.recorder.done(p.Number)
+	return nil
 }
 
 // writeWhole writes a file that is one chunk on the bus, or inline in its
@@ -728,7 +886,7 @@ func writePart(ctx context.Context, up pipeline.Upload, p pipeline.Part, data ne
 		}
 		sm.partRetries.Inc()
 		s.emitFor(ctx, pipeline.Event{Kind: pipeline.EventPartRetry, Part: p.Number, Attempt: attempt, Error: pipeline.RedactURLs(err.Error())})
-		sleep(ctx, b.next())
+		sleep(ctx, b.NextBackOff())
 	}
 	return err
 }

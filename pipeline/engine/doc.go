@@ -14,6 +14,15 @@
 // (JetStream redelivers the task after a delay) until its retry budget is
 // spent; then it is marked failed and the other sinks are not affected.
 //
+// In the code, each of these is a small type with a method per step, in the
+// order they run: a version (ingest.go) takes one version of a file from
+// the source to its outcome (accept, group, readManifest, rejoin, again,
+// read); a delivery (deliver.go) is one attempt at one sink (begin,
+// waitForFile, open, write, await, claim, commit; fail records an attempt
+// that ends early), and its partWriter reads the chunks in order and writes
+// the parts. KV keys are built and taken apart in package bus
+// (bus.DeliveryKey, bus.ParseKey).
+//
 // Deliveries start as soon as a file's ingest begins, so reading and writing
 // overlap; a sink that needs the final size and sha256 up front implements
 // pipeline.ManifestFirst and is opened once the file is completely on the bus.

@@ -11,9 +11,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/mftflow/mftflow/pipeline"
 	"github.com/mftflow/mftflow/pipeline/bus"
@@ -148,9 +150,10 @@ type Run struct {
 	idle    context.Context
 	setIdle context.CancelFunc
 
-	ingestSlots chan struct{}
+	// ingestSlots bounds the files being read onto the bus (bus.files).
+	ingestSlots *semaphore.Weighted
 	// openFiles bounds the files taken from the source and not yet final.
-	openFiles chan struct{}
+	openFiles *semaphore.Weighted
 	chunks    chunkPool
 	// parts recycles the part-sized buffers that files read by reference
 	// are read into: apart from chunks, so that a chunk read never holds
@@ -231,8 +234,8 @@ func (e *Engine) Start(ctx context.Context, f pipeline.Flow) (*Run, error) {
 	r.stopping, r.stop = context.WithCancel(context.Background())
 	r.hard, r.kill = context.WithCancel(context.Background())
 	r.idle, r.setIdle = context.WithCancel(r.stopping)
-	r.ingestSlots = make(chan struct{}, f.Bus.Files)
-	r.openFiles = make(chan struct{}, maxOpenFiles)
+	r.ingestSlots = semaphore.NewWeighted(int64(f.Bus.Files))
+	r.openFiles = semaphore.NewWeighted(maxOpenFiles)
 	r.stats.started = time.Now()
 
 	if f.Schedule != nil {
@@ -296,69 +299,95 @@ const maxAckPending = 1024
 const maxOpenFiles = 1024
 
 func (r *Run) build(ctx context.Context) error {
-	reg := r.e.opts.Registry
 	r.throttle = pipeline.NewThrottle(r.flow.Rate)
-	need := func(c pipeline.Component) error {
-		if c.Instance == nil && reg == nil {
-			return fmt.Errorf("flow %s: component %q needs a registry (engine.Options.Registry)", r.flow.Name, c.Type)
-		}
-		return nil
+	if err := r.buildSource(ctx); err != nil {
+		return err
 	}
-	where := func(c pipeline.Component, kind string) string {
-		if p := c.Pos.String(); p != "" {
-			return fmt.Sprintf("%s: %s %q", p, kind, c.Type)
-		}
-		return fmt.Sprintf("flow %s: %s %q", r.flow.Name, kind, c.Type)
+	if err := r.buildStages(ctx); err != nil {
+		return err
 	}
+	return r.buildSinks(ctx)
+}
+
+// needs says what is missing when component c is to be built from the
+// registry and there is none.
+func (r *Run) needs(c pipeline.Component) error {
+	if c.Instance == nil && r.e.opts.Registry == nil {
+		return fmt.Errorf("flow %s: component %q needs a registry (engine.Options.Registry)", r.flow.Name, c.Type)
+	}
+	return nil
+}
+
+// where names component c, a kind, in errors: by its place in the flow
+// file when known.
+func (r *Run) where(c pipeline.Component, kind string) string {
+	if p := c.Pos.String(); p != "" {
+		return fmt.Sprintf("%s: %s %q", p, kind, c.Type)
+	}
+	return fmt.Sprintf("flow %s: %s %q", r.flow.Name, kind, c.Type)
+}
+
+// buildSource builds the flow's source, or takes its instance.
+func (r *Run) buildSource(ctx context.Context) error {
 	src := r.flow.Source
-	if err := need(src); err != nil {
+	if err := r.needs(src); err != nil {
 		return err
 	}
 	if s, ok := src.Instance.(pipeline.Source); ok {
 		r.source = s
 	} else if src.Instance != nil {
-		return fmt.Errorf("%s: instance %T is not a pipeline.Source", where(src, "source"), src.Instance)
+		return fmt.Errorf("%s: instance %T is not a pipeline.Source", r.where(src, "source"), src.Instance)
 	} else {
-		newSource, err := r.sourceBuilder(reg, src)
+		newSource, err := r.sourceBuilder(r.e.opts.Registry, src)
 		if err != nil {
-			return fmt.Errorf("%s: %w", where(src, "source"), err)
+			return fmt.Errorf("%s: %w", r.where(src, "source"), err)
 		}
 		if r.source, err = newSource(ctx); err != nil {
-			return fmt.Errorf("%s: %w", where(src, "source"), err)
+			return fmt.Errorf("%s: %w", r.where(src, "source"), err)
 		}
 		r.sessionSource = newSource
 	}
 	if r.timetable != nil && r.timetable.Cron() && r.sessionSource == nil {
-		return fmt.Errorf("%s: a schedule with cron builds a source per poll: give the source as a connector type and config, not an instance", where(src, "source"))
+		return fmt.Errorf("%s: a schedule with cron builds a source per poll: give the source as a connector type and config, not an instance", r.where(src, "source"))
 	}
+	return nil
+}
+
+// buildStages builds the flow's stages, or takes their instances.
+func (r *Run) buildStages(ctx context.Context) error {
 	for _, c := range r.flow.Stages {
-		if err := need(c); err != nil {
+		if err := r.needs(c); err != nil {
 			return err
 		}
 		if st, ok := c.Instance.(pipeline.Stage); ok {
 			r.stages = append(r.stages, st)
 			continue
 		} else if c.Instance != nil {
-			return fmt.Errorf("%s: instance %T is not a pipeline.Stage", where(c, "stage"), c.Instance)
+			return fmt.Errorf("%s: instance %T is not a pipeline.Stage", r.where(c, "stage"), c.Instance)
 		}
-		st, err := reg.NewStage(ctx, c.Type, c.Config)
+		st, err := r.e.opts.Registry.NewStage(ctx, c.Type, c.Config)
 		if err != nil {
-			return fmt.Errorf("%s: %w", where(c, "stage"), err)
+			return fmt.Errorf("%s: %w", r.where(c, "stage"), err)
 		}
 		r.stages = append(r.stages, st)
 	}
+	return nil
+}
+
+// buildSinks builds the flow's sinks, or takes their instances.
+func (r *Run) buildSinks(ctx context.Context) error {
 	for _, spec := range r.flow.Sinks {
-		if err := need(spec.Component); err != nil {
+		if err := r.needs(spec.Component); err != nil {
 			return err
 		}
 		sk, ok := spec.Instance.(pipeline.Sink)
 		if !ok && spec.Instance != nil {
-			return fmt.Errorf("%s: instance %T is not a pipeline.Sink", where(spec.Component, "sink"), spec.Instance)
+			return fmt.Errorf("%s: instance %T is not a pipeline.Sink", r.where(spec.Component, "sink"), spec.Instance)
 		}
 		if !ok {
 			var err error
-			if sk, err = reg.NewSink(ctx, spec.Type, spec.Config); err != nil {
-				return fmt.Errorf("%s: %w", where(spec.Component, "sink"), err)
+			if sk, err = r.e.opts.Registry.NewSink(ctx, spec.Type, spec.Config); err != nil {
+				return fmt.Errorf("%s: %w", r.where(spec.Component, "sink"), err)
 			}
 		}
 		r.sinks = append(r.sinks, &sinkRun{spec: spec, sink: sk, stats: r.stats.sink(spec.Name),
@@ -450,17 +479,13 @@ func (r *Run) intake() {
 // drain takes files from the source until it is exhausted, until passes
 // (when set) or the run must end, which it reports.
 func (r *Run) drain(until time.Time) (end bool) {
-	backoff := newBackoff(time.Second, 30*time.Second)
+	b := newBackoff(time.Second, 30*time.Second)
 	for {
-		select {
-		case r.openFiles <- struct{}{}:
-		case <-r.stopping.Done():
+		if r.openFiles.Acquire(r.stopping, 1) != nil {
 			return true
 		}
-		select {
-		case r.ingestSlots <- struct{}{}:
-		case <-r.stopping.Done():
-			<-r.openFiles
+		if r.ingestSlots.Acquire(r.stopping, 1) != nil {
+			r.openFiles.Release(1)
 			return true
 		}
 		poll, endPoll := r.lease.wait(r.stopping)
@@ -471,8 +496,7 @@ func (r *Run) drain(until time.Time) (end bool) {
 		}
 		if r.stopping.Err() != nil {
 			endPoll()
-			<-r.ingestSlots
-			<-r.openFiles
+			r.releaseSlots()
 			return true
 		}
 		item, err := r.source.Next(poll)
@@ -481,10 +505,10 @@ func (r *Run) drain(until time.Time) (end bool) {
 		endPoll()
 		switch {
 		case err == nil:
-			backoff.reset()
+			b.Reset()
 			r.files.Add(1)
 			go func() {
-				defer func() { <-r.openFiles }()
+				defer r.openFiles.Release(1)
 				r.handleFile(item)
 			}()
 			continue
@@ -493,8 +517,7 @@ func (r *Run) drain(until time.Time) (end bool) {
 		case closed:
 			r.log.Info("schedule window closed", "until", until)
 		case leaseLost: // another runner polls now; wait to take over
-			<-r.ingestSlots
-			<-r.openFiles
+			r.releaseSlots()
 			continue
 		case errors.Is(err, io.EOF):
 			r.log.Debug("source exhausted")
@@ -503,9 +526,8 @@ func (r *Run) drain(until time.Time) (end bool) {
 			r.fail(fmt.Errorf("flow %s: source: %w", r.flow.Name, err))
 			end = true
 		default:
-			<-r.ingestSlots
-			<-r.openFiles
-			d := backoff.next()
+			r.releaseSlots()
+			d := b.NextBackOff()
 			r.log.Warn("source error; retrying", "err", err, "in", d)
 			select {
 			case <-time.After(d):
@@ -514,10 +536,15 @@ func (r *Run) drain(until time.Time) (end bool) {
 				return true // the slot is already free
 			}
 		}
-		<-r.ingestSlots
-		<-r.openFiles
+		r.releaseSlots()
 		return end
 	}
+}
+
+// releaseSlots gives back what drain took for a file it did not get.
+func (r *Run) releaseSlots() {
+	r.ingestSlots.Release(1)
+	r.openFiles.Release(1)
 }
 
 func chain(fs ...context.CancelFunc) context.CancelFunc {
@@ -528,20 +555,10 @@ func chain(fs ...context.CancelFunc) context.CancelFunc {
 	}
 }
 
-// backoff doubles a delay from initial up to max.
-type backoff struct{ initial, max, cur time.Duration }
-
-func newBackoff(initial, max time.Duration) *backoff { return &backoff{initial: initial, max: max} }
-
-func (b *backoff) reset() { b.cur = 0 }
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.initial
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	return b.cur
+// newBackoff returns delays that double from initial up to max, without
+// jitter: the engine's retries wait the same on every run.
+func newBackoff(initial, max time.Duration) *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{InitialInterval: initial, MaxInterval: max, Multiplier: 2}
 }
 
 // retryDelay is the backoff before attempt n+1 (n ≥ 1) under policy p.

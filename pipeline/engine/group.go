@@ -375,20 +375,7 @@ func (r *Run) deliverGroup(ctx context.Context, s *sinkRun, gid string, task uin
 		log.Warn("delivery task for an unknown group; dropping it", "group", gid)
 		return nil
 	}
-	recv, err := bus.UpdateFrom(ctx, r.fb.Store, key, bus.Versioned[bus.GroupDelivery]{}, func(d *bus.GroupDelivery, exists bool) error {
-		if exists && d.State == bus.DeliveryCommitted {
-			return bus.ErrUnchanged
-		}
-		if exists {
-			if err := r.duplicateTask(ctx, d.Task, task); err != nil {
-				return err
-			}
-		}
-		d.Group, d.Sink, d.Task = gid, s.spec.Name, task
-		d.Attempts++
-		d.State, d.Owner, d.Updated = bus.DeliveryActive, attemptName(r.e.opts.RunID, 0, d.Attempts), time.Now().UTC()
-		return nil
-	})
+	recv, err := r.beginGroupAttempt(ctx, s, gid, task)
 	if err != nil {
 		return r.stopped(err)
 	}
@@ -423,20 +410,7 @@ func (r *Run) deliverGroup(ctx context.Context, s *sinkRun, gid string, task uin
 		return r.stopped(err)
 	}
 	committed := a.commitAll(ctx, open, tried)
-	done := true
-	for _, m := range g.Members {
-		done = done && bus.Final(a.states[m.ID].State)
-	}
-	_, err = bus.UpdateFrom(r.hard, r.fb.Store, key, recv, func(d *bus.GroupDelivery, exists bool) error {
-		if d.Owner != owner {
-			return errSuperseded
-		}
-		d.Files, d.State, d.Updated = a.states, bus.DeliveryPending, time.Now().UTC()
-		if done {
-			d.State = bus.DeliveryCommitted
-		}
-		return nil
-	})
+	done, err := a.record(key, recv, owner, g.Members)
 	if err != nil {
 		return r.stopped(err)
 	}
@@ -553,6 +527,47 @@ func (a *groupAttempt) state(id string) string {
 	return a.states[id].State
 }
 
+// beginGroupAttempt records an attempt at delivering group gid to sink s,
+// as owned by this run, unless the delivery is committed already (the
+// record returned then says so) or another task message carries it.
+func (r *Run) beginGroupAttempt(ctx context.Context, s *sinkRun, gid string, task uint64) (bus.Versioned[bus.GroupDelivery], error) {
+	return bus.UpdateFrom(ctx, r.fb.Store, bus.GroupDeliveryKey(gid, s.spec.Name), bus.Versioned[bus.GroupDelivery]{}, func(d *bus.GroupDelivery, exists bool) error {
+		if exists && d.State == bus.DeliveryCommitted {
+			return bus.ErrUnchanged
+		}
+		if exists {
+			if err := r.duplicateTask(ctx, d.Task, task); err != nil {
+				return err
+			}
+		}
+		d.Group, d.Sink, d.Task = gid, s.spec.Name, task
+		d.Attempts++
+		d.State, d.Owner, d.Updated = bus.DeliveryActive, attemptName(r.e.opts.RunID, 0, d.Attempts), time.Now().UTC()
+		return nil
+	})
+}
+
+// record writes the members' states after the attempt (from the record as
+// claimed, recv, while owner holds it), as committed when every member is
+// final. It reports whether they are.
+func (a *groupAttempt) record(key string, recv bus.Versioned[bus.GroupDelivery], owner string, members []bus.Member) (bool, error) {
+	done := true
+	for _, m := range members {
+		done = done && bus.Final(a.states[m.ID].State)
+	}
+	_, err := bus.UpdateFrom(a.r.hard, a.r.fb.Store, key, recv, func(d *bus.GroupDelivery, exists bool) error {
+		if d.Owner != owner {
+			return errSuperseded
+		}
+		d.Files, d.State, d.Updated = a.states, bus.DeliveryPending, time.Now().UTC()
+		if done {
+			d.State = bus.DeliveryCommitted
+		}
+		return nil
+	})
+	return done, err
+}
+
 // each runs fn for each of ms, up to the sink's parallelism at once.
 func (a *groupAttempt) each(n int, fn func(i int)) {
 	var g errgroup.Group
@@ -560,7 +575,7 @@ func (a *groupAttempt) each(n int, fn func(i int)) {
 	for i := range n {
 		g.Go(func() error { fn(i); return nil })
 	}
-	g.Wait()
+	_ = g.Wait() // fn fails no task; the group only bounds how many run
 }
 
 // writeAll opens and writes each member not final yet, and returns those

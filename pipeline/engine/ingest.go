@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"log/slog"
 	"slices"
 	"strconv"
 	"sync"
@@ -42,176 +43,248 @@ func (r *Run) handleFile(item pipeline.Item) { r.handleVersion(item, 0) }
 // (bus.on_change: reread).
 func (r *Run) handleVersion(item pipeline.Item, rereads int) {
 	defer r.files.Done()
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			<-r.ingestSlots
-		}
-	}
-	defer release()
-	f := item.File()
-	log := r.log.With("file", f.Name)
+	v := &version{r: r, item: item, f: item.File(), rereads: rereads}
+	defer v.release()
+	v.log = r.log.With("file", v.f.Name)
 	r.stats.seen.Add(1)
 	r.stats.inFlight.Add(1)
 	defer r.stats.inFlight.Add(-1)
 
-	id := bus.FileID(r.flow.Name, f.Key)
-	log = log.With("id", id)
-	r.emit(pipeline.Event{Kind: pipeline.EventDiscovered, FileID: id, Name: f.Name, Size: f.Size})
+	v.id = bus.FileID(r.flow.Name, v.f.Key)
+	v.log = v.log.With("id", v.id)
+	r.emit(pipeline.Event{Kind: pipeline.EventDiscovered, FileID: v.id, Name: v.f.Name, Size: v.f.Size})
+	if !v.accept() {
+		return
+	}
+	if v.f.Size >= 0 {
+		r.stats.bytesKnown.Add(v.f.Size)
+	}
+	if v.group() || v.known == nil && !v.readManifest() || v.rejoin() {
+		return
+	}
+	if !v.again() || v.read() {
+		return
+	}
+	v.release()
+
+	out, err := r.finisher.wait(r.stopping, v.id, fileSinks(v.m, r))
+	if err != nil {
+		return // stopping: the next run resumes
+	}
+	out.RunID = r.e.opts.RunID
+	r.finishOrReread(item, v.id, out, v.known, rereads, v.log)
+}
+
+// version is one version of a file from the source on its way to its
+// outcome. Its steps, in order: accept (the source's name and key), group
+// (a small file into a group), readManifest, rejoin (a file of a group
+// resumed), again (a finished file to be read again) and read; then the
+// finisher says the outcome. A step that reports the file handled ends it.
+type version struct {
+	r        *Run
+	item     pipeline.Item
+	f        pipeline.File
+	id       string
+	rereads  int
+	log      *slog.Logger
+	released bool // the ingest slot
+
+	m     bus.Manifest
+	known *bus.Versioned[bus.Manifest] // m as last read or written, if at hand
+}
+
+// release gives back the ingest slot the file holds, once.
+func (v *version) release() {
+	if !v.released {
+		v.released = true
+		v.r.ingestSlots.Release(1)
+	}
+}
+
+// accept checks the file's name and key, and fails a file without them.
+func (v *version) accept() bool {
+	r, f := v.r, v.f
 	err := pipeline.CheckSourceName(f.Name)
 	if err == nil && f.Key == "" {
 		err = pipeline.Permanent(fmt.Errorf("file %q: the source gave no key", f.Name))
 	}
+	if err == nil {
+		return true
+	}
+	v.log.Error("file rejected", "err", err)
+	r.emit(pipeline.Event{Kind: pipeline.EventReadFailed, FileID: v.id, Name: f.Name, Error: err.Error(), Permanent: true})
+	r.recordRejected(v.id, f, err)
+	r.countOutcome(v.id, pipeline.Failed)
+	r.ack(v.item, pipeline.Outcome{Status: pipeline.Failed, Message: err.Error(), RunID: r.e.opts.RunID}, v.log)
+	return false
+}
+
+// readManifest reads the file's manifest. It reports false when that
+// failed, which it logs.
+func (v *version) readManifest() bool {
+	rev, err := v.r.fb.Store.Get(v.r.hard, bus.ManifestKey(v.id), &v.m)
 	if err != nil {
-		log.Error("file rejected", "err", err)
-		r.emit(pipeline.Event{Kind: pipeline.EventReadFailed, FileID: id, Name: f.Name, Error: err.Error(), Permanent: true})
-		r.recordRejected(id, f, err)
-		r.countOutcome(id, pipeline.Failed)
-		r.ack(item, pipeline.Outcome{Status: pipeline.Failed, Message: err.Error(), RunID: r.e.opts.RunID}, log)
-		return
+		v.log.Error("reading manifest", "err", err)
+		return false
 	}
-	if f.Size >= 0 {
-		r.stats.bytesKnown.Add(f.Size)
+	v.known = &bus.Versioned[bus.Manifest]{V: v.m, Rev: rev}
+	return true
+}
+
+// group puts a new small file into a group when the flow groups them. It
+// reports whether the file is handled.
+func (v *version) group() (handled bool) {
+	r := v.r
+	if !r.canGroup(v.f) {
+		return false
 	}
-	var m bus.Manifest
-	var known *bus.Versioned[bus.Manifest]
-	if r.canGroup(f) {
-		// A new file goes into a group without a look at its manifest
-		// (claiming it tells), unless most files lately were known ones.
-		if r.grouper.looksFirst() {
-			rev, err := r.fb.Store.Get(r.hard, bus.ManifestKey(id), &m)
-			if err != nil {
-				log.Error("reading manifest", "err", err)
-				return
-			}
-			known = &bus.Versioned[bus.Manifest]{V: m, Rev: rev}
+	// A new file goes into a group without a look at its manifest
+	// (claiming it tells), unless most files lately were known ones.
+	if r.grouper.looksFirst() && !v.readManifest() {
+		return true
+	}
+	if v.known != nil && v.known.Rev != 0 {
+		return false
+	}
+	res, ok := r.tryGroup(v.item, v.f, v.id, v.release)
+	if !ok {
+		return false
+	}
+	switch {
+	case res.err != nil:
+		return true // stopping: the next run resumes
+	case !res.alone:
+		res.out.RunID = r.e.opts.RunID
+		r.countOutcome(v.id, res.out.Status)
+		r.ack(v.item, res.out, v.log)
+		return true
+	}
+	v.known = nil // claimed meanwhile: read it again
+	return false
+}
+
+// rejoin resumes a file that an earlier run put into a group. It reports
+// whether the file is handled.
+func (v *version) rejoin() (handled bool) {
+	if v.m.Group == "" {
+		return false
+	}
+	r := v.r
+	next, fresh, done, err := r.rejoin(v.item, v.m, v.log)
+	switch {
+	case errors.Is(err, bus.ErrStoreFull):
+		// As a read that a full store stopped: the file fails, its
+		// source keeps it, and a later run reads it afresh.
+		v.log.Error("resuming a file of a group", "group", v.m.Group, "err", err)
+		r.countOutcome(v.id, pipeline.Failed)
+		r.ack(v.item, pipeline.Outcome{Status: pipeline.Failed, Message: err.Error(), RunID: r.e.opts.RunID, Attrs: v.m.Attrs}, v.log)
+		return true
+	case err != nil:
+		if !errors.Is(err, errStopped) {
+			v.log.Error("resuming a file of a group", "group", v.m.Group, "err", err)
 		}
-		if known == nil || known.Rev == 0 {
-			if res, ok := r.tryGroup(item, f, id, release); ok {
-				switch {
-				case res.err != nil:
-					return // stopping: the next run resumes
-				case !res.alone:
-					res.out.RunID = r.e.opts.RunID
-					r.countOutcome(id, res.out.Status)
-					r.ack(item, res.out, log)
-					return
-				}
-				known = nil // claimed meanwhile: read it again
-			}
-		}
+		return true
+	case done:
+		return true
+	case fresh:
+		v.m, v.known = bus.Manifest{}, nil // read afresh
+	default:
+		v.m, v.known = next.V, next
 	}
-	if known == nil {
-		rev, err := r.fb.Store.Get(r.hard, bus.ManifestKey(id), &m)
-		if err != nil {
-			log.Error("reading manifest", "err", err)
-			return
-		}
-		known = &bus.Versioned[bus.Manifest]{V: m, Rev: rev}
-	}
-	if m.Group != "" {
-		next, fresh, done, err := r.rejoin(item, m, log)
-		switch {
-		case errors.Is(err, bus.ErrStoreFull):
-			// As a read that a full store stopped: the file fails, its
-			// source keeps it, and a later run reads it afresh.
-			log.Error("resuming a file of a group", "group", m.Group, "err", err)
-			r.countOutcome(id, pipeline.Failed)
-			r.ack(item, pipeline.Outcome{Status: pipeline.Failed, Message: err.Error(), RunID: r.e.opts.RunID, Attrs: m.Attrs}, log)
-			return
-		case err != nil:
-			if !errors.Is(err, errStopped) {
-				log.Error("resuming a file of a group", "group", m.Group, "err", err)
-			}
-			return
-		case done:
-			return
-		case fresh:
-			m, known = bus.Manifest{}, nil // read afresh
-		default:
-			m, known = next.V, next
-		}
-	}
+	return false
+}
+
+// again marks a finished file to be read again when its read failed or a
+// sink is to get it again. It reports false when that could not be told,
+// which it logs.
+func (v *version) again() bool {
+	m := &v.m
 	if m.State == bus.FileDone && m.ReadError != "" {
 		m.State = bus.FileFailed // read it again
 	}
-	if m.State == bus.FileDone {
-		again, err := r.deliverAgain(m)
-		if err != nil {
-			log.Error("reading deliveries", "err", err)
-			return
-		}
-		if len(again) > 0 {
-			// The source still holds a file whose delivery failed (or that
-			// a replay asked for): read it again for those sinks, since the
-			// bus may no longer hold its chunks.
-			log.Info("delivering the file again: reading it again from the source", "sinks", again)
-			m.State = bus.FileFailed
-		}
+	if m.State != bus.FileDone {
+		return true
 	}
-	switch m.State {
+	again, err := v.r.deliverAgain(*m)
+	if err != nil {
+		v.log.Error("reading deliveries", "err", err)
+		return false
+	}
+	if len(again) > 0 {
+		// The source still holds a file whose delivery failed (or that
+		// a replay asked for): read it again for those sinks, since the
+		// bus may no longer hold its chunks.
+		v.log.Info("delivering the file again: reading it again from the source", "sinks", again)
+		m.State = bus.FileFailed
+	}
+	return true
+}
+
+// read takes the file as its manifest finds it: finished earlier, read
+// but perhaps not queued, or to be read (again). It reports whether the
+// file is handled.
+func (v *version) read() (handled bool) {
+	r := v.r
+	switch v.m.State {
 	case bus.FileDone, bus.FileSkipped:
-		r.finishedEarlier(item, m, log)
-		return
+		r.finishedEarlier(v.item, v.m, v.log)
+		return true
 	case bus.FileReady:
 		// Read by a run that stopped before the file finished, maybe before
 		// its deliveries were queued: queue them (again: a task queued twice
 		// is dropped by the stream's duplicate window or, later, by the
 		// delivery's own duplicate check).
-		if err := r.queueDeliveries(r.hard, id, m.Epoch, fileSinks(m, r)); err != nil {
-			log.Error("queueing deliveries", "err", err)
-			return
+		if err := r.queueDeliveries(r.hard, v.id, v.m.Epoch, fileSinks(v.m, r)); err != nil {
+			v.log.Error("queueing deliveries", "err", err)
+			return true
 		}
+		return false
 	case bus.FileFailed:
-		if err := r.resetFile(id, m); errors.Is(err, errReplaying) {
-			log.Info("a replay of the file began meanwhile; it is left to the replay")
-			return
+		if err := r.resetFile(v.id, v.m); errors.Is(err, errReplaying) {
+			v.log.Info("a replay of the file began meanwhile; it is left to the replay")
+			return true
 		} else if err != nil {
-			log.Error("resetting failed file", "err", err)
-			return
+			v.log.Error("resetting failed file", "err", err)
+			return true
 		}
-		m, known = bus.Manifest{}, nil // read afresh, for this run's sinks
-		fallthrough
-	default:
-		read, err := r.ingestWithRetry(item, f, id, known, log)
-		if err == nil {
-			m, known = read.V, &read
-		}
-		if err != nil {
-			if errors.Is(err, errStopped) {
-				return
-			}
-			if errors.Is(err, pipeline.ErrSkip) {
-				log.Info("file skipped", "reason", err)
-				r.countOutcome(id, pipeline.Skipped)
-				r.ack(item, pipeline.Outcome{Status: pipeline.Skipped, Message: err.Error(), RunID: r.e.opts.RunID}, log)
-				return
-			}
-			log.Error("reading file failed", "err", err)
-			if errors.Is(err, pipeline.ErrChanged) {
-				r.noteChanged(id, err)
-			}
-			var cur bus.Manifest
-			if _, gerr := r.fb.Store.Get(r.hard, bus.ManifestKey(id), &cur); gerr == nil && !cur.TasksPublished {
-				// No sink heard of the file: it fails here.
-				out := pipeline.Outcome{Status: pipeline.Failed, Message: err.Error(), RunID: r.e.opts.RunID}
-				r.finishOrReread(item, id, out, nil, rereads, log)
-				return
-			}
-			// The deliveries see the failed manifest and fail too; the
-			// outcome below gathers them.
-			known = nil
-		}
+		v.m, v.known = bus.Manifest{}, nil // read afresh, for this run's sinks
 	}
-	release()
+	return v.ingest()
+}
 
-	out, err := r.finisher.wait(r.stopping, id, fileSinks(m, r))
-	if err != nil {
-		return // stopping: the next run resumes
+// ingest reads the file onto the bus. It reports whether the file is
+// handled (a read that failed before any sink heard of the file).
+func (v *version) ingest() (handled bool) {
+	r := v.r
+	read, err := r.ingestWithRetry(v.item, v.f, v.id, v.known, v.log)
+	if err == nil {
+		v.m, v.known = read.V, &read
+		return false
 	}
-	out.RunID = r.e.opts.RunID
-	r.finishOrReread(item, id, out, known, rereads, log)
+	if errors.Is(err, errStopped) {
+		return true
+	}
+	if errors.Is(err, pipeline.ErrSkip) {
+		v.log.Info("file skipped", "reason", err)
+		r.countOutcome(v.id, pipeline.Skipped)
+		r.ack(v.item, pipeline.Outcome{Status: pipeline.Skipped, Message: err.Error(), RunID: r.e.opts.RunID}, v.log)
+		return true
+	}
+	v.log.Error("reading file failed", "err", err)
+	if errors.Is(err, pipeline.ErrChanged) {
+		r.noteChanged(v.id, err)
+	}
+	var cur bus.Manifest
+	if _, gerr := r.fb.Store.Get(r.hard, bus.ManifestKey(v.id), &cur); gerr == nil && !cur.TasksPublished {
+		// No sink heard of the file: it fails here.
+		out := pipeline.Outcome{Status: pipeline.Failed, Message: err.Error(), RunID: r.e.opts.RunID}
+		r.finishOrReread(v.item, v.id, out, nil, v.rereads, v.log)
+		return true
+	}
+	// The deliveries see the failed manifest and fail too; the
+	// outcome below gathers them.
+	v.known = nil
+	return false
 }
 
 // finishFile records a file's outcome, removes its chunks when no sink needs
@@ -306,7 +379,7 @@ func (r *Run) ack(item pipeline.Item, out pipeline.Outcome, log logger) {
 			log.Error("source ack failed; the file will be offered again after a restart", "outcome", out.Status.String(), "err", err)
 			return
 		}
-		sleep(r.hard, b.next())
+		sleep(r.hard, b.NextBackOff())
 	}
 }
 
@@ -412,11 +485,14 @@ func (r *Run) sinkNames() []string {
 // status shows it.
 func (r *Run) recordRejected(id string, f pipeline.File, cause error) {
 	now := time.Now().UTC()
-	bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+	_, err := bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
 		*m = bus.Manifest{ID: id, Key: f.Key, Name: f.Name, Size: f.Size, State: bus.FileDone,
 			Outcome: pipeline.Failed.String(), Error: pipeline.RedactURLs(cause.Error()), Created: now, Updated: now, Finished: now}
 		return nil
 	})
+	if err != nil {
+		r.log.Warn("recording a rejected file; status will not show it", "file", f.Name, "err", err)
+	}
 }
 
 // resetFile forgets a file whose earlier read or delivery failed so it is
@@ -481,7 +557,7 @@ func (r *Run) ingestWithRetry(item pipeline.Item, f pipeline.File, id string, kn
 		if attempt == ingestAttempts {
 			break
 		}
-		d := b.next()
+		d := b.NextBackOff()
 		log.Warn("reading file failed; retrying", "attempt", attempt, "in", d, "err", err)
 		select {
 		case <-time.After(d):
@@ -541,15 +617,9 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string, known *bus.
 	// Stages run before anything is recorded so a skipped file leaves no
 	// deliveries behind; they run again on resume (they are deterministic).
 	var cp *bus.Checkpoint
-	var mv bus.Versioned[bus.Manifest]
-	if known != nil {
-		mv = *known
-	} else {
-		rev, err := r.fb.Store.Get(ctx, bus.ManifestKey(id), &mv.V)
-		if err != nil {
-			return mv, err
-		}
-		mv.Rev = rev
+	mv, err := r.manifestOf(ctx, id, known)
+	if err != nil {
+		return mv, err
 	}
 	if mv.V.State == bus.FileIngesting {
 		cp = mv.V.Checkpoint
@@ -585,8 +655,47 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string, known *bus.
 	if cp == nil && ferr == io.EOF && mv.V.State != bus.FileIngesting {
 		return r.ingestWhole(ctx, f, id, mv, out, cur, chunkSize, ackRemoves(item))
 	}
+	if mv, err = r.beginRead(ctx, item, f, id, mv, out, chunkSize); err != nil {
+		return mv, err
+	}
 
-	mv, err = bus.UpdateFrom(ctx, r.fb.Store, bus.ManifestKey(id), mv, func(m *bus.Manifest, exists bool) error {
+	p := &publisher{r: r, ctx: ctx, id: id, subject: r.fb.ChunkSubject(id), hash: sha256.New(), more: r.newDigests(), readBefore: mv.V.SourceRead,
+		msgID: fmt.Sprintf("%s.%d.", id, mv.V.Epoch), size: mv.V.Size}
+	stopBeat := r.heartbeat(ctx, id)
+	defer stopBeat()
+	if cp != nil {
+		if ok, err := p.resume(cp, f.Name, ranged); err != nil {
+			return mv, err
+		} else if !ok {
+			// A digest a sink's checksum file needs was not kept (the
+			// sinks changed): what is on the bus cannot be hashed again.
+			return r.readAfresh(item, f, id, mv.V, "a checksum file needs a digest the interrupted read did not keep")
+		}
+	}
+	if err := p.publishAll(cur, following, ferr, next); err != nil {
+		return mv, err
+	}
+	return r.endRead(p, f, id, mv)
+}
+
+// manifestOf returns file id's manifest: known when at hand, else as read.
+func (r *Run) manifestOf(ctx context.Context, id string, known *bus.Versioned[bus.Manifest]) (bus.Versioned[bus.Manifest], error) {
+	var mv bus.Versioned[bus.Manifest]
+	if known != nil {
+		return *known, nil
+	}
+	rev, err := r.fb.Store.Get(ctx, bus.ManifestKey(id), &mv.V)
+	if err != nil {
+		return mv, err
+	}
+	mv.Rev = rev
+	return mv, nil
+}
+
+// beginRead records that file id is being read, in chunks, with what the
+// stages made of it (out), and queues its deliveries unless that was done.
+func (r *Run) beginRead(ctx context.Context, item pipeline.Item, f pipeline.File, id string, mv bus.Versioned[bus.Manifest], out pipeline.File, chunkSize int64) (bus.Versioned[bus.Manifest], error) {
+	mv, err := bus.UpdateFrom(ctx, r.fb.Store, bus.ManifestKey(id), mv, func(m *bus.Manifest, exists bool) error {
 		if exists && m.State == bus.FileIngesting && m.TasksPublished {
 			return bus.ErrUnchanged
 		}
@@ -603,73 +712,83 @@ func (r *Run) ingest(item pipeline.Item, f pipeline.File, id string, known *bus.
 	if err != nil {
 		return mv, r.stopped(err)
 	}
-	if !mv.V.TasksPublished {
-		if err := r.queueDeliveries(ctx, id, mv.V.Epoch, r.sinkNames()); err != nil {
-			return mv, r.stopped(err)
-		}
-		mv, err = bus.UpdateFrom(ctx, r.fb.Store, bus.ManifestKey(id), mv, func(m *bus.Manifest, exists bool) error {
-			m.TasksPublished = true
-			return nil
-		})
-		if err != nil {
-			return mv, r.stopped(err)
-		}
+	if mv.V.TasksPublished {
+		return mv, nil
 	}
+	if err := r.queueDeliveries(ctx, id, mv.V.Epoch, r.sinkNames()); err != nil {
+		return mv, r.stopped(err)
+	}
+	mv, err = bus.UpdateFrom(ctx, r.fb.Store, bus.ManifestKey(id), mv, func(m *bus.Manifest, exists bool) error {
+		m.TasksPublished = true
+		return nil
+	})
+	return mv, r.stopped(err)
+}
 
-	p := &publisher{r: r, ctx: ctx, id: id, subject: r.fb.ChunkSubject(id), hash: sha256.New(), more: r.newDigests(), readBefore: mv.V.SourceRead,
-		msgID: fmt.Sprintf("%s.%d.", id, mv.V.Epoch), size: mv.V.Size}
-	stopBeat := r.heartbeat(ctx, id)
-	defer stopBeat()
-	if cp != nil {
-		if err := p.hash.(encoding.BinaryUnmarshaler).UnmarshalBinary(cp.Hash); err != nil {
-			return mv, fmt.Errorf("resuming %s: bad checkpoint: %w", f.Name, err)
-		}
-		if !p.more.restore(cp.Digests) {
-			// A digest a sink's checksum file needs was not kept (the
-			// sinks changed): what is on the bus cannot be hashed again.
-			return r.readAfresh(item, f, id, mv.V, "a checksum file needs a digest the interrupted read did not keep")
-		}
-		p.index, p.bytes, p.startBytes = cp.Chunks, cp.Bytes, cp.Bytes
-		if !ranged {
-			p.readBefore += cp.Bytes // read again and discarded to reach the checkpoint
-		}
+// resume restores the hashes and position of an interrupted read from its
+// checkpoint. It reports false when a digest a sink needs was not kept.
+// ranged says the source reads from the checkpoint on; else the bytes
+// before it are read again and discarded.
+func (p *publisher) resume(cp *bus.Checkpoint, name string, ranged bool) (bool, error) {
+	if err := p.hash.(encoding.BinaryUnmarshaler).UnmarshalBinary(cp.Hash); err != nil {
+		return false, fmt.Errorf("resuming %s: bad checkpoint: %w", name, err)
 	}
+	if !p.more.restore(cp.Digests) {
+		return false, nil
+	}
+	p.index, p.bytes, p.startBytes = cp.Chunks, cp.Bytes, cp.Bytes
+	if !ranged {
+		p.readBefore += cp.Bytes // read again and discarded to reach the checkpoint
+	}
+	return true, nil
+}
+
+// publishAll publishes cur and the chunks that next reads after it
+// (following is the one after cur, ferr the error that came with it),
+// checkpointing as it goes and when it stops, and waits for their acks.
+func (p *publisher) publishAll(cur, following []byte, ferr error, next func() ([]byte, error)) error {
+	r := p.r
 	for {
 		if r.stopping.Err() != nil {
 			if err := p.checkpoint(r.hard); err != nil {
-				return mv, err
+				return err
 			}
-			return mv, errStopped
+			return errStopped
 		}
 		last := ferr == io.EOF
 		if err := p.publish(cur, last); err != nil {
-			return mv, r.stopped(err)
+			return r.stopped(err)
 		}
 		if last {
 			break
 		}
 		cur = following
 		if p.index%checkpointEvery == 0 {
-			if err := p.checkpoint(ctx); err != nil {
-				return mv, r.stopped(err)
+			if err := p.checkpoint(p.ctx); err != nil {
+				return r.stopped(err)
 			}
 		}
 		following, ferr = next()
 		if ferr != nil && ferr != io.EOF {
 			if cerr := p.checkpoint(r.hard); cerr != nil {
-				return mv, errors.Join(ferr, cerr)
+				return errors.Join(ferr, cerr)
 			}
-			return mv, r.stopped(ferr)
+			return r.stopped(ferr)
 		}
 	}
 	if err := p.drain(); err != nil {
-		return mv, r.stopped(err)
+		return r.stopped(err)
 	}
+	return nil
+}
+
+// endRead records the file as read, with its size, chunks and sums.
+func (r *Run) endRead(p *publisher, f pipeline.File, id string, mv bus.Versioned[bus.Manifest]) (bus.Versioned[bus.Manifest], error) {
 	sum, more := hex.EncodeToString(p.hash.Sum(nil)), p.more.sums()
 	r.emitRead(id, f.Name, mv.V.Name, p.bytes, sum)
 	// Checkpoints and heartbeats may have written the manifest since; the
 	// compare-and-swap then reads it again.
-	mv, err = bus.UpdateFrom(r.hard, r.fb.Store, bus.ManifestKey(id), mv, func(m *bus.Manifest, exists bool) error {
+	mv, err := bus.UpdateFrom(r.hard, r.fb.Store, bus.ManifestKey(id), mv, func(m *bus.Manifest, exists bool) error {
 		m.Size, m.Chunks, m.SHA256, m.Digests = p.bytes, p.index, sum, more
 		m.SourceRead = p.read()
 		m.State, m.Checkpoint, m.Updated = bus.FileReady, nil, time.Now().UTC()
@@ -757,7 +876,7 @@ func (r *Run) queueUntilDone(ctx context.Context, task string, epoch int, sinks 
 		if r.stopping.Err() != nil || ctx.Err() != nil {
 			return errStopped
 		}
-		d := b.next()
+		d := b.NextBackOff()
 		r.log.Warn("queueing deliveries failed; retrying", "task", task, "in", d, "err", err)
 		sleep(ctx, d)
 	}
@@ -856,32 +975,8 @@ func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.Fi
 		rr := newRangeReader(ctx, ro, f.Size, skip, chunkSize, r.flow.Bus.Readers, &r.chunks)
 		return out, rr.next, rr.close, true, nil
 	}
-	rc, err := item.Open(ctx)
+	f, content, closeAll, err := r.throughStages(ctx, item, f)
 	if err != nil {
-		return f, nil, nil, false, fmt.Errorf("opening %s: %w", f.Name, err)
-	}
-	closers := []io.Closer{rc}
-	closeAll := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i].Close()
-		}
-	}
-	var content io.Reader = rc
-	for i, st := range r.stages {
-		f, content, err = st.Process(ctx, f, content)
-		if err != nil {
-			closeAll()
-			if errors.Is(err, pipeline.ErrSkip) {
-				return f, nil, nil, false, err
-			}
-			return f, nil, nil, false, fmt.Errorf("stage %d (%s): %w", i+1, r.flow.Stages[i].Type, err)
-		}
-		if c, ok := content.(io.Closer); ok {
-			closers = append(closers, c)
-		}
-	}
-	if err := checkAttrs(item, f); err != nil {
-		closeAll()
 		return f, nil, nil, false, err
 	}
 	if resuming && len(r.stages) > 0 {
@@ -895,7 +990,48 @@ func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.Fi
 			return f, nil, nil, false, fmt.Errorf("resuming %s at byte %d: %w", f.Name, skip, err)
 		}
 	}
-	next := func() ([]byte, error) {
+	return f, r.chunksOf(content, f.Name, chunkSize), closeAll, false, nil
+}
+
+// throughStages opens the item's content and runs it through the flow's
+// stages. It returns the file as they left it, their output, and a
+// function that closes the source and every stage.
+func (r *Run) throughStages(ctx context.Context, item pipeline.Item, f pipeline.File) (pipeline.File, io.Reader, func(), error) {
+	rc, err := item.Open(ctx)
+	if err != nil {
+		return f, nil, nil, fmt.Errorf("opening %s: %w", f.Name, err)
+	}
+	closers := []io.Closer{rc}
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			_ = closers[i].Close() // what was read is checked by its sums, not by the close
+		}
+	}
+	var content io.Reader = rc
+	for i, st := range r.stages {
+		f, content, err = st.Process(ctx, f, content)
+		if err != nil {
+			closeAll()
+			if errors.Is(err, pipeline.ErrSkip) {
+				return f, nil, nil, err
+			}
+			return f, nil, nil, fmt.Errorf("stage %d (%s): %w", i+1, r.flow.Stages[i].Type, err)
+		}
+		if c, ok := content.(io.Closer); ok {
+			closers = append(closers, c)
+		}
+	}
+	if err := checkAttrs(item, f); err != nil {
+		closeAll()
+		return f, nil, nil, err
+	}
+	return f, content, closeAll, nil
+}
+
+// chunksOf returns a function that reads content, the file name's, in
+// chunks of chunkSize; the last may be shorter, and io.EOF follows it.
+func (r *Run) chunksOf(content io.Reader, name string, chunkSize int64) func() ([]byte, error) {
+	return func() ([]byte, error) {
 		buf := r.chunks.get(chunkSize)
 		n, err := io.ReadFull(content, buf)
 		switch {
@@ -904,11 +1040,10 @@ func (r *Run) openContent(ctx context.Context, item pipeline.Item, f pipeline.Fi
 		case err == io.EOF:
 			return nil, io.EOF
 		case err != nil:
-			return nil, fmt.Errorf("reading %s: %w", f.Name, err)
+			return nil, fmt.Errorf("reading %s: %w", name, err)
 		}
 		return buf, nil
 	}
-	return f, next, closeAll, false, nil
 }
 
 // sameAsBefore reads the bytes before checkpoint cp from content and checks
@@ -1013,7 +1148,8 @@ func (p *publisher) awaitOldest(ctx context.Context) error {
 		p.r.chunks.put(buf)
 		p.r.space.Room()
 		return nil
-	case <-fut.Err():
+	case perr := <-fut.Err():
+		p.r.log.Debug("publishing a chunk again", "err", perr)
 		// Publish again synchronously; the message id deduplicates it if the
 		// first one did land. A store without room is waited for.
 		msg := fut.Msg()
@@ -1172,7 +1308,8 @@ func (r *Run) heartbeat(ctx context.Context, id string) (stop func()) {
 		for {
 			select {
 			case <-t.C:
-				bus.Update(ctx, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+				// A beat that is not written is written at the next tick.
+				_, _ = bus.Update(ctx, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
 					if m.State != bus.FileIngesting {
 						return bus.ErrUnchanged
 					}

@@ -91,19 +91,38 @@ func (r *Run) applyRetention(ctx context.Context) {
 		r.log.Warn("applying bus retention: listing files", "err", err)
 		return
 	}
-	defer keys.Stop()
-	type held struct {
-		id        string
-		size      int64
-		finished  time.Time
-		committed bool
+	defer func() { _ = keys.Stop() }() // a listing cut short only ends early
+	candidates, total := r.retained(ctx, keys.Keys())
+	limit := r.flow.Bus.RetentionSize
+	if limit <= 0 || total <= limit {
+		return
 	}
-	var (
-		candidates []held
-		total      int64
-		ttl        = r.flow.Bus.Retention
-	)
-	for key := range keys.Keys() {
+	sortForPurge(candidates)
+	for _, c := range candidates {
+		if total <= limit {
+			break
+		}
+		if r.purgeFile(c.id) {
+			total -= c.size
+		}
+	}
+}
+
+// held is a finished file whose chunks the bus retains.
+type held struct {
+	id        string
+	size      int64
+	finished  time.Time
+	committed bool
+}
+
+// retained reads the manifests under keys, purges the chunks of files
+// older than the retention time, and returns the files whose chunks the
+// bus still holds and may purge (not under replay), with the bytes of all
+// it holds.
+func (r *Run) retained(ctx context.Context, keys <-chan string) (candidates []held, total int64) {
+	ttl := r.flow.Bus.Retention
+	for key := range keys {
 		var m bus.Manifest
 		if _, err := r.fb.Store.Get(ctx, key, &m); err != nil {
 			continue
@@ -123,10 +142,12 @@ func (r *Run) applyRetention(ctx context.Context) {
 			candidates = append(candidates, held{m.ID, max(m.Size, 0), m.Finished, committed})
 		}
 	}
-	limit := r.flow.Bus.RetentionSize
-	if limit <= 0 || total <= limit {
-		return
-	}
+	return candidates, total
+}
+
+// sortForPurge orders files to purge first those every sink committed,
+// then the oldest; ties go by id.
+func sortForPurge(candidates []held) {
 	sort.Slice(candidates, func(i, j int) bool {
 		a, b := candidates[i], candidates[j]
 		if a.committed != b.committed {
@@ -137,14 +158,6 @@ func (r *Run) applyRetention(ctx context.Context) {
 		}
 		return a.id < b.id
 	})
-	for _, c := range candidates {
-		if total <= limit {
-			break
-		}
-		if r.purgeFile(c.id) {
-			total -= c.size
-		}
-	}
 }
 
 // purgeFile removes every chunk of a finished file and records it. The
@@ -177,13 +190,16 @@ func (r *Run) removeChunks(id string) bool {
 	if err := r.fb.Chunks.Purge(r.hard, jetstream.WithPurgeSubject(r.fb.ChunkSubject(id))); err != nil {
 		r.log.Warn("removing delivered chunks", "id", id, "err", err)
 		// Not removed: say so, so that a later pass tries again.
-		bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
+		_, err := bus.Update(r.hard, r.fb.Store, bus.ManifestKey(id), func(m *bus.Manifest, exists bool) error {
 			if !exists || !m.Purged {
 				return bus.ErrUnchanged
 			}
 			m.Purged = false
 			return nil
 		})
+		if err != nil {
+			r.log.Warn("taking back the purge mark of chunks not removed", "id", id, "err", err)
+		}
 		return false
 	}
 	return true

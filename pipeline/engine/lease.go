@@ -114,7 +114,9 @@ func (l *sourceLease) start(alive string) *sourceLease {
 // connection lasts, and checks that it hears itself there before it names
 // the subject in its lease records. It returns the unsubscribe function.
 func (l *sourceLease) answer(ctx context.Context, subject string) func() {
-	sub, err := l.nc.Subscribe(subject, func(m *nats.Msg) { m.Respond([]byte(l.holder)) })
+	sub, err := l.nc.Subscribe(subject, func(m *nats.Msg) {
+		_ = m.Respond([]byte(l.holder)) // a lost answer is a request that times out
+	})
 	if err != nil {
 		l.log.Debug("answering liveness requests; a lease left by this run is taken over after its TTL", "err", err)
 		return func() {}
@@ -126,7 +128,7 @@ func (l *sourceLease) answer(ctx context.Context, subject string) func() {
 	} else {
 		l.alive = subject
 	}
-	return func() { sub.Unsubscribe() }
+	return func() { _ = sub.Unsubscribe() }
 }
 
 // gone reports whether the run that wrote lease record cur has no NATS
@@ -203,7 +205,7 @@ func (l *sourceLease) run(ctx context.Context, alive string) {
 	// find it within a quarter of the TTL.
 	var updates <-chan jetstream.KeyValueEntry
 	if w, err := l.kv.Watch(ctx, LeaseKey, jetstream.UpdatesOnly()); err == nil {
-		defer w.Stop()
+		defer func() { _ = w.Stop() }()
 		updates = w.Updates()
 	} else {
 		l.log.Debug("watching the source lease; polling instead", "err", err)

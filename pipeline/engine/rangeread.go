@@ -46,7 +46,7 @@ func readRange(ctx context.Context, ro pipeline.RangeOpener, off, n int64, pool 
 	if err != nil {
 		return rangeResult{err: fmt.Errorf("reading bytes %d-%d: %w", off, off+n-1, err)}
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }() // closing what was only read
 	buf := pool.get(n)
 	if _, err := io.ReadFull(rc, buf); err != nil {
 		return rangeResult{err: fmt.Errorf("reading bytes %d-%d: %w (did the file change?)", off, off+n-1, err)}

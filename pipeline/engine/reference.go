@@ -114,7 +114,7 @@ func (sr *sourceReads) read(ctx context.Context, refs []bus.Chunk) ([]byte, erro
 	if err != nil {
 		return nil, fmt.Errorf("reading %s again at its source: %w", sr.m.Name, err)
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }() // closing what was only read
 	buf := sr.r.parts.get(int64(n))
 	if _, err := io.ReadFull(rc, buf); err != nil {
 		sr.r.parts.put(buf)
@@ -304,9 +304,7 @@ func (r *Run) finishOrReread(item pipeline.Item, id string, out pipeline.Outcome
 // handleAgain handles a new version of a file in the goroutine that handled
 // the one before, once an ingest slot is free.
 func (r *Run) handleAgain(item pipeline.Item, rereads int) {
-	select {
-	case r.ingestSlots <- struct{}{}:
-	case <-r.stopping.Done():
+	if r.ingestSlots.Acquire(r.stopping, 1) != nil {
 		return // not acked: the source offers it to the next run
 	}
 	r.files.Add(1)

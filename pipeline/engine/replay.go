@@ -99,33 +99,61 @@ func Replay(ctx context.Context, js jetstream.JetStream, flow string, sel Select
 	if err != nil {
 		return rep, err
 	}
-	n := bus.Names{Flow: flow}
-	kv, err := js.KeyValue(ctx, n.Bucket())
+	rp, err := openReplayer(ctx, js, flow, &rep)
 	if err != nil {
-		return rep, fmt.Errorf("flow %s: %w", flow, err)
+		return rep, err
 	}
-	st := bus.Store{KV: kv}
-	chunks, err := js.Stream(ctx, n.ChunkStream())
-	if err != nil {
-		return rep, fmt.Errorf("flow %s: opening stream %s: %w", flow, n.ChunkStream(), err)
-	}
-	tasks, err := js.Stream(ctx, n.TaskStream())
-	if err != nil {
-		return rep, fmt.Errorf("flow %s: opening stream %s: %w", flow, n.TaskStream(), err)
-	}
-	rp := &replayer{js: js, names: n, store: st, chunks: chunks, tasks: tasks, rep: &rep}
 	codec, err := bus.NewCodec("none") // it decodes any chunk
 	if err != nil {
 		return rep, err
 	}
+	rep.Refused = append(rep.Refused, refusedSelection(fs, sel, flow)...)
+	ungrouped := map[string]bool{} // groups a member of which became a file of its own
+	defer func() {
+		for gid := range ungrouped {
+			if err := purgeGroupIfDone(ctx, rp.store, rp.chunks, rp.names, gid); err != nil && ctx.Err() == nil {
+				rep.Refused = append(rep.Refused, ReplayItem{Reason: fmt.Sprintf("removing the chunk of group %s, which no file needs any more: %v", gid, err)})
+			}
+		}
+	}()
+	for _, f := range fs.Files {
+		if err := rp.selected(ctx, f, sel, codec, ungrouped); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
 
+// openReplayer opens the bucket and streams of flow that a replay writes
+// to; it reports what it does in rep.
+func openReplayer(ctx context.Context, js jetstream.JetStream, flow string, rep *Report) (*replayer, error) {
+	n := bus.Names{Flow: flow}
+	kv, err := js.KeyValue(ctx, n.Bucket())
+	if err != nil {
+		return nil, fmt.Errorf("flow %s: %w", flow, err)
+	}
+	chunks, err := js.Stream(ctx, n.ChunkStream())
+	if err != nil {
+		return nil, fmt.Errorf("flow %s: opening stream %s: %w", flow, n.ChunkStream(), err)
+	}
+	tasks, err := js.Stream(ctx, n.TaskStream())
+	if err != nil {
+		return nil, fmt.Errorf("flow %s: opening stream %s: %w", flow, n.TaskStream(), err)
+	}
+	return &replayer{js: js, names: n, store: bus.Store{KV: kv}, chunks: chunks, tasks: tasks, rep: rep}, nil
+}
+
+// refusedSelection lists the sinks and files sel names that flow (whose
+// status is fs) does not have.
+func refusedSelection(fs FlowStatus, sel Selector, flow string) []ReplayItem {
 	var known []string
+	var items []ReplayItem
 	for _, c := range fs.Sinks {
 		known = append(known, c.Sink)
 	}
 	for _, want := range sel.Sinks {
 		if !slices.Contains(known, want) && len(sel.Files) == 0 {
-			rep.Refused = append(rep.Refused, ReplayItem{Sink: want,
+			items = append(items, ReplayItem{Sink: want,
 				Reason: fmt.Sprintf("flow %s has no deliveries to this sink (it has: %s)", flow, strings.Join(known, ", "))})
 		}
 	}
@@ -135,87 +163,103 @@ func Replay(ctx context.Context, js jetstream.JetStream, flow string, sel Select
 			found = found || f.Manifest.ID == want || f.Manifest.Name == want
 		}
 		if !found {
-			rep.Refused = append(rep.Refused, ReplayItem{File: want, Reason: fmt.Sprintf("no file with this id or name in flow %s", flow)})
+			items = append(items, ReplayItem{File: want, Reason: fmt.Sprintf("no file with this id or name in flow %s", flow)})
 		}
 	}
-	ungrouped := map[string]bool{} // groups a member of which became a file of its own
-	defer func() {
-		for gid := range ungrouped {
-			if err := purgeGroupIfDone(ctx, st, chunks, n, gid); err != nil && ctx.Err() == nil {
-				rep.Refused = append(rep.Refused, ReplayItem{Reason: fmt.Sprintf("removing the chunk of group %s, which no file needs any more: %v", gid, err)})
-			}
+	return items
+}
+
+// selected replays the deliveries of file f that sel chooses. A file of a
+// group becomes a file of its own first (its group goes into ungrouped).
+func (rp *replayer) selected(ctx context.Context, f FileStatus, sel Selector, codec *bus.Codec, ungrouped map[string]bool) error {
+	m, flow := f.Manifest, rp.names.Flow
+	named := len(sel.Files) > 0
+	if named && !slices.Contains(sel.Files, m.ID) && !slices.Contains(sel.Files, m.Name) {
+		return nil
+	}
+	chosen := rp.choose(f, sel, named)
+	if named && len(f.Deliveries) == 0 {
+		reason := unreplayable(m)
+		if reason == "" {
+			reason = "the file has no deliveries"
 		}
-	}()
-	for _, f := range fs.Files {
-		m := f.Manifest
-		named := len(sel.Files) > 0
-		if named && !slices.Contains(sel.Files, m.ID) && !slices.Contains(sel.Files, m.Name) {
-			continue
-		}
-		var chosen []bus.Delivery
-		for _, d := range f.Deliveries {
-			if len(sel.Sinks) > 0 && !slices.Contains(sel.Sinks, d.Sink) {
-				continue
-			}
-			switch {
-			case d.State == bus.DeliveryFailed, queuedReplay(d):
-				chosen = append(chosen, d)
-			case named:
-				rep.Refused = append(rep.Refused, ReplayItem{File: m.ID, Name: m.Name, Sink: d.Sink,
-					Reason: fmt.Sprintf("not failed: the delivery is %s", d.State)})
-			}
-		}
-		if named && len(f.Deliveries) == 0 {
-			reason := unreplayable(m)
-			if reason == "" {
-				reason = "the file has no deliveries"
-			}
-			rep.Refused = append(rep.Refused, ReplayItem{File: m.ID, Name: m.Name, Reason: reason})
-			continue
-		}
-		if named {
-			var never []string
-			for _, s := range sel.Sinks {
-				if slices.ContainsFunc(f.Deliveries, func(d bus.Delivery) bool { return d.Sink == s }) {
-					continue
-				}
-				// A sink no run of the flow had is a typo until proven
-				// otherwise: its task consumer is made by the first run.
-				if _, err := tasks.Consumer(ctx, n.Consumer(s)); errors.Is(err, jetstream.ErrConsumerNotFound) {
-					rep.Refused = append(rep.Refused, ReplayItem{File: m.ID, Name: m.Name, Sink: s,
-						Reason: fmt.Sprintf("no run of flow %s had a sink of this name: run the flow with it first, or correct the name", flow)})
-					continue
-				} else if err != nil {
-					return rep, fmt.Errorf("flow %s: looking up sink %s: %w", flow, s, err)
-				}
-				never = append(never, s)
-			}
-			if err := rp.reread(ctx, m, never, ReasonNeverQueued); err != nil {
-				return rep, fmt.Errorf("flow %s: replaying %s: %w", flow, m.Name, err)
-			}
-		}
-		if len(chosen) == 0 {
-			continue
-		}
-		if m.Group != "" {
-			nv, err := ungroup(ctx, st, func(g bus.Group) ([]byte, error) { return groupContent(ctx, chunks, codec, n, g) }, m)
-			if errors.Is(err, errGroupBusy) {
-				for _, d := range chosen {
-					rep.Refused = append(rep.Refused, ReplayItem{File: m.ID, Name: m.Name, Sink: d.Sink, Reason: err.Error()})
-				}
-				continue
-			}
-			if err != nil {
-				return rep, fmt.Errorf("flow %s: replaying %s: %w", flow, m.Name, err)
-			}
-			ungrouped[m.Group] = true
-			m = nv.V
-		}
-		if err := rp.file(ctx, m, chosen); err != nil {
-			return rep, fmt.Errorf("flow %s: replaying %s: %w", flow, m.Name, err)
+		rp.rep.Refused = append(rp.rep.Refused, ReplayItem{File: m.ID, Name: m.Name, Reason: reason})
+		return nil
+	}
+	if named {
+		if err := rp.rereadNeverQueued(ctx, f, sel.Sinks); err != nil {
+			return err
 		}
 	}
-	return rep, nil
+	if len(chosen) == 0 {
+		return nil
+	}
+	if m.Group != "" {
+		nv, err := ungroup(ctx, rp.store, func(g bus.Group) ([]byte, error) { return groupContent(ctx, rp.chunks, codec, rp.names, g) }, m)
+		if errors.Is(err, errGroupBusy) {
+			for _, d := range chosen {
+				rp.rep.Refused = append(rp.rep.Refused, ReplayItem{File: m.ID, Name: m.Name, Sink: d.Sink, Reason: err.Error()})
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("flow %s: replaying %s: %w", flow, m.Name, err)
+		}
+		ungrouped[m.Group] = true
+		m = nv.V
+	}
+	if err := rp.file(ctx, m, chosen); err != nil {
+		return fmt.Errorf("flow %s: replaying %s: %w", flow, m.Name, err)
+	}
+	return nil
+}
+
+// choose returns the deliveries of file f that sel chooses and that can be
+// replayed: failed ones, and replayed ones not started since. A delivery
+// of a named file that is neither is refused.
+func (rp *replayer) choose(f FileStatus, sel Selector, named bool) []bus.Delivery {
+	m := f.Manifest
+	var chosen []bus.Delivery
+	for _, d := range f.Deliveries {
+		if len(sel.Sinks) > 0 && !slices.Contains(sel.Sinks, d.Sink) {
+			continue
+		}
+		switch {
+		case d.State == bus.DeliveryFailed, queuedReplay(d):
+			chosen = append(chosen, d)
+		case named:
+			rp.rep.Refused = append(rp.rep.Refused, ReplayItem{File: m.ID, Name: m.Name, Sink: d.Sink,
+				Reason: fmt.Sprintf("not failed: the delivery is %s", d.State)})
+		}
+	}
+	return chosen
+}
+
+// rereadNeverQueued marks file f to be read again for the sinks that are
+// named and that it was never queued to; a sink that no run of the flow
+// had is refused.
+func (rp *replayer) rereadNeverQueued(ctx context.Context, f FileStatus, sinks []string) error {
+	m, flow := f.Manifest, rp.names.Flow
+	var never []string
+	for _, s := range sinks {
+		if slices.ContainsFunc(f.Deliveries, func(d bus.Delivery) bool { return d.Sink == s }) {
+			continue
+		}
+		// A sink no run of the flow had is a typo until proven
+		// otherwise: its task consumer is made by the first run.
+		if _, err := rp.tasks.Consumer(ctx, rp.names.Consumer(s)); errors.Is(err, jetstream.ErrConsumerNotFound) {
+			rp.rep.Refused = append(rp.rep.Refused, ReplayItem{File: m.ID, Name: m.Name, Sink: s,
+				Reason: fmt.Sprintf("no run of flow %s had a sink of this name: run the flow with it first, or correct the name", flow)})
+			continue
+		} else if err != nil {
+			return fmt.Errorf("flow %s: looking up sink %s: %w", flow, s, err)
+		}
+		never = append(never, s)
+	}
+	if err := rp.reread(ctx, m, never, ReasonNeverQueued); err != nil {
+		return fmt.Errorf("flow %s: replaying %s: %w", flow, m.Name, err)
+	}
+	return nil
 }
 
 // queuedReplay reports whether d was replayed and not started since.
@@ -519,9 +563,11 @@ func (r *Run) endReplays() {
 	}
 	var ids []string
 	for k := range keys.Keys() {
-		ids = append(ids, strings.TrimPrefix(k, "replay."))
+		if key, ok := bus.ParseKey(k); ok && key.Kind == bus.KeyReplay {
+			ids = append(ids, key.ID)
+		}
 	}
-	keys.Stop()
+	_ = keys.Stop() // every key was read
 	mine := r.sinkNames()
 	rp := &replayer{js: r.fb.JS, names: r.fb.Names, store: r.fb.Store, chunks: r.fb.Chunks, tasks: r.fb.Tasks, rep: &Report{}}
 	for _, id := range ids {

@@ -59,7 +59,7 @@ func writeSmall(ctx context.Context, s *sinkRun, f pipeline.File, data []byte) e
 	}
 	up.Plan() // one part whatever it says; called as the contract asks
 	if err := writePart(ctx, up, pipeline.Part{Size: f.Size, Last: true}, net.Buffers{data}, s); err != nil {
-		up.Abort(context.WithoutCancel(ctx), err)
+		_ = up.Abort(context.WithoutCancel(ctx), err) // the write's error is the one to report
 		return err
 	}
 	return up.Commit(ctx, f)

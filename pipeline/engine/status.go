@@ -127,15 +127,8 @@ func readFlow(ctx context.Context, js jetstream.JetStream, flow string, raw bool
 // StatusKey reports whether the record under key in a flow's bucket is one
 // a FlowStatus is made of (FlowRecords.Put takes it).
 func StatusKey(key string) bool {
-	kind, rest, _ := strings.Cut(key, ".")
-	dots := strings.Count(rest, ".")
-	switch kind {
-	case "file", "grp":
-		return rest != "" && dots == 0
-	case "dlv", "gdlv":
-		return dots >= 1
-	}
-	return key == bus.PollKey
+	k, ok := bus.ParseKey(key)
+	return ok && k.Kind != bus.KeyReplay
 }
 
 // FlowRecords holds the records of a flow's KV bucket that its status is
@@ -168,38 +161,36 @@ func (r *FlowRecords) Put(key string, value []byte) error {
 	if !StatusKey(key) {
 		return nil
 	}
-	kind, rest, _ := strings.Cut(key, ".")
+	k, _ := bus.ParseKey(key)
 	var err error
-	switch kind {
-	case "file":
+	switch k.Kind {
+	case bus.KeyManifest:
 		var m bus.Manifest
 		if err = json.Unmarshal(value, &m); err == nil {
 			if !r.raw {
 				m.Content = nil // a small file's bytes are not status
 				m.Error, m.ReadError = pipeline.RedactURLs(m.Error), pipeline.RedactURLs(m.ReadError)
 			}
-			r.manifests[rest] = m
+			r.manifests[k.ID] = m
 		}
-	case "dlv":
+	case bus.KeyDelivery:
 		var d bus.Delivery
 		if err = json.Unmarshal(value, &d); err == nil {
-			id, sink, _ := strings.Cut(rest, ".")
 			if !r.raw {
 				d.Error = pipeline.RedactURLs(d.Error)
 			}
-			put(r.deliveries, id, sink, d)
+			put(r.deliveries, k.ID, k.Sink, d)
 		}
-	case "grp":
+	case bus.KeyGroup:
 		var g bus.Group
 		if err = json.Unmarshal(value, &g); err == nil {
-			r.purged[rest] = g.Purged
+			r.purged[k.ID] = g.Purged
 		}
-	case "gdlv":
+	case bus.KeyGroupDelivery:
 		var g bus.GroupDelivery
 		if err = json.Unmarshal(value, &g); err == nil {
-			gid, sink, _ := strings.Cut(rest, ".")
-			g.Sink = sink
-			put(r.groups, gid, sink, g)
+			g.Sink = k.Sink
+			put(r.groups, k.ID, k.Sink, g)
 		}
 	default:
 		var p bus.Poll
@@ -225,18 +216,16 @@ func (r *FlowRecords) Delete(key string) {
 	if !StatusKey(key) {
 		return
 	}
-	kind, rest, _ := strings.Cut(key, ".")
-	switch kind {
-	case "file":
-		delete(r.manifests, rest)
-	case "dlv":
-		id, sink, _ := strings.Cut(rest, ".")
-		deleteIn(r.deliveries, id, sink)
-	case "grp":
-		delete(r.purged, rest)
-	case "gdlv":
-		gid, sink, _ := strings.Cut(rest, ".")
-		deleteIn(r.groups, gid, sink)
+	k, _ := bus.ParseKey(key)
+	switch k.Kind {
+	case bus.KeyManifest:
+		delete(r.manifests, k.ID)
+	case bus.KeyDelivery:
+		deleteIn(r.deliveries, k.ID, k.Sink)
+	case bus.KeyGroup:
+		delete(r.purged, k.ID)
+	case bus.KeyGroupDelivery:
+		deleteIn(r.groups, k.ID, k.Sink)
 	default:
 		r.poll = nil
 	}

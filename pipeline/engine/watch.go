@@ -69,7 +69,7 @@ func (mw *manifestWatch) await(ctx context.Context, ok func(bus.Manifest) bool) 
 	}
 }
 
-func (mw *manifestWatch) stop() { mw.w.Stop() }
+func (mw *manifestWatch) stop() { _ = mw.w.Stop() }
 
 // finisher tells a file's ingesting goroutine when every delivery is final.
 // One watch on the flow's delivery records serves every waiting file.
@@ -102,12 +102,12 @@ func newFinisher(r *Run) (*finisher, error) {
 			if e == nil {
 				continue
 			}
-			parts := strings.SplitN(e.Key(), ".", 3)
-			if len(parts) != 3 {
+			k, ok := bus.ParseKey(e.Key())
+			if !ok || k.Kind != bus.KeyDelivery && k.Kind != bus.KeyGroupDelivery {
 				continue
 			}
-			id, sink := parts[1], parts[2]
-			if parts[0] == "gdlv" {
+			id, sink := k.ID, k.Sink
+			if k.Kind == bus.KeyGroupDelivery {
 				f.groupRecord(id, sink, e)
 				continue
 			}
