@@ -93,8 +93,8 @@ const ReasonNeverQueued = "never queued to this sink (added since?): the file is
 //
 // It returns an error when the flow has no state on the server or the
 // state cannot be read or written; the Report then holds what was done.
-func Replay(ctx context.Context, js jetstream.JetStream, flow string, sel Selector) (Report, error) {
-	rep := Report{Flow: flow}
+func Replay(ctx context.Context, js jetstream.JetStream, flow string, sel Selector) (rep Report, err error) {
+	rep = Report{Flow: flow}
 	fs, err := readFlow(ctx, js, flow, true)
 	if err != nil {
 		return rep, err
@@ -109,6 +109,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, flow string, sel Select
 	}
 	rep.Refused = append(rep.Refused, refusedSelection(fs, sel, flow)...)
 	ungrouped := map[string]bool{} // groups a member of which became a file of its own
+	// rep is the named result, so what the purge refuses reaches the caller.
 	defer func() {
 		for gid := range ungrouped {
 			if err := purgeGroupIfDone(ctx, rp.store, rp.chunks, rp.names, gid); err != nil && ctx.Err() == nil {
