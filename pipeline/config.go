@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
 	"regexp"
@@ -87,126 +88,168 @@ func (f Field) Parse(v any) (any, error) {
 	}
 	switch f.Type {
 	case TypeString:
-		s, ok := scalarString(v)
-		if !ok {
-			return nil, fmt.Errorf("want a string, got %s", got())
-		}
-		if len(f.Enum) > 0 && !contains(f.Enum, s) {
-			if f.Secret {
-				return nil, fmt.Errorf("want one of %s", strings.Join(f.Enum, ", "))
-			}
-			return nil, fmt.Errorf("want one of %s, got %q", strings.Join(f.Enum, ", "), s)
-		}
-		return s, nil
-	case TypeInt:
-		switch n := v.(type) {
-		case int:
-			return n, nil
-		case int64:
-			if n > math.MaxInt32 || n < math.MinInt32 {
-				return nil, fmt.Errorf("want an integer, got %d (out of range)", n)
-			}
-			return int(n), nil
-		case uint64:
-			if n > math.MaxInt32 {
-				return nil, fmt.Errorf("want an integer, got %d (out of range)", n)
-			}
-			return int(n), nil
-		case float64:
-			if n == math.Trunc(n) && math.Abs(n) <= math.MaxInt32 {
-				return int(n), nil
-			}
-		case string:
-			if i, err := strconv.Atoi(strings.TrimSpace(n)); err == nil {
-				return i, nil
-			}
-		}
-		return nil, fmt.Errorf("want an integer, got %s", got())
-	case TypeBool:
-		switch b := v.(type) {
-		case bool:
-			return b, nil
-		case string:
-			if p, err := strconv.ParseBool(b); err == nil {
-				return p, nil
-			}
-		}
-		return nil, fmt.Errorf("want true or false, got %s", got())
-	case TypeDuration:
-		switch d := v.(type) {
-		case time.Duration:
-			return d, nil
-		case string:
-			p, err := time.ParseDuration(strings.TrimSpace(d))
-			if err == nil && p >= 0 {
-				return p, nil
-			}
-		}
-		return nil, fmt.Errorf("want a duration such as 500ms, 10s or 1m30s, got %s", got())
-	case TypeSize:
-		switch n := v.(type) {
-		case int:
-			if n >= 0 {
-				return int64(n), nil
-			}
-		case int64:
-			if n >= 0 {
-				return n, nil
-			}
-		case uint64:
-			if n <= math.MaxInt64 {
-				return int64(n), nil
-			}
-		case float64:
-			if n >= 0 && n == math.Trunc(n) && n < math.MaxInt64 {
-				return int64(n), nil
-			}
-		case string:
-			if p, err := ParseSize(n); err == nil {
-				return p, nil
-			}
-		}
-		return nil, fmt.Errorf("want a size such as 1048576, 512KiB, 8MiB or 1GB, got %s", got())
+		return f.parseString(v, got)
 	case TypeStrings:
-		switch l := v.(type) {
-		case string:
-			return []string{l}, nil
-		case []string:
-			return append([]string(nil), l...), nil
-		case []any:
-			out := make([]string, len(l))
-			for i, e := range l {
-				s, ok := scalarString(e)
-				if !ok {
-					return nil, fmt.Errorf("want a list of strings, item %d is %T", i+1, e)
-				}
-				out[i] = s
-			}
-			return out, nil
-		}
-		return nil, fmt.Errorf("want a list of strings, got %s", got())
+		return parseStrings(v, got)
 	case TypeStringMap:
-		switch m := v.(type) {
-		case map[string]string:
-			out := make(map[string]string, len(m))
-			for k, e := range m {
-				out[k] = e
-			}
-			return out, nil
-		case map[string]any:
-			out := make(map[string]string, len(m))
-			for k, e := range m {
-				s, ok := scalarString(e)
-				if !ok {
-					return nil, fmt.Errorf("want a map of strings, key %q is %T", k, e)
-				}
-				out[k] = s
-			}
-			return out, nil
-		}
-		return nil, fmt.Errorf("want a map of strings, got %s", got())
+		return parseStringMap(v, got)
 	}
-	return nil, fmt.Errorf("unknown field type %q", f.Type)
+	p, ok := scalarParsers[f.Type]
+	if !ok {
+		return nil, fmt.Errorf("unknown field type %q", f.Type)
+	}
+	out, err := p.parse(v)
+	if errors.Is(err, errNotThisType) {
+		return nil, fmt.Errorf("want %s, got %s", p.want, got())
+	}
+	return out, err
+}
+
+// errNotThisType is a scalar parser's answer for a value it cannot take;
+// Parse says what it wanted.
+var errNotThisType = errors.New("not this type")
+
+// scalarParsers parse the field types whose values are one scalar: what
+// each wants, for its error, and its parser.
+var scalarParsers = map[FieldType]struct {
+	want  string
+	parse func(any) (any, error)
+}{
+	TypeInt:      {"an integer", parseInt},
+	TypeBool:     {"true or false", parseBool},
+	TypeDuration: {"a duration such as 500ms, 10s or 1m30s", parseDuration},
+	TypeSize:     {"a size such as 1048576, 512KiB, 8MiB or 1GB", parseSize},
+}
+
+func (f Field) parseString(v any, got func() string) (any, error) {
+	s, ok := scalarString(v)
+	if !ok {
+		return nil, fmt.Errorf("want a string, got %s", got())
+	}
+	if len(f.Enum) > 0 && !contains(f.Enum, s) {
+		if f.Secret {
+			return nil, fmt.Errorf("want one of %s", strings.Join(f.Enum, ", "))
+		}
+		return nil, fmt.Errorf("want one of %s, got %q", strings.Join(f.Enum, ", "), s)
+	}
+	return s, nil
+}
+
+func parseInt(v any) (any, error) {
+	switch n := v.(type) {
+	case int:
+		return n, nil
+	case int64:
+		if n > math.MaxInt32 || n < math.MinInt32 {
+			return nil, fmt.Errorf("want an integer, got %d (out of range)", n)
+		}
+		return int(n), nil
+	case uint64:
+		if n > math.MaxInt32 {
+			return nil, fmt.Errorf("want an integer, got %d (out of range)", n)
+		}
+		return int(n), nil
+	case float64:
+		if n == math.Trunc(n) && math.Abs(n) <= math.MaxInt32 {
+			return int(n), nil
+		}
+	case string:
+		if i, err := strconv.Atoi(strings.TrimSpace(n)); err == nil {
+			return i, nil
+		}
+	}
+	return nil, errNotThisType
+}
+
+func parseBool(v any) (any, error) {
+	switch b := v.(type) {
+	case bool:
+		return b, nil
+	case string:
+		if p, err := strconv.ParseBool(b); err == nil {
+			return p, nil
+		}
+	}
+	return nil, errNotThisType
+}
+
+func parseDuration(v any) (any, error) {
+	switch d := v.(type) {
+	case time.Duration:
+		return d, nil
+	case string:
+		p, err := time.ParseDuration(strings.TrimSpace(d))
+		if err == nil && p >= 0 {
+			return p, nil
+		}
+	}
+	return nil, errNotThisType
+}
+
+func parseSize(v any) (any, error) {
+	switch n := v.(type) {
+	case int:
+		if n >= 0 {
+			return int64(n), nil
+		}
+	case int64:
+		if n >= 0 {
+			return n, nil
+		}
+	case uint64:
+		if n <= math.MaxInt64 {
+			return int64(n), nil
+		}
+	case float64:
+		if n >= 0 && n == math.Trunc(n) && n < math.MaxInt64 {
+			return int64(n), nil
+		}
+	case string:
+		if p, err := ParseSize(n); err == nil {
+			return p, nil
+		}
+	}
+	return nil, errNotThisType
+}
+
+func parseStrings(v any, got func() string) (any, error) {
+	switch l := v.(type) {
+	case string:
+		return []string{l}, nil
+	case []string:
+		return append([]string(nil), l...), nil
+	case []any:
+		out := make([]string, len(l))
+		for i, e := range l {
+			s, ok := scalarString(e)
+			if !ok {
+				return nil, fmt.Errorf("want a list of strings, item %d is %T", i+1, e)
+			}
+			out[i] = s
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("want a list of strings, got %s", got())
+}
+
+func parseStringMap(v any, got func() string) (any, error) {
+	switch m := v.(type) {
+	case map[string]string:
+		out := make(map[string]string, len(m))
+		maps.Copy(out, m)
+		return out, nil
+	case map[string]any:
+		out := make(map[string]string, len(m))
+		for k, e := range m {
+			s, ok := scalarString(e)
+			if !ok {
+				return nil, fmt.Errorf("want a map of strings, key %q is %T", k, e)
+			}
+			out[k] = s
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("want a map of strings, got %s", got())
 }
 
 func scalarString(v any) (string, bool) {
