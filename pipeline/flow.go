@@ -289,6 +289,19 @@ func (f Flow) Check() error {
 	if len(f.Sinks) == 0 {
 		at(f.Pos, "flow %q has no sinks: add at least one under sinks", f.Name)
 	}
+	f.checkSinks(at)
+	if err := f.Rate.Check(); err != nil {
+		at(f.Pos, "flow %q: rate: %v", f.Name, err)
+	}
+	errs = append(errs, f.checkExpectations()...)
+	f.checkNotify(at)
+	errs = append(errs, f.limitErrors()...)
+	f.Bus.check(f.Pos, at)
+	return errors.Join(errs...)
+}
+
+// checkSinks checks each sink's settings and that their names are unique.
+func (f Flow) checkSinks(at func(p Pos, format string, args ...any)) {
 	seen := map[string]bool{}
 	for i, s := range f.Sinks {
 		label := fmt.Sprintf("%q", s.Name)
@@ -318,11 +331,12 @@ func (f Flow) Check() error {
 		}
 		seen[s.Name] = true
 	}
-	if err := f.Rate.Check(); err != nil {
-		at(f.Pos, "flow %q: rate: %v", f.Name, err)
-	}
-	errs = append(errs, f.checkExpectations()...)
-	f.checkNotify(at)
+}
+
+// limitErrors are the flow's settings above their limits (Limits), each
+// at its sink's position, or the flow's.
+func (f Flow) limitErrors() []error {
+	var errs []error
 	for _, l := range f.Limits() {
 		pos := f.Pos
 		if i, ok := l.sink(); ok {
@@ -334,23 +348,26 @@ func (f Flow) Check() error {
 			errs = append(errs, l)
 		}
 	}
-	b := f.Bus
+	return errs
+}
+
+// check checks the bus settings of the flow at pos.
+func (b BusSpec) check(pos Pos, at func(p Pos, format string, args ...any)) {
 	if b.ChunkSize < 0 || (b.ChunkSize > 0 && b.ChunkSize < MinChunkSize) {
-		at(f.Pos, "bus chunk_size %d: must be at least 4KiB", b.ChunkSize)
+		at(pos, "bus chunk_size %d: must be at least 4KiB", b.ChunkSize)
 	}
 	if b.Compression != "" && !contains(Compressions, b.Compression) {
-		at(f.Pos, "bus compression %q: want one of s2, zstd, none", b.Compression)
+		at(pos, "bus compression %q: want one of s2, zstd, none", b.Compression)
 	}
 	if b.Payload != "" && !contains(Payloads, b.Payload) {
-		at(f.Pos, "bus payload %q: want one of bytes, reference, auto", b.Payload)
+		at(pos, "bus payload %q: want one of bytes, reference, auto", b.Payload)
 	}
 	if b.OnChange != "" && !contains(Changes, b.OnChange) {
-		at(f.Pos, "bus on_change %q: want fail or reread", b.OnChange)
+		at(pos, "bus on_change %q: want fail or reread", b.OnChange)
 	}
 	if b.Files < 0 || b.Readers < 0 || b.Retention < 0 || b.Window < 0 || b.RetentionSize < 0 {
-		at(f.Pos, "bus files, readers, window, retention and retention_size must not be negative")
+		at(pos, "bus files, readers, window, retention and retention_size must not be negative")
 	}
-	return errors.Join(errs...)
 }
 
 // AuditSpec turns on a flow's audit trail (package pipeline/audit): every
