@@ -17,11 +17,14 @@
 // In the code, each of these is a small type with a method per step, in the
 // order they run: a version (ingest.go) takes one version of a file from
 // the source to its outcome (accept, group, readManifest, rejoin, again,
-// read); a delivery (deliver.go) is one attempt at one sink (begin,
-// waitForFile, open, write, await, claim, commit; fail records an attempt
-// that ends early), and its partWriter reads the chunks in order and writes
-// the parts. KV keys are built and taken apart in package bus
-// (bus.DeliveryKey, bus.ParseKey).
+// read; reading onto the bus in read.go and publish.go, outcomes and acks
+// in finish.go); a delivery (attempt.go, its tasks in deliver.go) is one
+// attempt at one sink (begin, waitForFile, open, write, await, claim,
+// commit; fail records an attempt that ends early), and its partWriter
+// (parts.go) reads the chunks in order and writes the parts. Small files
+// are grouped in group.go, a group delivered in groupdeliver.go, and a
+// member made a file of its own again in ungroup.go. KV keys are built and
+// taken apart in package bus (bus.DeliveryKey, bus.ParseKey).
 //
 // Deliveries start as soon as a file's ingest begins, so reading and writing
 // overlap; a sink that needs the final size and sha256 up front implements
