@@ -250,32 +250,20 @@ func (p *partReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
-
 // WriteTo copies the part to w in large writes, which io.Copy prefers: a
 // part reader that yields a few bytes at a time would otherwise make as
-// many TLS records.
+// many TLS records. A part cut short is not an error here: WritePart
+// reports it.
 func (p *partReader) WriteTo(w io.Writer) (int64, error) {
-	buf := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(buf)
-	var n int64
-	for p.left > 0 {
-		got, err := io.ReadFull(p, (*buf)[:min(int64(len(*buf)), p.left)])
-		if got > 0 {
-			wrote, werr := w.Write((*buf)[:got])
-			n += int64(wrote)
-			if werr != nil {
-				return n, werr
-			}
+	n, err := pipeline.CopyBuffered(p, p.left, func(b []byte, _ int64) (int, error) { return w.Write(b) })
+	var rerr *pipeline.PartReadError
+	if errors.As(err, &rerr) {
+		if errors.Is(rerr.Err, io.ErrUnexpectedEOF) {
+			return n, nil
 		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return n, nil // short: WritePart reports it
-		}
-		if err != nil {
-			return n, err
-		}
+		return n, rerr.Err
 	}
-	return n, nil
+	return n, err
 }
 
 // State returns the resume token: JSON naming the temporary file and the

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -188,7 +187,8 @@ func (s *Sink) start(f pipeline.File, target, temp string, flag int, lost bool) 
 			return nil, fsError(fmt.Errorf("writing %q: %w", f.Name, err))
 		}
 	}
-	return &upload{sink: s, name: f.Name, target: target, temp: temp, file: fh, lost: lost}, nil
+	parts := pipeline.NewTempFileParts(pipeline.TempFileState{Lost: lost})
+	return &upload{sink: s, name: f.Name, target: target, temp: temp, file: fh, parts: parts}, nil
 }
 
 // resumeState is what Upload.State returns, as JSON. The paths are kept as
@@ -200,10 +200,9 @@ type resumeState struct {
 	TargetRaw []byte `json:"target_raw,omitempty"`
 	Temp      string `json:"temp,omitempty"`
 	Target    string `json:"target,omitempty"`
-	// Lost is set when the temporary file was recreated after a restart;
-	// Written then lists the byte ranges it holds.
-	Lost    bool                `json:"lost,omitempty"`
-	Written pipeline.ByteRanges `json:"written,omitempty"`
+	// Whether the temporary file was recreated after a restart, and what
+	// it holds then.
+	pipeline.TempFileState
 }
 
 // resume reopens the temporary file named by state. The target recorded at
@@ -234,11 +233,8 @@ func (s *Sink) resume(f pipeline.File, state []byte) (*upload, error) {
 	if valid {
 		fh, err := os.OpenFile(temp, os.O_RDWR, 0)
 		if err == nil {
-			u := &upload{sink: s, name: f.Name, target: target, temp: temp, file: fh, lost: st.Lost}
-			if st.Lost {
-				u.written = st.Written
-			}
-			return u, nil
+			parts := pipeline.NewTempFileParts(st.TempFileState)
+			return &upload{sink: s, name: f.Name, target: target, temp: temp, file: fh, parts: parts}, nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			return nil, fsError(fmt.Errorf("resuming %q: opening temporary file %s: %w", f.Name, temp, err))
@@ -322,17 +318,13 @@ type upload struct {
 	committed bool
 	err       error // why it finished, when not committed
 
-	wmu      sync.Mutex
-	lost     bool                // parts written before a restart are gone
-	written  pipeline.ByteRanges // byte ranges written since then; only kept when lost
-	location string              // where Commit published the file
+	parts    *pipeline.TempFileParts // whether parts written before a restart are gone
+	location string                  // where Commit published the file
 }
 
 func (u *upload) Plan() pipeline.PartPlan {
 	return pipeline.PartPlan{PartSize: u.sink.cfg.PartSize}
 }
-
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // WritePart writes p.Size bytes from r at p.Offset of the temporary file. It
 // is safe for concurrent use and idempotent. With fsync the part is on stable
@@ -358,49 +350,25 @@ func (u *upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) er
 			return fmt.Errorf("writing part %d of %q: flushing %s: %w", p.Number, u.name, u.temp, err)
 		}
 	}
-	u.wmu.Lock()
-	if u.lost {
-		u.written = u.written.Add(p.Offset, p.Size)
-	}
-	u.wmu.Unlock()
+	u.parts.Wrote(p.Offset, p.Size)
 	return nil
 }
 
-// copyAt writes exactly n bytes from r to f at off. It fills a whole buffer
-// before each write, so a reader returning a few bytes at a time does not
-// cost a system call for each, and stops between reads once ctx ends.
+// copyAt writes exactly n bytes from r to f at off (see pipeline.CopyAt).
+// Errors of f that no retry mends are permanent.
 func copyAt(ctx context.Context, f *os.File, off int64, r io.Reader, n int64) error {
-	buf := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(buf)
-	for done := int64(0); done < n; {
-		chunk := (*buf)[:min(int64(len(*buf)), n-done)]
-		got, err := io.ReadFull(pipeline.ContextReader(ctx, r), chunk)
-		if got > 0 {
-			if _, werr := f.WriteAt(chunk[:got], off+done); werr != nil {
-				return fsError(werr)
-			}
-			done += int64(got)
-		}
-		switch {
-		case err == io.EOF || err == io.ErrUnexpectedEOF:
-			return fmt.Errorf("the part ended after %d of %d bytes: %w", done, n, io.ErrUnexpectedEOF)
-		case err != nil:
-			return err
-		}
+	err := pipeline.CopyAt(ctx, f, off, r, n)
+	var rerr *pipeline.PartReadError
+	if err != nil && !errors.As(err, &rerr) {
+		return fsError(err)
 	}
-	return nil
+	return err
 }
 
 // State returns the resume token: JSON naming the temporary file and the
 // target. It is safe for concurrent use with WritePart.
 func (u *upload) State() []byte {
-	st := resumeState{TempRaw: []byte(u.temp), TargetRaw: []byte(u.target)}
-	u.wmu.Lock()
-	if u.lost {
-		st.Lost = true
-		st.Written = slices.Clone(u.written)
-	}
-	u.wmu.Unlock()
+	st := resumeState{TempRaw: []byte(u.temp), TargetRaw: []byte(u.target), TempFileState: u.parts.State()}
 	b, err := json.Marshal(st)
 	if err != nil {
 		return []byte(u.temp)
@@ -437,9 +405,7 @@ func (u *upload) Commit(ctx context.Context, final pipeline.File) error {
 }
 
 func (u *upload) commit(final pipeline.File) error {
-	u.wmu.Lock()
-	lost, complete := u.lost, u.written.Covers(final.Size)
-	u.wmu.Unlock()
+	lost, complete := u.parts.Complete(final.Size)
 	if lost && u.published(final) {
 		u.discard() // published before a restart; this temporary file is surplus
 		return u.durable(u.target)

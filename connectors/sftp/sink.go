@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -192,17 +191,17 @@ func (s *Sink) start(sess *session, f pipeline.File, rel, target, temp string, l
 	if err := fh.Close(); err != nil {
 		return nil, s.conn.opError(sess, fmt.Sprintf("writing %q: creating temporary file %s", f.Name, temp), err)
 	}
-	return &upload{sink: s, name: f.Name, rel: rel, target: target, temp: temp, lost: lost}, nil
+	parts := pipeline.NewTempFileParts(pipeline.TempFileState{Lost: lost})
+	return &upload{sink: s, name: f.Name, rel: rel, target: target, temp: temp, parts: parts}, nil
 }
 
 // resumeState is what Upload.State returns, as JSON.
 type resumeState struct {
 	Temp   string `json:"temp"`
 	Target string `json:"target"`
-	// Lost is set when the temporary file was recreated after a restart;
-	// Written then lists the byte ranges it holds.
-	Lost    bool                `json:"lost,omitempty"`
-	Written pipeline.ByteRanges `json:"written,omitempty"`
+	// Whether the temporary file was recreated after a restart, and what
+	// it holds then.
+	pipeline.TempFileState
 }
 
 // resume reopens the temporary file named by state, keeping what it holds.
@@ -237,11 +236,8 @@ func (s *Sink) resume(sess *session, f pipeline.File, state []byte) (*upload, er
 	if st.Temp != "" && path.Dir(temp) == path.Dir(target) && temp != target {
 		info, err := sess.sftp.Lstat(temp)
 		if err == nil && info.Mode().IsRegular() {
-			u := &upload{sink: s, name: f.Name, rel: rel, target: target, temp: temp, lost: st.Lost}
-			if st.Lost {
-				u.written = st.Written
-			}
-			return u, nil
+			parts := pipeline.NewTempFileParts(st.TempFileState)
+			return &upload{sink: s, name: f.Name, rel: rel, target: target, temp: temp, parts: parts}, nil
 		}
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, s.conn.opError(sess, fmt.Sprintf("resuming %q: checking temporary file %s", f.Name, temp), err)
@@ -272,16 +268,12 @@ type upload struct {
 	committed bool
 	err       error // why it finished, when not committed
 
-	wmu     sync.Mutex
-	lost    bool                // parts written before a restart are gone
-	written pipeline.ByteRanges // byte ranges written since then; only kept when lost
+	parts *pipeline.TempFileParts // whether parts written before a restart are gone
 }
 
 func (u *upload) Plan() pipeline.PartPlan {
 	return pipeline.PartPlan{PartSize: u.sink.cfg.PartSize, Concurrency: u.sink.cfg.Concurrency}
 }
-
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // WritePart writes p.Size bytes from r at p.Offset of the temporary file,
 // through its own file handle. It is safe for concurrent use and
@@ -311,70 +303,26 @@ func (u *upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) er
 	if err != nil {
 		return u.sink.conn.opError(sess, doing, err)
 	}
-	err = copyAt(ctx, fh, p.Offset, r, p.Size)
+	// pkg/sftp sends each buffer as several concurrent write requests.
+	err = pipeline.CopyAt(ctx, fh, p.Offset, r, p.Size)
 	if cerr := fh.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
 	if err != nil {
-		var rerr *partReadError
+		var rerr *pipeline.PartReadError
 		if errors.As(err, &rerr) {
-			return fmt.Errorf("%s: %w", doing, rerr.err) // the part's reader failed, not the server
+			return fmt.Errorf("%s: %w", doing, rerr.Err) // the part's reader failed, not the server
 		}
 		return u.sink.conn.opError(sess, doing, err)
 	}
-	u.wmu.Lock()
-	if u.lost {
-		u.written = u.written.Add(p.Offset, p.Size)
-	}
-	u.wmu.Unlock()
-	return nil
-}
-
-// partReadError is an error of the part's reader (or its context), kept
-// apart from the server's errors.
-type partReadError struct{ err error }
-
-func (e *partReadError) Error() string { return e.err.Error() }
-func (e *partReadError) Unwrap() error { return e.err }
-
-// copyAt writes exactly n bytes from r to f at off, a buffer at a time
-// (pkg/sftp sends one buffer as several concurrent write requests), and
-// stops between reads once ctx ends.
-func copyAt(ctx context.Context, f *sftp.File, off int64, r io.Reader, n int64) error {
-	buf := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(buf)
-	for done := int64(0); done < n; {
-		if err := ctx.Err(); err != nil {
-			return &partReadError{err}
-		}
-		chunk := (*buf)[:min(int64(len(*buf)), n-done)]
-		got, err := io.ReadFull(pipeline.ContextReader(ctx, r), chunk)
-		if got > 0 {
-			if _, werr := f.WriteAt(chunk[:got], off+done); werr != nil {
-				return werr
-			}
-			done += int64(got)
-		}
-		switch {
-		case err == io.EOF || err == io.ErrUnexpectedEOF:
-			return &partReadError{fmt.Errorf("the part ended after %d of %d bytes: %w", done, n, io.ErrUnexpectedEOF)}
-		case err != nil:
-			return &partReadError{err}
-		}
-	}
+	u.parts.Wrote(p.Offset, p.Size)
 	return nil
 }
 
 // State returns the resume token: JSON naming the temporary file and the
 // target. It is safe for concurrent use with WritePart.
 func (u *upload) State() []byte {
-	st := resumeState{Temp: u.temp, Target: u.target}
-	u.wmu.Lock()
-	if u.lost {
-		st.Lost = true
-		st.Written = slices.Clone(u.written)
-	}
-	u.wmu.Unlock()
+	st := resumeState{Temp: u.temp, Target: u.target, TempFileState: u.parts.State()}
 	b, _ := json.Marshal(st)
 	return b
 }
@@ -414,9 +362,7 @@ func (u *upload) Commit(ctx context.Context, final pipeline.File) error {
 
 func (u *upload) commit(sess *session, final pipeline.File) error {
 	s, c := u.sink, sess.sftp
-	u.wmu.Lock()
-	lost, complete := u.lost, u.written.Covers(final.Size)
-	u.wmu.Unlock()
+	lost, complete := u.parts.Complete(final.Size)
 	if lost && u.published(c, final) {
 		_ = c.Remove(u.temp) // renamed before a restart; this temporary file is surplus
 		return u.trigger(sess)
