@@ -143,11 +143,8 @@ func (s *Sink) Open(ctx context.Context, f pipeline.File, resume []byte) (pipeli
 		if info.IsDir() {
 			return nil, pipeline.Permanent(fmt.Errorf("writing %q to %s: the target is a directory", f.Name, target))
 		}
-		switch s.cfg.Overwrite {
-		case OverwriteSkip:
-			return nil, fmt.Errorf("writing %q to %s: the target exists (overwrite: skip): %w", f.Name, target, pipeline.ErrSkip)
-		case OverwriteFail:
-			return nil, fmt.Errorf("writing %q to %s: %w (overwrite: fail)", f.Name, target, pipeline.ErrExists)
+		if err := pipeline.TargetExists(s.cfg.Overwrite, f.Name, target); err != nil {
+			return nil, err
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fsError(fmt.Errorf("writing %q: checking %s: %w", f.Name, target, err))
@@ -312,11 +309,9 @@ type upload struct {
 
 	// mu guards the fields below. WritePart holds it only to fetch the
 	// file, so Abort never waits for a stalled part reader.
-	mu        sync.Mutex
-	file      *os.File // nil once closed
-	finished  bool     // committed or aborted
-	committed bool
-	err       error // why it finished, when not committed
+	mu   sync.Mutex
+	file *os.File // nil once closed
+	end  pipeline.UploadEnd
 
 	parts    *pipeline.TempFileParts // whether parts written before a restart are gone
 	location string                  // where Commit published the file
@@ -337,7 +332,8 @@ func (u *upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) er
 		return fmt.Errorf("writing part %d of %q: invalid offset %d or size %d", p.Number, u.name, p.Offset, p.Size)
 	}
 	u.mu.Lock()
-	f, finished := u.file, u.finished
+	f := u.file
+	finished, _ := u.end.Finished()
 	u.mu.Unlock()
 	if finished || f == nil {
 		return fmt.Errorf("writing part %d of %q: the upload to %s is already finished", p.Number, u.name, u.target)
@@ -387,18 +383,11 @@ func (u *upload) Commit(ctx context.Context, final pipeline.File) error {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.finished {
-		if u.committed {
-			return nil
-		}
-		return u.err
+	if finished, err := u.end.Finished(); finished {
+		return err
 	}
 	err := u.commit(final)
-	switch {
-	case err == nil:
-		u.finished, u.committed = true, true
-	case pipeline.IsPermanent(err) || errors.Is(err, pipeline.ErrSkip):
-		u.finished, u.err = true, err
+	if u.end.Settle(err) {
 		u.discard()
 	}
 	return err
@@ -455,7 +444,7 @@ func (u *upload) commit(final pipeline.File) error {
 func (u *upload) Location() string {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.location == "" && u.committed {
+	if u.location == "" && u.end.Committed() {
 		return u.target
 	}
 	return u.location
@@ -512,11 +501,8 @@ func (u *upload) publish(final pipeline.File) (string, error) {
 		if !taken {
 			return cand, nil
 		}
-		switch policy {
-		case OverwriteFail:
-			return "", fmt.Errorf("committing %q to %s: %w (overwrite: fail)", u.name, cand, pipeline.ErrExists)
-		case OverwriteSkip:
-			return "", fmt.Errorf("committing %q to %s: the target appeared meanwhile (overwrite: skip): %w", u.name, cand, pipeline.ErrSkip)
+		if err := pipeline.TargetAppeared(policy, u.name, cand); err != nil {
+			return "", err
 		}
 	}
 	return "", pipeline.Permanent(fmt.Errorf("committing %q: no free name for %s after %d tries", u.name, u.target, maxSuffix))
@@ -568,11 +554,8 @@ func (u *upload) published(final pipeline.File) bool {
 		return false
 	}
 	defer discard.Close(f)
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return false
-	}
-	return strings.EqualFold(hex.EncodeToString(h.Sum(nil)), final.SHA256)
+	ok, err := pipeline.HasSHA256(f, final.SHA256)
+	return ok && err == nil
 }
 
 // discard closes and removes the temporary file. Its content is no longer
@@ -590,20 +573,14 @@ func (u *upload) discard() {
 func (u *upload) Abort(ctx context.Context, cause error) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.committed {
+	if u.end.Committed() {
 		return nil
 	}
 	if u.file != nil {
 		discard.Close(u.file) // its content is thrown away below
 		u.file = nil
 	}
-	if !u.finished {
-		u.finished = true
-		u.err = fmt.Errorf("writing %q: the upload was aborted", u.name)
-		if cause != nil {
-			u.err = fmt.Errorf("writing %q: the upload was aborted: %w", u.name, cause)
-		}
-	}
+	u.end.Abort(u.name, cause)
 	if err := os.Remove(u.temp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("aborting %q: removing %s: %w", u.name, u.temp, err)
 	}

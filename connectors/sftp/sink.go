@@ -2,8 +2,6 @@ package sftp
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -152,11 +150,8 @@ func (s *Sink) Open(ctx context.Context, f pipeline.File, resume []byte) (pipeli
 		if info.IsDir() {
 			return nil, pipeline.Permanent(fmt.Errorf("writing %q to %s: the target is a directory", f.Name, s.loc(target)))
 		}
-		switch s.cfg.Overwrite {
-		case OverwriteSkip:
-			return nil, fmt.Errorf("writing %q to %s: the target exists (overwrite: skip): %w", f.Name, s.loc(target), pipeline.ErrSkip)
-		case OverwriteFail:
-			return nil, fmt.Errorf("writing %q to %s: %w (overwrite: fail)", f.Name, s.loc(target), pipeline.ErrExists)
+		if err := pipeline.TargetExists(s.cfg.Overwrite, f.Name, s.loc(target)); err != nil {
+			return nil, err
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, s.conn.opError(sess, fmt.Sprintf("writing %q: checking %s", f.Name, target), err)
@@ -263,10 +258,8 @@ type upload struct {
 	target string
 	temp   string
 
-	mu        sync.Mutex // guards the fields below; never held by WritePart
-	finished  bool       // committed or aborted
-	committed bool
-	err       error // why it finished, when not committed
+	mu  sync.Mutex // guards the fields below; never held by WritePart
+	end pipeline.UploadEnd
 
 	parts *pipeline.TempFileParts // whether parts written before a restart are gone
 }
@@ -287,7 +280,7 @@ func (u *upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) er
 		return fmt.Errorf("writing part %d of %q: invalid offset %d or size %d", p.Number, u.name, p.Offset, p.Size)
 	}
 	u.mu.Lock()
-	finished := u.finished
+	finished, _ := u.end.Finished()
 	u.mu.Unlock()
 	if finished {
 		return fmt.Errorf("writing part %d of %q: the upload to %s is already finished", p.Number, u.name, u.sink.loc(u.target))
@@ -339,22 +332,15 @@ func (u *upload) Commit(ctx context.Context, final pipeline.File) error {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.finished {
-		if u.committed {
-			return nil
-		}
-		return u.err
+	if finished, err := u.end.Finished(); finished {
+		return err
 	}
 	sess, err := u.sink.conn.get(ctx)
 	if err != nil {
 		return err
 	}
 	err = u.commit(sess, final)
-	switch {
-	case err == nil:
-		u.finished, u.committed = true, true
-	case pipeline.IsPermanent(err) || errors.Is(err, pipeline.ErrSkip):
-		u.finished, u.err = true, err
+	if u.end.Settle(err) {
 		_ = sess.sftp.Remove(u.temp) // surplus now; one left behind only takes space
 	}
 	return err
@@ -438,12 +424,7 @@ func (u *upload) publish(sess *session) error {
 		}
 		return nil
 	}
-	taken := func() error {
-		if s.cfg.Overwrite == OverwriteFail {
-			return fmt.Errorf("committing %q to %s: %w (overwrite: fail)", u.name, s.loc(u.target), pipeline.ErrExists)
-		}
-		return fmt.Errorf("committing %q to %s: the target appeared meanwhile (overwrite: skip): %w", u.name, s.loc(u.target), pipeline.ErrSkip)
-	}
+	taken := func() error { return pipeline.TargetAppeared(s.cfg.Overwrite, u.name, s.loc(u.target)) }
 	if _, err := c.Lstat(u.target); err == nil {
 		return taken()
 	}
@@ -456,12 +437,8 @@ func (u *upload) publish(sess *session) error {
 	return nil
 }
 
-// maxHashBack bounds the size of a file that published reads back to compare
-// its sha256; larger ones are compared by size.
-const maxHashBack = 64 << 20
-
 // published reports whether the target holds the final file: the right size
-// and, for files up to maxHashBack with a known sha256, the right content.
+// and, for files up to pipeline.MaxHashBack with a known sha256, the right content.
 func (u *upload) published(c *sftp.Client, final pipeline.File) bool {
 	if final.Size < 0 {
 		return false
@@ -470,7 +447,7 @@ func (u *upload) published(c *sftp.Client, final pipeline.File) bool {
 	if err != nil || !info.Mode().IsRegular() || info.Size() != final.Size {
 		return false
 	}
-	if final.SHA256 == "" || final.Size > maxHashBack {
+	if final.SHA256 == "" || final.Size > pipeline.MaxHashBack {
 		return true
 	}
 	f, err := c.Open(u.target)
@@ -478,11 +455,8 @@ func (u *upload) published(c *sftp.Client, final pipeline.File) bool {
 		return false
 	}
 	defer discard.Close(f)
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return false
-	}
-	return strings.EqualFold(hex.EncodeToString(h.Sum(nil)), final.SHA256)
+	ok, err := pipeline.HasSHA256(f, final.SHA256)
+	return ok && err == nil
 }
 
 // trigger writes the empty trigger file, if configured. Writing it again
@@ -515,16 +489,10 @@ func (u *upload) trigger(sess *session) error {
 func (u *upload) Abort(ctx context.Context, cause error) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.committed {
+	if u.end.Committed() {
 		return nil
 	}
-	if !u.finished {
-		u.finished = true
-		u.err = fmt.Errorf("writing %q: the upload was aborted", u.name)
-		if cause != nil {
-			u.err = fmt.Errorf("writing %q: the upload was aborted: %w", u.name, cause)
-		}
-	}
+	u.end.Abort(u.name, cause)
 	sess, err := u.sink.conn.get(ctx)
 	if err != nil {
 		return fmt.Errorf("aborting %q: %w", u.name, err)
@@ -545,7 +513,7 @@ var (
 func (u *upload) Location() string {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if !u.committed {
+	if !u.end.Committed() {
 		return ""
 	}
 	return u.sink.loc(u.target)
