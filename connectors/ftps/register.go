@@ -88,12 +88,7 @@ func connFields() []pipeline.Field {
 				`so this bounds the files (and source ranges) moving at once; servers often limit ` +
 				`connections per user.`,
 		},
-		{
-			Name:     "directory",
-			Type:     pipeline.TypeString,
-			Required: true,
-			Doc:      "Remote directory, absolute or relative to the login directory. It must exist: the connector never creates it.",
-		},
+		pipeline.RemoteDirectoryField(),
 		{Name: "connect_timeout", Type: pipeline.TypeDuration, Default: DefaultConnectTimeout, Doc: "Longest wait for connecting and logging in."},
 		{
 			Name:    "io_timeout",
@@ -123,15 +118,9 @@ func SinkSpec() pipeline.Spec {
 		Origin:  "built-in",
 		Options: SinkConfig{},
 		Fields: append(append(connFields(), pipeline.RemoteSinkFields()...),
-			pipeline.Field{
-				Name:    "overwrite",
-				Type:    pipeline.TypeString,
-				Default: OverwriteReplace,
-				Enum:    []string{OverwriteReplace, OverwriteSkip, OverwriteFail},
-				Doc: `When the target exists: replace it, skip the file (it counts as delivered) or fail ` +
-					`the delivery. FTP cannot rename without replacing, so skip and fail check the ` +
-					`target just before the rename.`,
-			},
+			pipeline.OverwriteField(`When the target exists: replace it, skip the file (it counts as delivered) or fail `+
+				`the delivery. FTP cannot rename without replacing, so skip and fail check the `+
+				`target just before the rename.`),
 			pipeline.Field{
 				Name:    "part_size",
 				Type:    pipeline.TypeSize,

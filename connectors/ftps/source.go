@@ -145,32 +145,19 @@ func (s *Source) walk(sess *session, abs, rel, archive string, found *[]pipeline
 	if err != nil {
 		return err
 	}
-	for _, e := range entries {
-		if e.Name == "." || e.Name == ".." {
-			continue
-		}
-		childRel, childAbs := e.Name, path.Join(abs, e.Name)
-		if rel != "" {
-			childRel = rel + "/" + e.Name
-		}
-		switch e.Type {
-		case ftp.EntryTypeFolder:
-			if childAbs != archive && s.cfg.Descend(childRel, e.Name) {
-				if err := s.walk(sess, childAbs, childRel, archive, found); err != nil {
-					return err
-				}
-			}
-		case ftp.EntryTypeFile:
-			if !s.cfg.Wanted(childRel, e.Name) {
-				continue
-			}
-			if _, err := pipeline.CleanName(childRel); err != nil {
-				continue // a name no sink could take safely
-			}
-			*found = append(*found, pipeline.Listed{Name: childRel, Size: int64(e.Size), ModTime: e.Time})
+	listed := make([]pipeline.RemoteEntry, len(entries))
+	for i, e := range entries {
+		listed[i] = pipeline.RemoteEntry{
+			Name:    e.Name,
+			Dir:     e.Type == ftp.EntryTypeFolder,
+			Regular: e.Type == ftp.EntryTypeFile,
+			Size:    int64(e.Size),
+			ModTime: e.Time,
 		}
 	}
-	return nil
+	return s.cfg.Walk(abs, rel, archive, listed, found, func(abs, rel string) error {
+		return s.walk(sess, abs, rel, archive, found)
+	})
 }
 
 // Recheck reports whether f is still there with its size. (A listing's
@@ -372,36 +359,22 @@ func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 // deleted or moved is not an error. A file that changed since it was
 // offered is left in place, with its companions, and reported.
 func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
-	if o.Status != pipeline.Passed || it.src.cfg.After == pipeline.AfterLeave {
-		return nil
-	}
-	companions, err := pipeline.Companions(o, it.file.Name)
-	if err != nil {
-		return err
-	}
 	it.mu.Lock()
 	defer it.mu.Unlock()
 	p := it.src.pool
-	var here bool
-	err = p.do(ctx, "after delivery of "+it.path, func(sess *session) (err error) {
-		here, err = it.unchanged(sess)
-		return err
-	})
-	// Companions go first, so that a crash between leaves the file to be
-	// offered, and acked, again.
-	for _, name := range companions {
-		if err != nil {
+	present := func() (here bool, err error) {
+		err = p.do(ctx, "after delivery of "+it.path, func(sess *session) (err error) {
+			here, err = it.unchanged(sess)
 			return err
-		}
-		err = p.do(ctx, "after delivery of "+it.path+", to its companion "+name, func(sess *session) error {
-			return it.src.after(sess, name)
 		})
+		return here, err
 	}
-	if err != nil || !here {
-		return err
-	}
-	return p.do(ctx, "after delivery of "+it.path, func(sess *session) error {
-		return it.src.after(sess, it.file.Name)
+	return pipeline.ApplyAfter(o, it.file.Name, it.src.cfg.After, present, func(name string) error {
+		doing := "after delivery of " + it.path
+		if name != it.file.Name {
+			doing += ", to its companion " + name
+		}
+		return p.do(ctx, doing, func(sess *session) error { return it.src.after(sess, name) })
 	})
 }
 

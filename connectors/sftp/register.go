@@ -83,13 +83,7 @@ func connFields() []pipeline.Field {
 			Doc: `Accept any host key without checking it. Anyone on the network path can then ` +
 				`read and change the files; a warning is logged. For tests only.`,
 		},
-		{
-			Name:     "directory",
-			Type:     pipeline.TypeString,
-			Required: true,
-			Doc: `Remote directory, absolute or relative to the login directory. It must exist: ` +
-				`the connector never creates it.`,
-		},
+		pipeline.RemoteDirectoryField(),
 		{
 			Name:    "keepalive",
 			Type:    pipeline.TypeDuration,
@@ -127,14 +121,8 @@ func SinkSpec() pipeline.Spec {
 		Origin:  "built-in",
 		Options: sinkOptions{},
 		Fields: append(append(connFields(), pipeline.RemoteSinkFields()...),
-			pipeline.Field{
-				Name:    "overwrite",
-				Type:    pipeline.TypeString,
-				Default: OverwriteReplace,
-				Enum:    []string{OverwriteReplace, OverwriteSkip, OverwriteFail},
-				Doc: `When the target exists: replace it (atomically where the server supports ` +
-					`posix-rename@openssh.com), skip the file (it counts as delivered) or fail the delivery.`,
-			},
+			pipeline.OverwriteField(`When the target exists: replace it (atomically where the server supports `+
+				`posix-rename@openssh.com), skip the file (it counts as delivered) or fail the delivery.`),
 			pipeline.Field{
 				Name:    "part_size",
 				Type:    pipeline.TypeSize,
