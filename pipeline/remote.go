@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"path"
+	"slices"
 	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
@@ -431,4 +432,54 @@ func OverwriteField(doc string) Field {
 		Enum:    []string{OverwriteReplace, OverwriteSkip, OverwriteFail},
 		Doc:     doc,
 	}
+}
+
+// RemoteConnector describes the source and the sink of a connector that
+// reads and writes a directory on a server (SFTP, FTPS): the fields both
+// have and what sets each apart. Its methods build their specs and
+// register them.
+type RemoteConnector struct {
+	Name string
+	// SourceSummary and SinkSummary are the specs' one-line summaries.
+	SourceSummary, SinkSummary string
+	// SourceOptions and SinkOptions are what the fields decode into.
+	SourceOptions, SinkOptions any
+	// ConnFields, how both reach the server, come first in each spec.
+	ConnFields []Field
+	// SinkFields follow RemoteSinkFields in the sink's spec: its
+	// OverwriteField and part size, say.
+	SinkFields []Field
+	NewSource  SourceConstructor
+	NewSink    SinkConstructor
+}
+
+// SourceSpec is the source's spec: ConnFields, then RemoteSourceFields.
+func (c RemoteConnector) SourceSpec() Spec {
+	return Spec{
+		Name:    c.Name,
+		Summary: c.SourceSummary,
+		Origin:  "built-in",
+		Options: c.SourceOptions,
+		Fields:  slices.Concat(c.ConnFields, RemoteSourceFields()),
+	}
+}
+
+// SinkSpec is the sink's spec: ConnFields, RemoteSinkFields, then
+// SinkFields.
+func (c RemoteConnector) SinkSpec() Spec {
+	return Spec{
+		Name:    c.Name,
+		Summary: c.SinkSummary,
+		Origin:  "built-in",
+		Options: c.SinkOptions,
+		Fields:  slices.Concat(c.ConnFields, RemoteSinkFields(), c.SinkFields),
+	}
+}
+
+// Register adds the source and the sink to r.
+func (c RemoteConnector) Register(r *Registry) error {
+	if err := r.RegisterSource(c.SourceSpec(), c.NewSource); err != nil {
+		return err
+	}
+	return r.RegisterSink(c.SinkSpec(), c.NewSink)
 }
