@@ -82,8 +82,16 @@ func TestUploadEnd(t *testing.T) {
 		t.Fatalf("after a permanent error: finished %v, %v", done, err)
 	}
 
+	var committed pipeline.UploadEnd
+	committed.Settle(nil)
+	if !committed.Abort("a.csv", nil) {
+		t.Fatal("Abort after a commit did not report it")
+	}
+
 	var aborted pipeline.UploadEnd
-	aborted.Abort("a.csv", io.ErrClosedPipe)
+	if aborted.Abort("a.csv", io.ErrClosedPipe) {
+		t.Fatal("Abort of an open upload reported a commit")
+	}
 	if _, err := aborted.Finished(); !errors.Is(err, io.ErrClosedPipe) || err.Error() != `writing "a.csv": the upload was aborted: io: read/write on closed pipe` {
 		t.Fatalf("aborted: %v", err)
 	}
@@ -98,5 +106,17 @@ func TestTargetExists(t *testing.T) {
 	}
 	if err := pipeline.TargetAppeared(pipeline.OverwriteFail, "a", "/x/a"); !errors.Is(err, pipeline.ErrExists) {
 		t.Fatalf("fail: %v", err)
+	}
+}
+
+func TestCheckPart(t *testing.T) {
+	if err := pipeline.CheckPart(pipeline.Part{Number: 1, Offset: 5, Size: 5}, "a.csv", "/x/a.csv", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.CheckPart(pipeline.Part{Number: 1, Offset: -1}, "a.csv", "/x/a.csv", true); err == nil || !strings.Contains(err.Error(), "invalid offset -1") {
+		t.Fatalf("negative offset: %v", err)
+	}
+	if err := pipeline.CheckPart(pipeline.Part{Number: 1}, "a.csv", "/x/a.csv", true); err == nil || !strings.Contains(err.Error(), "already finished") {
+		t.Fatalf("finished: %v", err)
 	}
 }

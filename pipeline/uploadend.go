@@ -42,16 +42,31 @@ func (e *UploadEnd) Settle(err error) (failed bool) {
 
 // Abort finishes an open upload of the file called name: a later Commit
 // returns an error that says so and wraps cause (which may be nil). It
-// does nothing to a finished upload.
-func (e *UploadEnd) Abort(name string, cause error) {
+// does nothing to a finished upload, and reports whether the upload was
+// committed, when an Abort has nothing to remove.
+func (e *UploadEnd) Abort(name string, cause error) (committed bool) {
 	if e.finished {
-		return
+		return e.committed
 	}
 	e.finished = true
 	e.err = fmt.Errorf("writing %q: the upload was aborted", name)
 	if cause != nil {
 		e.err = fmt.Errorf("writing %q: the upload was aborted: %w", name, cause)
 	}
+	return false
+}
+
+// CheckPart is the error of a WritePart of part p of the file called name
+// to target (as the sink names it in errors) when the part's range is
+// invalid or the upload finished, and nil otherwise.
+func CheckPart(p Part, name, target string, finished bool) error {
+	if p.Offset < 0 || p.Size < 0 {
+		return fmt.Errorf("writing part %d of %q: invalid offset %d or size %d", p.Number, name, p.Offset, p.Size)
+	}
+	if finished {
+		return fmt.Errorf("writing part %d of %q: the upload to %s is already finished", p.Number, name, target)
+	}
+	return nil
 }
 
 // TargetExists is the error of a sink whose Open finds the target of the

@@ -162,14 +162,11 @@ func (u *upload) Plan() pipeline.PartPlan {
 // is written again at its offset with REST. A file shorter than the part's
 // offset lost earlier parts, which only sending the file again can mend.
 func (u *upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) error {
-	if p.Offset < 0 || p.Size < 0 {
-		return fmt.Errorf("writing part %d of %q: invalid offset %d or size %d", p.Number, u.name, p.Offset, p.Size)
-	}
 	u.mu.Lock()
 	finished, _ := u.end.Finished()
 	u.mu.Unlock()
-	if finished {
-		return fmt.Errorf("writing part %d of %q: the upload to %s is already finished", p.Number, u.name, u.sink.pool.loc(u.target))
+	if err := pipeline.CheckPart(p, u.name, u.sink.pool.loc(u.target), finished); err != nil {
+		return err
 	}
 	doing := fmt.Sprintf("writing part %d of %q to %s", p.Number, u.name, u.temp)
 	var readErr error
@@ -390,10 +387,9 @@ func (u *upload) trigger(sess *session) error {
 func (u *upload) Abort(ctx context.Context, cause error) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.end.Committed() {
+	if u.end.Abort(u.name, cause) {
 		return nil
 	}
-	u.end.Abort(u.name, cause)
 	return u.sink.pool.do(ctx, fmt.Sprintf("aborting %q: removing %s", u.name, u.temp), func(sess *session) error {
 		if err := sess.c.Delete(u.temp); err != nil && code(err) != ftp.StatusFileUnavailable {
 			return err

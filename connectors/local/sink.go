@@ -328,15 +328,12 @@ func (u *upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if p.Offset < 0 || p.Size < 0 {
-		return fmt.Errorf("writing part %d of %q: invalid offset %d or size %d", p.Number, u.name, p.Offset, p.Size)
-	}
 	u.mu.Lock()
 	f := u.file
 	finished, _ := u.end.Finished()
 	u.mu.Unlock()
-	if finished || f == nil {
-		return fmt.Errorf("writing part %d of %q: the upload to %s is already finished", p.Number, u.name, u.target)
+	if err := pipeline.CheckPart(p, u.name, u.target, finished || f == nil); err != nil {
+		return err
 	}
 	if err := copyAt(ctx, f, p.Offset, r, p.Size); err != nil {
 		return fmt.Errorf("writing part %d of %q to %s: %w", p.Number, u.name, u.temp, err)
@@ -573,14 +570,13 @@ func (u *upload) discard() {
 func (u *upload) Abort(ctx context.Context, cause error) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.end.Committed() {
+	if u.end.Abort(u.name, cause) {
 		return nil
 	}
 	if u.file != nil {
 		discard.Close(u.file) // its content is thrown away below
 		u.file = nil
 	}
-	u.end.Abort(u.name, cause)
 	if err := os.Remove(u.temp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("aborting %q: removing %s: %w", u.name, u.temp, err)
 	}

@@ -276,14 +276,11 @@ func (u *upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if p.Offset < 0 || p.Size < 0 {
-		return fmt.Errorf("writing part %d of %q: invalid offset %d or size %d", p.Number, u.name, p.Offset, p.Size)
-	}
 	u.mu.Lock()
 	finished, _ := u.end.Finished()
 	u.mu.Unlock()
-	if finished {
-		return fmt.Errorf("writing part %d of %q: the upload to %s is already finished", p.Number, u.name, u.sink.loc(u.target))
+	if err := pipeline.CheckPart(p, u.name, u.sink.loc(u.target), finished); err != nil {
+		return err
 	}
 	sess, err := u.sink.conn.get(ctx)
 	if err != nil {
@@ -489,10 +486,9 @@ func (u *upload) trigger(sess *session) error {
 func (u *upload) Abort(ctx context.Context, cause error) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.end.Committed() {
+	if u.end.Abort(u.name, cause) {
 		return nil
 	}
-	u.end.Abort(u.name, cause)
 	sess, err := u.sink.conn.get(ctx)
 	if err != nil {
 		return fmt.Errorf("aborting %q: %w", u.name, err)
