@@ -120,3 +120,14 @@ func TestCheckPart(t *testing.T) {
 		t.Fatalf("finished: %v", err)
 	}
 }
+
+func TestUploadEndLocation(t *testing.T) {
+	var e pipeline.UploadEnd
+	if got := e.Location("sftp://h/a"); got != "" {
+		t.Fatalf("before Commit: %q", got)
+	}
+	e.Settle(nil)
+	if got := e.Location("sftp://h/a"); got != "sftp://h/a" {
+		t.Fatalf("after Commit: %q", got)
+	}
+}

@@ -25,6 +25,16 @@ func (e *UploadEnd) Finished() (bool, error) { return e.finished, e.err }
 // Committed reports whether a Commit succeeded.
 func (e *UploadEnd) Committed() bool { return e.committed }
 
+// Location is what an upload's Location method (see Locator) returns:
+// loc, the address of the file it wrote, once a Commit succeeded, and ""
+// before.
+func (e *UploadEnd) Location(loc string) string {
+	if !e.committed {
+		return ""
+	}
+	return loc
+}
+
 // Settle records the result of a commit: nil commits the upload; a
 // permanent error or ErrSkip finishes it, and Settle reports true so that
 // the sink discards its temporary copy; any other error leaves the upload

@@ -408,8 +408,5 @@ var (
 func (u *upload) Location() string {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if !u.end.Committed() {
-		return ""
-	}
-	return u.sink.pool.loc(u.target)
+	return u.end.Location(u.sink.pool.loc(u.target))
 }

@@ -509,8 +509,5 @@ var (
 func (u *upload) Location() string {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if !u.end.Committed() {
-		return ""
-	}
-	return u.sink.loc(u.target)
+	return u.end.Location(u.sink.loc(u.target))
 }
