@@ -1,8 +1,10 @@
 package pipeline_test
 
 import (
+	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -71,5 +73,30 @@ func TestApplyAfter(t *testing.T) {
 				t.Errorf("applied (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+type emptyLister struct{}
+
+func (emptyLister) List(context.Context) ([]pipeline.Listed, error) { return nil, nil }
+func (emptyLister) Recheck(context.Context, pipeline.Listed) (bool, error) {
+	return true, nil
+}
+
+func TestPollLoopStop(t *testing.T) {
+	l := pipeline.NewPollLoop(pipeline.Poller{Watch: true, PollInterval: time.Hour})
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.Next(context.Background(), emptyLister{})
+		done <- err
+	}()
+	if !l.Stop() {
+		t.Fatal("first Stop did not report it")
+	}
+	if l.Stop() {
+		t.Fatal("second Stop reported it was the first")
+	}
+	if err := <-done; !errors.Is(err, pipeline.ErrPollerStopped) {
+		t.Fatalf("Next after Stop: %v, want ErrPollerStopped", err)
 	}
 }

@@ -34,11 +34,7 @@ type SourceConfig struct {
 type Source struct {
 	cfg  SourceConfig
 	pool *pool
-
-	closeOnce sync.Once
-	closed    chan struct{}
-
-	poll pipeline.Poller // for the goroutine calling Next
+	poll *pipeline.PollLoop
 }
 
 var errSourceClosed = errors.New("ftps source is closed")
@@ -63,17 +59,16 @@ func NewSource(ctx context.Context, c SourceConfig) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Source{cfg: c, pool: p, closed: make(chan struct{}), poll: c.Polling.Poller()}, nil
+	return &Source{cfg: c, pool: p, poll: pipeline.NewPollLoop(c.Polling.Poller())}, nil
 }
 
 // Close closes the connections and makes a blocked Next return; items
 // already returned can no longer be opened or acked. Close is safe to call
 // more than once.
 func (s *Source) Close() error {
-	s.closeOnce.Do(func() {
-		close(s.closed)
+	if s.poll.Stop() {
 		s.pool.close()
-	})
+	}
 	return nil
 }
 
@@ -81,7 +76,7 @@ func (s *Source) Close() error {
 // file once (see pipeline.Poller). Its modification time is the server's
 // MDTM answer where it has one, more precise than a listing's.
 func (s *Source) Next(ctx context.Context) (pipeline.Item, error) {
-	f, err := s.poll.Next(ctx, s.closed, lister{s})
+	f, err := s.poll.Next(ctx, lister{s})
 	if errors.Is(err, pipeline.ErrPollerStopped) {
 		return nil, fmt.Errorf("reading %s: %w", s.pool.loc(s.cfg.Directory), errSourceClosed)
 	}

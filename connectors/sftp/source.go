@@ -36,11 +36,7 @@ type Source struct {
 	dir     string // cleaned remote directory
 	archive string // cleaned; "" unless After is pipeline.AfterMove
 	conn    *conn
-
-	closeOnce sync.Once
-	closed    chan struct{}
-
-	poll pipeline.Poller // for the goroutine calling Next
+	poll    *pipeline.PollLoop
 }
 
 var errSourceClosed = errors.New("sftp source is closed")
@@ -65,10 +61,9 @@ func NewSource(ctx context.Context, c SourceConfig) (*Source, error) {
 		return nil, err
 	}
 	s := &Source{
-		cfg:    c,
-		dir:    path.Clean(c.Directory),
-		closed: make(chan struct{}),
-		poll:   c.Polling.Poller(),
+		cfg:  c,
+		dir:  path.Clean(c.Directory),
+		poll: pipeline.NewPollLoop(c.Polling.Poller()),
 	}
 	if c.After == pipeline.AfterMove {
 		s.archive = path.Clean(c.ArchiveDir)
@@ -88,10 +83,9 @@ func NewSource(ctx context.Context, c SourceConfig) (*Source, error) {
 // already returned can no longer be opened or acked. Close is safe to call
 // more than once.
 func (s *Source) Close() error {
-	s.closeOnce.Do(func() {
-		close(s.closed)
+	if s.poll.Stop() {
 		s.conn.close()
-	})
+	}
 	return nil
 }
 
@@ -101,7 +95,7 @@ func (s *Source) Close() error {
 // directory are returned (a missing directory or a refused login are
 // permanent); unreadable subdirectories are skipped.
 func (s *Source) Next(ctx context.Context) (pipeline.Item, error) {
-	f, err := s.poll.Next(ctx, s.closed, lister{s})
+	f, err := s.poll.Next(ctx, lister{s})
 	if errors.Is(err, pipeline.ErrPollerStopped) {
 		return nil, fmt.Errorf("reading %s: %w", location(s.cfg.ConnConfig, s.dir), errSourceClosed)
 	}
