@@ -11,4 +11,17 @@
 //
 // Required interfaces are small; optional abilities are one-method interfaces
 // found by type assertion (RangeOpener, ManifestFirst).
+//
+// # Connector toolkit
+//
+// What every connector would otherwise write again lives here once, so that
+// connectors import only this package besides their protocol libraries:
+// include/exclude/ignore patterns (MatchAny, Included, Polling), when a
+// polled file is ready (Poller, PollLoop), after-actions (AfterDelete,
+// AfterMove, ApplyAfter, Companions), naming and overwrite policies with
+// rename suffixes (Naming, WithSuffix, TargetExists, TargetAppeared), the
+// part writer of sinks that write parts into a temporary file (CopyAt,
+// TempFileParts), how an upload ends (UploadEnd, CheckPart), and the specs
+// of connectors to a server's directory (RemoteConnector,
+// RemoteSourceFields, RemoteSinkFields).
 package pipeline

@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -196,4 +197,32 @@ func (p *Poller) observe(f Listed, now time.Time) bool {
 	}
 	delete(p.pending, f.Name)
 	return true
+}
+
+// PollLoop is a Poller together with the signal that its source closed: the
+// state a polled source keeps for its Next and Close.
+type PollLoop struct {
+	poller Poller // for the goroutine calling Next
+	once   sync.Once
+	stop   chan struct{}
+}
+
+// NewPollLoop returns a PollLoop that polls with p.
+func NewPollLoop(p Poller) *PollLoop { return &PollLoop{poller: p, stop: make(chan struct{})} }
+
+// Next is the Poller's Next (see Poller.Next), which returns
+// ErrPollerStopped once Stop was called. It is for one goroutine at a time.
+func (l *PollLoop) Next(ctx context.Context, lister Lister) (Listed, error) {
+	return l.poller.Next(ctx, l.stop, lister)
+}
+
+// Stop makes a blocked or later Next return ErrPollerStopped. It reports
+// whether this was the first call, so that the source releases what it
+// holds once. It is safe for concurrent use.
+func (l *PollLoop) Stop() (first bool) {
+	l.once.Do(func() {
+		close(l.stop)
+		first = true
+	})
+	return first
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"path"
+	"slices"
 	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
@@ -329,4 +330,156 @@ func (n Naming) TriggerPath(dir, rel string, now time.Time) (string, error) {
 		return "", Permanent(fmt.Errorf("naming the trigger file of %q: %w", rel, err))
 	}
 	return path.Join(dir, name), nil
+}
+
+// RemoteEntry is one entry of a directory listed on a server, as Polling's
+// Walk sorts it.
+type RemoteEntry struct {
+	Name    string // base name
+	Dir     bool
+	Regular bool // a plain file; entries that are neither are passed over
+	Size    int64
+	ModTime time.Time
+}
+
+// Walk sorts the entries of one listed directory of a remote source: abs is
+// its path on the server, rel its name relative to the source directory
+// ("" for that directory itself). Files the patterns want, with names a
+// sink can take safely, are appended to found under names relative to the
+// source directory; each subdirectory a recursive walk enters (never the
+// archive directory, given by its absolute path) is passed to descend, in
+// listing order, which lists it in turn. An error of descend ends the walk.
+func (p Polling) Walk(abs, rel, archive string, entries []RemoteEntry, found *[]Listed, descend func(abs, rel string) error) error {
+	for _, e := range entries {
+		if e.Name == "." || e.Name == ".." {
+			continue
+		}
+		childRel, childAbs := e.Name, path.Join(abs, e.Name)
+		if rel != "" {
+			childRel = rel + "/" + e.Name
+		}
+		switch {
+		case e.Dir:
+			if childAbs != archive && p.Descend(childRel, e.Name) {
+				if err := descend(childAbs, childRel); err != nil {
+					return err
+				}
+			}
+		case e.Regular:
+			if !p.Wanted(childRel, e.Name) {
+				continue
+			}
+			if _, err := CleanName(childRel); err != nil {
+				continue // a name no sink could take safely
+			}
+			*found = append(*found, Listed{Name: childRel, Size: e.Size, ModTime: e.ModTime})
+		}
+	}
+	return nil
+}
+
+// ApplyAfter is the Ack of a remote source's file called name whose after
+// action is after: nothing unless o.Status is Passed and after is not
+// AfterLeave. Otherwise present reports whether the file is still there as
+// it was offered (false when an earlier Ack dealt with it, an error when it
+// changed: then nothing is applied), and apply applies the action first to
+// the file's companions (see Companions), then to the file if present.
+// Companions go first, so that a crash between leaves the file to be
+// offered, and acked, again.
+func ApplyAfter(o Outcome, name, after string, present func() (bool, error), apply func(name string) error) error {
+	if o.Status != Passed || after == AfterLeave {
+		return nil
+	}
+	names, err := Companions(o, name)
+	if err != nil {
+		return err
+	}
+	here, err := present()
+	if err != nil {
+		return err
+	}
+	if here {
+		names = append(names, name)
+	}
+	for _, n := range names {
+		if err := apply(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RemoteDirectoryField is the "directory" field of a connector that reads
+// or writes a directory on a server.
+func RemoteDirectoryField() Field {
+	return Field{
+		Name:     "directory",
+		Type:     TypeString,
+		Required: true,
+		Doc: `Remote directory, absolute or relative to the login directory. It must exist: ` +
+			`the connector never creates it.`,
+	}
+}
+
+// OverwriteField is the "overwrite" field of a sink that uploads to a
+// server's directory (Naming.Overwrite); doc says how the connector applies
+// each policy.
+func OverwriteField(doc string) Field {
+	return Field{
+		Name:    "overwrite",
+		Type:    TypeString,
+		Default: OverwriteReplace,
+		Enum:    []string{OverwriteReplace, OverwriteSkip, OverwriteFail},
+		Doc:     doc,
+	}
+}
+
+// RemoteConnector describes the source and the sink of a connector that
+// reads and writes a directory on a server (SFTP, FTPS): the fields both
+// have and what sets each apart. Its methods build their specs and
+// register them.
+type RemoteConnector struct {
+	Name string
+	// SourceSummary and SinkSummary are the specs' one-line summaries.
+	SourceSummary, SinkSummary string
+	// SourceOptions and SinkOptions are what the fields decode into.
+	SourceOptions, SinkOptions any
+	// ConnFields, how both reach the server, come first in each spec.
+	ConnFields []Field
+	// SinkFields follow RemoteSinkFields in the sink's spec: its
+	// OverwriteField and part size, say.
+	SinkFields []Field
+	NewSource  SourceConstructor
+	NewSink    SinkConstructor
+}
+
+// SourceSpec is the source's spec: ConnFields, then RemoteSourceFields.
+func (c RemoteConnector) SourceSpec() Spec {
+	return Spec{
+		Name:    c.Name,
+		Summary: c.SourceSummary,
+		Origin:  "built-in",
+		Options: c.SourceOptions,
+		Fields:  slices.Concat(c.ConnFields, RemoteSourceFields()),
+	}
+}
+
+// SinkSpec is the sink's spec: ConnFields, RemoteSinkFields, then
+// SinkFields.
+func (c RemoteConnector) SinkSpec() Spec {
+	return Spec{
+		Name:    c.Name,
+		Summary: c.SinkSummary,
+		Origin:  "built-in",
+		Options: c.SinkOptions,
+		Fields:  slices.Concat(c.ConnFields, RemoteSinkFields(), c.SinkFields),
+	}
+}
+
+// Register adds the source and the sink to r.
+func (c RemoteConnector) Register(r *Registry) error {
+	if err := r.RegisterSource(c.SourceSpec(), c.NewSource); err != nil {
+		return err
+	}
+	return r.RegisterSink(c.SinkSpec(), c.NewSink)
 }

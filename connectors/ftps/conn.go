@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jlaffaye/ftp"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/mftflow/mftflow/internal/discard"
 	"github.com/mftflow/mftflow/pipeline"
@@ -169,7 +170,7 @@ func (c *ConnConfig) tlsConfig() (*tls.Config, error) {
 type pool struct {
 	cfg   ConnConfig
 	tls   *tls.Config
-	slots chan struct{}
+	slots *semaphore.Weighted // one per open session, MaxConnections in all
 
 	mu     sync.Mutex
 	idle   []*session
@@ -200,7 +201,7 @@ func newPool(c ConnConfig) (*pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pool{cfg: c, tls: tc, slots: make(chan struct{}, c.MaxConnections)}, nil
+	return &pool{cfg: c, tls: tc, slots: semaphore.NewWeighted(int64(c.MaxConnections))}, nil
 }
 
 // do runs fn on a session, dialling one if none is idle. ctx ending cuts
@@ -231,16 +232,14 @@ func (p *pool) do(ctx context.Context, doing string, fn func(*session) error) er
 
 // get takes a slot and returns an idle session or a new one.
 func (p *pool) get(ctx context.Context) (*session, error) {
-	select {
-	case p.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := p.slots.Acquire(ctx, 1); err != nil {
+		return nil, err
 	}
 	for {
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
-			<-p.slots
+			p.slots.Release(1)
 			return nil, pipeline.Permanent(fmt.Errorf("ftps %s: the connector is closed", p.cfg.addr()))
 		}
 		var s *session
@@ -258,7 +257,7 @@ func (p *pool) get(ctx context.Context) (*session, error) {
 	}
 	s, err := p.dial(ctx)
 	if err != nil {
-		<-p.slots
+		p.slots.Release(1)
 		return nil, err
 	}
 	return s, nil
@@ -267,7 +266,7 @@ func (p *pool) get(ctx context.Context) (*session, error) {
 // put returns s to the idle list, or closes it if it broke or err says its
 // connection failed, and frees its slot.
 func (p *pool) put(s *session, err error) {
-	defer func() { <-p.slots }()
+	defer p.slots.Release(1)
 	if err != nil && brokenBy(err) {
 		s.cut()
 	}

@@ -25,12 +25,7 @@ const (
 )
 
 // Register adds the "ftps" source and the "ftps" sink to r.
-func Register(r *pipeline.Registry) error {
-	if err := r.RegisterSource(SourceSpec(), newSourceFromConfig); err != nil {
-		return err
-	}
-	return r.RegisterSink(SinkSpec(), newSinkFromConfig)
-}
+func Register(r *pipeline.Registry) error { return connector().Register(r) }
 
 // connFields are the fields both connectors have.
 func connFields() []pipeline.Field {
@@ -88,12 +83,7 @@ func connFields() []pipeline.Field {
 				`so this bounds the files (and source ranges) moving at once; servers often limit ` +
 				`connections per user.`,
 		},
-		{
-			Name:     "directory",
-			Type:     pipeline.TypeString,
-			Required: true,
-			Doc:      "Remote directory, absolute or relative to the login directory. It must exist: the connector never creates it.",
-		},
+		pipeline.RemoteDirectoryField(),
 		{Name: "connect_timeout", Type: pipeline.TypeDuration, Default: DefaultConnectTimeout, Doc: "Longest wait for connecting and logging in."},
 		{
 			Name:    "io_timeout",
@@ -104,35 +94,20 @@ func connFields() []pipeline.Field {
 	}
 }
 
-// SourceSpec documents the "ftps" source.
-func SourceSpec() pipeline.Spec {
-	return pipeline.Spec{
-		Name:    "ftps",
-		Summary: "Reads files from a directory on an FTP server over TLS (FTPS), polling it for new files.",
-		Origin:  "built-in",
-		Options: SourceConfig{},
-		Fields:  append(connFields(), pipeline.RemoteSourceFields()...),
-	}
-}
-
-// SinkSpec documents the "ftps" sink.
-func SinkSpec() pipeline.Spec {
-	return pipeline.Spec{
-		Name:    "ftps",
-		Summary: "Writes files to a directory on an FTP server over TLS (FTPS) under a temporary name, then renames them.",
-		Origin:  "built-in",
-		Options: SinkConfig{},
-		Fields: append(append(connFields(), pipeline.RemoteSinkFields()...),
-			pipeline.Field{
-				Name:    "overwrite",
-				Type:    pipeline.TypeString,
-				Default: OverwriteReplace,
-				Enum:    []string{OverwriteReplace, OverwriteSkip, OverwriteFail},
-				Doc: `When the target exists: replace it, skip the file (it counts as delivered) or fail ` +
-					`the delivery. FTP cannot rename without replacing, so skip and fail check the ` +
-					`target just before the rename.`,
-			},
-			pipeline.Field{
+// connector describes the "ftps" source and sink.
+func connector() pipeline.RemoteConnector {
+	return pipeline.RemoteConnector{
+		Name:          "ftps",
+		SourceSummary: "Reads files from a directory on an FTP server over TLS (FTPS), polling it for new files.",
+		SinkSummary:   "Writes files to a directory on an FTP server over TLS (FTPS) under a temporary name, then renames them.",
+		SourceOptions: SourceConfig{},
+		SinkOptions:   SinkConfig{},
+		ConnFields:    connFields(),
+		SinkFields: []pipeline.Field{
+			pipeline.OverwriteField(`When the target exists: replace it, skip the file (it counts as delivered) or fail ` +
+				`the delivery. FTP cannot rename without replacing, so skip and fail check the ` +
+				`target just before the rename.`),
+			{
 				Name:    "part_size",
 				Type:    pipeline.TypeSize,
 				Default: "8MiB",
@@ -140,9 +115,17 @@ func SinkSpec() pipeline.Spec {
 					`to the temporary file, so a transfer cut short resumes at the last whole part ` +
 					`(with REST where the server allows). 0 uses the default.`,
 			},
-		),
+		},
+		NewSource: newSourceFromConfig,
+		NewSink:   newSinkFromConfig,
 	}
 }
+
+// SourceSpec documents the "ftps" source.
+func SourceSpec() pipeline.Spec { return connector().SourceSpec() }
+
+// SinkSpec documents the "ftps" sink.
+func SinkSpec() pipeline.Spec { return connector().SinkSpec() }
 
 func newSourceFromConfig(ctx context.Context, c pipeline.Config) (pipeline.Source, error) {
 	cfg, err := pipeline.Decode[SourceConfig](c)

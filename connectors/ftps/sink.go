@@ -3,8 +3,6 @@ package ftps
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -123,10 +121,8 @@ type upload struct {
 	target string
 	temp   string
 
-	mu        sync.Mutex
-	finished  bool // committed or aborted
-	committed bool
-	err       error // why it finished, when not committed
+	mu  sync.Mutex
+	end pipeline.UploadEnd
 }
 
 // start names the target and the temporary file, applies the overwrite
@@ -141,11 +137,8 @@ func (u *upload) start(sess *session, dir string, f pipeline.File) error {
 	if exists, err := fileExists(sess, u.target); err != nil {
 		return err
 	} else if exists {
-		switch s.cfg.Overwrite {
-		case OverwriteSkip:
-			return fmt.Errorf("writing %q to %s: the target exists (overwrite: skip): %w", f.Name, s.pool.loc(u.target), pipeline.ErrSkip)
-		case OverwriteFail:
-			return fmt.Errorf("writing %q to %s: %w (overwrite: fail)", f.Name, s.pool.loc(u.target), pipeline.ErrExists)
+		if err := pipeline.TargetExists(s.cfg.Overwrite, f.Name, s.pool.loc(u.target)); err != nil {
+			return err
 		}
 	}
 	if parent := path.Dir(u.target); parent != dir {
@@ -169,14 +162,11 @@ func (u *upload) Plan() pipeline.PartPlan {
 // is written again at its offset with REST. A file shorter than the part's
 // offset lost earlier parts, which only sending the file again can mend.
 func (u *upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) error {
-	if p.Offset < 0 || p.Size < 0 {
-		return fmt.Errorf("writing part %d of %q: invalid offset %d or size %d", p.Number, u.name, p.Offset, p.Size)
-	}
 	u.mu.Lock()
-	finished := u.finished
+	finished, _ := u.end.Finished()
 	u.mu.Unlock()
-	if finished {
-		return fmt.Errorf("writing part %d of %q: the upload to %s is already finished", p.Number, u.name, u.sink.pool.loc(u.target))
+	if err := pipeline.CheckPart(p, u.name, u.sink.pool.loc(u.target), finished); err != nil {
+		return err
 	}
 	doing := fmt.Sprintf("writing part %d of %q to %s", p.Number, u.name, u.temp)
 	var readErr error
@@ -250,32 +240,20 @@ func (p *partReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
-
 // WriteTo copies the part to w in large writes, which io.Copy prefers: a
 // part reader that yields a few bytes at a time would otherwise make as
-// many TLS records.
+// many TLS records. A part cut short is not an error here: WritePart
+// reports it.
 func (p *partReader) WriteTo(w io.Writer) (int64, error) {
-	buf := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(buf)
-	var n int64
-	for p.left > 0 {
-		got, err := io.ReadFull(p, (*buf)[:min(int64(len(*buf)), p.left)])
-		if got > 0 {
-			wrote, werr := w.Write((*buf)[:got])
-			n += int64(wrote)
-			if werr != nil {
-				return n, werr
-			}
+	n, err := pipeline.CopyBuffered(p, p.left, func(b []byte, _ int64) (int, error) { return w.Write(b) })
+	var rerr *pipeline.PartReadError
+	if errors.As(err, &rerr) {
+		if errors.Is(rerr.Err, io.ErrUnexpectedEOF) {
+			return n, nil
 		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return n, nil // short: WritePart reports it
-		}
-		if err != nil {
-			return n, err
-		}
+		return n, rerr.Err
 	}
-	return n, nil
+	return n, err
 }
 
 // State returns the resume token: JSON naming the temporary file and the
@@ -292,11 +270,8 @@ func (u *upload) State() []byte {
 func (u *upload) Commit(ctx context.Context, final pipeline.File) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.finished {
-		if u.committed {
-			return nil
-		}
-		return u.err
+	if finished, err := u.end.Finished(); finished {
+		return err
 	}
 	err := u.sink.pool.do(ctx, fmt.Sprintf("committing %q", u.name), func(sess *session) error {
 		err := u.commit(sess, final)
@@ -305,12 +280,7 @@ func (u *upload) Commit(ctx context.Context, final pipeline.File) error {
 		}
 		return err
 	})
-	switch {
-	case err == nil:
-		u.finished, u.committed = true, true
-	case pipeline.IsPermanent(err) || errors.Is(err, pipeline.ErrSkip):
-		u.finished, u.err = true, err
-	}
+	u.end.Settle(err)
 	return err
 }
 
@@ -356,10 +326,8 @@ func (u *upload) publish(sess *session) error {
 		switch {
 		case err != nil:
 			return err
-		case exists && s.cfg.Overwrite == OverwriteFail:
-			return fmt.Errorf("committing %q to %s: %w (overwrite: fail)", u.name, s.pool.loc(u.target), pipeline.ErrExists)
 		case exists:
-			return fmt.Errorf("committing %q to %s: the target appeared meanwhile (overwrite: skip): %w", u.name, s.pool.loc(u.target), pipeline.ErrSkip)
+			return pipeline.TargetAppeared(s.cfg.Overwrite, u.name, s.pool.loc(u.target))
 		}
 		return sess.c.Rename(u.temp, u.target)
 	}
@@ -375,12 +343,8 @@ func (u *upload) publish(sess *session) error {
 	return err
 }
 
-// maxHashBack bounds the size of a file that published reads back to
-// compare its sha256; larger ones are compared by size.
-const maxHashBack = 64 << 20
-
 // published reports whether the target holds the final file: the right
-// size and, for files up to maxHashBack with a known sha256, the right
+// size and, for files up to pipeline.MaxHashBack with a known sha256, the right
 // content.
 func (u *upload) published(sess *session, final pipeline.File) (bool, error) {
 	if final.Size < 0 {
@@ -390,19 +354,18 @@ func (u *upload) published(sess *session, final pipeline.File) (bool, error) {
 	if code(err) == ftp.StatusFileUnavailable || err == nil && size != final.Size {
 		return false, nil
 	}
-	if err != nil || final.SHA256 == "" || final.Size > maxHashBack {
+	if err != nil || final.SHA256 == "" || final.Size > pipeline.MaxHashBack {
 		return err == nil, err
 	}
 	resp, err := sess.c.Retr(u.target)
 	if err != nil {
 		return false, err
 	}
-	h := sha256.New()
-	_, err = io.Copy(h, resp)
+	ok, err := pipeline.HasSHA256(resp, final.SHA256)
 	if cerr := resp.Close(); err == nil {
 		err = cerr
 	}
-	return err == nil && strings.EqualFold(hex.EncodeToString(h.Sum(nil)), final.SHA256), err
+	return err == nil && ok, err
 }
 
 // trigger writes the empty trigger file, if configured. Writing it again
@@ -424,15 +387,8 @@ func (u *upload) trigger(sess *session) error {
 func (u *upload) Abort(ctx context.Context, cause error) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.committed {
+	if u.end.Abort(u.name, cause) {
 		return nil
-	}
-	if !u.finished {
-		u.finished = true
-		u.err = fmt.Errorf("writing %q: the upload was aborted", u.name)
-		if cause != nil {
-			u.err = fmt.Errorf("writing %q: the upload was aborted: %w", u.name, cause)
-		}
 	}
 	return u.sink.pool.do(ctx, fmt.Sprintf("aborting %q: removing %s", u.name, u.temp), func(sess *session) error {
 		if err := sess.c.Delete(u.temp); err != nil && code(err) != ftp.StatusFileUnavailable {
@@ -452,8 +408,5 @@ var (
 func (u *upload) Location() string {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if !u.committed {
-		return ""
-	}
-	return u.sink.pool.loc(u.target)
+	return u.end.Location(u.sink.pool.loc(u.target))
 }

@@ -34,11 +34,7 @@ type SourceConfig struct {
 type Source struct {
 	cfg  SourceConfig
 	pool *pool
-
-	closeOnce sync.Once
-	closed    chan struct{}
-
-	poll pipeline.Poller // for the goroutine calling Next
+	poll *pipeline.PollLoop
 }
 
 var errSourceClosed = errors.New("ftps source is closed")
@@ -63,17 +59,16 @@ func NewSource(ctx context.Context, c SourceConfig) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Source{cfg: c, pool: p, closed: make(chan struct{}), poll: c.Polling.Poller()}, nil
+	return &Source{cfg: c, pool: p, poll: pipeline.NewPollLoop(c.Polling.Poller())}, nil
 }
 
 // Close closes the connections and makes a blocked Next return; items
 // already returned can no longer be opened or acked. Close is safe to call
 // more than once.
 func (s *Source) Close() error {
-	s.closeOnce.Do(func() {
-		close(s.closed)
+	if s.poll.Stop() {
 		s.pool.close()
-	})
+	}
 	return nil
 }
 
@@ -81,7 +76,7 @@ func (s *Source) Close() error {
 // file once (see pipeline.Poller). Its modification time is the server's
 // MDTM answer where it has one, more precise than a listing's.
 func (s *Source) Next(ctx context.Context) (pipeline.Item, error) {
-	f, err := s.poll.Next(ctx, s.closed, lister{s})
+	f, err := s.poll.Next(ctx, lister{s})
 	if errors.Is(err, pipeline.ErrPollerStopped) {
 		return nil, fmt.Errorf("reading %s: %w", s.pool.loc(s.cfg.Directory), errSourceClosed)
 	}
@@ -145,32 +140,19 @@ func (s *Source) walk(sess *session, abs, rel, archive string, found *[]pipeline
 	if err != nil {
 		return err
 	}
-	for _, e := range entries {
-		if e.Name == "." || e.Name == ".." {
-			continue
-		}
-		childRel, childAbs := e.Name, path.Join(abs, e.Name)
-		if rel != "" {
-			childRel = rel + "/" + e.Name
-		}
-		switch e.Type {
-		case ftp.EntryTypeFolder:
-			if childAbs != archive && s.cfg.Descend(childRel, e.Name) {
-				if err := s.walk(sess, childAbs, childRel, archive, found); err != nil {
-					return err
-				}
-			}
-		case ftp.EntryTypeFile:
-			if !s.cfg.Wanted(childRel, e.Name) {
-				continue
-			}
-			if _, err := pipeline.CleanName(childRel); err != nil {
-				continue // a name no sink could take safely
-			}
-			*found = append(*found, pipeline.Listed{Name: childRel, Size: int64(e.Size), ModTime: e.Time})
+	listed := make([]pipeline.RemoteEntry, len(entries))
+	for i, e := range entries {
+		listed[i] = pipeline.RemoteEntry{
+			Name:    e.Name,
+			Dir:     e.Type == ftp.EntryTypeFolder,
+			Regular: e.Type == ftp.EntryTypeFile,
+			Size:    int64(e.Size),
+			ModTime: e.Time,
 		}
 	}
-	return nil
+	return s.cfg.Walk(abs, rel, archive, listed, found, func(abs, rel string) error {
+		return s.walk(sess, abs, rel, archive, found)
+	})
 }
 
 // Recheck reports whether f is still there with its size. (A listing's
@@ -372,36 +354,22 @@ func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 // deleted or moved is not an error. A file that changed since it was
 // offered is left in place, with its companions, and reported.
 func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
-	if o.Status != pipeline.Passed || it.src.cfg.After == pipeline.AfterLeave {
-		return nil
-	}
-	companions, err := pipeline.Companions(o, it.file.Name)
-	if err != nil {
-		return err
-	}
 	it.mu.Lock()
 	defer it.mu.Unlock()
 	p := it.src.pool
-	var here bool
-	err = p.do(ctx, "after delivery of "+it.path, func(sess *session) (err error) {
-		here, err = it.unchanged(sess)
-		return err
-	})
-	// Companions go first, so that a crash between leaves the file to be
-	// offered, and acked, again.
-	for _, name := range companions {
-		if err != nil {
+	present := func() (here bool, err error) {
+		err = p.do(ctx, "after delivery of "+it.path, func(sess *session) (err error) {
+			here, err = it.unchanged(sess)
 			return err
-		}
-		err = p.do(ctx, "after delivery of "+it.path+", to its companion "+name, func(sess *session) error {
-			return it.src.after(sess, name)
 		})
+		return here, err
 	}
-	if err != nil || !here {
-		return err
-	}
-	return p.do(ctx, "after delivery of "+it.path, func(sess *session) error {
-		return it.src.after(sess, it.file.Name)
+	return pipeline.ApplyAfter(o, it.file.Name, it.src.cfg.After, present, func(name string) error {
+		doing := "after delivery of " + it.path
+		if name != it.file.Name {
+			doing += ", to its companion " + name
+		}
+		return p.do(ctx, doing, func(sess *session) error { return it.src.after(sess, name) })
 	})
 }
 

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -144,11 +143,8 @@ func (s *Sink) Open(ctx context.Context, f pipeline.File, resume []byte) (pipeli
 		if info.IsDir() {
 			return nil, pipeline.Permanent(fmt.Errorf("writing %q to %s: the target is a directory", f.Name, target))
 		}
-		switch s.cfg.Overwrite {
-		case OverwriteSkip:
-			return nil, fmt.Errorf("writing %q to %s: the target exists (overwrite: skip): %w", f.Name, target, pipeline.ErrSkip)
-		case OverwriteFail:
-			return nil, fmt.Errorf("writing %q to %s: %w (overwrite: fail)", f.Name, target, pipeline.ErrExists)
+		if err := pipeline.TargetExists(s.cfg.Overwrite, f.Name, target); err != nil {
+			return nil, err
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fsError(fmt.Errorf("writing %q: checking %s: %w", f.Name, target, err))
@@ -188,7 +184,8 @@ func (s *Sink) start(f pipeline.File, target, temp string, flag int, lost bool) 
 			return nil, fsError(fmt.Errorf("writing %q: %w", f.Name, err))
 		}
 	}
-	return &upload{sink: s, name: f.Name, target: target, temp: temp, file: fh, lost: lost}, nil
+	parts := pipeline.NewTempFileParts(pipeline.TempFileState{Lost: lost})
+	return &upload{sink: s, name: f.Name, target: target, temp: temp, file: fh, parts: parts}, nil
 }
 
 // resumeState is what Upload.State returns, as JSON. The paths are kept as
@@ -200,10 +197,9 @@ type resumeState struct {
 	TargetRaw []byte `json:"target_raw,omitempty"`
 	Temp      string `json:"temp,omitempty"`
 	Target    string `json:"target,omitempty"`
-	// Lost is set when the temporary file was recreated after a restart;
-	// Written then lists the byte ranges it holds.
-	Lost    bool                `json:"lost,omitempty"`
-	Written pipeline.ByteRanges `json:"written,omitempty"`
+	// Whether the temporary file was recreated after a restart, and what
+	// it holds then.
+	pipeline.TempFileState
 }
 
 // resume reopens the temporary file named by state. The target recorded at
@@ -234,11 +230,8 @@ func (s *Sink) resume(f pipeline.File, state []byte) (*upload, error) {
 	if valid {
 		fh, err := os.OpenFile(temp, os.O_RDWR, 0)
 		if err == nil {
-			u := &upload{sink: s, name: f.Name, target: target, temp: temp, file: fh, lost: st.Lost}
-			if st.Lost {
-				u.written = st.Written
-			}
-			return u, nil
+			parts := pipeline.NewTempFileParts(st.TempFileState)
+			return &upload{sink: s, name: f.Name, target: target, temp: temp, file: fh, parts: parts}, nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			return nil, fsError(fmt.Errorf("resuming %q: opening temporary file %s: %w", f.Name, temp, err))
@@ -316,23 +309,17 @@ type upload struct {
 
 	// mu guards the fields below. WritePart holds it only to fetch the
 	// file, so Abort never waits for a stalled part reader.
-	mu        sync.Mutex
-	file      *os.File // nil once closed
-	finished  bool     // committed or aborted
-	committed bool
-	err       error // why it finished, when not committed
+	mu   sync.Mutex
+	file *os.File // nil once closed
+	end  pipeline.UploadEnd
 
-	wmu      sync.Mutex
-	lost     bool                // parts written before a restart are gone
-	written  pipeline.ByteRanges // byte ranges written since then; only kept when lost
-	location string              // where Commit published the file
+	parts    *pipeline.TempFileParts // whether parts written before a restart are gone
+	location string                  // where Commit published the file
 }
 
 func (u *upload) Plan() pipeline.PartPlan {
 	return pipeline.PartPlan{PartSize: u.sink.cfg.PartSize}
 }
-
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // WritePart writes p.Size bytes from r at p.Offset of the temporary file. It
 // is safe for concurrent use and idempotent. With fsync the part is on stable
@@ -341,14 +328,12 @@ func (u *upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if p.Offset < 0 || p.Size < 0 {
-		return fmt.Errorf("writing part %d of %q: invalid offset %d or size %d", p.Number, u.name, p.Offset, p.Size)
-	}
 	u.mu.Lock()
-	f, finished := u.file, u.finished
+	f := u.file
+	finished, _ := u.end.Finished()
 	u.mu.Unlock()
-	if finished || f == nil {
-		return fmt.Errorf("writing part %d of %q: the upload to %s is already finished", p.Number, u.name, u.target)
+	if err := pipeline.CheckPart(p, u.name, u.target, finished || f == nil); err != nil {
+		return err
 	}
 	if err := copyAt(ctx, f, p.Offset, r, p.Size); err != nil {
 		return fmt.Errorf("writing part %d of %q to %s: %w", p.Number, u.name, u.temp, err)
@@ -358,49 +343,25 @@ func (u *upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) er
 			return fmt.Errorf("writing part %d of %q: flushing %s: %w", p.Number, u.name, u.temp, err)
 		}
 	}
-	u.wmu.Lock()
-	if u.lost {
-		u.written = u.written.Add(p.Offset, p.Size)
-	}
-	u.wmu.Unlock()
+	u.parts.Wrote(p.Offset, p.Size)
 	return nil
 }
 
-// copyAt writes exactly n bytes from r to f at off. It fills a whole buffer
-// before each write, so a reader returning a few bytes at a time does not
-// cost a system call for each, and stops between reads once ctx ends.
+// copyAt writes exactly n bytes from r to f at off (see pipeline.CopyAt).
+// Errors of f that no retry mends are permanent.
 func copyAt(ctx context.Context, f *os.File, off int64, r io.Reader, n int64) error {
-	buf := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(buf)
-	for done := int64(0); done < n; {
-		chunk := (*buf)[:min(int64(len(*buf)), n-done)]
-		got, err := io.ReadFull(pipeline.ContextReader(ctx, r), chunk)
-		if got > 0 {
-			if _, werr := f.WriteAt(chunk[:got], off+done); werr != nil {
-				return fsError(werr)
-			}
-			done += int64(got)
-		}
-		switch {
-		case err == io.EOF || err == io.ErrUnexpectedEOF:
-			return fmt.Errorf("the part ended after %d of %d bytes: %w", done, n, io.ErrUnexpectedEOF)
-		case err != nil:
-			return err
-		}
+	err := pipeline.CopyAt(ctx, f, off, r, n)
+	var rerr *pipeline.PartReadError
+	if err != nil && !errors.As(err, &rerr) {
+		return fsError(err)
 	}
-	return nil
+	return err
 }
 
 // State returns the resume token: JSON naming the temporary file and the
 // target. It is safe for concurrent use with WritePart.
 func (u *upload) State() []byte {
-	st := resumeState{TempRaw: []byte(u.temp), TargetRaw: []byte(u.target)}
-	u.wmu.Lock()
-	if u.lost {
-		st.Lost = true
-		st.Written = slices.Clone(u.written)
-	}
-	u.wmu.Unlock()
+	st := resumeState{TempRaw: []byte(u.temp), TargetRaw: []byte(u.target), TempFileState: u.parts.State()}
 	b, err := json.Marshal(st)
 	if err != nil {
 		return []byte(u.temp)
@@ -419,27 +380,18 @@ func (u *upload) Commit(ctx context.Context, final pipeline.File) error {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.finished {
-		if u.committed {
-			return nil
-		}
-		return u.err
+	if finished, err := u.end.Finished(); finished {
+		return err
 	}
 	err := u.commit(final)
-	switch {
-	case err == nil:
-		u.finished, u.committed = true, true
-	case pipeline.IsPermanent(err) || errors.Is(err, pipeline.ErrSkip):
-		u.finished, u.err = true, err
+	if u.end.Settle(err) {
 		u.discard()
 	}
 	return err
 }
 
 func (u *upload) commit(final pipeline.File) error {
-	u.wmu.Lock()
-	lost, complete := u.lost, u.written.Covers(final.Size)
-	u.wmu.Unlock()
+	lost, complete := u.parts.Complete(final.Size)
 	if lost && u.published(final) {
 		u.discard() // published before a restart; this temporary file is surplus
 		return u.durable(u.target)
@@ -489,7 +441,7 @@ func (u *upload) commit(final pipeline.File) error {
 func (u *upload) Location() string {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.location == "" && u.committed {
+	if u.location == "" && u.end.Committed() {
 		return u.target
 	}
 	return u.location
@@ -546,11 +498,8 @@ func (u *upload) publish(final pipeline.File) (string, error) {
 		if !taken {
 			return cand, nil
 		}
-		switch policy {
-		case OverwriteFail:
-			return "", fmt.Errorf("committing %q to %s: %w (overwrite: fail)", u.name, cand, pipeline.ErrExists)
-		case OverwriteSkip:
-			return "", fmt.Errorf("committing %q to %s: the target appeared meanwhile (overwrite: skip): %w", u.name, cand, pipeline.ErrSkip)
+		if err := pipeline.TargetAppeared(policy, u.name, cand); err != nil {
+			return "", err
 		}
 	}
 	return "", pipeline.Permanent(fmt.Errorf("committing %q: no free name for %s after %d tries", u.name, u.target, maxSuffix))
@@ -602,11 +551,8 @@ func (u *upload) published(final pipeline.File) bool {
 		return false
 	}
 	defer discard.Close(f)
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return false
-	}
-	return strings.EqualFold(hex.EncodeToString(h.Sum(nil)), final.SHA256)
+	ok, err := pipeline.HasSHA256(f, final.SHA256)
+	return ok && err == nil
 }
 
 // discard closes and removes the temporary file. Its content is no longer
@@ -624,19 +570,12 @@ func (u *upload) discard() {
 func (u *upload) Abort(ctx context.Context, cause error) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.committed {
+	if u.end.Abort(u.name, cause) {
 		return nil
 	}
 	if u.file != nil {
 		discard.Close(u.file) // its content is thrown away below
 		u.file = nil
-	}
-	if !u.finished {
-		u.finished = true
-		u.err = fmt.Errorf("writing %q: the upload was aborted", u.name)
-		if cause != nil {
-			u.err = fmt.Errorf("writing %q: the upload was aborted: %w", u.name, cause)
-		}
 	}
 	if err := os.Remove(u.temp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("aborting %q: removing %s: %w", u.name, u.temp, err)

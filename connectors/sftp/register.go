@@ -23,12 +23,7 @@ const (
 )
 
 // Register adds the "sftp" source and the "sftp" sink to r.
-func Register(r *pipeline.Registry) error {
-	if err := r.RegisterSource(SourceSpec(), newSourceFromConfig); err != nil {
-		return err
-	}
-	return r.RegisterSink(SinkSpec(), newSinkFromConfig)
-}
+func Register(r *pipeline.Registry) error { return connector().Register(r) }
 
 // connFields are the fields both connectors have.
 func connFields() []pipeline.Field {
@@ -83,13 +78,7 @@ func connFields() []pipeline.Field {
 			Doc: `Accept any host key without checking it. Anyone on the network path can then ` +
 				`read and change the files; a warning is logged. For tests only.`,
 		},
-		{
-			Name:     "directory",
-			Type:     pipeline.TypeString,
-			Required: true,
-			Doc: `Remote directory, absolute or relative to the login directory. It must exist: ` +
-				`the connector never creates it.`,
-		},
+		pipeline.RemoteDirectoryField(),
 		{
 			Name:    "keepalive",
 			Type:    pipeline.TypeDuration,
@@ -108,47 +97,40 @@ func connFields() []pipeline.Field {
 	}
 }
 
-// SourceSpec documents the "sftp" source.
-func SourceSpec() pipeline.Spec {
-	return pipeline.Spec{
-		Name:    "sftp",
-		Summary: "Reads files from a directory on an SFTP server, polling it for new files.",
-		Origin:  "built-in",
-		Options: sourceOptions{},
-		Fields:  append(connFields(), pipeline.RemoteSourceFields()...),
-	}
-}
-
-// SinkSpec documents the "sftp" sink.
-func SinkSpec() pipeline.Spec {
-	return pipeline.Spec{
-		Name:    "sftp",
-		Summary: "Writes files to a directory on an SFTP server under a temporary name, parts in parallel, then renames them.",
-		Origin:  "built-in",
-		Options: sinkOptions{},
-		Fields: append(append(connFields(), pipeline.RemoteSinkFields()...),
-			pipeline.Field{
-				Name:    "overwrite",
-				Type:    pipeline.TypeString,
-				Default: OverwriteReplace,
-				Enum:    []string{OverwriteReplace, OverwriteSkip, OverwriteFail},
-				Doc: `When the target exists: replace it (atomically where the server supports ` +
-					`posix-rename@openssh.com), skip the file (it counts as delivered) or fail the delivery.`,
-			},
-			pipeline.Field{
+// connector describes the "sftp" source and sink.
+func connector() pipeline.RemoteConnector {
+	return pipeline.RemoteConnector{
+		Name:          "sftp",
+		SourceSummary: "Reads files from a directory on an SFTP server, polling it for new files.",
+		SinkSummary:   "Writes files to a directory on an SFTP server under a temporary name, parts in parallel, then renames them.",
+		SourceOptions: sourceOptions{},
+		SinkOptions:   sinkOptions{},
+		ConnFields:    connFields(),
+		SinkFields: []pipeline.Field{
+			pipeline.OverwriteField(`When the target exists: replace it (atomically where the server supports ` +
+				`posix-rename@openssh.com), skip the file (it counts as delivered) or fail the delivery.`),
+			{
 				Name:    "part_size",
 				Type:    pipeline.TypeSize,
 				Default: "8MiB",
 				Doc:     "How much of a file one write covers; parts are written concurrently at their offsets. 0 uses the default.",
 			},
-			pipeline.Field{
+			{
 				Name: "concurrency",
 				Type: pipeline.TypeInt,
 				Doc:  "Parts of one file written at once. 0: the sink's parallelism in the flow.",
 			},
-		),
+		},
+		NewSource: newSourceFromConfig,
+		NewSink:   newSinkFromConfig,
 	}
 }
+
+// SourceSpec documents the "sftp" source.
+func SourceSpec() pipeline.Spec { return connector().SourceSpec() }
+
+// SinkSpec documents the "sftp" sink.
+func SinkSpec() pipeline.Spec { return connector().SinkSpec() }
 
 // flowKeepAlive is the keepalive field as flow files mean it: 0 turns
 // keep-alives off, where ConnConfig.KeepAlive takes 0 for the default.

@@ -2,8 +2,6 @@ package sftp
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -153,11 +150,8 @@ func (s *Sink) Open(ctx context.Context, f pipeline.File, resume []byte) (pipeli
 		if info.IsDir() {
 			return nil, pipeline.Permanent(fmt.Errorf("writing %q to %s: the target is a directory", f.Name, s.loc(target)))
 		}
-		switch s.cfg.Overwrite {
-		case OverwriteSkip:
-			return nil, fmt.Errorf("writing %q to %s: the target exists (overwrite: skip): %w", f.Name, s.loc(target), pipeline.ErrSkip)
-		case OverwriteFail:
-			return nil, fmt.Errorf("writing %q to %s: %w (overwrite: fail)", f.Name, s.loc(target), pipeline.ErrExists)
+		if err := pipeline.TargetExists(s.cfg.Overwrite, f.Name, s.loc(target)); err != nil {
+			return nil, err
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, s.conn.opError(sess, fmt.Sprintf("writing %q: checking %s", f.Name, target), err)
@@ -192,17 +186,17 @@ func (s *Sink) start(sess *session, f pipeline.File, rel, target, temp string, l
 	if err := fh.Close(); err != nil {
 		return nil, s.conn.opError(sess, fmt.Sprintf("writing %q: creating temporary file %s", f.Name, temp), err)
 	}
-	return &upload{sink: s, name: f.Name, rel: rel, target: target, temp: temp, lost: lost}, nil
+	parts := pipeline.NewTempFileParts(pipeline.TempFileState{Lost: lost})
+	return &upload{sink: s, name: f.Name, rel: rel, target: target, temp: temp, parts: parts}, nil
 }
 
 // resumeState is what Upload.State returns, as JSON.
 type resumeState struct {
 	Temp   string `json:"temp"`
 	Target string `json:"target"`
-	// Lost is set when the temporary file was recreated after a restart;
-	// Written then lists the byte ranges it holds.
-	Lost    bool                `json:"lost,omitempty"`
-	Written pipeline.ByteRanges `json:"written,omitempty"`
+	// Whether the temporary file was recreated after a restart, and what
+	// it holds then.
+	pipeline.TempFileState
 }
 
 // resume reopens the temporary file named by state, keeping what it holds.
@@ -237,11 +231,8 @@ func (s *Sink) resume(sess *session, f pipeline.File, state []byte) (*upload, er
 	if st.Temp != "" && path.Dir(temp) == path.Dir(target) && temp != target {
 		info, err := sess.sftp.Lstat(temp)
 		if err == nil && info.Mode().IsRegular() {
-			u := &upload{sink: s, name: f.Name, rel: rel, target: target, temp: temp, lost: st.Lost}
-			if st.Lost {
-				u.written = st.Written
-			}
-			return u, nil
+			parts := pipeline.NewTempFileParts(st.TempFileState)
+			return &upload{sink: s, name: f.Name, rel: rel, target: target, temp: temp, parts: parts}, nil
 		}
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, s.conn.opError(sess, fmt.Sprintf("resuming %q: checking temporary file %s", f.Name, temp), err)
@@ -267,21 +258,15 @@ type upload struct {
 	target string
 	temp   string
 
-	mu        sync.Mutex // guards the fields below; never held by WritePart
-	finished  bool       // committed or aborted
-	committed bool
-	err       error // why it finished, when not committed
+	mu  sync.Mutex // guards the fields below; never held by WritePart
+	end pipeline.UploadEnd
 
-	wmu     sync.Mutex
-	lost    bool                // parts written before a restart are gone
-	written pipeline.ByteRanges // byte ranges written since then; only kept when lost
+	parts *pipeline.TempFileParts // whether parts written before a restart are gone
 }
 
 func (u *upload) Plan() pipeline.PartPlan {
 	return pipeline.PartPlan{PartSize: u.sink.cfg.PartSize, Concurrency: u.sink.cfg.Concurrency}
 }
-
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // WritePart writes p.Size bytes from r at p.Offset of the temporary file,
 // through its own file handle. It is safe for concurrent use and
@@ -291,14 +276,11 @@ func (u *upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if p.Offset < 0 || p.Size < 0 {
-		return fmt.Errorf("writing part %d of %q: invalid offset %d or size %d", p.Number, u.name, p.Offset, p.Size)
-	}
 	u.mu.Lock()
-	finished := u.finished
+	finished, _ := u.end.Finished()
 	u.mu.Unlock()
-	if finished {
-		return fmt.Errorf("writing part %d of %q: the upload to %s is already finished", p.Number, u.name, u.sink.loc(u.target))
+	if err := pipeline.CheckPart(p, u.name, u.sink.loc(u.target), finished); err != nil {
+		return err
 	}
 	sess, err := u.sink.conn.get(ctx)
 	if err != nil {
@@ -311,70 +293,26 @@ func (u *upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) er
 	if err != nil {
 		return u.sink.conn.opError(sess, doing, err)
 	}
-	err = copyAt(ctx, fh, p.Offset, r, p.Size)
+	// pkg/sftp sends each buffer as several concurrent write requests.
+	err = pipeline.CopyAt(ctx, fh, p.Offset, r, p.Size)
 	if cerr := fh.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
 	if err != nil {
-		var rerr *partReadError
+		var rerr *pipeline.PartReadError
 		if errors.As(err, &rerr) {
-			return fmt.Errorf("%s: %w", doing, rerr.err) // the part's reader failed, not the server
+			return fmt.Errorf("%s: %w", doing, rerr.Err) // the part's reader failed, not the server
 		}
 		return u.sink.conn.opError(sess, doing, err)
 	}
-	u.wmu.Lock()
-	if u.lost {
-		u.written = u.written.Add(p.Offset, p.Size)
-	}
-	u.wmu.Unlock()
-	return nil
-}
-
-// partReadError is an error of the part's reader (or its context), kept
-// apart from the server's errors.
-type partReadError struct{ err error }
-
-func (e *partReadError) Error() string { return e.err.Error() }
-func (e *partReadError) Unwrap() error { return e.err }
-
-// copyAt writes exactly n bytes from r to f at off, a buffer at a time
-// (pkg/sftp sends one buffer as several concurrent write requests), and
-// stops between reads once ctx ends.
-func copyAt(ctx context.Context, f *sftp.File, off int64, r io.Reader, n int64) error {
-	buf := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(buf)
-	for done := int64(0); done < n; {
-		if err := ctx.Err(); err != nil {
-			return &partReadError{err}
-		}
-		chunk := (*buf)[:min(int64(len(*buf)), n-done)]
-		got, err := io.ReadFull(pipeline.ContextReader(ctx, r), chunk)
-		if got > 0 {
-			if _, werr := f.WriteAt(chunk[:got], off+done); werr != nil {
-				return werr
-			}
-			done += int64(got)
-		}
-		switch {
-		case err == io.EOF || err == io.ErrUnexpectedEOF:
-			return &partReadError{fmt.Errorf("the part ended after %d of %d bytes: %w", done, n, io.ErrUnexpectedEOF)}
-		case err != nil:
-			return &partReadError{err}
-		}
-	}
+	u.parts.Wrote(p.Offset, p.Size)
 	return nil
 }
 
 // State returns the resume token: JSON naming the temporary file and the
 // target. It is safe for concurrent use with WritePart.
 func (u *upload) State() []byte {
-	st := resumeState{Temp: u.temp, Target: u.target}
-	u.wmu.Lock()
-	if u.lost {
-		st.Lost = true
-		st.Written = slices.Clone(u.written)
-	}
-	u.wmu.Unlock()
+	st := resumeState{Temp: u.temp, Target: u.target, TempFileState: u.parts.State()}
 	b, _ := json.Marshal(st)
 	return b
 }
@@ -391,22 +329,15 @@ func (u *upload) Commit(ctx context.Context, final pipeline.File) error {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.finished {
-		if u.committed {
-			return nil
-		}
-		return u.err
+	if finished, err := u.end.Finished(); finished {
+		return err
 	}
 	sess, err := u.sink.conn.get(ctx)
 	if err != nil {
 		return err
 	}
 	err = u.commit(sess, final)
-	switch {
-	case err == nil:
-		u.finished, u.committed = true, true
-	case pipeline.IsPermanent(err) || errors.Is(err, pipeline.ErrSkip):
-		u.finished, u.err = true, err
+	if u.end.Settle(err) {
 		_ = sess.sftp.Remove(u.temp) // surplus now; one left behind only takes space
 	}
 	return err
@@ -414,9 +345,7 @@ func (u *upload) Commit(ctx context.Context, final pipeline.File) error {
 
 func (u *upload) commit(sess *session, final pipeline.File) error {
 	s, c := u.sink, sess.sftp
-	u.wmu.Lock()
-	lost, complete := u.lost, u.written.Covers(final.Size)
-	u.wmu.Unlock()
+	lost, complete := u.parts.Complete(final.Size)
 	if lost && u.published(c, final) {
 		_ = c.Remove(u.temp) // renamed before a restart; this temporary file is surplus
 		return u.trigger(sess)
@@ -492,12 +421,7 @@ func (u *upload) publish(sess *session) error {
 		}
 		return nil
 	}
-	taken := func() error {
-		if s.cfg.Overwrite == OverwriteFail {
-			return fmt.Errorf("committing %q to %s: %w (overwrite: fail)", u.name, s.loc(u.target), pipeline.ErrExists)
-		}
-		return fmt.Errorf("committing %q to %s: the target appeared meanwhile (overwrite: skip): %w", u.name, s.loc(u.target), pipeline.ErrSkip)
-	}
+	taken := func() error { return pipeline.TargetAppeared(s.cfg.Overwrite, u.name, s.loc(u.target)) }
 	if _, err := c.Lstat(u.target); err == nil {
 		return taken()
 	}
@@ -510,12 +434,8 @@ func (u *upload) publish(sess *session) error {
 	return nil
 }
 
-// maxHashBack bounds the size of a file that published reads back to compare
-// its sha256; larger ones are compared by size.
-const maxHashBack = 64 << 20
-
 // published reports whether the target holds the final file: the right size
-// and, for files up to maxHashBack with a known sha256, the right content.
+// and, for files up to pipeline.MaxHashBack with a known sha256, the right content.
 func (u *upload) published(c *sftp.Client, final pipeline.File) bool {
 	if final.Size < 0 {
 		return false
@@ -524,7 +444,7 @@ func (u *upload) published(c *sftp.Client, final pipeline.File) bool {
 	if err != nil || !info.Mode().IsRegular() || info.Size() != final.Size {
 		return false
 	}
-	if final.SHA256 == "" || final.Size > maxHashBack {
+	if final.SHA256 == "" || final.Size > pipeline.MaxHashBack {
 		return true
 	}
 	f, err := c.Open(u.target)
@@ -532,11 +452,8 @@ func (u *upload) published(c *sftp.Client, final pipeline.File) bool {
 		return false
 	}
 	defer discard.Close(f)
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return false
-	}
-	return strings.EqualFold(hex.EncodeToString(h.Sum(nil)), final.SHA256)
+	ok, err := pipeline.HasSHA256(f, final.SHA256)
+	return ok && err == nil
 }
 
 // trigger writes the empty trigger file, if configured. Writing it again
@@ -569,15 +486,8 @@ func (u *upload) trigger(sess *session) error {
 func (u *upload) Abort(ctx context.Context, cause error) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.committed {
+	if u.end.Abort(u.name, cause) {
 		return nil
-	}
-	if !u.finished {
-		u.finished = true
-		u.err = fmt.Errorf("writing %q: the upload was aborted", u.name)
-		if cause != nil {
-			u.err = fmt.Errorf("writing %q: the upload was aborted: %w", u.name, cause)
-		}
 	}
 	sess, err := u.sink.conn.get(ctx)
 	if err != nil {
@@ -599,8 +509,5 @@ var (
 func (u *upload) Location() string {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if !u.committed {
-		return ""
-	}
-	return u.sink.loc(u.target)
+	return u.end.Location(u.sink.loc(u.target))
 }

@@ -36,11 +36,7 @@ type Source struct {
 	dir     string // cleaned remote directory
 	archive string // cleaned; "" unless After is pipeline.AfterMove
 	conn    *conn
-
-	closeOnce sync.Once
-	closed    chan struct{}
-
-	poll pipeline.Poller // for the goroutine calling Next
+	poll    *pipeline.PollLoop
 }
 
 var errSourceClosed = errors.New("sftp source is closed")
@@ -65,10 +61,9 @@ func NewSource(ctx context.Context, c SourceConfig) (*Source, error) {
 		return nil, err
 	}
 	s := &Source{
-		cfg:    c,
-		dir:    path.Clean(c.Directory),
-		closed: make(chan struct{}),
-		poll:   c.Polling.Poller(),
+		cfg:  c,
+		dir:  path.Clean(c.Directory),
+		poll: pipeline.NewPollLoop(c.Polling.Poller()),
 	}
 	if c.After == pipeline.AfterMove {
 		s.archive = path.Clean(c.ArchiveDir)
@@ -88,10 +83,9 @@ func NewSource(ctx context.Context, c SourceConfig) (*Source, error) {
 // already returned can no longer be opened or acked. Close is safe to call
 // more than once.
 func (s *Source) Close() error {
-	s.closeOnce.Do(func() {
-		close(s.closed)
+	if s.poll.Stop() {
 		s.conn.close()
-	})
+	}
 	return nil
 }
 
@@ -101,7 +95,7 @@ func (s *Source) Close() error {
 // directory are returned (a missing directory or a refused login are
 // permanent); unreadable subdirectories are skipped.
 func (s *Source) Next(ctx context.Context) (pipeline.Item, error) {
-	f, err := s.poll.Next(ctx, s.closed, lister{s})
+	f, err := s.poll.Next(ctx, lister{s})
 	if errors.Is(err, pipeline.ErrPollerStopped) {
 		return nil, fmt.Errorf("reading %s: %w", location(s.cfg.ConnConfig, s.dir), errSourceClosed)
 	}
@@ -161,34 +155,13 @@ func (s *Source) listDir(sess *session, abs, rel string, found *[]pipeline.Liste
 		}
 		return s.conn.opError(sess, fmt.Sprintf("listing the remote directory %q", abs), err)
 	}
-	for _, e := range entries {
-		name := e.Name()
-		if name == "." || name == ".." {
-			continue
-		}
-		childRel := name
-		if rel != "" {
-			childRel = rel + "/" + name
-		}
-		childAbs := path.Join(abs, name)
-		switch {
-		case e.IsDir():
-			if childAbs != s.archive && s.cfg.Descend(childRel, name) {
-				if err := s.listDir(sess, childAbs, childRel, found); err != nil {
-					return err
-				}
-			}
-		case e.Mode().IsRegular():
-			if !s.cfg.Wanted(childRel, name) {
-				continue
-			}
-			if _, err := pipeline.CleanName(childRel); err != nil {
-				continue // a name no sink could take safely
-			}
-			*found = append(*found, pipeline.Listed{Name: childRel, Size: e.Size(), ModTime: e.ModTime()})
-		}
+	listed := make([]pipeline.RemoteEntry, len(entries))
+	for i, e := range entries {
+		listed[i] = pipeline.RemoteEntry{Name: e.Name(), Dir: e.IsDir(), Regular: e.Mode().IsRegular(), Size: e.Size(), ModTime: e.ModTime()}
 	}
-	return nil
+	return s.cfg.Walk(abs, rel, s.archive, listed, found, func(abs, rel string) error {
+		return s.listDir(sess, abs, rel, found)
+	})
 }
 
 // item is one offered file.
@@ -298,37 +271,22 @@ func (it *item) sameAsOffered(info fs.FileInfo) error {
 // deleted or moved is not an error. A file that changed since it was
 // offered is left in place, with its companions, and reported.
 func (it *item) Ack(ctx context.Context, o pipeline.Outcome) error {
-	if o.Status != pipeline.Passed || it.src.cfg.After == pipeline.AfterLeave {
-		return nil
-	}
-	names, err := pipeline.Companions(o, it.file.Name)
-	if err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	it.mu.Lock()
 	defer it.mu.Unlock()
-	sess, err := it.src.conn.get(ctx)
-	if err != nil {
-		return err
-	}
-	here, err := it.unchanged(sess)
-	if err != nil {
-		return err
-	}
-	if here {
-		// Companions go first, so that a crash between leaves the file
-		// to be offered, and acked, again.
-		names = append(names, it.file.Name)
-	}
-	for _, name := range names {
-		if err := it.src.after(sess, name); err != nil {
-			return err
+	var sess *session
+	present := func() (bool, error) {
+		if err := ctx.Err(); err != nil {
+			return false, err
 		}
+		var err error
+		if sess, err = it.src.conn.get(ctx); err != nil {
+			return false, err
+		}
+		return it.unchanged(sess)
 	}
-	return nil
+	return pipeline.ApplyAfter(o, it.file.Name, it.src.cfg.After, present, func(name string) error {
+		return it.src.after(sess, name)
+	})
 }
 
 // unchanged reports whether the file is still there as it was offered: not
