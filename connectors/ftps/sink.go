@@ -73,8 +73,9 @@ func (s *Sink) Close() error {
 
 // resumeState is what Upload.State returns, as JSON.
 type resumeState struct {
-	Temp   string `json:"temp"`
-	Target string `json:"target"`
+	// Paths keep their bytes (names need not be UTF-8).
+	Temp   pipeline.ExactString `json:"temp"`
+	Target pipeline.ExactString `json:"target"`
 }
 
 // Open starts writing f, or resumes the upload that produced resume. A new
@@ -97,11 +98,12 @@ func (s *Sink) Open(ctx context.Context, f pipeline.File, resume []byte) (pipeli
 			return err
 		}
 		var st resumeState
-		if len(resume) > 0 && json.Unmarshal(resume, &st) == nil && st.Temp != "" &&
-			path.Dir(st.Temp) == path.Dir(st.Target) && strings.HasPrefix(st.Target, dir+"/") {
+		ok := len(resume) > 0 && json.Unmarshal(resume, &st) == nil
+		temp, target := string(st.Temp), string(st.Target)
+		if ok && temp != "" && path.Dir(temp) == path.Dir(target) && strings.HasPrefix(target, dir+"/") {
 			// The temporary file may be gone: renamed by a Commit whose
 			// record was lost, which Commit then finds.
-			u.dir, u.temp, u.target, u.rel = dir, st.Temp, st.Target, strings.TrimPrefix(st.Target, dir+"/")
+			u.dir, u.temp, u.target, u.rel = dir, temp, target, strings.TrimPrefix(target, dir+"/")
 			return nil
 		}
 		return u.start(sess, dir, f)
@@ -259,7 +261,7 @@ func (p *partReader) WriteTo(w io.Writer) (int64, error) {
 // State returns the resume token: JSON naming the temporary file and the
 // target.
 func (u *upload) State() []byte {
-	b, _ := json.Marshal(resumeState{Temp: u.temp, Target: u.target})
+	b, _ := json.Marshal(resumeState{Temp: pipeline.ExactString(u.temp), Target: pipeline.ExactString(u.target)})
 	return b
 }
 

@@ -110,12 +110,52 @@ func TestSinkWritesInOrderAndResumes(t *testing.T) {
 	if err := jsonUnmarshal(up4.State(), &st); err != nil {
 		t.Fatal(err)
 	}
-	srv.WriteFile(t, strings.TrimPrefix(st.Temp, srv.Dir+"/"), content[:100]) // the server lost bytes
+	srv.WriteFile(t, strings.TrimPrefix(string(st.Temp), srv.Dir+"/"), content[:100]) // the server lost bytes
 	err = up4.WritePart(ctx, parts[1], body(1))
 	want := fmt.Sprintf("the temporary file ftps://%s%s holds 100 bytes, but part 1 starts at byte %d: earlier parts were lost; send the file again (runner replay)",
 		srv.Addr, st.Temp, part)
 	if err == nil || err.Error() != want || !pipeline.IsPermanent(err) {
 		t.Fatalf("WritePart after lost bytes:\n got %v\nwant %s (permanent)", err, want)
+	}
+}
+
+// TestSinkResumesANameThatIsNotUTF8 resumes an upload whose name holds a
+// byte that is not UTF-8: the resume state keeps the temporary file's and
+// the target's bytes, so the new process finds the parts written before
+// and publishes under the very name.
+func TestSinkResumesANameThatIsNotUTF8(t *testing.T) {
+	srv := ftpd.Start(t, ftpd.Options{})
+	dir := srv.FreshDir(t, "odd")
+	const part = 64 << 10
+	cfg := SinkConfig{ConnConfig: connConfig(srv, TLSExplicit), Directory: srv.Path(dir), PartSize: part}
+	content := testkit.RandomContent(8, 2*part+10)
+	f := pipeline.File{ID: "f1", Name: "odd-\xff.bin", Size: int64(len(content)), SHA256: testkit.SHA256Hex(content)}
+	parts := testkit.PartsFor(f.Size, part)
+	ctx := t.Context()
+	up, err := newTestSink(t, cfg).Open(ctx, f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := up.WritePart(ctx, parts[0], bytes.NewReader(content[:part])); err != nil {
+		t.Fatal(err)
+	}
+	up2, err := newTestSink(t, cfg).Open(ctx, f, up.State()) // a new process
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range parts[1:] {
+		if err := up2.WritePart(ctx, p, bytes.NewReader(content[p.Offset:p.Offset+p.Size])); err != nil {
+			t.Fatalf("part %d after the resume: %v", p.Number, err)
+		}
+	}
+	if err := up2.Commit(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := srv.ReadFile(t, path.Join(dir, f.Name)); !ok || !bytes.Equal(got, content) {
+		t.Fatalf("%q: %d bytes (found %v), want %d identical", f.Name, len(got), ok, len(content))
+	}
+	if names := srv.List(t, dir); len(names) != 1 || names[0] != f.Name {
+		t.Fatalf("directory holds %q, want only %q", names, f.Name)
 	}
 }
 

@@ -192,8 +192,9 @@ func (s *Sink) start(sess *session, f pipeline.File, rel, target, temp string, l
 
 // resumeState is what Upload.State returns, as JSON.
 type resumeState struct {
-	Temp   string `json:"temp"`
-	Target string `json:"target"`
+	// Paths keep their bytes (names need not be UTF-8).
+	Temp   pipeline.ExactString `json:"temp"`
+	Target pipeline.ExactString `json:"target"`
 	// Whether the temporary file was recreated after a restart, and what
 	// it holds then.
 	pipeline.TempFileState
@@ -210,7 +211,7 @@ func (s *Sink) resume(sess *session, f pipeline.File, state []byte) (*upload, er
 	if err := json.Unmarshal(state, &st); err != nil {
 		st = resumeState{}
 	}
-	target := path.Clean(st.Target)
+	target := path.Clean(string(st.Target))
 	var rel string
 	var ok bool
 	switch s.dir {
@@ -227,7 +228,7 @@ func (s *Sink) resume(sess *session, f pipeline.File, state []byte) (*upload, er
 			return nil, err
 		}
 	}
-	temp := path.Clean(st.Temp)
+	temp := path.Clean(string(st.Temp))
 	if st.Temp != "" && path.Dir(temp) == path.Dir(target) && temp != target {
 		info, err := sess.sftp.Lstat(temp)
 		if err == nil && info.Mode().IsRegular() {
@@ -312,7 +313,7 @@ func (u *upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) er
 // State returns the resume token: JSON naming the temporary file and the
 // target. It is safe for concurrent use with WritePart.
 func (u *upload) State() []byte {
-	st := resumeState{Temp: u.temp, Target: u.target, TempFileState: u.parts.State()}
+	st := resumeState{Temp: pipeline.ExactString(u.temp), Target: pipeline.ExactString(u.target), TempFileState: u.parts.State()}
 	b, _ := json.Marshal(st)
 	return b
 }

@@ -9,6 +9,7 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -159,10 +160,16 @@ func TestTrigger(t *testing.T) {
 // same temporary file is reopened and what it held is kept.
 func TestResumeInNewProcess(t *testing.T) {
 	srv := sshd.Start(t)
-	dir := srv.FreshDir(t, "resume")
+	// A name that is not UTF-8 resumes too: the state keeps its bytes.
+	for i, name := range []string{"deep/resumed.bin", "deep/odd-\xff.bin"} {
+		t.Run(strconv.Quote(name), func(t *testing.T) { resumeInNewProcess(t, srv, srv.FreshDir(t, "resume"+strconv.Itoa(i)), name) })
+	}
+}
+
+func resumeInNewProcess(t *testing.T, srv *sshd.Server, dir, name string) {
 	cfg := SinkConfig{ConnConfig: connConfig(srv), Directory: srv.Path(dir), PartSize: testPart, Naming: pipeline.Naming{Trigger: "{name}.ok"}}
 	content := testkit.RandomContent(4, 4*testPart+100)
-	f := testFile("deep/resumed.bin", content)
+	f := testFile(name, content)
 
 	first, err := NewSink(cfg)
 	if err != nil {
@@ -180,7 +187,7 @@ func TestResumeInNewProcess(t *testing.T) {
 	if err := json.Unmarshal(state, &st); err != nil {
 		t.Fatal(err)
 	}
-	held, ok := srv.ReadFile(t, path.Join(dir, "deep", path.Base(st.Temp)))
+	held, ok := srv.ReadFile(t, path.Join(dir, "deep", path.Base(string(st.Temp))))
 	if !ok {
 		t.Fatalf("the temporary file %s is gone after the crash", st.Temp)
 	}
@@ -204,8 +211,8 @@ func TestResumeInNewProcess(t *testing.T) {
 	if err := u2.Commit(t.Context(), f); err != nil {
 		t.Fatal(err)
 	}
-	expectFiles(t, srv, dir, "deep/resumed.bin", "deep/resumed.bin.ok")
-	expectContent(t, srv, path.Join(dir, "deep/resumed.bin"), content)
+	expectFiles(t, srv, dir, name, name+".ok")
+	expectContent(t, srv, path.Join(dir, name), content)
 
 	// The runner dies again before recording the Commit; the next one
 	// commits again from the same state, which must make no second copy.
@@ -220,8 +227,8 @@ func TestResumeInNewProcess(t *testing.T) {
 		if err := u3.Commit(t.Context(), f); err != nil {
 			t.Fatalf("overwrite %s: committing again: %v", policy, err)
 		}
-		expectFiles(t, srv, dir, "deep/resumed.bin", "deep/resumed.bin.ok")
-		expectContent(t, srv, path.Join(dir, "deep/resumed.bin"), content)
+		expectFiles(t, srv, dir, name, name+".ok")
+		expectContent(t, srv, path.Join(dir, name), content)
 	}
 }
 
