@@ -13,7 +13,32 @@ var (
 	// ErrBadName is returned for a file name that is absolute, contains "..",
 	// NUL bytes or backslashes, or would escape the target directory.
 	ErrBadName = errors.New("unsafe file name")
+	// ErrUploadLost says a sink lost what earlier attempts of a delivery
+	// wrote; see Lost.
+	ErrUploadLost = errors.New("the sink lost what earlier attempts wrote")
 )
+
+// lostError marks the loss of what earlier attempts wrote.
+type lostError struct{ err error }
+
+func (e *lostError) Error() string        { return e.err.Error() }
+func (e *lostError) Unwrap() error        { return e.err }
+func (e *lostError) Permanent() bool      { return true }
+func (e *lostError) Is(target error) bool { return target == ErrUploadLost }
+
+// Lost marks err, a sink's, as the loss of what earlier attempts of the
+// delivery wrote and resuming needs: a temporary file removed, a multipart
+// upload aborted, or left broken by a server that stopped in the middle of
+// completing it. Resuming cannot succeed, so the delivery fails at once
+// (err is permanent); the engine then reads the file again from its source
+// and delivers it afresh, in the same run when the source's item is at hand
+// (else the next run does, as for any failed delivery). Lost(nil) is nil.
+func Lost(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &lostError{err}
+}
 
 // permanentError marks an error that retrying cannot fix.
 type permanentError struct{ err error }

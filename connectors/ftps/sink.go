@@ -204,19 +204,19 @@ func (u *upload) writeAt(sess *session, p pipeline.Part, body io.Reader) error {
 	size, err := sess.c.FileSize(u.temp)
 	switch {
 	case code(err) == ftp.StatusFileUnavailable:
-		return pipeline.Permanent(fmt.Errorf("the temporary file %s is gone, with the %d bytes before part %d: send the file again (runner replay)",
+		return pipeline.Lost(fmt.Errorf("the temporary file %s is gone, with the %d bytes before part %d: send the file again (runner replay)",
 			u.sink.pool.loc(u.temp), p.Offset, p.Number))
 	case err != nil:
 		return err
 	case size < p.Offset:
-		return pipeline.Permanent(fmt.Errorf("the temporary file %s holds %d bytes, but part %d starts at byte %d: earlier parts were lost; send the file again (runner replay)",
+		return pipeline.Lost(fmt.Errorf("the temporary file %s holds %d bytes, but part %d starts at byte %d: earlier parts were lost; send the file again (runner replay)",
 			u.sink.pool.loc(u.temp), size, p.Number, p.Offset))
 	case size == p.Offset:
 		return sess.c.Append(u.temp, body)
 	}
 	err = sess.c.StorFrom(u.temp, body, uint64(p.Offset))
 	if c := code(err); c == ftp.StatusBadCommand || c == ftp.StatusNotImplemented || c == ftp.StatusNotImplementedParameter || c == ftp.StatusBadArguments {
-		return pipeline.Permanent(fmt.Errorf("part %d was cut short and the server refuses REST (%s), so it cannot be written again at byte %d: send the file again (runner replay)",
+		return pipeline.Lost(fmt.Errorf("part %d was cut short and the server refuses REST (%s), so it cannot be written again at byte %d: send the file again (runner replay)",
 			p.Number, reply(err), p.Offset))
 	}
 	return err

@@ -399,7 +399,7 @@ func (u *upload) commit(final pipeline.File) error {
 	if u.file != nil {
 		if final.Size >= 0 {
 			if lost && !complete {
-				return pipeline.Permanent(fmt.Errorf("committing %q: the temporary file in %s was lost in a restart and parts written before it were not sent again; the file must be sent again",
+				return pipeline.Lost(fmt.Errorf("committing %q: the temporary file in %s was lost in a restart and parts written before it were not sent again; the file must be sent again",
 					u.name, filepath.Dir(u.temp)))
 			}
 			info, err := u.file.Stat()

@@ -191,6 +191,13 @@ func (e *Error) Unwrap() error { return e.Err }
 // Permanent reports whether retrying the request cannot help.
 func (e *Error) Permanent() bool { return e.perm }
 
+// Is makes the loss of a multipart upload (NoSuchUpload; InvalidPart at
+// its completion: parts it held are gone) pipeline.ErrUploadLost, so the
+// file is sent afresh.
+func (e *Error) Is(target error) bool {
+	return target == pipeline.ErrUploadLost && (e.Code == "NoSuchUpload" || e.Code == "InvalidPart" && e.Op == "CompleteMultipartUpload")
+}
+
 // errorCode returns the S3 error code and HTTP status of err, if any.
 func errorCode(err error) (code string, status int) {
 	var api smithy.APIError

@@ -166,7 +166,7 @@ func (u *Upload) finishExisting(ctx context.Context, f pipeline.File, ours bool)
 	}
 	switch {
 	case head == nil:
-		return pipeline.Permanent(fmt.Errorf("s3 sink: s3://%s/%s: the multipart upload is gone and no object is there: the file must be sent again",
+		return pipeline.Lost(fmt.Errorf("s3 sink: s3://%s/%s: the multipart upload is gone and no object is there: the file must be sent again",
 			s.cfg.Bucket, u.key))
 	case head.size != f.Size:
 		return pipeline.Permanent(fmt.Errorf("s3 sink: s3://%s/%s: the object holds %d bytes after CompleteMultipartUpload, want %d",

@@ -90,7 +90,7 @@ func (u *Upload) State() []byte {
 func (u *Upload) WritePart(ctx context.Context, p pipeline.Part, r io.Reader) error {
 	s := u.s
 	if u.gone {
-		return pipeline.Permanent(fmt.Errorf("s3 sink: s3://%s/%s: the multipart upload %s no longer exists (aborted, or removed by a lifecycle rule): the file must be sent again",
+		return pipeline.Lost(fmt.Errorf("s3 sink: s3://%s/%s: the multipart upload %s no longer exists (aborted, or removed by a lifecycle rule): the file must be sent again",
 			s.cfg.Bucket, u.key, u.uploadID))
 	}
 	if p.Size == 0 {

@@ -363,7 +363,7 @@ func (u *upload) commit(sess *session, final pipeline.File) error {
 	}
 	if final.Size >= 0 {
 		if lost && !complete {
-			return pipeline.Permanent(fmt.Errorf("committing %q: the temporary file in %s was lost in a restart and parts written before it were not sent again; the file must be sent again",
+			return pipeline.Lost(fmt.Errorf("committing %q: the temporary file in %s was lost in a restart and parts written before it were not sent again; the file must be sent again",
 				u.name, s.loc(path.Dir(u.temp))))
 		}
 		if info.Size() < final.Size {

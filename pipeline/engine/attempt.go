@@ -337,6 +337,9 @@ func (d *delivery) fail(ctx context.Context, err error) error {
 			d.log.Warn("aborting upload", "err", aerr)
 		}
 	}
+	if final && errors.Is(err, pipeline.ErrUploadLost) {
+		r.lost.Store(d.id, true) // read again from the source (finishOrReread)
+	}
 	if final {
 		s.stats.failed.Add(1)
 		s.metrics.failures.Inc()

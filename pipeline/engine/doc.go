@@ -13,6 +13,11 @@
 // file's sha256 and commits. A delivery that fails is retried with backoff
 // (JetStream redelivers the task after a delay) until its retry budget is
 // spent; then it is marked failed and the other sinks are not affected.
+// A sink that lost what earlier attempts wrote (pipeline.Lost: a temporary
+// file gone, a multipart upload aborted, or broken by a server that stopped
+// while completing it) fails the delivery at once, and the runner that
+// holds the file reads it again from its source for the sinks that did not
+// commit it, as the next run would (at most maxRereads times).
 //
 // In the code, each of these is a small type with a method per step, in the
 // order they run: a version (ingest.go) takes one version of a file from

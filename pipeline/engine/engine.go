@@ -166,6 +166,7 @@ type Run struct {
 	lease     *sourceLease   // only its holder polls the source
 	retention *retention     // nil unless the flow keeps chunks after delivery
 	space     *bus.SpaceWait // writes refused for want of room wait here
+	lost      sync.Map       // file ids a sink lost the upload of (pipeline.Lost)
 
 	done    chan struct{}
 	errOnce sync.Once

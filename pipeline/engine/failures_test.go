@@ -3,8 +3,10 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -122,5 +124,72 @@ func TestRecordedErrorsHideURLUserInfo(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, errs); diff != "" {
 		t.Errorf("status errors (-want +got):\n%s", diff)
+	}
+}
+
+// losingSink is a sink that loses what the first attempt at each file
+// wrote, as S3 does with a multipart upload aborted by a lifecycle rule, or
+// MinIO with one whose completion a dying client interrupted: the first
+// Commit of each file fails with pipeline.Lost.
+type losingSink struct {
+	pipeline.Sink
+	mu   sync.Mutex
+	lost map[string]bool
+}
+
+type losingUpload struct {
+	pipeline.Upload
+	s    *losingSink
+	name string
+}
+
+func (s *losingSink) Open(ctx context.Context, f pipeline.File, resume []byte) (pipeline.Upload, error) {
+	up, err := s.Sink.Open(ctx, f, resume)
+	if err != nil {
+		return nil, err
+	}
+	return &losingUpload{Upload: up, s: s, name: f.Name}, nil
+}
+
+func (u *losingUpload) Commit(ctx context.Context, f pipeline.File) error {
+	u.s.mu.Lock()
+	first := !u.s.lost[u.name]
+	u.s.lost[u.name] = true
+	u.s.mu.Unlock()
+	if first {
+		return pipeline.Lost(fmt.Errorf("%s: the multipart upload is gone and no object is there", u.name))
+	}
+	return u.Upload.Commit(ctx, f)
+}
+
+// TestLostUploadIsReadAgain: a sink that lost what the earlier attempt
+// wrote fails the delivery, and the run reads the file again from its
+// source and delivers it afresh to that sink, a large file and small ones
+// (sent in a group) alike; the other sink, which committed, is not sent it
+// again.
+func TestLostUploadIsReadAgain(t *testing.T) {
+	e := newEnv(t)
+	files := map[string][]byte{"big.bin": testkit.RandomContent(1, 5<<20+3), "a.txt": []byte("a"), "b.txt": []byte("bb")}
+	src := testkit.NewMemorySource(files, true)
+	good, lossy := testkit.NewMemorySink(), &losingSink{Sink: testkit.NewMemorySink(), lost: map[string]bool{}}
+	r := runToEnd(t, e.engine(t, engine.Options{}), pipeline.Flow{
+		Name: "lost", Source: pipeline.SourceOf(src),
+		Sinks: []pipeline.SinkSpec{pipeline.SinkOf("good", good), pipeline.SinkOf("lossy", lossy)},
+	})
+	for name, o := range src.Acked() {
+		if o.Status != pipeline.Passed {
+			t.Errorf("%s: %s (%s), want passed", name, o.Status, o.Message)
+		}
+	}
+	if st := r.Stats(); st.FilesPassed != int64(len(files)) {
+		t.Errorf("%d files passed, want %d: %+v", st.FilesPassed, len(files), st)
+	}
+	for sink, got := range map[string]map[string][]byte{"good": good.Files(), "lossy": lossy.Sink.(*testkit.MemorySink).Files()} {
+		if diff := cmp.Diff(files, got); diff != "" {
+			t.Errorf("sink %s holds (-want +got):\n%s", sink, diff)
+		}
+	}
+	if n := good.Commits(); n != len(files) {
+		t.Errorf("the sink that kept its uploads committed %d times, want %d (once a file)", n, len(files))
 	}
 }

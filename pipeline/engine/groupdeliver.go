@@ -121,6 +121,9 @@ func (a *groupAttempt) fail(m bus.Member, err error) {
 	final := pipeline.IsPermanent(err) || md.Failures >= a.s.spec.Retry.Attempts
 	a.s.emitFor(withFile(context.Background(), m.ID, m.Name), pipeline.Event{Kind: pipeline.EventAttemptFailed,
 		Attempt: md.Failures, Error: pipeline.RedactURLs(err.Error()), Permanent: final})
+	if final && errors.Is(err, pipeline.ErrUploadLost) {
+		a.r.lost.Store(m.ID, true) // read again from the source (version.group)
+	}
 	if final {
 		md.State = bus.DeliveryFailed
 		a.s.stats.failed.Add(1)

@@ -141,6 +141,13 @@ func (v *version) group() (handled bool) {
 	case res.err != nil:
 		return true // stopping: the next run resumes
 	case !res.alone:
+		if _, lost := r.lost.LoadAndDelete(v.id); lost && res.out.Status != pipeline.Passed && r.mayReadAgain(v.rereads) {
+			// As a rerun would: the member becomes a file of its own
+			// (rejoin), read again for the sinks that failed it.
+			v.log.Warn("a sink lost what earlier attempts wrote: reading the file again from its source")
+			r.handleAgain(v.item, v.rereads+1)
+			return true
+		}
 		res.out.RunID = r.e.opts.RunID
 		r.countOutcome(v.id, res.out.Status)
 		r.ack(v.item, res.out, v.log)

@@ -286,10 +286,15 @@ func (r *Run) keepersOnly(ctx context.Context, f pipeline.File) (pipeline.File, 
 }
 
 // finishOrReread finishes a file with outcome out, unless it did not pass
-// because it changed at its source during the transfer and the flow reads
-// such files again (bus.on_change: reread): then its new version is handled
-// in its place.
+// because a sink lost what earlier attempts wrote (the file is read again),
+// or because it changed at its source during the transfer and the flow
+// reads such files again (bus.on_change: reread): then its new version is
+// handled in its place.
 func (r *Run) finishOrReread(item pipeline.Item, id string, out pipeline.Outcome, known *bus.Versioned[bus.Manifest], rereads int, log logger) {
+	if _, lost := r.lost.LoadAndDelete(id); lost && out.Status != pipeline.Passed && r.readAgain(id, rereads, log) {
+		r.handleAgain(item, rereads+1)
+		return
+	}
 	if out.Status != pipeline.Passed && r.onChange() == pipeline.ChangeReread {
 		if why, ok := r.changedDuring(id); ok {
 			if next, ok := r.reread(item, id, why, rereads, log); ok {
@@ -299,6 +304,32 @@ func (r *Run) finishOrReread(item pipeline.Item, id string, out pipeline.Outcome
 		}
 	}
 	r.finishFile(item, id, out, known, log)
+}
+
+// readAgain readies a file a sink lost the upload of (pipeline.Lost) to be
+// read again from its source, as the next run would: the deliveries that
+// did not commit are reset, so they start afresh. It says whether it did.
+func (r *Run) readAgain(id string, rereads int, log logger) bool {
+	if !r.mayReadAgain(rereads) {
+		return false
+	}
+	var m bus.Manifest
+	if _, err := r.fb.Store.Get(r.hard, bus.ManifestKey(id), &m); err != nil {
+		log.Error("reading manifest", "err", err)
+		return false
+	}
+	if err := r.resetFile(id, m); err != nil {
+		log.Error("resetting a file to read it again", "err", err)
+		return false
+	}
+	log.Warn("a sink lost what earlier attempts wrote: reading the file again from its source")
+	return true
+}
+
+// mayReadAgain says whether a file read rereads times already may be read
+// again in this run.
+func (r *Run) mayReadAgain(rereads int) bool {
+	return rereads < maxRereads && r.stopping.Err() == nil
 }
 
 // handleAgain handles a new version of a file in the goroutine that handled
