@@ -48,7 +48,7 @@ func WaitRun(t *testing.T, r *engine.Run, limit time.Duration) {
 			t.Fatalf("run: %v", err)
 		}
 	case <-time.After(limit):
-		st := r.Stats() // before the stop, which ends what is in flight
+		st := r.Stats()                  // before the stop, which ends what is in flight
 		_ = r.Stop(context.Background()) // the run is failed below either way
 		t.Fatalf("the run did not finish within %v: %+v", limit, st)
 	}
