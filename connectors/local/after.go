@@ -156,9 +156,9 @@ func (it *item) move() error {
 const maxSuffix = 10000
 
 // moveNoClobber moves src to dst, or to dst with a suffix if dst is taken,
-// and returns where it went. It never replaces an existing file: a hard link
-// claims the new name atomically. Where links are impossible it falls back to
-// a rename after checking the name is free, and across file systems to a copy.
+// and returns where it went. It never replaces an existing file: each name
+// is claimed as the sink claims its target (claim), and across file systems
+// the file is copied.
 func moveNoClobber(src, dst string) (string, error) {
 	srcInfo, err := os.Lstat(src)
 	if err != nil {
@@ -166,39 +166,16 @@ func moveNoClobber(src, dst string) (string, error) {
 	}
 	for n := 0; n < maxSuffix; n++ {
 		cand := pipeline.WithSuffix(dst, n)
-		err := os.Link(src, cand)
-		if err == nil {
-			if err := os.Remove(src); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return cand, err
-			}
-			return cand, nil
-		}
-		candInfo, statErr := os.Lstat(cand)
-		if statErr == nil {
-			if os.SameFile(srcInfo, candInfo) {
-				// Linked by an earlier attempt that stopped before removing src.
-				if err := os.Remove(src); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return cand, err
-				}
-				return cand, nil
-			}
-			continue // taken
-		}
-		if !errors.Is(statErr, fs.ErrNotExist) {
-			return "", statErr
-		}
-		if errors.Is(err, fs.ErrNotExist) {
+		taken, err := claim(src, cand, srcInfo)
+		switch {
+		case taken:
+			continue
+		case errors.Is(err, syscall.EXDEV):
+			return cand, copyAcross(src, cand, srcInfo)
+		case err != nil:
 			return "", err
 		}
-		// No hard links here: the name was free a moment ago.
-		err = os.Rename(src, cand)
-		if err == nil {
-			return cand, nil
-		}
-		if !errors.Is(err, syscall.EXDEV) {
-			return "", err
-		}
-		return cand, copyAcross(src, cand, srcInfo)
+		return cand, nil
 	}
 	return "", fmt.Errorf("no free name for %s after %d tries", dst, maxSuffix)
 }

@@ -520,7 +520,10 @@ func claim(temp, cand string, tempInfo fs.FileInfo) (taken bool, err error) {
 	candInfo, err := os.Lstat(cand)
 	if err == nil {
 		if os.SameFile(tempInfo, candInfo) {
-			return false, os.Remove(temp)
+			if err := os.Remove(temp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return false, err
+			}
+			return false, nil
 		}
 		return true, nil
 	}
