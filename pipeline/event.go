@@ -90,6 +90,9 @@ type Event struct {
 // ForJSON returns ev with Exact set for each of its names that JSON would
 // change, so that FromJSON gives them back whole.
 func (ev Event) ForJSON() Event {
+	if utf8.ValidString(ev.Name) && utf8.ValidString(ev.Detail) && utf8.ValidString(ev.Location) {
+		return ev // nearly always: no copy, no map
+	}
 	ev.Exact = maps.Clone(ev.Exact)
 	for field, v := range ev.names() {
 		if !utf8.ValidString(*v) {
@@ -105,6 +108,9 @@ func (ev Event) ForJSON() Event {
 // FromJSON returns ev, read from JSON, with its names as they were given
 // to ForJSON.
 func (ev Event) FromJSON() Event {
+	if ev.Exact == nil {
+		return ev
+	}
 	for field, v := range ev.names() {
 		if raw, ok := ev.Exact[field]; ok {
 			*v = string(raw)
